@@ -1,0 +1,393 @@
+// Package config reads the typed configuration of every swa subcommand from
+// SWA_* environment variables.
+//
+// Each option has a default, a parser and a doc line; every secret can also be
+// given as SWA_<NAME>_FILE, the path of a file holding it (Docker and
+// Kubernetes secrets). Load fails fast with one line naming the bad option.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything the platform reads from its environment.
+type Config struct {
+	Env       string // dev | production
+	LogFormat string // json | text | auto
+	LogLevel  string // debug | info | warn | error
+
+	HTTPAddr         string // data plane listener (StartupWebApp API and storefront)
+	AdminAddr        string // data plane health, readiness and metrics
+	ControlPlaneAddr string // control-plane admin API listener
+	ShutdownTimeout  time.Duration
+
+	PlatformDatabaseURL     string // read-write registry (control plane)
+	PlatformReadDatabaseURL string // read-only registry (data plane); defaults to PlatformDatabaseURL
+	TenantDBAdminURL        string // superuser-ish DSN of the default database server (CREATEROLE, CREATEDB)
+	TenantDBHost            string // host:port data-plane replicas use to reach tenant databases; defaults to TenantDBAdminURL's
+	RedisURL                string
+
+	SecretsBackend   string // local | aws
+	MasterKey        string // base64 32 bytes; local secrets backend
+	AWSSecretsPrefix string
+	AWSEndpoint      string // override for emulators; empty in production
+	SecretsCacheTTL  time.Duration
+
+	AdminToken      string // bootstrap token of the control-plane API
+	ControlPlaneURL string // where `swa tenant ...` sends its calls
+
+	BaseDomain     string   // tenants answer on {slug}.{BaseDomain}
+	TrustedProxies []string // addresses or CIDRs whose X-Forwarded-* headers are believed
+	RateLimits     bool     // false turns every rate limit off
+
+	PoolMaxConns       int32         // per tenant
+	PoolBudget         int32         // across all tenants of one data-plane replica
+	PoolIdleTimeout    time.Duration // an unused tenant pool closes after this
+	PoolAcquireTimeout time.Duration // waiting for a connection longer answers 503
+	DirectoryResync    time.Duration // full registry reload period
+
+	StripeAPIBase string // empty in production; stripe-mock locally
+	SMTPHost      string // default SMTP relay for tenants without their own
+	SMTPPort      int
+
+	DevDir string // state of `swa dev` (.dev in the checkout)
+}
+
+// option describes one environment variable.
+type option struct {
+	name   string // without the SWA_ prefix
+	def    string
+	doc    string
+	secret bool
+	set    func(c *Config, v string) error
+}
+
+func str(dst func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *dst(c) = v; return nil }
+}
+
+func oneOf(dst func(*Config) *string, allowed ...string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		for _, a := range allowed {
+			if v == a {
+				*dst(c) = v
+				return nil
+			}
+		}
+		return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+	}
+}
+
+func addr(dst func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("want host:port: %v", err)
+		}
+		*dst(c) = v
+		return nil
+	}
+}
+
+func dsn(dst func(*Config) *string, schemes ...string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v == "" {
+			*dst(c) = v
+			return nil
+		}
+		u, err := url.Parse(v)
+		if err != nil {
+			return errors.New("not a URL")
+		}
+		ok := false
+		for _, s := range schemes {
+			ok = ok || u.Scheme == s
+		}
+		if !ok || u.Host == "" {
+			return fmt.Errorf("want %s://host/...", schemes[0])
+		}
+		*dst(c) = v
+		return nil
+	}
+}
+
+func duration(dst func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return errors.New("want a positive duration such as 30s or 5m")
+		}
+		*dst(c) = d
+		return nil
+	}
+}
+
+func positive32(dst func(*Config) *int32) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil || n <= 0 {
+			return errors.New("want a positive integer")
+		}
+		*dst(c) = int32(n)
+		return nil
+	}
+}
+
+var options = []option{
+	{name: "ENV", def: "production", doc: "dev or production; dev relaxes cookie security for plain-HTTP localhost",
+		set: oneOf(func(c *Config) *string { return &c.Env }, "dev", "production")},
+	{name: "LOG_FORMAT", def: "auto", doc: "json, text, or auto (text on a terminal, JSON otherwise)",
+		set: oneOf(func(c *Config) *string { return &c.LogFormat }, "auto", "json", "text")},
+	{name: "LOG_LEVEL", def: "info", doc: "debug, info, warn or error",
+		set: oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
+	{name: "HTTP_ADDR", def: ":8000", doc: "data-plane listener: the StartupWebApp API of every tenant",
+		set: addr(func(c *Config) *string { return &c.HTTPAddr })},
+	{name: "ADMIN_ADDR", def: ":9100", doc: "data-plane /healthz, /readyz and /metrics listener",
+		set: addr(func(c *Config) *string { return &c.AdminAddr })},
+	{name: "CONTROLPLANE_ADDR", def: ":8001", doc: "control-plane admin API listener",
+		set: addr(func(c *Config) *string { return &c.ControlPlaneAddr })},
+	{name: "SHUTDOWN_TIMEOUT", def: "15s", doc: "grace period for in-flight requests on SIGINT/SIGTERM",
+		set: duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{name: "PLATFORM_DATABASE_URL", def: "postgres://swa@127.0.0.1:5433/swa_platform?sslmode=disable", secret: true,
+		doc: "platform registry database (read-write, control plane)",
+		set: dsn(func(c *Config) *string { return &c.PlatformDatabaseURL }, "postgres", "postgresql")},
+	{name: "PLATFORM_READ_DATABASE_URL", def: "", secret: true,
+		doc: "read-only registry connection of the data plane; empty means PLATFORM_DATABASE_URL",
+		set: dsn(func(c *Config) *string { return &c.PlatformReadDatabaseURL }, "postgres", "postgresql")},
+	{name: "TENANT_DB_ADMIN_URL", def: "", secret: true,
+		doc: "admin connection (CREATEROLE, CREATEDB) of the default tenant database server; empty means PLATFORM_DATABASE_URL",
+		set: dsn(func(c *Config) *string { return &c.TenantDBAdminURL }, "postgres", "postgresql")},
+	{name: "TENANT_DB_HOST", def: "",
+		doc: "host:port data-plane replicas use for tenant databases; empty means the host of TENANT_DB_ADMIN_URL",
+		set: func(c *Config, v string) error {
+			if v == "" {
+				return nil
+			}
+			return addr(func(c *Config) *string { return &c.TenantDBHost })(c, v)
+		}},
+	{name: "REDIS_URL", def: "redis://127.0.0.1:6380/0", secret: true, doc: "Redis for sessions, rate limits and caches",
+		set: dsn(func(c *Config) *string { return &c.RedisURL }, "redis", "rediss")},
+	{name: "SECRETS_BACKEND", def: "local", doc: "local (AES-256-GCM in the platform database) or aws (Secrets Manager)",
+		set: oneOf(func(c *Config) *string { return &c.SecretsBackend }, "local", "aws")},
+	{name: "MASTER_KEY", def: "", secret: true, doc: "base64 of 32 random bytes; the key of the local secrets backend",
+		set: str(func(c *Config) *string { return &c.MasterKey })},
+	{name: "AWS_SECRETS_PREFIX", def: "swa/tenants/", doc: "name prefix of tenant secrets in AWS Secrets Manager",
+		set: str(func(c *Config) *string { return &c.AWSSecretsPrefix })},
+	{name: "AWS_ENDPOINT", def: "", doc: "Secrets Manager endpoint override (emulators only); empty in production",
+		set: dsn(func(c *Config) *string { return &c.AWSEndpoint }, "http", "https")},
+	{name: "SECRETS_CACHE_TTL", def: "1m", doc: "how long a read secret is served from memory",
+		set: duration(func(c *Config) *time.Duration { return &c.SecretsCacheTTL })},
+	{name: "ADMIN_TOKEN", def: "", secret: true, doc: "bootstrap bearer token of the control-plane API",
+		set: str(func(c *Config) *string { return &c.AdminToken })},
+	{name: "CONTROLPLANE_URL", def: "http://127.0.0.1:8001", doc: "control-plane API base URL used by `swa tenant`",
+		set: dsn(func(c *Config) *string { return &c.ControlPlaneURL }, "http", "https")},
+	{name: "BASE_DOMAIN", def: "localhost", doc: "every tenant answers on {slug}.{BASE_DOMAIN}",
+		set: func(c *Config, v string) error {
+			v = strings.ToLower(strings.TrimSpace(v))
+			if v == "" || strings.ContainsAny(v, "/: ") {
+				return errors.New("want a bare domain such as example.com")
+			}
+			c.BaseDomain = v
+			return nil
+		}},
+	{name: "TRUSTED_PROXIES", def: "", doc: "comma-separated IPs or CIDRs whose X-Forwarded-* headers are trusted",
+		set: func(c *Config, v string) error {
+			c.TrustedProxies = nil
+			for _, p := range strings.Split(v, ",") {
+				p = strings.TrimSpace(p)
+				if p == "" {
+					continue
+				}
+				if net.ParseIP(p) == nil {
+					if _, _, err := net.ParseCIDR(p); err != nil {
+						return fmt.Errorf("%q is neither an IP nor a CIDR", p)
+					}
+				}
+				c.TrustedProxies = append(c.TrustedProxies, p)
+			}
+			return nil
+		}},
+	{name: "RATE_LIMITS", def: "on", doc: "on, or off to disable every rate limit (load tests only)",
+		set: func(c *Config, v string) error {
+			switch v {
+			case "on":
+				c.RateLimits = true
+			case "off":
+				c.RateLimits = false
+			default:
+				return errors.New("must be on or off")
+			}
+			return nil
+		}},
+	{name: "POOL_MAX_CONNS", def: "4", doc: "connections per tenant pool",
+		set: positive32(func(c *Config) *int32 { return &c.PoolMaxConns })},
+	{name: "POOL_BUDGET", def: "50", doc: "connections across all tenant pools of one data-plane replica",
+		set: positive32(func(c *Config) *int32 { return &c.PoolBudget })},
+	{name: "POOL_IDLE_TIMEOUT", def: "5m", doc: "an unused tenant pool is closed after this",
+		set: duration(func(c *Config) *time.Duration { return &c.PoolIdleTimeout })},
+	{name: "POOL_ACQUIRE_TIMEOUT", def: "2s", doc: "longest wait for a tenant connection before answering 503",
+		set: duration(func(c *Config) *time.Duration { return &c.PoolAcquireTimeout })},
+	{name: "DIRECTORY_RESYNC", def: "30s", doc: "period of the data plane's full registry reload",
+		set: duration(func(c *Config) *time.Duration { return &c.DirectoryResync })},
+	{name: "STRIPE_API_BASE", def: "", doc: "Stripe API base URL override (stripe-mock locally); empty in production",
+		set: dsn(func(c *Config) *string { return &c.StripeAPIBase }, "http", "https")},
+	{name: "SMTP_HOST", def: "127.0.0.1", doc: "default SMTP relay for tenants without SMTP settings of their own",
+		set: str(func(c *Config) *string { return &c.SMTPHost })},
+	{name: "SMTP_PORT", def: "1025", doc: "port of SMTP_HOST",
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 65535 {
+				return errors.New("want a port number")
+			}
+			c.SMTPPort = n
+			return nil
+		}},
+	{name: "DEV_DIR", def: ".dev", doc: "where `swa dev` keeps its generated master key, admin token and state",
+		set: str(func(c *Config) *string { return &c.DevDir })},
+}
+
+// Load reads the configuration from getenv (os.Getenv in production).
+func Load(getenv func(string) string) (*Config, error) {
+	c := &Config{}
+	for _, o := range options {
+		v, err := lookup(getenv, o)
+		if err != nil {
+			return nil, err
+		}
+		if err := o.set(c, v); err != nil {
+			return nil, fmt.Errorf("config: SWA_%s: %v", o.name, err)
+		}
+	}
+	if c.PlatformReadDatabaseURL == "" {
+		c.PlatformReadDatabaseURL = c.PlatformDatabaseURL
+	}
+	if c.TenantDBAdminURL == "" {
+		c.TenantDBAdminURL = c.PlatformDatabaseURL
+	}
+	if c.TenantDBHost == "" {
+		u, _ := url.Parse(c.TenantDBAdminURL)
+		c.TenantDBHost = u.Host
+		if u.Port() == "" {
+			c.TenantDBHost = net.JoinHostPort(u.Hostname(), "5432")
+		}
+	}
+	return c, nil
+}
+
+// lookup returns SWA_<name>, or the contents of SWA_<name>_FILE for a secret,
+// or the default.
+func lookup(getenv func(string) string, o option) (string, error) {
+	key := "SWA_" + o.name
+	v := getenv(key)
+	if o.secret {
+		if path := getenv(key + "_FILE"); path != "" {
+			if v != "" {
+				return "", fmt.Errorf("config: %s and %s_FILE are both set; keep one", key, key)
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return "", fmt.Errorf("config: %s_FILE: %v", key, err)
+			}
+			return strings.TrimRight(string(b), "\r\n"), nil
+		}
+	}
+	if v == "" {
+		return o.def, nil
+	}
+	return v, nil
+}
+
+// Dump writes the resolved configuration, one variable a line, with secrets
+// masked, for the start-up log.
+func (c *Config) Dump() map[string]string {
+	out := make(map[string]string, len(options))
+	env := c.environ()
+	for _, o := range options {
+		v := env["SWA_"+o.name]
+		if o.secret {
+			v = Mask(v)
+		}
+		out["SWA_"+o.name] = v
+	}
+	return out
+}
+
+// environ renders c back into SWA_* values, so a dump shows what is in force.
+func (c *Config) environ() map[string]string {
+	rl := "on"
+	if !c.RateLimits {
+		rl = "off"
+	}
+	return map[string]string{
+		"SWA_ENV": c.Env, "SWA_LOG_FORMAT": c.LogFormat, "SWA_LOG_LEVEL": c.LogLevel,
+		"SWA_HTTP_ADDR": c.HTTPAddr, "SWA_ADMIN_ADDR": c.AdminAddr, "SWA_CONTROLPLANE_ADDR": c.ControlPlaneAddr,
+		"SWA_SHUTDOWN_TIMEOUT":           c.ShutdownTimeout.String(),
+		"SWA_PLATFORM_DATABASE_URL":      c.PlatformDatabaseURL,
+		"SWA_PLATFORM_READ_DATABASE_URL": c.PlatformReadDatabaseURL,
+		"SWA_TENANT_DB_ADMIN_URL":        c.TenantDBAdminURL,
+		"SWA_TENANT_DB_HOST":             c.TenantDBHost,
+		"SWA_REDIS_URL":                  c.RedisURL,
+		"SWA_SECRETS_BACKEND":            c.SecretsBackend,
+		"SWA_MASTER_KEY":                 c.MasterKey,
+		"SWA_AWS_SECRETS_PREFIX":         c.AWSSecretsPrefix,
+		"SWA_AWS_ENDPOINT":               c.AWSEndpoint,
+		"SWA_SECRETS_CACHE_TTL":          c.SecretsCacheTTL.String(),
+		"SWA_ADMIN_TOKEN":                c.AdminToken,
+		"SWA_CONTROLPLANE_URL":           c.ControlPlaneURL,
+		"SWA_BASE_DOMAIN":                c.BaseDomain,
+		"SWA_TRUSTED_PROXIES":            strings.Join(c.TrustedProxies, ","),
+		"SWA_RATE_LIMITS":                rl,
+		"SWA_POOL_MAX_CONNS":             strconv.Itoa(int(c.PoolMaxConns)),
+		"SWA_POOL_BUDGET":                strconv.Itoa(int(c.PoolBudget)),
+		"SWA_POOL_IDLE_TIMEOUT":          c.PoolIdleTimeout.String(),
+		"SWA_POOL_ACQUIRE_TIMEOUT":       c.PoolAcquireTimeout.String(),
+		"SWA_DIRECTORY_RESYNC":           c.DirectoryResync.String(),
+		"SWA_STRIPE_API_BASE":            c.StripeAPIBase,
+		"SWA_SMTP_HOST":                  c.SMTPHost,
+		"SWA_SMTP_PORT":                  strconv.Itoa(c.SMTPPort),
+		"SWA_DEV_DIR":                    c.DevDir,
+	}
+}
+
+// Mask hides a secret for logs: a URL keeps its scheme and host but loses
+// its password; anything else becomes "***" (or "" when unset).
+func Mask(v string) string {
+	if v == "" {
+		return ""
+	}
+	if u, err := url.Parse(v); err == nil && u.Scheme != "" && u.Host != "" {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "***")
+		}
+		return u.String()
+	}
+	return "***"
+}
+
+// WriteReference writes the Markdown table of every option, for the README.
+func WriteReference(w io.Writer) error {
+	if _, err := fmt.Fprintln(w, "| variable | default | meaning |\n| --- | --- | --- |"); err != nil {
+		return err
+	}
+	for _, o := range options {
+		def := "`" + o.def + "`"
+		if o.def == "" {
+			def = "(empty)"
+		}
+		name := "`SWA_" + o.name + "`"
+		if o.secret {
+			name += " (or `_FILE`)"
+		}
+		if _, err := fmt.Fprintf(w, "| %s | %s | %s |\n", name, def, o.doc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
