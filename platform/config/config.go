@@ -304,7 +304,7 @@ func lookup(getenv func(string) string, o option) (string, error) {
 	return v, nil
 }
 
-// Dump writes the resolved configuration, one variable a line, with secrets
+// Dump returns the resolved configuration by variable name, with secrets
 // masked, for the start-up log.
 func (c *Config) Dump() map[string]string {
 	out := make(map[string]string, len(options))
@@ -386,6 +386,17 @@ func WriteReference(w io.Writer) error {
 			name += " (or `_FILE`)"
 		}
 		if _, err := fmt.Fprintf(w, "| %s | %s | %s |\n", name, def, o.doc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteDump writes Dump as sorted NAME=value lines.
+func (c *Config) WriteDump(w io.Writer) error {
+	d := c.Dump()
+	for _, o := range options {
+		if _, err := fmt.Fprintf(w, "SWA_%s=%s\n", o.name, d["SWA_"+o.name]); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,150 @@
+package config
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load(envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != ":8000" || c.PoolBudget != 50 || !c.RateLimits || c.SecretsBackend != "local" {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+	if c.PlatformReadDatabaseURL != c.PlatformDatabaseURL || c.TenantDBAdminURL != c.PlatformDatabaseURL {
+		t.Fatalf("read and admin URLs should default to the platform URL")
+	}
+	if c.TenantDBHost != "127.0.0.1:5433" {
+		t.Fatalf("TenantDBHost = %q", c.TenantDBHost)
+	}
+}
+
+func TestLoadValues(t *testing.T) {
+	c, err := Load(envOf(map[string]string{
+		"SWA_RATE_LIMITS":       "off",
+		"SWA_POOL_IDLE_TIMEOUT": "90s",
+		"SWA_TRUSTED_PROXIES":   "10.0.0.0/8, 127.0.0.1",
+		"SWA_BASE_DOMAIN":       "Example.COM",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RateLimits || c.PoolIdleTimeout != 90*time.Second || c.BaseDomain != "example.com" ||
+		strings.Join(c.TrustedProxies, "|") != "10.0.0.0/8|127.0.0.1" {
+		t.Fatalf("values not applied: %+v", c)
+	}
+}
+
+func TestLoadRejectsBadValues(t *testing.T) {
+	cases := map[string]string{
+		"SWA_ENV":                   "staging",
+		"SWA_HTTP_ADDR":             "8000",
+		"SWA_POOL_BUDGET":           "0",
+		"SWA_POOL_MAX_CONNS":        "many",
+		"SWA_SHUTDOWN_TIMEOUT":      "-1s",
+		"SWA_PLATFORM_DATABASE_URL": "mysql://x/y",
+		"SWA_REDIS_URL":             "localhost:6379",
+		"SWA_TRUSTED_PROXIES":       "not-an-ip",
+		"SWA_RATE_LIMITS":           "maybe",
+		"SWA_SMTP_PORT":             "70000",
+		"SWA_BASE_DOMAIN":           "http://x",
+	}
+	for name, value := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Load(envOf(map[string]string{name: value}))
+			if err == nil {
+				t.Fatalf("%s=%q accepted", name, value)
+			}
+			if !strings.Contains(err.Error(), name) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error should be one line naming %s: %v", name, err)
+			}
+		})
+	}
+}
+
+func TestSecretFromFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(path, []byte("s3cret-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(envOf(map[string]string{"SWA_ADMIN_TOKEN_FILE": path}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AdminToken != "s3cret-token" {
+		t.Fatalf("AdminToken = %q", c.AdminToken)
+	}
+	if _, err := Load(envOf(map[string]string{"SWA_ADMIN_TOKEN_FILE": path, "SWA_ADMIN_TOKEN": "x"})); err == nil {
+		t.Fatal("both a value and a _FILE were accepted")
+	}
+	if _, err := Load(envOf(map[string]string{"SWA_ADMIN_TOKEN_FILE": path + ".missing"})); err == nil {
+		t.Fatal("a missing _FILE was accepted")
+	}
+}
+
+func TestDumpMasksSecrets(t *testing.T) {
+	c, err := Load(envOf(map[string]string{
+		"SWA_PLATFORM_DATABASE_URL": "postgres://swa:hunter2@db:5432/swa_platform",
+		"SWA_ADMIN_TOKEN":           "tok-abcdef",
+		"SWA_MASTER_KEY":            "bWFzdGVy",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := c.WriteDump(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, secret := range []string{"hunter2", "tok-abcdef", "bWFzdGVy"} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("dump shows a secret %q:\n%s", secret, out)
+		}
+	}
+	if !strings.Contains(out, "SWA_PLATFORM_DATABASE_URL=postgres://swa:%2A%2A%2A@db:5432/swa_platform") &&
+		!strings.Contains(out, "SWA_PLATFORM_DATABASE_URL=postgres://swa:***@db:5432/swa_platform") {
+		t.Fatalf("URL should keep its host and lose its password:\n%s", out)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the README's configuration table")
+
+// The README's configuration table is generated from the options; this keeps
+// it in step with the code.
+func TestReadmeReference(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const start, end = "<!-- config-reference:start -->\n", "<!-- config-reference:end -->"
+	s := string(raw)
+	i, j := strings.Index(s, start), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatal("README.md lacks the config-reference markers")
+	}
+	var want bytes.Buffer
+	if err := WriteReference(&want); err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		s = s[:i+len(start)] + want.String() + s[j:]
+		if err := os.WriteFile(filepath.Join("..", "..", "README.md"), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if got := s[i+len(start) : j]; got != want.String() {
+		t.Fatalf("README.md configuration table is stale; regenerate it with `go test ./platform/config -run TestReadmeReference -update`.\nwant:\n%s", want.String())
+	}
+}
