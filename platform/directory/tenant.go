@@ -46,3 +46,14 @@ type Settings struct {
 
 // Serving reports whether requests for the tenant are answered.
 func (t *Tenant) Serving() bool { return t.Status == "active" }
+
+// AllowsOrigin reports whether origin (scheme://host[:port], exactly as a
+// browser sends it) may call the tenant with credentials.
+func (t *Tenant) AllowsOrigin(origin string) bool {
+	for _, o := range t.Origins {
+		if o == origin {
+			return true
+		}
+	}
+	return false
+}
