@@ -233,6 +233,7 @@ func TestServesLastSnapshotWhileRegistryDown(t *testing.T) {
 	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), "ALTER DATABASE "+name+" ALLOW_CONNECTIONS true") })
 	exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + name + "' AND pid <> pg_backend_pid()")
 
+	time.Sleep(100 * time.Millisecond) // a reload in flight dies with its connection
 	loaded := d.LoadedAt()
 	time.Sleep(500 * time.Millisecond) // several failed resyncs and reconnects
 	if tn, r := d.Lookup("acme.swa.test"); r != directory.Found || tn.ID != id {
