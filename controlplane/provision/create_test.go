@@ -1,0 +1,208 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/startupwebapp/platform/controlplane/registry"
+	"github.com/startupwebapp/platform/migrations"
+	"github.com/startupwebapp/platform/platform/directory"
+	"github.com/startupwebapp/platform/platform/secrets"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func TestCreate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	req := CreateRequest{
+		Slug: "acme-shop", DisplayName: "Acme Shop",
+		Domains:  []string{"Shop.Acme.test", "localhost"},
+		Origins:  []string{"http://localhost:8080"},
+		Settings: directory.Settings{FrontendOrigin: "http://localhost:8080", FromAddress: "shop@acme.test"},
+		Secrets:  SecretsInput{StripeSecretKey: ptr("sk_test_acme"), SMTPPort: ptr(2525)},
+	}
+	tn, err := e.svc.Create(ctx, req, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tn.Status != registry.StatusActive {
+		t.Errorf("status %s, want active", tn.Status)
+	}
+	wantDomains := []string{"acme-shop.example.test", "localhost", "shop.acme.test"}
+	if !slices.Equal(tn.Domains, wantDomains) {
+		t.Errorf("domains %v, want %v", tn.Domains, wantDomains)
+	}
+	if !slices.Equal(tn.Origins, []string{"http://localhost:8080"}) {
+		t.Errorf("origins %v", tn.Origins)
+	}
+	if want := e.prefix + "acme_shop"; tn.DBName != want || tn.DBRole != want {
+		t.Errorf("db %s role %s, want %s", tn.DBName, tn.DBRole, want)
+	}
+	latest, _ := migrations.Latest(migrations.Tenant)
+	if tn.SchemaVersion != latest || tn.LastMigrationStatus == nil || *tn.LastMigrationStatus != "ok" {
+		t.Errorf("schema_version %d (status %v), want %d ok", tn.SchemaVersion, tn.LastMigrationStatus, latest)
+	}
+	if tn.DBServer == nil || *tn.DBServer != "default" {
+		t.Errorf("db_server %v", tn.DBServer)
+	}
+	if tn.Settings.FromAddress != "shop@acme.test" {
+		t.Errorf("settings %+v", tn.Settings)
+	}
+
+	// Secrets: generated password and key, the request's values, one version.
+	b, err := secrets.LoadBundle(ctx, e.store, secrets.TenantSecretName("acme-shop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.DBPassword) != 64 || len(b.SessionKey) != 44 || b.StripeSecretKey != "sk_test_acme" || b.SMTPPort != 2525 {
+		t.Errorf("bundle: password %d chars, session key %d chars, stripe set %v, smtp port %d",
+			len(b.DBPassword), len(b.SessionKey), b.StripeSecretKey != "", b.SMTPPort)
+	}
+	if vs, _ := e.store.Versions(ctx, tn.SecretsRef); len(vs) != 1 {
+		t.Errorf("secret versions %v, want one", vs)
+	}
+
+	// The role: login, nothing more.
+	admin := e.adminConn("")
+	var super, createdb, createrole, login bool
+	if err := admin.QueryRow(ctx, `SELECT rolsuper, rolcreatedb, rolcreaterole, rolcanlogin FROM pg_roles WHERE rolname = $1`, tn.DBRole).
+		Scan(&super, &createdb, &createrole, &login); err != nil {
+		t.Fatal(err)
+	}
+	if super || createdb || createrole || !login {
+		t.Errorf("role: super %v createdb %v createrole %v login %v", super, createdb, createrole, login)
+	}
+
+	// The database: owned by the role, everything in it too, schema at the
+	// newest version with reference data, readable with the role's password.
+	conn := e.tenantConnOf(tn)
+	if n := e.count(conn, `SELECT count(*) FROM pg_database WHERE datname = current_database() AND pg_get_userbyid(datdba) = current_user`); n != 1 {
+		t.Errorf("database not owned by the tenant role")
+	}
+	if n := e.count(conn, `SELECT count(*) FROM pg_namespace WHERE nspname = 'public' AND pg_get_userbyid(nspowner) = current_user`); n != 1 {
+		t.Errorf("schema public not owned by the tenant role")
+	}
+	if n := e.count(conn, `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = 'public' AND pg_get_userbyid(c.relowner) <> current_user`); n != 0 {
+		t.Errorf("%d relations in public not owned by the tenant role", n)
+	}
+	if n := e.count(conn, `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = 'public' AND c.relkind = 'r'`); n < 10 {
+		t.Errorf("%d tables, want the tenant schema", n)
+	}
+	if n := e.count(conn, `SELECT max(version_id)::int FROM schema_migrations`); int64(n) != latest {
+		t.Errorf("ledger at %d, want %d", n, latest)
+	}
+	if n := e.count(conn, `SELECT count(*) FROM product`); n == 0 {
+		t.Errorf("no reference products")
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE scratch (id int)`); err != nil {
+		t.Errorf("tenant role cannot create tables in its schema: %v", err)
+	}
+	if n := e.count(admin, `SELECT count(*) FROM pg_database WHERE datname = $1 AND has_database_privilege('public', datname, 'CONNECT')`, tn.DBName); n != 0 {
+		t.Errorf("PUBLIC may connect to the tenant database")
+	}
+
+	// Audit: the create and the activation, no secret value anywhere.
+	rows, err := e.svc.Registry().ListAudit(ctx, registry.AuditFilter{TenantSlug: "acme-shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, r := range rows {
+		actions = append(actions, r.Action)
+		if r.Actor != "alice" {
+			t.Errorf("audit actor %q", r.Actor)
+		}
+	}
+	if !slices.Contains(actions, "tenant.create") || !slices.Contains(actions, "tenant.activate") {
+		t.Errorf("audit actions %v", actions)
+	}
+	assertNoSecretsInAudit(t, e, b)
+
+	// Steps: all done.
+	steps, err := e.svc.Registry().Steps(ctx, tn.ID, OpCreate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != len(CreateSteps(false)) {
+		t.Errorf("steps %+v", steps)
+	}
+	for _, s := range steps {
+		if s.Status != "done" || s.Attempts != 1 {
+			t.Errorf("step %s: %s after %d attempts", s.Step, s.Status, s.Attempts)
+		}
+	}
+}
+
+// assertNoSecretsInAudit fails if any secret value of b shows up in the audit log.
+func assertNoSecretsInAudit(t *testing.T, e *env, b secrets.TenantBundle) {
+	t.Helper()
+	var dump string
+	if err := e.pool.QueryRow(context.Background(), `SELECT COALESCE(string_agg(actor || action || COALESCE(before::text, '') || COALESCE(after::text, ''), '|'), '') FROM audit_log`).Scan(&dump); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]string{"db password": b.DBPassword, "session key": b.SessionKey,
+		"stripe key": b.StripeSecretKey, "smtp password": b.SMTPPassword, "webhook secret": b.StripeWebhookSecret} {
+		if v != "" && strings.Contains(dump, v) {
+			t.Errorf("audit log holds the %s", name)
+		}
+	}
+}
+
+func TestCreateValidation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	if _, err := e.svc.Create(ctx, CreateRequest{Slug: "taken", Domains: []string{"taken.test"}}, "t"); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name     string
+		req      CreateRequest
+		field    string // InvalidError field, or "" for ErrConflict
+		conflict bool
+	}{
+		{"slug uppercase", CreateRequest{Slug: "Acme"}, "slug", false},
+		{"slug too short", CreateRequest{Slug: "a"}, "slug", false},
+		{"slug underscore", CreateRequest{Slug: "a_b"}, "slug", false},
+		{"slug trailing dash", CreateRequest{Slug: "ab-"}, "slug", false},
+		{"hostname with port", CreateRequest{Slug: "h1", Domains: []string{"shop.test:8080"}}, "domains", false},
+		{"hostname with scheme", CreateRequest{Slug: "h2", Domains: []string{"http://shop.test"}}, "domains", false},
+		{"hostname single label", CreateRequest{Slug: "h3", Domains: []string{"intranet"}}, "domains", false},
+		{"origin with path", CreateRequest{Slug: "o1", Origins: []string{"http://localhost:8080/"}}, "origins", false},
+		{"origin ftp", CreateRequest{Slug: "o2", Origins: []string{"ftp://shop.test"}}, "origins", false},
+		{"settings origin", CreateRequest{Slug: "s1", Settings: directory.Settings{FrontendOrigin: "localhost"}}, "settings.frontend_origin", false},
+		{"rate limit", CreateRequest{Slug: "s2", Settings: directory.Settings{RateLimits: map[string]string{"login": "ten"}}}, "settings.rate_limits.login", false},
+		{"stripe key", CreateRequest{Slug: "s3", Secrets: SecretsInput{StripeSecretKey: ptr("pk_wrong")}}, "secrets.stripe_secret_key", false},
+		{"fork of missing", CreateRequest{Slug: "f1", ForkOf: "nobody"}, "fork_of", false},
+		{"duplicate slug", CreateRequest{Slug: "taken"}, "", true},
+		{"duplicate domain", CreateRequest{Slug: "other", Domains: []string{"TAKEN.test"}}, "", true},
+		{"duplicate default domain", CreateRequest{Slug: "other2", Domains: []string{"taken.example.test"}}, "", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := e.svc.Create(ctx, c.req, "t")
+			if c.conflict {
+				if !errors.Is(err, registry.ErrConflict) {
+					t.Fatalf("err %v, want ErrConflict", err)
+				}
+			} else {
+				var inv *registry.InvalidError
+				if !errors.As(err, &inv) || inv.Field != c.field {
+					t.Fatalf("err %v, want InvalidError on %s", err, c.field)
+				}
+			}
+			if c.req.Slug != "taken" {
+				if _, err := e.svc.Registry().Tenant(ctx, c.req.Slug); !errors.Is(err, registry.ErrNotFound) {
+					t.Errorf("a rejected request left tenant %s behind (%v)", c.req.Slug, err)
+				}
+			}
+		})
+	}
+}
