@@ -1,4 +1,8 @@
 package migrations
 
-// LockID lets the external tests hold the migration lock themselves.
-const LockID = lockID
+// Internals the external tests need: the lock to hold it themselves, the
+// ledger to drive goose directly (down migrations).
+const (
+	LockID      = lockID
+	LedgerTable = ledgerTable
+)

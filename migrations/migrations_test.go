@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pressly/goose/v3"
 
 	"github.com/startupwebapp/platform/migrations"
 	"github.com/startupwebapp/platform/platform/pgtest"
@@ -579,6 +580,50 @@ func TestTenantDeletes(t *testing.T) {
 					}
 				}
 			})
+		})
+	}
+}
+
+// The runner only goes up, but the Down sections must still undo their Up
+// sections, so that a bad release can be rolled back by hand.
+func TestDownUndoesUp(t *testing.T) {
+	t.Parallel()
+	for _, set := range []migrations.Set{migrations.Tenant} {
+		t.Run(string(set), func(t *testing.T) {
+			t.Parallel()
+			dsn, _ := emptyDatabase(t)
+			ctx := context.Background()
+			if _, err := migrations.UpDSN(ctx, dsn, set); err != nil {
+				t.Fatalf("up: %v", err)
+			}
+			db, err := migrations.Open(dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			fsys, err := set.FS()
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
+				goose.WithTableName(migrations.LedgerTable), goose.WithDisableGlobalRegistry(true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.DownTo(ctx, 0); err != nil {
+				t.Fatalf("down: %v", err)
+			}
+			conn := connect(t, dsn)
+			if got := tables(t, conn); !slices.Equal(got, []string{migrations.LedgerTable}) {
+				t.Errorf("after down, tables = %v, want only the ledger", got)
+			}
+			res, err := migrations.Up(ctx, db, set)
+			if err != nil {
+				t.Fatalf("up again: %v", err)
+			}
+			if res.Applied != len(versionsOf(t, set)) {
+				t.Errorf("up again applied %d, want %d", res.Applied, len(versionsOf(t, set)))
+			}
 		})
 	}
 }

@@ -153,4 +153,25 @@ SELECT setval(pg_get_serial_sequence('discount_type', 'id'), max(id)) FROM disco
 SELECT setval(pg_get_serial_sequence('discount_code', 'id'), max(id)) FROM discount_code;
 
 -- +goose Down
-TRUNCATE discount_code, discount_type, product_sku, sku_image, sku_price, sku, product_video, product_image, product, shipping_method, order_configuration, sku_inventory, sku_type, order_status, email, ad_status, ad_type, email_status, email_type, terms_of_use_version, clientevent_configuration;
+-- Fails, rather than cascading, while user data still points at these rows.
+DELETE FROM discount_code;
+DELETE FROM discount_type;
+DELETE FROM product_sku;
+DELETE FROM sku_image;
+DELETE FROM sku_price;
+DELETE FROM sku;
+DELETE FROM product_video;
+DELETE FROM product_image;
+DELETE FROM product;
+DELETE FROM shipping_method;
+DELETE FROM order_configuration;
+DELETE FROM sku_inventory;
+DELETE FROM sku_type;
+DELETE FROM order_status;
+DELETE FROM email;
+DELETE FROM ad_status;
+DELETE FROM ad_type;
+DELETE FROM email_status;
+DELETE FROM email_type;
+DELETE FROM terms_of_use_version;
+DELETE FROM clientevent_configuration;
