@@ -44,6 +44,8 @@ type cacheEntry struct {
 	// retryAt, after a failed refresh, is when the backend is tried again;
 	// until then the stale value is served without asking it.
 	retryAt time.Time
+	// expired forces the next Get to the backend whatever fetched says.
+	expired bool
 	// gen counts invalidations; a read that started under an older
 	// generation must not store its result.
 	gen uint64
@@ -74,7 +76,7 @@ func NewCache(inner Store, ttl time.Duration, log *slog.Logger) *Cache {
 func (c *Cache) Get(ctx context.Context, name string) ([]byte, error) {
 	c.mu.Lock()
 	e := c.entries[name]
-	if e != nil && e.value != nil && (time.Since(e.fetched) < c.ttl || time.Now().Before(e.retryAt)) {
+	if e != nil && e.value != nil && ((!e.expired && time.Since(e.fetched) < c.ttl) || time.Now().Before(e.retryAt)) {
 		v := clone(e.value)
 		c.mu.Unlock()
 		return v, nil
@@ -122,7 +124,7 @@ func (c *Cache) refresh(ctx context.Context, name string, gen uint64) ([]byte, e
 				e = &cacheEntry{gen: gen}
 				c.entries[name] = e
 			}
-			e.value, e.fetched, e.retryAt = value, time.Now(), time.Time{}
+			e.value, e.fetched, e.retryAt, e.expired = value, time.Now(), time.Time{}, false
 		}
 		return value, nil
 	case errors.Is(err, ErrNotFound):
@@ -149,30 +151,42 @@ func (c *Cache) retryDelay() time.Duration {
 
 // Invalidate forgets the cached value of name, so the next Get reads the
 // backend. Reads in flight when it is called do not repopulate the cache.
-func (c *Cache) Invalidate(name string) {
+func (c *Cache) Invalidate(name string) { c.forget(name, true) }
+
+// forget starts a new generation of name, so reads in flight do not store
+// their results, and drops the cached value, or with drop false only
+// expires it (it stays a stale fallback).
+func (c *Cache) forget(name string, drop bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.entries[name]
 	if e == nil {
-		// Start a generation so a read begun before now (at generation 0)
-		// is recognised as stale.
+		// Generation 1, so a read begun at generation 0 is recognised as old.
 		c.entries[name] = &cacheEntry{gen: 1}
 		return
 	}
 	e.gen++
-	e.value = nil
+	e.expired, e.retryAt = true, time.Time{}
+	if drop {
+		e.value = nil
+	}
 }
 
-// Put stores a new version in the backend and invalidates name.
+// Put stores a new version in the backend and invalidates name. When the
+// backend fails, whether the write landed is unknown: the cached value is
+// then only expired, and stays available as a stale fallback.
 func (c *Cache) Put(ctx context.Context, name string, value []byte) (int, error) {
-	defer c.Invalidate(name)
-	return c.inner.Put(ctx, name, value)
+	v, err := c.inner.Put(ctx, name, value)
+	c.forget(name, err == nil)
+	return v, err
 }
 
-// Delete deletes name in the backend and invalidates it.
+// Delete deletes name in the backend and invalidates it (expires it only,
+// as Put does, when the backend fails).
 func (c *Cache) Delete(ctx context.Context, name string) error {
-	defer c.Invalidate(name)
-	return c.inner.Delete(ctx, name)
+	err := c.inner.Delete(ctx, name)
+	c.forget(name, err == nil)
+	return err
 }
 
 // GetVersion reads one version from the backend (not cached).
