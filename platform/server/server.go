@@ -1,0 +1,327 @@
+// Package server is the data plane's HTTP front: one Fiber app that gives
+// every request an id, an access-log record, security headers, its tenant
+// (from the Host header, or X-Forwarded-Host from a trusted proxy only) and
+// CORS headers, then runs the session/CSRF middleware and the tenant
+// application. It holds no business logic.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/startupwebapp/platform/platform/directory"
+	"github.com/startupwebapp/platform/platform/pools"
+)
+
+// App is a tenant application mounted on the server's router.
+type App interface{ Mount(r fiber.Router) }
+
+// Options configures New.
+type Options struct {
+	Directory *directory.Directory
+	// Pools is the tenant connection manager behind server.Conn.
+	Pools *pools.Manager
+	Log   *slog.Logger
+	// Metrics receives the HTTP metrics; nil means not collected.
+	Metrics prometheus.Registerer
+	// TrustedProxies are IPs or CIDRs whose X-Forwarded-For, -Host, -Proto
+	// and X-Request-ID headers are believed. Empty: nobody's.
+	TrustedProxies []string
+	// Env is dev or production (reserved for transport differences).
+	Env string
+	// Middleware runs after tenant resolution and CORS, before the apps
+	// (sessions, CSRF, ...).
+	Middleware []fiber.Handler
+	Apps       []App
+	// BodyLimit is the largest request body in bytes (default 1 MiB).
+	BodyLimit int
+	// ReadTimeout, WriteTimeout and IdleTimeout bound a connection
+	// (defaults 30s, 30s, 120s).
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+}
+
+type server struct {
+	dir     *directory.Directory
+	pools   *pools.Manager
+	log     *slog.Logger
+	trusted []netip.Prefix
+	metrics *metrics
+	ids     *idSource
+	// middlewareRoutes are the routes of Use handlers: when one of them is
+	// the last route a request matched, no endpoint matched.
+	middlewareRoutes map[*fiber.Route]bool
+}
+
+// middlewareRoutes finds the routes registered with Use. Fiber keeps that
+// flag unexported, so it is read by reflection, once, at start-up.
+func middlewareRoutes(app *fiber.App) map[*fiber.Route]bool {
+	out := map[*fiber.Route]bool{}
+	for _, routes := range app.Stack() {
+		for _, r := range routes {
+			// Should a Fiber upgrade drop the field, unmatched requests log
+			// their middleware's path instead; the access-log test says so.
+			if f := reflect.ValueOf(r).Elem().FieldByName("use"); f.IsValid() && f.Kind() == reflect.Bool && f.Bool() {
+				out[r] = true
+			}
+		}
+	}
+	return out
+}
+
+// New returns the data-plane Fiber app. It panics on a malformed trusted
+// proxy entry or a metric registration conflict: both are wiring bugs.
+func New(o Options) *fiber.App {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.BodyLimit <= 0 {
+		o.BodyLimit = 1 << 20
+	}
+	trusted, err := parsePrefixes(o.TrustedProxies)
+	if err != nil {
+		panic(fmt.Sprintf("server: %v", err))
+	}
+	s := &server{
+		dir:     o.Directory,
+		pools:   o.Pools,
+		log:     o.Log,
+		trusted: trusted,
+		metrics: newMetrics(o.Metrics),
+		ids:     newIDSource(),
+	}
+	app := fiber.New(fiber.Config{
+		StrictRouting:           true,
+		CaseSensitive:           true,
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          o.TrustedProxies,
+		ProxyHeader:             fiber.HeaderXForwardedFor,
+		ErrorHandler:            s.handleError,
+		BodyLimit:               o.BodyLimit,
+		ReadTimeout:             durationOr(o.ReadTimeout, 30*time.Second),
+		WriteTimeout:            durationOr(o.WriteTimeout, 30*time.Second),
+		IdleTimeout:             durationOr(o.IdleTimeout, 120*time.Second),
+		DisableStartupMessage:   true,
+		ReadBufferSize:          16 << 10, // room for long cookie headers
+	})
+	app.Use(s.frame, s.resolve)
+	for _, m := range o.Middleware {
+		app.Use(m)
+	}
+	for _, a := range o.Apps {
+		a.Mount(app)
+	}
+	s.middlewareRoutes = middlewareRoutes(app)
+	return app
+}
+
+func durationOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, p := range list {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if strings.Contains(p, "/") {
+			pfx, err := netip.ParsePrefix(p)
+			if err != nil {
+				return nil, fmt.Errorf("trusted proxy %q: %v", p, err)
+			}
+			out = append(out, pfx.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(p)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q: %v", p, err)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+func (s *server) isTrusted(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range s.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// stateKey keys the per-request state in the Fiber context.
+type stateKey struct{}
+
+// state is what the server learned about one request.
+type state struct {
+	s         *server
+	requestID string
+	tenant    *directory.Tenant
+	https     bool
+	peer      netip.Addr
+	trusted   bool   // the peer is a trusted proxy
+	clientIP  string // computed on first use
+}
+
+func stateOf(c *fiber.Ctx) *state {
+	st, _ := c.Locals(stateKey{}).(*state)
+	return st
+}
+
+// Tenant returns the request's tenant. Past tenant resolution (in
+// Options.Middleware and apps) it is never nil.
+func Tenant(c *fiber.Ctx) *directory.Tenant {
+	if st := stateOf(c); st != nil {
+		return st.tenant
+	}
+	return nil
+}
+
+// RequestID returns the request's id, also sent as X-Request-ID.
+func RequestID(c *fiber.Ctx) string {
+	if st := stateOf(c); st != nil {
+		return st.requestID
+	}
+	return ""
+}
+
+// IsHTTPS reports whether the client reached us over HTTPS: TLS on our
+// listener, or X-Forwarded-Proto https from a trusted proxy.
+func IsHTTPS(c *fiber.Ctx) bool {
+	if st := stateOf(c); st != nil {
+		return st.https
+	}
+	return c.Protocol() == "https"
+}
+
+// ClientIP returns the client's address: the TCP peer, or, when the peer
+// is a trusted proxy, the nearest X-Forwarded-For hop that is not itself a
+// trusted proxy (hops further left are client-supplied and ignored).
+func ClientIP(c *fiber.Ctx) string {
+	st := stateOf(c)
+	if st == nil {
+		return c.Context().RemoteIP().String()
+	}
+	if st.clientIP == "" {
+		st.clientIP = st.s.clientIP(c, st)
+	}
+	return st.clientIP
+}
+
+func (s *server) clientIP(c *fiber.Ctx, st *state) string {
+	client := st.peer
+	if st.trusted {
+		xff := c.Request().Header.Peek(fiber.HeaderXForwardedFor)
+		for len(xff) > 0 {
+			var hop []byte
+			if i := lastIndexByte(xff, ','); i >= 0 {
+				hop, xff = xff[i+1:], xff[:i]
+			} else {
+				hop, xff = xff, nil
+			}
+			a, err := netip.ParseAddr(strings.TrimSpace(string(hop)))
+			if err != nil {
+				break // a garbled hop: trust nothing to its left
+			}
+			client = a.Unmap()
+			if !s.isTrusted(client) {
+				break
+			}
+		}
+	}
+	return client.String()
+}
+
+func lastIndexByte(b []byte, c byte) int {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// errorBody is the platform's JSON error.
+type errorBody struct {
+	Error  string `json:"error"`
+	Detail string `json:"detail"`
+}
+
+// Fail writes the platform's JSON error {"error": code, "detail": message}
+// with status, keeping the headers already set (CORS, security, request id).
+func Fail(c *fiber.Ctx, status int, code, message string) error {
+	c.Status(status)
+	return c.JSON(errorBody{Error: code, Detail: message})
+}
+
+// Conn runs fn with a connection to the request tenant's database. When no
+// connection can be had in time it answers 503 and returns nil, so a
+// handler can `return server.Conn(c, func(...) error {...})`.
+func Conn(c *fiber.Ctx, fn func(conn *pgxpool.Conn) error) error {
+	st := stateOf(c)
+	if st == nil || st.tenant == nil || st.s.pools == nil {
+		return errors.New("server: Conn outside a tenant request")
+	}
+	err := st.s.pools.Do(c.UserContext(), st.tenant, fn)
+	if errors.Is(err, pools.ErrBudgetExhausted) {
+		return Fail(c, http.StatusServiceUnavailable, "service-unavailable", "temporarily overloaded, retry shortly")
+	}
+	return err
+}
+
+// handleError turns an error from the chain into a contract-shaped
+// response: JSON, never a stack trace or internal detail.
+func (s *server) handleError(c *fiber.Ctx, err error) error {
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		switch fe.Code {
+		case http.StatusNotFound:
+			return Fail(c, fe.Code, "not-found", "not found")
+		case http.StatusMethodNotAllowed:
+			return Fail(c, fe.Code, "method-not-allowed", "method not allowed")
+		case http.StatusRequestEntityTooLarge:
+			return Fail(c, fe.Code, "payload-too-large", "request body too large")
+		}
+		if fe.Code >= 400 && fe.Code < 500 {
+			return Fail(c, fe.Code, errorCode(fe.Code), http.StatusText(fe.Code))
+		}
+	}
+	if errors.Is(err, pools.ErrBudgetExhausted) {
+		return Fail(c, http.StatusServiceUnavailable, "service-unavailable", "temporarily overloaded, retry shortly")
+	}
+	attrs := []any{"request_id", RequestID(c), "tenant", tenantSlug(c), "method", c.Method(), "path", c.Path(), "err", err.Error()}
+	var p *panicError
+	if errors.As(err, &p) {
+		attrs = append(attrs, "stack", p.stack)
+	}
+	s.log.Error("request failed", attrs...)
+	return Fail(c, http.StatusInternalServerError, "server-error", "internal server error")
+}
+
+func errorCode(status int) string {
+	return strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "-")
+}
+
+func tenantSlug(c *fiber.Ctx) string {
+	if t := Tenant(c); t != nil {
+		return t.Slug
+	}
+	return ""
+}
