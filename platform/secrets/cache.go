@@ -34,7 +34,7 @@ type Cache struct {
 	log   *slog.Logger
 	group singleflight.Group
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	entries map[string]*cacheEntry
 }
 
@@ -74,18 +74,18 @@ func NewCache(inner Store, ttl time.Duration, log *slog.Logger) *Cache {
 // Get returns the newest version of name, from memory when fresh.
 // The returned slice is the caller's own.
 func (c *Cache) Get(ctx context.Context, name string) ([]byte, error) {
-	c.mu.Lock()
+	c.mu.RLock()
 	e := c.entries[name]
 	if e != nil && e.value != nil && ((!e.expired && time.Since(e.fetched) < c.ttl) || time.Now().Before(e.retryAt)) {
 		v := clone(e.value)
-		c.mu.Unlock()
+		c.mu.RUnlock()
 		return v, nil
 	}
 	var gen uint64
 	if e != nil {
 		gen = e.gen
 	}
-	c.mu.Unlock()
+	c.mu.RUnlock()
 
 	// The generation is part of the key, so a Get after an invalidation
 	// never joins a read that started before it.
