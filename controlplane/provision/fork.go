@@ -123,7 +123,7 @@ type column struct {
 	sequenced bool // identity or serial: its sequence moves past the copied ids
 }
 
-const columnsSQL = `SELECT column_name, (is_identity = 'YES' OR column_default LIKE 'nextval(%') AS sequenced
+const columnsSQL = `SELECT column_name, (is_identity = 'YES' OR COALESCE(column_default LIKE 'nextval(%', false)) AS sequenced
 	FROM information_schema.columns
 	WHERE table_schema = 'public' AND table_name = $1 AND is_generated = 'NEVER'
 	ORDER BY ordinal_position`

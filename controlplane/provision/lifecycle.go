@@ -1,0 +1,308 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/startupwebapp/platform/controlplane/registry"
+	"github.com/startupwebapp/platform/platform/secrets"
+)
+
+// transition moves a tenant between statuses in one transaction with its
+// audit entry; any other current status is ErrConflict.
+func (s *Service) transition(ctx context.Context, slug, actor, action string, from []string, to string) (registry.Tenant, error) {
+	var after registry.Tenant
+	err := registry.Transact(ctx, s.opts.Platform, func(tx pgx.Tx) error {
+		rg := s.reg.With(tx)
+		before, err := rg.Tenant(ctx, slug)
+		if err != nil {
+			return err
+		}
+		if after, err = rg.SetStatus(ctx, before.ID, from, to); err != nil {
+			return err
+		}
+		return rg.Audit(ctx, actor, action, before.ID, before, after)
+	})
+	if err != nil {
+		return registry.Tenant{}, err
+	}
+	return after, nil
+}
+
+// Suspend stops routing an active tenant: the data plane answers 503.
+func (s *Service) Suspend(ctx context.Context, slug, actor string) (registry.Tenant, error) {
+	return s.transition(ctx, slug, actor, "tenant.suspend", []string{registry.StatusActive}, registry.StatusSuspended)
+}
+
+// Resume routes a suspended tenant again.
+func (s *Service) Resume(ctx context.Context, slug, actor string) (registry.Tenant, error) {
+	return s.transition(ctx, slug, actor, "tenant.resume", []string{registry.StatusSuspended}, registry.StatusActive)
+}
+
+// Delete removes a tenant for good: status deleting (no longer routed), its
+// sessions ended and its database and role dropped, its secrets deleted,
+// its domains released, status deleted. The registry row and the audit trail
+// stay (and so the slug stays taken). Deleting a deleted tenant returns it
+// unchanged; a delete that crashed resumes where it stopped.
+func (s *Service) Delete(ctx context.Context, slug, actor string) (registry.Tenant, error) {
+	conn, unlock, err := s.lock(ctx, slug)
+	if err != nil {
+		return registry.Tenant{}, err
+	}
+	defer unlock()
+	reg := s.reg.With(conn)
+	t, err := reg.Tenant(ctx, slug)
+	if err != nil {
+		return registry.Tenant{}, err
+	}
+	if t.Status == registry.StatusDeleted {
+		return t, nil
+	}
+	if t.Status != registry.StatusDeleting {
+		// A new delete: forget the records of an earlier one.
+		if err := reg.ClearSteps(ctx, t.ID, OpDelete); err != nil {
+			return t, err
+		}
+	}
+	w := &workflow{s: s, reg: reg, op: OpDelete, t: t, actor: actor}
+	defer w.close()
+	steps := []step{
+		{StepMark, func(w *workflow, ctx context.Context) error {
+			return registry.Transact(ctx, w.reg.DB(), func(tx pgx.Tx) error {
+				rg := w.reg.With(tx)
+				before, err := rg.TenantByID(ctx, w.t.ID)
+				if err != nil || before.Status == registry.StatusDeleting {
+					return err
+				}
+				after, err := rg.SetStatus(ctx, w.t.ID, []string{registry.StatusProvisioning, registry.StatusActive,
+					registry.StatusSuspended, registry.StatusFailed}, registry.StatusDeleting)
+				if err != nil {
+					return err
+				}
+				return rg.Audit(ctx, w.actor, "tenant.delete", w.t.ID, before, after)
+			})
+		}},
+		{StepDrop, func(w *workflow, ctx context.Context) error {
+			sv, err := w.server(ctx)
+			if err != nil {
+				return err
+			}
+			return dropDatabase(ctx, sv.conn, w.t.DBName, w.t.DBRole)
+		}},
+		{StepForget, func(w *workflow, ctx context.Context) error {
+			return w.s.opts.Secrets.Delete(ctx, w.t.SecretsRef)
+		}},
+		{StepRelease, func(w *workflow, ctx context.Context) error {
+			return registry.Transact(ctx, w.reg.DB(), func(tx pgx.Tx) error {
+				rg := w.reg.With(tx)
+				if err := rg.ReleaseDomains(ctx, w.t.ID); err != nil {
+					return err
+				}
+				before, err := rg.TenantByID(ctx, w.t.ID)
+				if err != nil {
+					return err
+				}
+				after, err := rg.SetStatus(ctx, w.t.ID, []string{registry.StatusDeleting}, registry.StatusDeleted)
+				if err != nil {
+					return err
+				}
+				return rg.Audit(ctx, w.actor, "tenant.deleted", w.t.ID, before, after)
+			})
+		}},
+	}
+	if err := w.run(ctx, steps); err != nil {
+		return registry.Tenant{}, err
+	}
+	return reg.TenantByID(ctx, t.ID)
+}
+
+// change runs fn on a tenant that still exists (not deleting or deleted) in
+// one transaction, with an audit entry of what fn returns.
+func (s *Service) change(ctx context.Context, slug, actor, action string, fn func(rg *registry.Registry, t registry.Tenant) (any, error)) error {
+	return registry.Transact(ctx, s.opts.Platform, func(tx pgx.Tx) error {
+		rg := s.reg.With(tx)
+		t, err := rg.Tenant(ctx, slug)
+		if err != nil {
+			return err
+		}
+		if t.Status == registry.StatusDeleting || t.Status == registry.StatusDeleted {
+			return fmt.Errorf("tenant %s is %s: %w", slug, t.Status, registry.ErrConflict)
+		}
+		detail, err := fn(rg, t)
+		if err != nil {
+			return err
+		}
+		return rg.Audit(ctx, actor, action, t.ID, nil, detail)
+	})
+}
+
+// AddDomain routes hostname (lowercase DNS name or localhost, no port) to
+// the tenant. One another tenant has is ErrConflict; adding one the tenant
+// has already changes nothing.
+func (s *Service) AddDomain(ctx context.Context, slug, hostname, actor string) error {
+	return s.change(ctx, slug, actor, "domain.add", func(rg *registry.Registry, t registry.Tenant) (any, error) {
+		h, err := rg.AddDomain(ctx, t.ID, hostname)
+		return map[string]string{"hostname": h}, err
+	})
+}
+
+// RemoveDomain stops routing hostname to the tenant; the default domain
+// cannot be removed (ErrConflict).
+func (s *Service) RemoveDomain(ctx context.Context, slug, hostname, actor string) error {
+	return s.change(ctx, slug, actor, "domain.remove", func(rg *registry.Registry, t registry.Tenant) (any, error) {
+		h, err := rg.RemoveDomain(ctx, t.ID, hostname)
+		return map[string]string{"hostname": h}, err
+	})
+}
+
+// AddOrigin trusts a browser origin (scheme://host[:port]) for the tenant.
+func (s *Service) AddOrigin(ctx context.Context, slug, origin, actor string) error {
+	return s.change(ctx, slug, actor, "origin.add", func(rg *registry.Registry, t registry.Tenant) (any, error) {
+		o, err := rg.AddOrigin(ctx, t.ID, origin)
+		return map[string]string{"origin": o}, err
+	})
+}
+
+// RemoveOrigin stops trusting a browser origin.
+func (s *Service) RemoveOrigin(ctx context.Context, slug, origin, actor string) error {
+	return s.change(ctx, slug, actor, "origin.remove", func(rg *registry.Registry, t registry.Tenant) (any, error) {
+		o, err := rg.RemoveOrigin(ctx, t.ID, origin)
+		return map[string]string{"origin": o}, err
+	})
+}
+
+// UpdateSettings applies patch to the tenant's settings and returns the tenant.
+func (s *Service) UpdateSettings(ctx context.Context, slug string, patch SettingsPatch, actor string) (registry.Tenant, error) {
+	var out registry.Tenant
+	err := registry.Transact(ctx, s.opts.Platform, func(tx pgx.Tx) error {
+		rg := s.reg.With(tx)
+		t, err := rg.Tenant(ctx, slug)
+		if err != nil {
+			return err
+		}
+		if t.Status == registry.StatusDeleting || t.Status == registry.StatusDeleted {
+			return fmt.Errorf("tenant %s is %s: %w", slug, t.Status, registry.ErrConflict)
+		}
+		next := patch.apply(t.Settings)
+		if err := rg.UpdateSettings(ctx, t.ID, next); err != nil {
+			return err
+		}
+		if out, err = rg.TenantByID(ctx, t.ID); err != nil {
+			return err
+		}
+		return rg.Audit(ctx, actor, "settings.update", t.ID, t.Settings, out.Settings)
+	})
+	return out, err
+}
+
+// SecretsStatus says which of the tenant's secrets are set, and the newest
+// version of its bundle; never a value.
+func (s *Service) SecretsStatus(ctx context.Context, slug string) (SecretsStatus, error) {
+	t, err := s.reg.Tenant(ctx, slug)
+	if err != nil {
+		return SecretsStatus{}, err
+	}
+	return s.secretsStatus(ctx, t)
+}
+
+func (s *Service) secretsStatus(ctx context.Context, t registry.Tenant) (SecretsStatus, error) {
+	versions, err := s.opts.Secrets.Versions(ctx, t.SecretsRef)
+	if err != nil {
+		return SecretsStatus{}, fmt.Errorf("tenant %s: secrets: %w", t.Slug, err)
+	}
+	if len(versions) == 0 {
+		return SecretsStatus{}, nil
+	}
+	b, err := secrets.LoadBundle(ctx, s.opts.Secrets, t.SecretsRef)
+	if err != nil {
+		return SecretsStatus{}, err
+	}
+	return statusOf(b, versions[len(versions)-1]), nil
+}
+
+// SetSecrets merges the given values into the tenant's bundle (a new
+// version when something changed) and says which are set. The audit entry
+// names the changed fields, never their values.
+func (s *Service) SetSecrets(ctx context.Context, slug string, in SecretsInput, actor string) (SecretsStatus, error) {
+	if err := in.Validate(); err != nil {
+		return SecretsStatus{}, err
+	}
+	conn, unlock, err := s.lock(ctx, slug)
+	if err != nil {
+		return SecretsStatus{}, err
+	}
+	defer unlock()
+	reg := s.reg.With(conn)
+	t, err := reg.Tenant(ctx, slug)
+	if err != nil {
+		return SecretsStatus{}, err
+	}
+	if t.Status == registry.StatusDeleting || t.Status == registry.StatusDeleted {
+		return SecretsStatus{}, fmt.Errorf("tenant %s is %s: %w", slug, t.Status, registry.ErrConflict)
+	}
+	b, err := secrets.LoadBundle(ctx, s.opts.Secrets, t.SecretsRef)
+	if errors.Is(err, secrets.ErrNotFound) {
+		return SecretsStatus{}, fmt.Errorf("tenant %s has no secrets yet (retry its creation first): %w", slug, registry.ErrConflict)
+	}
+	if err != nil {
+		return SecretsStatus{}, err
+	}
+	if changed := in.apply(&b); len(changed) > 0 {
+		v, err := secrets.SaveBundle(ctx, s.opts.Secrets, t.SecretsRef, b)
+		if err != nil {
+			return SecretsStatus{}, err
+		}
+		if err := reg.Audit(ctx, actor, "secrets.set", t.ID, nil, map[string]any{"changed": changed, "version": v}); err != nil {
+			return SecretsStatus{}, err
+		}
+	}
+	return s.secretsStatus(ctx, t)
+}
+
+// RotateSecrets gives the tenant a new database password and session key.
+// The new bundle version is stored first and the role's password changed
+// right after: the data plane re-reads the secret when the database refuses
+// a password, so it never holds a rejected one for long. Should the ALTER
+// fail, the previous values are stored again as the newest version.
+func (s *Service) RotateSecrets(ctx context.Context, slug, actor string) error {
+	conn, unlock, err := s.lock(ctx, slug)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	reg := s.reg.With(conn)
+	t, err := reg.Tenant(ctx, slug)
+	if err != nil {
+		return err
+	}
+	if t.Status != registry.StatusActive && t.Status != registry.StatusSuspended {
+		return fmt.Errorf("tenant %s is %s: %w", slug, t.Status, registry.ErrConflict)
+	}
+	old, err := secrets.LoadBundle(ctx, s.opts.Secrets, t.SecretsRef)
+	if err != nil {
+		return err
+	}
+	sv, err := s.connect(ctx, t.DBServerID)
+	if err != nil {
+		return err
+	}
+	defer sv.close()
+	next := old
+	next.DBPassword = randomHex(32)
+	next.SessionKey = randomBase64(32)
+	v, err := secrets.SaveBundle(ctx, s.opts.Secrets, t.SecretsRef, next)
+	if err != nil {
+		return err
+	}
+	if err := setPassword(ctx, sv.conn, t.DBRole, next.DBPassword); err != nil {
+		if _, rerr := secrets.SaveBundle(context.Background(), s.opts.Secrets, t.SecretsRef, old); rerr != nil {
+			s.log.Error("restoring secrets after a failed rotation", "tenant", slug, "err", rerr)
+		}
+		return fmt.Errorf("rotate %s: %w", slug, err)
+	}
+	return reg.Audit(ctx, actor, "secrets.rotate", t.ID, nil, map[string]any{
+		"rotated": []string{"db_password", "session_key"}, "version": v})
+}
