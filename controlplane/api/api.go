@@ -91,9 +91,15 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.mount()
+	return s, nil
+}
+
+// mount builds the Fiber app and its routes.
+func (s *Server) mount() {
 	s.app = fiber.New(fiber.Config{
 		AppName:               "swa controlplane",
-		BodyLimit:             o.BodyLimit,
+		BodyLimit:             s.opts.BodyLimit,
 		ErrorHandler:          s.handleError,
 		DisableStartupMessage: true,
 		ReadTimeout:           30 * time.Second,
@@ -101,7 +107,6 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		IdleTimeout:           2 * time.Minute,
 	})
 	s.routes()
-	return s, nil
 }
 
 // App returns the Fiber app to listen with.

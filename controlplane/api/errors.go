@@ -53,10 +53,6 @@ func invalid(field, format string, args ...any) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: codeInvalid, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-func notFound(format string, args ...any) *Error {
-	return &Error{Status: http.StatusNotFound, Code: codeNotFound, Message: fmt.Sprintf(format, args...)}
-}
-
 func conflict(format string, args ...any) *Error {
 	return &Error{Status: http.StatusConflict, Code: codeConflict, Message: fmt.Sprintf(format, args...)}
 }

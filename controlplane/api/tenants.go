@@ -116,7 +116,7 @@ type forkRequest struct {
 	Plan        string                 `json:"plan"`
 	Domains     []string               `json:"domains"`
 	Origins     []string               `json:"origins"`
-	Settings    directory.Settings `json:"settings"`
+	Settings    directory.Settings     `json:"settings"`
 	Secrets     provision.SecretsInput `json:"secrets"`
 }
 

@@ -1,0 +1,695 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/startupwebapp/platform/controlplane/registry"
+)
+
+// bareServer has the routes but no database: enough to compare routes.
+func bareServer() *Server {
+	s := &Server{log: slog.New(slog.DiscardHandler), opts: Options{BodyLimit: 1 << 20}}
+	s.mount()
+	return s
+}
+
+var fiberParamRE = regexp.MustCompile(`:([a-zA-Z_]+)`)
+
+// mountedRoutes lists "METHOD /path" with OpenAPI-style {params}.
+func mountedRoutes(app *fiber.App) []string {
+	var out []string
+	for _, r := range app.GetRoutes(true) {
+		if r.Method == http.MethodHead {
+			continue // Fiber adds HEAD to every GET
+		}
+		out = append(out, r.Method+" "+fiberParamRE.ReplaceAllString(r.Path, "{$1}"))
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.1") {
+		t.Errorf("openapi version %q, want 3.1.x", doc.OpenAPI)
+	}
+	methods := map[string]bool{"get": true, "put": true, "post": true, "delete": true, "patch": true, "head": true, "options": true}
+	var documented []string
+	for path, item := range doc.Paths {
+		for m := range item {
+			if methods[m] {
+				documented = append(documented, strings.ToUpper(m)+" "+path)
+			}
+		}
+	}
+	sort.Strings(documented)
+	mounted := mountedRoutes(bareServer().App())
+	if len(mounted) < 25 {
+		t.Fatalf("only %d routes mounted: %v", len(mounted), mounted)
+	}
+	for _, r := range mounted {
+		if !slices.Contains(documented, r) {
+			t.Errorf("route %s is mounted but not in openapi.json", r)
+		}
+	}
+	for _, r := range documented {
+		if !slices.Contains(mounted, r) {
+			t.Errorf("openapi.json documents %s, which is not mounted", r)
+		}
+	}
+}
+
+// concrete fills a route's parameters with plausible values.
+func concrete(route string) (method, path string) {
+	method, path, _ = strings.Cut(route, " ")
+	r := strings.NewReplacer("{slug}", "acme", "{hostname}", "shop.example.com",
+		"{origin}", url.PathEscape("http://localhost:8080"), "{id}", "1")
+	path = r.Replace(path)
+	if strings.HasPrefix(path, "/v1/operations/") {
+		path = "/v1/operations/5b0b0a0e-5d8c-4a8e-9b43-7d2d3c3e1f00"
+	}
+	return method, path
+}
+
+func TestAuthRequiredOnEveryRoute(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	// A token that worked, then was revoked.
+	var created tokenCreated
+	h.must(http.StatusCreated, "POST", "/v1/tokens", `{"name":"soon revoked"}`).decode(t, &created)
+	h.must(http.StatusOK, "GET", "/v1/tenants", "")
+	h.must(http.StatusNoContent, "DELETE", "/v1/tokens/"+strconv.FormatInt(created.ID, 10), "")
+
+	routes := mountedRoutes(h.srv.App())
+	tokens := []struct{ name, header string }{
+		{"no token", ""},
+		{"wrong token", "Bearer swa_not-a-real-token-at-all"},
+		{"revoked token", "Bearer " + created.Token},
+		{"basic scheme", "Basic " + h.token},
+		{"empty bearer", "Bearer "},
+	}
+	for _, route := range routes {
+		if route == "GET /healthz" {
+			continue
+		}
+		for _, tok := range tokens {
+			t.Run(route+"/"+tok.name, func(t *testing.T) {
+				method, path := concrete(route)
+				req, _ := http.NewRequest(method, path, strings.NewReader(`{}`))
+				if tok.header != "" {
+					req.Header.Set("Authorization", tok.header)
+				}
+				res, err := h.srv.App().Test(req, 10_000)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer res.Body.Close()
+				if res.StatusCode != http.StatusUnauthorized {
+					t.Fatalf("status %d, want 401", res.StatusCode)
+				}
+				if got := res.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer") {
+					t.Errorf("WWW-Authenticate %q, want Bearer ...", got)
+				}
+				var b errorBody
+				if err := json.NewDecoder(res.Body).Decode(&b); err != nil || b.Error.Code != "unauthorized" {
+					t.Errorf("body code %q (%v), want unauthorized", b.Error.Code, err)
+				}
+			})
+		}
+	}
+	t.Run("healthz needs no token", func(t *testing.T) {
+		if r := h.on(t).doAs("", "GET", "/healthz", ""); r.Status != http.StatusOK {
+			t.Fatalf("status %d", r.Status)
+		}
+	})
+	t.Run("openapi with token", func(t *testing.T) {
+		r := h.on(t).must(http.StatusOK, "GET", "/v1/openapi.json", "")
+		if !json.Valid(r.Body) {
+			t.Fatal("not JSON")
+		}
+	})
+	if strings.Contains(h.logs.String(), h.token) || strings.Contains(h.logs.String(), created.Token) {
+		t.Error("a token appears in the log")
+	}
+}
+
+func TestTokens(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	var created tokenCreated
+	r := h.must(http.StatusCreated, "POST", "/v1/tokens", `{"name":"ci"}`)
+	r.decode(t, &created)
+	if created.Token == "" || created.ID == 0 || created.Name != "ci" {
+		t.Fatalf("created %+v", created.TokenInfo)
+	}
+	if got := h.doAs(created.Token, "GET", "/v1/tenants", ""); got.Status != http.StatusOK {
+		t.Fatalf("new token: status %d", got.Status)
+	}
+	list := h.must(http.StatusOK, "GET", "/v1/tokens", "")
+	if strings.Contains(string(list.Body), created.Token) || strings.Contains(string(list.Body), h.token) {
+		t.Fatal("token list shows a token value")
+	}
+	var tl struct {
+		Tokens []registry.TokenInfo `json:"tokens"`
+	}
+	list.decode(t, &tl)
+	names := []string{}
+	for _, tk := range tl.Tokens {
+		names = append(names, tk.Name)
+	}
+	if !slices.Contains(names, "ci") || !slices.Contains(names, "bootstrap") {
+		t.Fatalf("tokens %v, want ci and bootstrap", names)
+	}
+	h.must(http.StatusNoContent, "DELETE", fmt.Sprintf("/v1/tokens/%d", created.ID), "")
+	if got := h.doAs(created.Token, "GET", "/v1/tenants", ""); got.Status != http.StatusUnauthorized {
+		t.Fatalf("revoked token: status %d", got.Status)
+	}
+	// The audit names who made and revoked the token, never its value.
+	audit := h.must(http.StatusOK, "GET", "/v1/audit", "")
+	if !strings.Contains(string(audit.Body), "token.create") || !strings.Contains(string(audit.Body), "token.revoke") {
+		t.Errorf("audit lacks token entries: %s", audit.Body)
+	}
+	if strings.Contains(string(audit.Body), created.Token) {
+		t.Error("audit shows a token value")
+	}
+}
+
+func TestErrors(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.create("acme", `,"domains":["shop.acme.test"]`)
+	cases := []struct {
+		name, method, path, body string
+		status                   int
+		code, field              string
+	}{
+		{"bad slug", "POST", "/v1/tenants", `{"slug":"Bad Slug"}`, 400, "invalid", "slug"},
+		{"missing slug", "POST", "/v1/tenants", `{"display_name":"x"}`, 400, "invalid", "slug"},
+		{"malformed JSON", "POST", "/v1/tenants", `{"slug":`, 400, "invalid", ""},
+		{"empty body", "POST", "/v1/tenants", ``, 400, "invalid", ""},
+		{"unknown field", "POST", "/v1/tenants", `{"slug":"ok-slug","colour":"red"}`, 400, "invalid", "colour"},
+		{"wrong type", "POST", "/v1/tenants", `{"slug":"ok-slug","domains":"a.example.com"}`, 400, "invalid", "domains"},
+		{"wrong nested type", "POST", "/v1/tenants", `{"slug":"ok-slug","secrets":{"smtp_port":"25"}}`, 400, "invalid", "secrets.smtp_port"},
+		{"bad domain", "POST", "/v1/tenants", `{"slug":"ok-slug","domains":["not a host"]}`, 400, "invalid", "domains"},
+		{"bad setting", "POST", "/v1/tenants", `{"slug":"ok-slug","settings":{"frontend_origin":"nope"}}`, 400, "invalid", "settings.frontend_origin"},
+		{"bad secret", "POST", "/v1/tenants", `{"slug":"ok-slug","secrets":{"stripe_secret_key":"oops"}}`, 400, "invalid", "secrets.stripe_secret_key"},
+		{"fork of nothing", "POST", "/v1/tenants", `{"slug":"ok-slug","fork_of":"nobody"}`, 400, "invalid", "fork_of"},
+		{"duplicate slug", "POST", "/v1/tenants", `{"slug":"acme"}`, 409, "conflict", ""},
+		{"duplicate domain on create", "POST", "/v1/tenants", `{"slug":"other","domains":["shop.acme.test"]}`, 409, "conflict", ""},
+		{"unknown tenant", "GET", "/v1/tenants/nobody", "", 404, "not_found", ""},
+		{"unknown tenant patch", "PATCH", "/v1/tenants/nobody", `{"settings":{"from_address":"a@b.test"}}`, 404, "not_found", ""},
+		{"unknown tenant delete", "DELETE", "/v1/tenants/nobody", "", 404, "not_found", ""},
+		{"unknown tenant suspend", "POST", "/v1/tenants/nobody/suspend", "", 404, "not_found", ""},
+		{"unknown tenant secrets", "GET", "/v1/tenants/nobody/secrets", "", 404, "not_found", ""},
+		{"unknown fork source", "POST", "/v1/tenants/nobody/fork", `{"slug":"copy"}`, 404, "not_found", ""},
+		{"patch name", "PATCH", "/v1/tenants/acme", `{"display_name":"New"}`, 400, "invalid", "display_name"},
+		{"patch nothing", "PATCH", "/v1/tenants/acme", `{}`, 400, "invalid", "settings"},
+		{"patch bad rate limit", "PATCH", "/v1/tenants/acme", `{"settings":{"rate_limits":{"login":"lots"}}}`, 400, "invalid", "settings.rate_limits.login"},
+		{"bad secret put", "PUT", "/v1/tenants/acme/secrets", `{"stripe_secret_key":"nope"}`, 400, "invalid", "stripe_secret_key"},
+		{"secret put unknown field", "PUT", "/v1/tenants/acme/secrets", `{"db_password":"x"}`, 400, "invalid", "db_password"},
+		{"bad hostname", "POST", "/v1/tenants/acme/domains", `{"hostname":"http://x"}`, 400, "invalid", "hostname"},
+		{"bad origin", "POST", "/v1/tenants/acme/origins", `{"origin":"not-an-origin"}`, 400, "invalid", "origin"},
+		{"remove default domain", "DELETE", "/v1/tenants/acme/domains/acme.example.test", "", 409, "conflict", ""},
+		{"remove unknown domain", "DELETE", "/v1/tenants/acme/domains/nope.example.test", "", 404, "not_found", ""},
+		{"resume active", "POST", "/v1/tenants/acme/resume", "", 409, "conflict", ""},
+		{"retry active", "POST", "/v1/tenants/acme/retry", "", 409, "conflict", ""},
+		{"bad limit", "GET", "/v1/tenants?limit=0", "", 400, "invalid", "limit"},
+		{"huge limit", "GET", "/v1/tenants?limit=100000", "", 400, "invalid", "limit"},
+		{"bad status filter", "GET", "/v1/tenants?status=sleeping", "", 400, "invalid", "status"},
+		{"bad audit before", "GET", "/v1/audit?before=x", "", 400, "invalid", "before"},
+		{"audit unknown tenant", "GET", "/v1/audit?tenant=nobody", "", 404, "not_found", ""},
+		{"bad operation id", "GET", "/v1/operations/not-a-uuid", "", 400, "invalid", "id"},
+		{"unknown operation", "GET", "/v1/operations/5b0b0a0e-5d8c-4a8e-9b43-7d2d3c3e1f00", "", 404, "not_found", ""},
+		{"bad token id", "DELETE", "/v1/tokens/abc", "", 400, "invalid", "id"},
+		{"unknown token", "DELETE", "/v1/tokens/999999", "", 404, "not_found", ""},
+		{"empty token name", "POST", "/v1/tokens", `{"name":""}`, 400, "invalid", "name"},
+		{"unknown route", "GET", "/v1/nothing-here", "", 404, "not_found", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := h.on(t).do(tc.method, tc.path, tc.body)
+			if r.Status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.Status, tc.status, r.Body)
+			}
+			e := r.errorOf(t)
+			if e.Code != tc.code || e.Field != tc.field {
+				t.Errorf("error %+v, want code %q field %q", e, tc.code, tc.field)
+			}
+			if e.Message == "" {
+				t.Error("empty message")
+			}
+		})
+	}
+	// None of the refused creates left a tenant behind.
+	var page tenantPage
+	h.must(http.StatusOK, "GET", "/v1/tenants?status=provisioning,active,suspended,failed,deleting,deleted", "").decode(t, &page)
+	if len(page.Tenants) != 1 || page.Tenants[0].Slug != "acme" {
+		t.Errorf("tenants after refused creates: %v", slugs(page.Tenants))
+	}
+}
+
+func slugs(ts []registry.Tenant) []string {
+	out := []string{}
+	for _, t := range ts {
+		out = append(out, t.Slug)
+	}
+	return out
+}
+
+func TestCreateForkAndDelete(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	r := h.must(http.StatusAccepted, "POST", "/v1/tenants",
+		`{"slug":"shop","display_name":"The Shop","domains":["Shop.Example.COM"],"origins":["http://localhost:8080"],
+		  "settings":{"frontend_origin":"http://localhost:8080","from_address":"hi@shop.test"}}`)
+	var acc acceptedBody
+	r.decode(t, &acc)
+	if acc.Tenant == nil || acc.Tenant.Slug != "shop" || acc.Operation.Kind != "create" {
+		t.Fatalf("accepted body %s", r.Body)
+	}
+	if r.Header.Get("Location") != acc.Operation.URL {
+		t.Errorf("Location %q, operation url %q", r.Header.Get("Location"), acc.Operation.URL)
+	}
+	if acc.Operation.TenantSlug == nil || *acc.Operation.TenantSlug != "shop" {
+		t.Errorf("operation tenant %v", acc.Operation.TenantSlug)
+	}
+	op := h.wait(r)
+	if op.Status != "succeeded" || op.Error != nil || op.FinishedAt == nil {
+		t.Fatalf("operation %+v", op)
+	}
+	var shop registry.Tenant
+	h.must(http.StatusOK, "GET", "/v1/tenants/shop", "").decode(t, &shop)
+	if shop.Status != "active" || shop.DisplayName != "The Shop" || !slices.Contains(shop.Domains, "shop.example.com") ||
+		shop.Domains[0] != "shop.example.test" || !slices.Equal(shop.Origins, []string{"http://localhost:8080"}) ||
+		shop.Settings.FromAddress != "hi@shop.test" {
+		t.Fatalf("tenant %+v", shop)
+	}
+
+	t.Run("fork endpoint", func(t *testing.T) {
+		h := h.on(t)
+		r := h.must(http.StatusAccepted, "POST", "/v1/tenants/shop/fork", `{"slug":"shop-two","display_name":"Second"}`)
+		if op := h.wait(r); op.Status != "succeeded" || op.Kind != "fork" {
+			t.Fatalf("fork operation %+v (%s)", op, deref(op.Error))
+		}
+		var two registry.Tenant
+		h.must(http.StatusOK, "GET", "/v1/tenants/shop-two", "").decode(t, &two)
+		if two.Status != "active" || two.ForkOf == nil || *two.ForkOf != "shop" || !slices.Contains(two.Origins, "http://localhost:8080") {
+			t.Fatalf("fork %+v", two)
+		}
+	})
+	t.Run("fork_of in create", func(t *testing.T) {
+		h := h.on(t)
+		r := h.must(http.StatusAccepted, "POST", "/v1/tenants", `{"slug":"shop-three","fork_of":"shop"}`)
+		if op := h.wait(r); op.Status != "succeeded" || op.Kind != "fork" {
+			t.Fatalf("fork operation %+v", op)
+		}
+	})
+	t.Run("list pages", func(t *testing.T) {
+		h := h.on(t)
+		var seen []string
+		path := "/v1/tenants?limit=2"
+		for range 5 {
+			var page tenantPage
+			h.must(http.StatusOK, "GET", path, "").decode(t, &page)
+			seen = append(seen, slugs(page.Tenants)...)
+			if page.NextAfter == nil {
+				break
+			}
+			path = "/v1/tenants?limit=2&after=" + url.QueryEscape(*page.NextAfter)
+		}
+		if !slices.Equal(seen, []string{"shop", "shop-three", "shop-two"}) {
+			t.Fatalf("pages gave %v", seen)
+		}
+		var active tenantPage
+		h.must(http.StatusOK, "GET", "/v1/tenants?status=suspended", "").decode(t, &active)
+		if len(active.Tenants) != 0 {
+			t.Fatalf("suspended filter gave %v", slugs(active.Tenants))
+		}
+	})
+	t.Run("delete", func(t *testing.T) {
+		h := h.on(t)
+		r := h.must(http.StatusAccepted, "DELETE", "/v1/tenants/shop-three", "")
+		if op := h.wait(r); op.Status != "succeeded" || op.Kind != "delete" {
+			t.Fatalf("delete operation %+v (%s)", op, deref(op.Error))
+		}
+		var gone registry.Tenant
+		h.must(http.StatusOK, "GET", "/v1/tenants/shop-three", "").decode(t, &gone)
+		if gone.Status != "deleted" {
+			t.Fatalf("status %s after delete", gone.Status)
+		}
+		if r := h.do("DELETE", "/v1/tenants/shop-three", ""); r.Status != http.StatusConflict {
+			t.Fatalf("second delete: %d", r.Status)
+		}
+	})
+}
+
+func TestSecretsAreWriteOnly(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	values := map[string]string{
+		"stripe_secret_key":      "sk_test_" + strings.Repeat("S3cr3tK3y", 3),
+		"stripe_publishable_key": "pk_test_" + strings.Repeat("PubL1sh", 3),
+		"stripe_webhook_secret":  "whsec_" + strings.Repeat("W3bH00k", 3),
+		"smtp_host":              "smtp.secret-relay.test",
+		"smtp_username":          "mailer-user-q7z9",
+		"smtp_password":          "smtp-pass-" + strings.Repeat("Zx9", 5),
+	}
+	createSecrets, _ := json.Marshal(map[string]string{"smtp_password": "create-time-pass-K4v8"})
+	h.create("vault", `,"secrets":`+string(createSecrets))
+
+	var before map[string]any
+	h.must(http.StatusOK, "GET", "/v1/tenants/vault/secrets", "").decode(t, &before)
+	if before["smtp_password"] != true || before["stripe_webhook_secret"] != false {
+		t.Fatalf("status after create %v", before)
+	}
+
+	body := map[string]any{"smtp_port": 2525}
+	for k, v := range values {
+		body[k] = v
+	}
+	raw, _ := json.Marshal(body)
+	put := h.must(http.StatusOK, "PUT", "/v1/tenants/vault/secrets", string(raw))
+	var status map[string]any
+	put.decode(t, &status)
+	get := h.must(http.StatusOK, "GET", "/v1/tenants/vault/secrets", "")
+	var got map[string]any
+	get.decode(t, &got)
+	for _, st := range []map[string]any{status, got} {
+		for k, v := range st {
+			if k == "version" {
+				continue
+			}
+			if v != true {
+				t.Errorf("%s = %v, want true", k, v)
+			}
+		}
+	}
+	// Some other fields flow through the API: a change, a rotation, the audit.
+	h.must(http.StatusOK, "PATCH", "/v1/tenants/vault", `{"settings":{"from_address":"shop@vault.test"}}`)
+	if op := h.wait(h.must(http.StatusAccepted, "POST", "/v1/tenants/vault/rotate-secrets", "")); op.Status != "succeeded" {
+		t.Fatalf("rotate: %+v %s", op, deref(op.Error))
+	}
+	auditBody := string(h.must(http.StatusOK, "GET", "/v1/audit?tenant=vault&limit=500", "").Body)
+	if !strings.Contains(auditBody, "secrets.set") {
+		t.Errorf("audit lacks secrets.set: %s", auditBody)
+	}
+	h.must(http.StatusOK, "GET", "/v1/audit?limit=500", "")
+	h.must(http.StatusOK, "GET", "/v1/tenants/vault", "")
+
+	values["create"] = "create-time-pass-K4v8"
+	responses, logs := h.allResponses(), h.logs.String()
+	for name, v := range values {
+		if strings.Contains(responses, v) {
+			t.Errorf("%s value appears in a response", name)
+		}
+		if strings.Contains(logs, v) {
+			t.Errorf("%s value appears in the log", name)
+		}
+	}
+	if strings.Contains(logs, h.token) {
+		t.Error("the admin token appears in the log")
+	}
+}
+
+func TestSuspendResume(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.create("pause", "")
+	var tn registry.Tenant
+	h.must(http.StatusOK, "POST", "/v1/tenants/pause/suspend", "").decode(t, &tn)
+	if tn.Status != "suspended" {
+		t.Fatalf("after suspend: %s", tn.Status)
+	}
+	if e := h.must(http.StatusConflict, "POST", "/v1/tenants/pause/suspend", "").errorOf(t); e.Code != "conflict" {
+		t.Errorf("second suspend: %+v", e)
+	}
+	var page tenantPage
+	h.must(http.StatusOK, "GET", "/v1/tenants?status=suspended", "").decode(t, &page)
+	if !slices.Equal(slugs(page.Tenants), []string{"pause"}) {
+		t.Errorf("suspended filter: %v", slugs(page.Tenants))
+	}
+	h.must(http.StatusOK, "POST", "/v1/tenants/pause/resume", "").decode(t, &tn)
+	if tn.Status != "active" {
+		t.Fatalf("after resume: %s", tn.Status)
+	}
+	audit := string(h.must(http.StatusOK, "GET", "/v1/audit?tenant=pause", "").Body)
+	for _, a := range []string{"tenant.suspend", "tenant.resume"} {
+		if !strings.Contains(audit, a) {
+			t.Errorf("audit lacks %s", a)
+		}
+	}
+}
+
+func TestDomainsAndOrigins(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.create("one", "")
+	h.create("two", "")
+	var list struct {
+		Domains []string `json:"domains"`
+		Origins []string `json:"origins"`
+	}
+	h.must(http.StatusCreated, "POST", "/v1/tenants/one/domains", `{"hostname":"WWW.One.Test"}`).decode(t, &list)
+	if !slices.Equal(list.Domains, []string{"one.example.test", "www.one.test"}) {
+		t.Fatalf("domains %v", list.Domains)
+	}
+	if e := h.must(http.StatusConflict, "POST", "/v1/tenants/two/domains", `{"hostname":"www.one.test"}`).errorOf(t); e.Code != "conflict" {
+		t.Errorf("taken domain: %+v", e)
+	}
+	h.must(http.StatusOK, "GET", "/v1/tenants/one/domains", "").decode(t, &list)
+	if len(list.Domains) != 2 {
+		t.Fatalf("domains %v", list.Domains)
+	}
+	h.must(http.StatusNoContent, "DELETE", "/v1/tenants/one/domains/www.one.test", "")
+	h.must(http.StatusNotFound, "DELETE", "/v1/tenants/one/domains/www.one.test", "")
+	h.must(http.StatusOK, "GET", "/v1/tenants/one/domains", "").decode(t, &list)
+	if !slices.Equal(list.Domains, []string{"one.example.test"}) {
+		t.Fatalf("domains after remove %v", list.Domains)
+	}
+	// Released, the hostname can go to another tenant.
+	h.must(http.StatusCreated, "POST", "/v1/tenants/two/domains", `{"hostname":"www.one.test"}`)
+
+	origin := "http://localhost:8080"
+	h.must(http.StatusCreated, "POST", "/v1/tenants/one/origins", `{"origin":"`+origin+`"}`).decode(t, &list)
+	if !slices.Equal(list.Origins, []string{origin}) {
+		t.Fatalf("origins %v", list.Origins)
+	}
+	h.must(http.StatusNoContent, "DELETE", "/v1/tenants/one/origins/"+url.PathEscape(origin), "")
+	h.must(http.StatusOK, "GET", "/v1/tenants/one/origins", "").decode(t, &list)
+	if len(list.Origins) != 0 {
+		t.Fatalf("origins after remove %v", list.Origins)
+	}
+	h.must(http.StatusNotFound, "DELETE", "/v1/tenants/one/origins/"+url.PathEscape(origin), "")
+}
+
+func TestAuditPaging(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.create("pager", "")
+	for i := range 4 {
+		host := fmt.Sprintf("h%d.pager.test", i)
+		h.must(http.StatusCreated, "POST", "/v1/tenants/pager/domains", `{"hostname":"`+host+`"}`)
+		h.must(http.StatusNoContent, "DELETE", "/v1/tenants/pager/domains/"+host, "")
+	}
+	var all auditPage
+	h.must(http.StatusOK, "GET", "/v1/audit?tenant=pager&limit=500", "").decode(t, &all)
+	if len(all.Entries) < 9 || all.NextBefore != nil {
+		t.Fatalf("%d entries, next %v", len(all.Entries), all.NextBefore)
+	}
+	var paged []int64
+	path := "/v1/audit?tenant=pager&limit=3"
+	for range 20 {
+		var page auditPage
+		h.must(http.StatusOK, "GET", path, "").decode(t, &page)
+		if len(page.Entries) > 3 {
+			t.Fatalf("page of %d", len(page.Entries))
+		}
+		for _, e := range page.Entries {
+			paged = append(paged, e.ID)
+			if e.TenantSlug == nil || *e.TenantSlug != "pager" || !strings.HasPrefix(e.Actor, "token:") {
+				t.Errorf("entry %+v", e)
+			}
+		}
+		if page.NextBefore == nil {
+			break
+		}
+		path = fmt.Sprintf("/v1/audit?tenant=pager&limit=3&before=%d", *page.NextBefore)
+	}
+	var want []int64
+	for _, e := range all.Entries {
+		want = append(want, e.ID)
+	}
+	if !slices.Equal(paged, want) {
+		t.Fatalf("paged ids %v, want %v", paged, want)
+	}
+	if !slices.IsSortedFunc(paged, func(a, b int64) int { return int(b - a) }) {
+		t.Errorf("not newest first: %v", paged)
+	}
+}
+
+func TestMigrations(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.create("mig-a", "")
+	h.create("mig-b", "")
+	var st struct {
+		Latest  int64           `json:"latest"`
+		Tenants []tenantVersion `json:"tenants"`
+	}
+	h.must(http.StatusOK, "GET", "/v1/migrations", "").decode(t, &st)
+	if st.Latest < 1 || len(st.Tenants) != 2 {
+		t.Fatalf("status %+v", st)
+	}
+	for _, tv := range st.Tenants {
+		if tv.SchemaVersion != st.Latest || !tv.Current {
+			t.Errorf("tenant %+v, latest %d", tv, st.Latest)
+		}
+	}
+	r := h.must(http.StatusAccepted, "POST", "/v1/migrations/run", "")
+	if op := h.wait(r); op.Status != "succeeded" || op.Kind != "migrate-all" {
+		t.Fatalf("migrate all: %+v %s", op, deref(op.Error))
+	}
+	r = h.must(http.StatusAccepted, "POST", "/v1/tenants/mig-a/migrate", "")
+	if op := h.wait(r); op.Status != "succeeded" {
+		t.Fatalf("migrate one: %+v %s", op, deref(op.Error))
+	}
+	h.must(http.StatusOK, "GET", "/v1/migrations", "").decode(t, &st)
+	for _, tv := range st.Tenants {
+		if tv.LastMigrationStatus == nil || *tv.LastMigrationStatus != "ok" {
+			t.Errorf("tenant %s last migration %v", tv.Slug, tv.LastMigrationStatus)
+		}
+	}
+}
+
+func TestInterruptedOperationsFailAtStart(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := context.Background()
+	reg := h.prov.Registry()
+	id, err := reg.StartOperation(ctx, "create", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second server on the same registry, as after a crash and restart.
+	srv, err := New(ctx, Options{Provision: h.prov})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(ctx) //nolint:errcheck
+	op, err := reg.GetOperation(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op.Status != "failed" || op.Error == nil || !strings.Contains(*op.Error, "interrupted") {
+		t.Fatalf("operation after restart %+v", op)
+	}
+}
+
+func TestRetryAfterFailedCreate(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	// A tenant whose create stopped after reserving, as a crash would leave it.
+	ctx := context.Background()
+	h.create("base", "")
+	if _, err := h.pool.Exec(ctx, `UPDATE tenants SET status = 'failed' WHERE slug = 'base'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.pool.Exec(ctx, `DELETE FROM provisioning_steps WHERE step = 'activate'`); err != nil {
+		t.Fatal(err)
+	}
+	r := h.must(http.StatusAccepted, "POST", "/v1/tenants/base/retry", "")
+	if op := h.wait(r); op.Status != "succeeded" || op.Kind != "retry" {
+		t.Fatalf("retry: %+v %s", op, deref(op.Error))
+	}
+	var tn registry.Tenant
+	h.must(http.StatusOK, "GET", "/v1/tenants/base", "").decode(t, &tn)
+	if tn.Status != "active" {
+		t.Fatalf("after retry: %s", tn.Status)
+	}
+}
+
+func TestRequestLog(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	r := h.must(http.StatusNotFound, "GET", "/v1/tenants/ghost", "")
+	rid := r.Header.Get("X-Request-ID")
+	if rid == "" {
+		t.Fatal("no X-Request-ID")
+	}
+	var line map[string]any
+	for _, l := range strings.Split(h.logs.String(), "\n") {
+		if strings.Contains(l, rid) && strings.Contains(l, `"msg":"request"`) {
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if line == nil {
+		t.Fatalf("no request line for %s in %s", rid, h.logs.String())
+	}
+	if line["method"] != "GET" || line["route"] != "/v1/tenants/:slug" || line["status"] != float64(404) || line["duration_ms"] == nil {
+		t.Errorf("request line %v", line)
+	}
+	if strings.Contains(h.logs.String(), "Bearer") || strings.Contains(h.logs.String(), h.token) {
+		t.Error("the log holds the Authorization header")
+	}
+}
+
+func TestPublicMessageRemovesCredentials(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ in, leak string }{
+		{"connect postgres://admin:hunter2@db:5432/x failed", "hunter2"},
+		{"dial: host=db user=a password=hunter3 dbname=x", "hunter3"},
+		{"dial: password = 'hunter 4' host=db", "hunter 4"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.leak, func(t *testing.T) {
+			got := publicMessage(fmt.Errorf("%s", tc.in))
+			if strings.Contains(got, tc.leak) {
+				t.Fatalf("%q keeps the password", got)
+			}
+		})
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	base := h.listen()
+	big := `{"slug":"big","display_name":"` + strings.Repeat("x", 70<<10) + `"}`
+	req, _ := http.NewRequest("POST", base+"/v1/tenants", strings.NewReader(big))
+	req.Header.Set("Authorization", "Bearer "+h.token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, want 413", res.StatusCode)
+	}
+	var b errorBody
+	if err := json.NewDecoder(res.Body).Decode(&b); err != nil || b.Error.Code != "invalid" {
+		t.Fatalf("body %+v (%v)", b, err)
+	}
+}

@@ -1,0 +1,265 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/startupwebapp/platform/controlplane/provision"
+	"github.com/startupwebapp/platform/controlplane/registry"
+	"github.com/startupwebapp/platform/migrations"
+	"github.com/startupwebapp/platform/platform/pgtest"
+	"github.com/startupwebapp/platform/platform/secrets"
+)
+
+// syncBuffer collects log output written from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// harness is one test's control plane: its own platform database, local
+// secrets store, tenant database prefix, provisioning service and API.
+type harness struct {
+	t     testing.TB
+	pool  *pgxpool.Pool
+	store secrets.Store
+	prov  *provision.Service
+	srv   *Server
+	token string
+	logs  *syncBuffer
+	// bodies keeps every response body, to search for leaked secrets.
+	bodies *syncBuffer
+}
+
+// on returns the harness reporting failures to t (a subtest).
+func (h *harness) on(t testing.TB) *harness {
+	c := *h
+	c.t = t
+	return &c
+}
+
+func newHarness(t testing.TB) *harness {
+	t.Helper()
+	admin := pgtest.AdminURL(t)
+	pool := pgtest.NewPool(t, migrations.Platform)
+	key := make([]byte, secrets.MasterKeySize)
+	_, _ = rand.Read(key)
+	store, err := secrets.NewLocal(pool, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := pgtest.RandomName("a") + "_"
+	t.Cleanup(func() { dropPrefixed(t, admin, prefix) })
+	cfg, err := pgx.ParseConfig(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := registry.New(pool, store).EnsureDBServer(ctx, "default", admin, cfg.Host, int(cfg.Port)); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	prov, err := provision.New(provision.Options{Platform: pool, Secrets: store, Log: log, DBPrefix: prefix, BaseDomain: "example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := pgtest.RandomName("bootstrap-token-")
+	srv, err := New(ctx, Options{Provision: prov, Log: log, BootstrapToken: token, BodyLimit: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return &harness{t: t, pool: pool, store: store, prov: prov, srv: srv, token: token, logs: logs, bodies: &syncBuffer{}}
+}
+
+// dropPrefixed removes every database and role whose name starts with prefix.
+func dropPrefixed(t testing.TB, admin, prefix string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	defer conn.Close(ctx)
+	rows, _ := conn.Query(ctx, `SELECT datname FROM pg_database WHERE left(datname, length($1)) = $1`, prefix)
+	dbs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+	}
+	for _, db := range dbs {
+		id := pgx.Identifier{db}.Sanitize()
+		if _, err := conn.Exec(ctx, "ALTER DATABASE "+id+" WITH IS_TEMPLATE false"); err != nil {
+			t.Errorf("cleanup %s: %v", db, err)
+		}
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+id+" WITH (FORCE)"); err != nil {
+			t.Errorf("cleanup %s: %v", db, err)
+		}
+	}
+	rows, _ = conn.Query(ctx, `SELECT rolname FROM pg_roles WHERE left(rolname, length($1)) = $1`, prefix)
+	roles, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+	}
+	for _, r := range roles {
+		if _, err := conn.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{r}.Sanitize()); err != nil {
+			t.Errorf("cleanup %s: %v", r, err)
+		}
+	}
+}
+
+// response is a decoded answer of the API.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r response) decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+// errorOf returns the error object of an error response.
+func (r response) errorOf(t testing.TB) errorDetail {
+	t.Helper()
+	var b errorBody
+	r.decode(t, &b)
+	return b.Error
+}
+
+// do sends one request with the harness's token ("" body: none).
+func (h *harness) do(method, path, body string) response {
+	h.t.Helper()
+	return h.doAs(h.token, method, path, body)
+}
+
+func (h *harness) doAs(token, method, path, body string) response {
+	h.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := h.srv.App().Test(req, 60_000)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.bodies.Write(append(b, '\n')) //nolint:errcheck
+	return response{Status: res.StatusCode, Header: res.Header, Body: b}
+}
+
+// must sends a request and fails the test unless the status is want.
+func (h *harness) must(want int, method, path, body string) response {
+	h.t.Helper()
+	r := h.do(method, path, body)
+	if r.Status != want {
+		h.t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.Status, want, r.Body)
+	}
+	return r
+}
+
+// wait polls an operation until it ends and returns it.
+func (h *harness) wait(r response) operationView {
+	h.t.Helper()
+	loc := r.Header.Get("Location")
+	if !strings.HasPrefix(loc, "/v1/operations/") {
+		h.t.Fatalf("Location %q, want /v1/operations/{id}", loc)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		var op operationView
+		h.must(http.StatusOK, "GET", loc, "").decode(h.t, &op)
+		if op.Status != "running" {
+			return op
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	h.t.Fatalf("operation %s still running", loc)
+	return operationView{}
+}
+
+// create makes an active tenant through the API.
+func (h *harness) create(slug string, extra string) registry.Tenant {
+	h.t.Helper()
+	body := `{"slug":"` + slug + `"` + extra + `}`
+	r := h.must(http.StatusAccepted, "POST", "/v1/tenants", body)
+	if op := h.wait(r); op.Status != "succeeded" {
+		h.t.Fatalf("create %s: operation %s: %v", slug, op.Status, deref(op.Error))
+	}
+	var t registry.Tenant
+	h.must(http.StatusOK, "GET", "/v1/tenants/"+slug, "").decode(h.t, &t)
+	if t.Status != registry.StatusActive {
+		h.t.Fatalf("tenant %s is %s after create", slug, t.Status)
+	}
+	return t
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
+}
+
+// allResponses returns every response body seen so far.
+func (h *harness) allResponses() string {
+	return h.bodies.String()
+}
+
+// listen serves the API on a loopback port and returns its base URL.
+func (h *harness) listen() string {
+	h.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	go h.srv.App().Listener(ln) //nolint:errcheck
+	return "http://" + ln.Addr().String()
+}
