@@ -1,0 +1,223 @@
+package cart_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/startupwebapp/platform/migrations"
+	"github.com/startupwebapp/platform/platform/pgtest"
+	"github.com/startupwebapp/platform/tenant/cart"
+)
+
+func newMember(t *testing.T, db *pgxpool.Pool, username string) int64 {
+	t.Helper()
+	var id int64
+	err := db.QueryRow(context.Background(), `
+WITH a AS (INSERT INTO account (username, password_hash, email) VALUES ($1::text, 'x', $1::text || '@example.com') RETURNING id)
+INSERT INTO member (account_id) SELECT id FROM a RETURNING id`, username).Scan(&id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+type lineQty map[int64]int
+
+func addLines(t *testing.T, db *pgxpool.Pool, cartID int64, lines lineQty) {
+	t.Helper()
+	for sku, q := range lines {
+		if _, err := db.Exec(context.Background(), `INSERT INTO cart_sku (cart_id, sku_id, quantity) VALUES ($1, $2, $3)`, cartID, sku, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func setShipping(t *testing.T, db *pgxpool.Pool, cartID, methodID int64) {
+	t.Helper()
+	if _, err := db.Exec(context.Background(), `INSERT INTO cart_shipping_method (cart_id, shipping_method_id) VALUES ($1, $2)`, cartID, methodID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func linesOf(t *testing.T, db *pgxpool.Pool, cartID int64) lineQty {
+	t.Helper()
+	rows, _ := db.Query(context.Background(), `SELECT sku_id, quantity FROM cart_sku WHERE cart_id = $1`, cartID)
+	out := lineQty{}
+	var sku int64
+	var q int
+	_, err := pgx.ForEachRow(rows, []any{&sku, &q}, func() error { out[sku] = q; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func shippingOf(t *testing.T, db *pgxpool.Pool, cartID int64) int64 {
+	t.Helper()
+	var id int64
+	err := db.QueryRow(context.Background(), `SELECT shipping_method_id FROM cart_shipping_method WHERE cart_id = $1`, cartID).Scan(&id)
+	if err != nil && err != pgx.ErrNoRows {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func inTx(t *testing.T, db *pgxpool.Pool, fn func(pgx.Tx) error) {
+	t.Helper()
+	if err := pgx.BeginFunc(context.Background(), db, fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMergeAnonymousIntoMember(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewPool(t, migrations.Tenant)
+	ctx := context.Background()
+	tests := []struct {
+		name         string
+		memberLines  lineQty // nil: the member has no cart
+		memberShip   int64
+		anonLines    lineQty
+		anonShip     int64
+		wantLines    lineQty
+		wantShip     int64
+		sameCartAsAn bool // the anonymous cart itself becomes the member's
+	}{
+		{name: "member without cart takes the anonymous one", anonLines: lineQty{1: 2}, anonShip: 3,
+			wantLines: lineQty{1: 2}, wantShip: 3, sameCartAsAn: true},
+		{name: "lines for new SKUs copied, existing kept", memberLines: lineQty{1: 5}, anonLines: lineQty{1: 2, 6: 3},
+			wantLines: lineQty{1: 5, 6: 3}},
+		{name: "shipping copied when member has none", memberLines: lineQty{7: 1}, anonLines: lineQty{1: 1}, anonShip: 2,
+			wantLines: lineQty{7: 1, 1: 1}, wantShip: 2},
+		{name: "member shipping kept", memberLines: lineQty{7: 1}, memberShip: 4, anonLines: lineQty{}, anonShip: 2,
+			wantLines: lineQty{7: 1}, wantShip: 4},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			member := newMember(t, db, fmt.Sprintf("merge%d", i))
+			anon, _, err := cart.FindOrCreate(ctx, db, cart.Owner{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			addLines(t, db, anon.ID, tc.anonLines)
+			if tc.anonShip != 0 {
+				setShipping(t, db, anon.ID, tc.anonShip)
+			}
+			if tc.memberLines != nil {
+				mc, _, err := cart.FindOrCreate(ctx, db, cart.Owner{MemberID: member})
+				if err != nil {
+					t.Fatal(err)
+				}
+				addLines(t, db, mc.ID, tc.memberLines)
+				if tc.memberShip != 0 {
+					setShipping(t, db, mc.ID, tc.memberShip)
+				}
+			}
+			inTx(t, db, func(tx pgx.Tx) error { return cart.MergeAnonymousIntoMember(ctx, tx, anon.AnonymousID, member) })
+
+			got, ok, err := cart.Find(ctx, db, cart.Owner{MemberID: member})
+			if err != nil || !ok {
+				t.Fatalf("member cart: %v %v", ok, err)
+			}
+			if tc.sameCartAsAn != (got.ID == anon.ID) {
+				t.Errorf("member cart id %d, anonymous cart id %d", got.ID, anon.ID)
+			}
+			if got.AnonymousID != "" {
+				t.Errorf("member cart keeps anonymous id %q", got.AnonymousID)
+			}
+			if _, ok, _ := cart.Find(ctx, db, cart.Owner{AnonymousID: anon.AnonymousID}); ok {
+				t.Error("anonymous cart still found by its id")
+			}
+			if l := linesOf(t, db, got.ID); fmt.Sprint(l) != fmt.Sprint(tc.wantLines) {
+				t.Errorf("lines %v, want %v", l, tc.wantLines)
+			}
+			if s := shippingOf(t, db, got.ID); s != tc.wantShip {
+				t.Errorf("shipping %d, want %d", s, tc.wantShip)
+			}
+			var carts int
+			_ = db.QueryRow(ctx, `SELECT count(*) FROM cart WHERE member_id = $1 OR id = $2`, member, anon.ID).Scan(&carts)
+			if carts != 1 {
+				t.Errorf("%d carts left, want 1", carts)
+			}
+		})
+	}
+
+	t.Run("no anonymous cart is a no-op", func(t *testing.T) {
+		member := newMember(t, db, "mergenone")
+		inTx(t, db, func(tx pgx.Tx) error { return cart.MergeAnonymousIntoMember(ctx, tx, "doesnotexist00000000", member) })
+		if _, ok, _ := cart.Find(ctx, db, cart.Owner{MemberID: member}); ok {
+			t.Error("a cart appeared")
+		}
+	})
+	t.Run("adopt on account creation", func(t *testing.T) {
+		member := newMember(t, db, "adopter")
+		anon, _, _ := cart.FindOrCreate(ctx, db, cart.Owner{})
+		addLines(t, db, anon.ID, lineQty{6: 4})
+		inTx(t, db, func(tx pgx.Tx) error { return cart.AdoptAnonymous(ctx, tx, anon.AnonymousID, member) })
+		got, ok, _ := cart.Find(ctx, db, cart.Owner{MemberID: member})
+		if !ok || got.ID != anon.ID {
+			t.Fatalf("member cart %+v, want the anonymous cart %d", got, anon.ID)
+		}
+	})
+}
+
+// TestOneCartPerMember races first adds by one member: one cart results.
+func TestOneCartPerMember(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewPool(t, migrations.Tenant)
+	member := newMember(t, db, "racer1")
+	var wg sync.WaitGroup
+	ids := make([]int64, 8)
+	errs := make([]error, 8)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, _, err := cart.FindOrCreate(context.Background(), db, cart.Owner{MemberID: member})
+			ids[i], errs[i] = c.ID, err
+		}()
+	}
+	wg.Wait()
+	for i := range ids {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if ids[i] != ids[0] {
+			t.Errorf("cart ids differ: %v", ids)
+		}
+	}
+}
+
+func TestLoadContents(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewPool(t, migrations.Tenant)
+	ctx := context.Background()
+	c, _, err := cart.FindOrCreate(ctx, db, cart.Owner{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addLines(t, db, c.ID, lineQty{7: 2, 1: 1})
+	setShipping(t, db, c.ID, 2)
+	got, err := cart.Load(ctx, db, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// SKU 7's later price (14.99) is current and it falls back to its product's image.
+	var sku7 cart.Line
+	for _, l := range got.Lines {
+		if l.SKUID == 7 {
+			sku7 = l
+		}
+	}
+	if sku7.Price.StringFixed(2) != "14.99" || sku7.ImageURL != "/img/product/rubber_bands_2.jpg" || sku7.ProductIdentifier != "v26ujdy3N1" {
+		t.Errorf("sku 7 line %+v", sku7)
+	}
+	if s := got.Totals.CartTotal.Value.StringFixed(2); s != "43.04" {
+		t.Errorf("cart total %s, want 43.04 (2×14.99 + 3.50 + 9.56)", s)
+	}
+}

@@ -1,0 +1,208 @@
+package cart
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+)
+
+// Line is one cart line with what the API shows of its SKU (§5.1 "Cart line
+// object").
+type Line struct {
+	ID                  int64
+	SKUID               int64
+	Quantity            int
+	Price               decimal.Decimal // the SKU's current price
+	SKUType             string
+	InventoryTitle      string
+	InventoryIdentifier string
+	Color               *string
+	Size                *string
+	Description         *string
+	ProductTitle        string
+	ProductTitleURL     string
+	ProductIdentifier   string
+	// ImageURL is the SKU's main image, else the product's main image.
+	ImageURL string
+}
+
+// IsProduct reports whether the line is shown as a product line.
+func (l Line) IsProduct() bool { return l.SKUType == "product" }
+
+// Subtotal is price × quantity.
+func (l Line) Subtotal() decimal.Decimal { return l.Price.Mul(decimal.NewFromInt(int64(l.Quantity))) }
+
+// linesSQL reads a cart's lines in insertion order with each SKU's current
+// price (latest created_date_time, then latest id) and main image.
+const linesSQL = `
+SELECT cs.id, cs.sku_id, cs.quantity, pr.price, st.title, si.title, si.identifier,
+       s.color, s.size, s.description,
+       coalesce(p.title, ''), coalesce(p.title_url, ''), coalesce(p.identifier, ''),
+       coalesce(
+         (SELECT image_url FROM sku_image WHERE sku_id = s.id AND main_image ORDER BY id LIMIT 1),
+         (SELECT image_url FROM product_image WHERE product_id = p.id AND main_image ORDER BY id LIMIT 1),
+         '')
+FROM cart_sku cs
+JOIN sku s ON s.id = cs.sku_id
+JOIN sku_type st ON st.id = s.sku_type_id
+JOIN sku_inventory si ON si.id = s.sku_inventory_id
+LEFT JOIN product_sku ps ON ps.sku_id = s.id
+LEFT JOIN product p ON p.id = ps.product_id
+LEFT JOIN LATERAL (
+  SELECT price FROM sku_price WHERE sku_id = s.id ORDER BY created_date_time DESC, id DESC LIMIT 1
+) pr ON true
+WHERE cs.cart_id = $1
+ORDER BY cs.id`
+
+// ErrNoPrice is returned for a cart line whose SKU has no price row.
+var ErrNoPrice = errors.New("sku has no price")
+
+// Lines returns the cart's lines, oldest first.
+func Lines(ctx context.Context, db DB, cartID int64) ([]Line, error) {
+	rows, err := db.Query(ctx, linesSQL, cartID)
+	if err != nil {
+		return nil, fmt.Errorf("cart lines: %w", err)
+	}
+	defer rows.Close()
+	var out []Line
+	for rows.Next() {
+		var l Line
+		var price decimal.NullDecimal
+		if err := rows.Scan(&l.ID, &l.SKUID, &l.Quantity, &price, &l.SKUType, &l.InventoryTitle, &l.InventoryIdentifier,
+			&l.Color, &l.Size, &l.Description, &l.ProductTitle, &l.ProductTitleURL, &l.ProductIdentifier, &l.ImageURL); err != nil {
+			return nil, fmt.Errorf("cart lines: %w", err)
+		}
+		if !price.Valid {
+			return nil, fmt.Errorf("cart lines: sku %d: %w", l.SKUID, ErrNoPrice)
+		}
+		l.Price = price.Decimal
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cart lines: %w", err)
+	}
+	return out, nil
+}
+
+// ShippingMethod is a shipping_method row.
+type ShippingMethod struct {
+	ID          int64
+	Identifier  string
+	Carrier     string
+	Cost        decimal.Decimal
+	TrackingURL string
+	Active      bool
+}
+
+// FreeShippingMethod is the only method a shipping discount code makes free
+// (seed-era rule, §11).
+const FreeShippingMethod = "USPSRetailGround"
+
+const selectedShippingSQL = `
+SELECT m.id, m.identifier, m.carrier, m.shipping_cost, m.tracking_code_base_url, m.active
+FROM cart_shipping_method csm JOIN shipping_method m ON m.id = csm.shipping_method_id
+WHERE csm.cart_id = $1`
+
+// SelectedShipping returns the cart's selected method, nil when none.
+func SelectedShipping(ctx context.Context, db DB, cartID int64) (*ShippingMethod, error) {
+	var m ShippingMethod
+	err := db.QueryRow(ctx, selectedShippingSQL, cartID).Scan(&m.ID, &m.Identifier, &m.Carrier, &m.Cost, &m.TrackingURL, &m.Active)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cart shipping method: %w", err)
+	}
+	return &m, nil
+}
+
+// Discount is a discount code applied to a cart (seed era, §11).
+type Discount struct {
+	CartDiscountID int64
+	CodeID         int64
+	Code           string
+	Description    string
+	Start, End     time.Time
+	Combinable     bool
+	Amount         decimal.Decimal
+	OrderMinimum   decimal.Decimal
+	TypeTitle      string
+	TypeDesc       string
+	AppliesTo      string // item_total | shipping | subscription
+	Action         string // percent-off | dollar-amt-off | free-usps-ground-shipping | free-digital-months
+	// Applied is set by ComputeTotals: whether the code counts (§11).
+	Applied bool
+}
+
+const discountsSQL = `
+SELECT cd.id, dc.id, dc.code, dc.description, dc.start_date_time, dc.end_date_time, dc.combinable,
+       dc.discount_amount, dc.order_minimum, dt.title, dt.description, dt.applies_to, dt.action
+FROM cart_discount cd
+JOIN discount_code dc ON dc.id = cd.discount_code_id
+JOIN discount_type dt ON dt.id = dc.discount_type_id
+WHERE cd.cart_id = $1
+ORDER BY cd.id`
+
+// Discounts returns the cart's discount codes in the order they were applied.
+func Discounts(ctx context.Context, db DB, cartID int64) ([]Discount, error) {
+	rows, err := db.Query(ctx, discountsSQL, cartID)
+	if err != nil {
+		return nil, fmt.Errorf("cart discounts: %w", err)
+	}
+	defer rows.Close()
+	var out []Discount
+	for rows.Next() {
+		var d Discount
+		if err := rows.Scan(&d.CartDiscountID, &d.CodeID, &d.Code, &d.Description, &d.Start, &d.End, &d.Combinable,
+			&d.Amount, &d.OrderMinimum, &d.TypeTitle, &d.TypeDesc, &d.AppliesTo, &d.Action); err != nil {
+			return nil, fmt.Errorf("cart discounts: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cart discounts: %w", err)
+	}
+	return out, nil
+}
+
+// Contents is everything a cart's totals depend on.
+type Contents struct {
+	Cart      Cart
+	Lines     []Line
+	Shipping  *ShippingMethod
+	Discounts []Discount
+	Totals    Totals
+}
+
+// ProductLines returns the lines shown as products.
+func (c Contents) ProductLines() []Line {
+	var out []Line
+	for _, l := range c.Lines {
+		if l.IsProduct() {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Load reads a cart's lines, shipping method and discounts and computes its
+// totals. Run it in a transaction when the result must be consistent.
+func Load(ctx context.Context, db DB, c Cart) (Contents, error) {
+	out := Contents{Cart: c}
+	var err error
+	if out.Lines, err = Lines(ctx, db, c.ID); err != nil {
+		return out, err
+	}
+	if out.Shipping, err = SelectedShipping(ctx, db, c.ID); err != nil {
+		return out, err
+	}
+	if out.Discounts, err = Discounts(ctx, db, c.ID); err != nil {
+		return out, err
+	}
+	out.Totals = ComputeTotals(out.Lines, out.Shipping, out.Discounts)
+	return out, nil
+}
