@@ -33,6 +33,7 @@ type Config struct {
 	PlatformReadDatabaseURL string // read-only registry (data plane); defaults to PlatformDatabaseURL
 	TenantDBAdminURL        string // superuser-ish DSN of the default database server (CREATEROLE, CREATEDB)
 	TenantDBHost            string // host:port data-plane replicas use to reach tenant databases; defaults to TenantDBAdminURL's
+	TenantDBPrefix          string // prefix of tenant database and role names
 	RedisURL                string
 
 	SecretsBackend   string // local | aws
@@ -171,6 +172,19 @@ var options = []option{
 				return nil
 			}
 			return addr(func(c *Config) *string { return &c.TenantDBHost })(c, v)
+		}},
+	{name: "TENANT_DB_PREFIX", def: "t_", doc: "prefix of every tenant database and role name (t_startupwebapp, ...)",
+		set: func(c *Config, v string) error {
+			for _, r := range v {
+				if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+					return errors.New("want lowercase letters, digits and _")
+				}
+			}
+			if v == "" || v[0] < 'a' || v[0] > 'z' || len(v) > 20 {
+				return errors.New("want 1-20 characters starting with a letter")
+			}
+			c.TenantDBPrefix = v
+			return nil
 		}},
 	{name: "REDIS_URL", def: "redis://127.0.0.1:6380/0", secret: true, doc: "Redis for sessions, rate limits and caches",
 		set: dsn(func(c *Config) *string { return &c.RedisURL }, "redis", "rediss")},
