@@ -1,24 +1,656 @@
 // Package pools opens one small pgx pool per tenant database, lazily, and
 // keeps every tenant's connections under one budget per data-plane replica.
+//
+// The budget counts physical connections exactly: every socket the tenant
+// pools dial takes a slot and gives it back when it closes. When the budget
+// is full, a new connection first closes an idle one of the least recently
+// used pool, and otherwise waits for a slot until the acquire timeout.
 package pools
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/url"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/startupwebapp/platform/platform/directory"
+	"github.com/startupwebapp/platform/platform/secrets"
 )
 
 // ErrBudgetExhausted is returned by Acquire when no connection could be had
 // within the acquire timeout; the caller answers 503.
-var ErrBudgetExhausted = errors.New("pools: connection budget exhausted")
+var ErrBudgetExhausted = errors.New("pools: no database connection available in time")
+
+// ErrNotServing is returned for a tenant that is not active, or that was
+// suspended or deleted after the caller looked it up.
+var ErrNotServing = errors.New("pools: tenant is not serving")
+
+// errBudgetWait ends a dial that waited for a budget slot in vain.
+var errBudgetWait = errors.New("connection budget full")
+
+// Query exec modes accepted in Options.QueryExecMode (pgx's
+// default_query_exec_mode).
+var queryExecModes = map[string]bool{
+	"": true, "cache_statement": true, "cache_describe": true, "describe_exec": true, "exec": true, "simple_protocol": true,
+}
+
+// Options configures a Manager.
+type Options struct {
+	// Secrets holds each tenant's bundle (Tenant.SecretsRef) with its
+	// database password. A *secrets.Cache in front is invalidated when the
+	// password is refused.
+	Secrets secrets.Store
+	// MaxConns is the size of one tenant's pool (default 4).
+	MaxConns int32
+	// Budget caps open connections across all tenants (default 50).
+	Budget int32
+	// IdleTimeout closes a connection, and a whole pool, unused this long
+	// (default 5m).
+	IdleTimeout time.Duration
+	// AcquireTimeout is the longest Acquire waits (default 2s).
+	AcquireTimeout time.Duration
+	// QueryExecMode is pgx's default_query_exec_mode; empty keeps pgx's
+	// default. Behind PgBouncer in transaction mode use "exec" or
+	// "simple_protocol".
+	QueryExecMode string
+	// ConnParams are extra libpq parameters in URL query form, for
+	// example "sslmode=disable&connect_timeout=5".
+	ConnParams string
+	// Metrics receives the pool metrics; nil means not collected.
+	Metrics prometheus.Registerer
+	Log     *slog.Logger
+}
 
 // Manager owns the tenant pools.
-type Manager struct{}
+type Manager struct {
+	o       Options
+	log     *slog.Logger
+	budget  *budget
+	metrics *metrics
 
-// Do runs fn with a connection of t's database.
+	mu      sync.Mutex
+	pools   map[int64]*tenantPool
+	retired map[int64]int64 // tenant id -> newest generation that must not reopen
+	closed  bool
+
+	closing sync.WaitGroup // pools closing in the background
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// tenantPool is one tenant's pool at one generation.
+type tenantPool struct {
+	tenantID   int64
+	slug       string
+	gen        int64
+	secretsRef string
+
+	ready chan struct{} // closed once pool or err is set
+	pool  *pgxpool.Pool
+	err   error
+
+	password atomic.Pointer[string]
+	lastUsed atomic.Int64 // unix nanoseconds
+	// acquiring counts callers inside this pool's Acquire: a released
+	// connection stays for them rather than going to another tenant.
+	acquiring atomic.Int32
+	retired  atomic.Bool
+	reload   sync.Mutex // one password reload at a time
+}
+
+// New returns a Manager. Call CloseAll when done.
+func New(o Options) (*Manager, error) {
+	if o.Secrets == nil {
+		return nil, errors.New("pools: no secrets store")
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = 4
+	}
+	if o.Budget <= 0 {
+		o.Budget = 50
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 5 * time.Minute
+	}
+	if o.AcquireTimeout <= 0 {
+		o.AcquireTimeout = 2 * time.Second
+	}
+	if !queryExecModes[o.QueryExecMode] {
+		return nil, fmt.Errorf("pools: unknown query exec mode %q", o.QueryExecMode)
+	}
+	if _, err := url.ParseQuery(o.ConnParams); err != nil {
+		return nil, fmt.Errorf("pools: connection parameters: %v", err)
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	m := &Manager{
+		o:       o,
+		log:     o.Log,
+		budget:  newBudget(o.Budget),
+		pools:   map[int64]*tenantPool{},
+		retired: map[int64]int64{},
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	var err error
+	if m.metrics, err = newMetrics(o.Metrics, m); err != nil {
+		return nil, err
+	}
+	go m.janitor()
+	return m, nil
+}
+
+// deadlineKey carries an Acquire's deadline into the dial, whose own
+// context outlives the caller's (pgxpool finishes connects in the background).
+type deadlineKey struct{}
+
+// Acquire returns a connection to t's database, opening its pool on first
+// use. It waits at most the acquire timeout, then returns
+// ErrBudgetExhausted. Release the connection when done.
+func (m *Manager) Acquire(ctx context.Context, t *directory.Tenant) (*pgxpool.Conn, error) {
+	if t == nil || !t.Serving() {
+		return nil, ErrNotServing
+	}
+	start := time.Now()
+	deadline := start.Add(m.o.AcquireTimeout)
+	actx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	actx = context.WithValue(actx, deadlineKey{}, deadline)
+
+	conn, err := m.acquire(actx, t)
+	m.metrics.observeAcquire(time.Since(start))
+	if err == nil {
+		return conn, nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if errors.Is(err, errBudgetWait) || errors.Is(err, context.DeadlineExceeded) {
+		m.metrics.exhausted()
+		return nil, ErrBudgetExhausted
+	}
+	return nil, err
+}
+
+func (m *Manager) acquire(ctx context.Context, t *directory.Tenant) (*pgxpool.Conn, error) {
+	for attempt := 0; ; attempt++ {
+		tp, err := m.poolFor(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		tp.lastUsed.Store(time.Now().UnixNano())
+		tp.acquiring.Add(1)
+		conn, err := tp.pool.Acquire(ctx)
+		if err != nil && isAuthFailure(err) {
+			// The password was rotated: forget the cached one, reload, retry once.
+			if rerr := m.reloadPassword(ctx, tp); rerr != nil {
+				tp.acquiring.Add(-1)
+				return nil, rerr
+			}
+			conn, err = tp.pool.Acquire(ctx)
+		}
+		tp.acquiring.Add(-1)
+		if err != nil && tp.retired.Load() && attempt == 0 {
+			continue // closed under us by a suspension or a new generation
+		}
+		if err != nil {
+			return nil, fmt.Errorf("pools: tenant %s: %w", t.Slug, err)
+		}
+		return conn, nil
+	}
+}
+
+// Do runs fn with a connection to t's database and releases it afterwards.
 func (m *Manager) Do(ctx context.Context, t *directory.Tenant, fn func(*pgxpool.Conn) error) error {
-	return errors.New("not yet")
+	conn, err := m.Acquire(ctx, t)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	return fn(conn)
+}
+
+func isAuthFailure(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "28P01"
+}
+
+// poolFor returns t's pool, opening it, or replacing one of an older
+// generation, as needed.
+func (m *Manager) poolFor(ctx context.Context, t *directory.Tenant) (*tenantPool, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, errors.New("pools: closed")
+	}
+	if gen, ok := m.retired[t.ID]; ok && t.Generation <= gen {
+		m.mu.Unlock()
+		return nil, ErrNotServing
+	}
+	tp := m.pools[t.ID]
+	var old *tenantPool
+	if tp != nil && t.Generation > tp.gen {
+		old, tp = tp, nil
+		delete(m.pools, t.ID)
+	}
+	created := false
+	if tp == nil {
+		tp = &tenantPool{tenantID: t.ID, slug: t.Slug, gen: t.Generation, secretsRef: t.SecretsRef, ready: make(chan struct{})}
+		tp.lastUsed.Store(time.Now().UnixNano())
+		m.pools[t.ID] = tp
+		created = true
+	}
+	m.mu.Unlock()
+
+	if old != nil {
+		m.retire(old, "generation")
+	}
+	if created {
+		tp.pool, tp.err = m.open(ctx, tp, t)
+		close(tp.ready)
+	} else {
+		select {
+		case <-tp.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if tp.err != nil {
+		m.mu.Lock()
+		if m.pools[t.ID] == tp {
+			delete(m.pools, t.ID) // the next caller tries again
+		}
+		m.mu.Unlock()
+		return nil, tp.err
+	}
+	return tp, nil
+}
+
+// open builds (without connecting) the pool of one tenant generation.
+func (m *Manager) open(ctx context.Context, tp *tenantPool, t *directory.Tenant) (*pgxpool.Pool, error) {
+	b, err := secrets.LoadBundle(ctx, m.o.Secrets, t.SecretsRef)
+	if err != nil {
+		return nil, fmt.Errorf("pools: tenant %s: %w", t.Slug, err)
+	}
+	tp.password.Store(&b.DBPassword)
+
+	q, _ := url.ParseQuery(m.o.ConnParams)
+	if m.o.QueryExecMode != "" {
+		q.Set("default_query_exec_mode", m.o.QueryExecMode)
+	}
+	if !q.Has("application_name") {
+		q.Set("application_name", "swa-dataplane")
+	}
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.User(t.DBRole),
+		Host:     net.JoinHostPort(t.DBHost, strconv.Itoa(t.DBPort)),
+		Path:     "/" + t.DBName,
+		RawQuery: q.Encode(),
+	}
+	cfg, err := pgxpool.ParseConfig(u.String())
+	if err != nil {
+		return nil, fmt.Errorf("pools: tenant %s: connection config: %w", t.Slug, err)
+	}
+	cfg.MaxConns = m.o.MaxConns
+	cfg.MinConns = 0
+	cfg.MaxConnIdleTime = m.o.IdleTimeout
+	cfg.HealthCheckPeriod = min(max(m.o.IdleTimeout/2, 50*time.Millisecond), time.Minute)
+	cfg.BeforeConnect = func(_ context.Context, cc *pgx.ConnConfig) error {
+		cc.Password = *tp.password.Load()
+		return nil
+	}
+	cfg.AfterRelease = func(*pgx.Conn) bool {
+		// While other tenants wait for the budget, a connection nobody here
+		// waits for is closed rather than kept idle; its slot goes to them.
+		if tp.acquiring.Load() == 0 && m.budget.hasWaiters() {
+			m.metrics.evicted("budget")
+			return false
+		}
+		return true
+	}
+	dial := cfg.ConnConfig.DialFunc
+	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if err := m.takeSlot(ctx); err != nil {
+			return nil, err
+		}
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			m.budget.release()
+			return nil, err
+		}
+		return &countedConn{Conn: c, release: m.budget.release}, nil
+	}
+	pool, err := pgxpool.NewWithConfig(context.WithoutCancel(ctx), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pools: tenant %s: %w", t.Slug, err)
+	}
+	m.metrics.opened()
+	return pool, nil
+}
+
+// reloadPassword forgets the cached bundle and reads it again.
+func (m *Manager) reloadPassword(ctx context.Context, tp *tenantPool) error {
+	tp.reload.Lock()
+	defer tp.reload.Unlock()
+	if inv, ok := m.o.Secrets.(interface{ Invalidate(name string) }); ok {
+		inv.Invalidate(tp.secretsRef)
+	}
+	b, err := secrets.LoadBundle(ctx, m.o.Secrets, tp.secretsRef)
+	if err != nil {
+		return fmt.Errorf("pools: tenant %s: reload password: %w", tp.slug, err)
+	}
+	tp.password.Store(&b.DBPassword)
+	m.log.Info("pools: reloaded a rotated database password", "tenant", tp.slug)
+	return nil
+}
+
+// takeSlot reserves one connection of the budget for a dial, closing idle
+// connections of the least recently used pools to make room, and waiting
+// for a slot until the acquiring caller's deadline.
+func (m *Manager) takeSlot(ctx context.Context) error {
+	deadline, ok := ctx.Value(deadlineKey{}).(time.Time)
+	if !ok {
+		deadline = time.Now().Add(m.o.AcquireTimeout)
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	if m.budget.tryTake() {
+		return nil
+	}
+	for m.evictIdle() {
+		if m.budget.tryTake() {
+			return nil
+		}
+	}
+	m.metrics.budgetWait()
+	w := m.budget.enqueue()
+	// A connection may have gone idle before we queued; closing it hands its
+	// slot to the oldest waiter. Later releases see the queue and close
+	// their connection instead of keeping it idle.
+	m.evictIdle()
+	select {
+	case <-w.granted:
+		return nil
+	case <-ctx.Done():
+		m.budget.abandon(w)
+		return errBudgetWait
+	}
+}
+
+// evictIdle closes one idle connection of the least recently used pool that
+// has one, and reports whether it did.
+func (m *Manager) evictIdle() bool {
+	m.mu.Lock()
+	candidates := make([]*tenantPool, 0, len(m.pools))
+	for _, tp := range m.pools {
+		if isReady(tp) && tp.pool != nil {
+			candidates = append(candidates, tp)
+		}
+	}
+	m.mu.Unlock()
+	sort.Slice(candidates, func(i, j int) bool { return candidates[i].lastUsed.Load() < candidates[j].lastUsed.Load() })
+	for _, tp := range candidates {
+		if tp.pool.Stat().IdleConns() == 0 {
+			continue
+		}
+		idle := tp.pool.AcquireAllIdle(context.Background())
+		if len(idle) == 0 {
+			continue
+		}
+		victim := idle[0].Hijack()
+		for _, c := range idle[1:] {
+			c.Release()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = victim.Close(ctx) // closing the socket frees its slot
+		cancel()
+		m.metrics.evicted("budget")
+		return true
+	}
+	return false
+}
+
+func isReady(tp *tenantPool) bool {
+	select {
+	case <-tp.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// OnTenantChange is a directory.OnChange listener: a suspended or deleted
+// tenant's pool closes (in-flight queries finish first), and the pool of an
+// older generation is rebuilt on next use.
+func (m *Manager) OnTenantChange(old, new *directory.Tenant) {
+	switch {
+	case new == nil && old != nil:
+		m.closeTenant(old.ID, math.MaxInt64, "tenant")
+	case new != nil && !new.Serving():
+		m.closeTenant(new.ID, new.Generation, "tenant")
+	}
+}
+
+// Close closes tenantID's pool; in-flight queries finish first.
+func (m *Manager) Close(tenantID int64) { m.closeTenant(tenantID, 0, "closed") }
+
+func (m *Manager) closeTenant(id, retireGen int64, reason string) {
+	m.mu.Lock()
+	tp := m.pools[id]
+	delete(m.pools, id)
+	if retireGen > m.retired[id] {
+		m.retired[id] = retireGen
+	}
+	m.mu.Unlock()
+	if tp != nil {
+		m.retire(tp, reason)
+	}
+}
+
+// retire closes a pool that is no longer in the map, in the background:
+// pgxpool's Close waits for acquired connections to come back.
+func (m *Manager) retire(tp *tenantPool, reason string) {
+	tp.retired.Store(true)
+	m.closing.Add(1)
+	go func() {
+		defer m.closing.Done()
+		<-tp.ready
+		if tp.pool != nil {
+			tp.pool.Close()
+			m.metrics.closedPool(reason)
+		}
+	}()
+}
+
+// janitor closes pools unused for the idle timeout.
+func (m *Manager) janitor() {
+	defer close(m.done)
+	tick := time.NewTicker(min(max(m.o.IdleTimeout/4, 10*time.Millisecond), 30*time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-tick.C:
+		}
+		cutoff := time.Now().Add(-m.o.IdleTimeout).UnixNano()
+		var idle []*tenantPool
+		m.mu.Lock()
+		for id, tp := range m.pools {
+			if isReady(tp) && tp.pool != nil && tp.lastUsed.Load() < cutoff && tp.pool.Stat().AcquiredConns() == 0 {
+				delete(m.pools, id)
+				idle = append(idle, tp)
+			}
+		}
+		m.mu.Unlock()
+		for _, tp := range idle {
+			m.retire(tp, "idle")
+		}
+	}
+}
+
+// CloseAll closes every pool, waiting for in-flight queries, and stops the
+// Manager; Acquire fails afterwards.
+func (m *Manager) CloseAll() {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	all := m.pools
+	m.pools = map[int64]*tenantPool{}
+	m.mu.Unlock()
+	close(m.stop)
+	<-m.done
+	for _, tp := range all {
+		m.retire(tp, "closed")
+	}
+	m.closing.Wait()
+}
+
+// Stats is a point-in-time view of the Manager.
+type Stats struct {
+	Pools        int   // open tenant pools
+	Open         int32 // physical connections open (the budget's count)
+	MaxOpen      int32 // the most ever open at once
+	Budget       int32
+	Acquired     int32 // connections lent out
+	Idle         int32 // connections idle in pools
+	Constructing int32 // connections being established
+}
+
+// Stats returns the current Stats.
+func (m *Manager) Stats() Stats {
+	open, high := m.budget.counts()
+	s := Stats{Open: open, MaxOpen: high, Budget: m.o.Budget}
+	m.mu.Lock()
+	pools := make([]*tenantPool, 0, len(m.pools))
+	for _, tp := range m.pools {
+		if isReady(tp) && tp.pool != nil {
+			pools = append(pools, tp)
+		}
+	}
+	m.mu.Unlock()
+	s.Pools = len(pools)
+	for _, tp := range pools {
+		st := tp.pool.Stat()
+		s.Acquired += st.AcquiredConns()
+		s.Idle += st.IdleConns()
+		s.Constructing += st.ConstructingConns()
+	}
+	return s
+}
+
+// budget counts open physical connections against a maximum. A slot freed
+// while dials wait is handed to the oldest waiter, so waiters are served in
+// order and a newcomer cannot take a slot someone has waited for.
+type budget struct {
+	max     int32
+	mu      sync.Mutex
+	open    int32
+	high    int32
+	waiters []*slotWaiter // oldest first
+}
+
+type slotWaiter struct {
+	granted chan struct{}
+	done    bool // granted (under mu)
+}
+
+func newBudget(n int32) *budget { return &budget{max: n} }
+
+// tryTake takes a slot if one is free.
+func (b *budget) tryTake() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.open < b.max {
+		b.open++
+		b.high = max(b.high, b.open)
+		return true
+	}
+	return false
+}
+
+// enqueue adds a waiter for the next freed slot.
+func (b *budget) enqueue() *slotWaiter {
+	w := &slotWaiter{granted: make(chan struct{})}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.waiters = append(b.waiters, w)
+	return w
+}
+
+// abandon removes a waiter that gave up; a slot granted meanwhile is
+// passed on.
+func (b *budget) abandon(w *slotWaiter) {
+	b.mu.Lock()
+	if !w.done {
+		for i, x := range b.waiters {
+			if x == w {
+				b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
+				break
+			}
+		}
+		b.mu.Unlock()
+		return
+	}
+	b.mu.Unlock()
+	b.release()
+}
+
+// release frees a slot, or hands it to the oldest waiter.
+func (b *budget) release() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.waiters) > 0 {
+		w := b.waiters[0]
+		b.waiters = b.waiters[1:]
+		w.done = true
+		close(w.granted)
+		return
+	}
+	b.open--
+}
+
+// hasWaiters reports whether a dial waits for a slot.
+func (b *budget) hasWaiters() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.waiters) > 0
+}
+
+func (b *budget) counts() (open, high int32) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.open, b.high
+}
+
+// countedConn gives its budget slot back when it closes, however often
+// Close is called.
+type countedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *countedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }

@@ -303,8 +303,8 @@ func (s *server) handleError(c *fiber.Ctx, err error) error {
 			return Fail(c, fe.Code, errorCode(fe.Code), http.StatusText(fe.Code))
 		}
 	}
-	if errors.Is(err, pools.ErrBudgetExhausted) {
-		return Fail(c, http.StatusServiceUnavailable, "service-unavailable", "temporarily overloaded, retry shortly")
+	if errors.Is(err, pools.ErrBudgetExhausted) || errors.Is(err, pools.ErrNotServing) {
+		return Fail(c, http.StatusServiceUnavailable, "service-unavailable", "temporarily unavailable, retry shortly")
 	}
 	attrs := []any{"request_id", RequestID(c), "tenant", tenantSlug(c), "method", c.Method(), "path", c.Path(), "err", err.Error()}
 	var p *panicError

@@ -1,0 +1,492 @@
+package pools_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/startupwebapp/platform/migrations"
+	"github.com/startupwebapp/platform/platform/directory"
+	"github.com/startupwebapp/platform/platform/pgtest"
+	"github.com/startupwebapp/platform/platform/pools"
+	"github.com/startupwebapp/platform/platform/secrets"
+)
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// env is a secrets store and an admin connection for making tenant databases.
+type env struct {
+	store secrets.Store
+	admin *pgx.Conn
+	host  string
+	port  int
+	ids   atomic.Int64
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	adminURL := pgtest.AdminURL(t)
+	platform := pgtest.NewPool(t, migrations.Platform)
+	key := make([]byte, secrets.MasterKeySize)
+	_, _ = rand.Read(key)
+	store, err := secrets.NewLocal(platform, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := pgx.Connect(context.Background(), adminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close(context.Background()) })
+	u, _ := url.Parse(adminURL)
+	port, _ := strconv.Atoi(u.Port())
+	return &env{store: store, admin: admin, host: u.Hostname(), port: port}
+}
+
+func (e *env) exec(t *testing.T, sql string) {
+	t.Helper()
+	if _, err := e.admin.Exec(context.Background(), sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func randomPassword() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// tenant creates a role and a database owned by it, stores the password in
+// the tenant's bundle, and returns the tenant as the directory would.
+func (e *env) tenant(t *testing.T) *directory.Tenant {
+	t.Helper()
+	name := pgtest.RandomName("swa_pooltest_")
+	pw := randomPassword()
+	e.exec(t, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", name, pw))
+	e.exec(t, fmt.Sprintf("CREATE DATABASE %s OWNER %s", name, name))
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_, _ = e.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		_, _ = e.admin.Exec(ctx, "DROP ROLE IF EXISTS "+name)
+	})
+	ref := secrets.TenantSecretName(name)
+	if _, err := secrets.SaveBundle(context.Background(), e.store, ref, secrets.TenantBundle{DBPassword: pw}); err != nil {
+		t.Fatal(err)
+	}
+	return &directory.Tenant{
+		ID: e.ids.Add(1), Slug: name, Status: "active",
+		DBHost: e.host, DBPort: e.port, DBName: name, DBRole: name, SecretsRef: ref, Generation: 1,
+	}
+}
+
+// backends counts the server processes connected as the given roles.
+func (e *env) backends(t *testing.T, roles ...string) int {
+	t.Helper()
+	var n int
+	if err := e.admin.QueryRow(context.Background(),
+		"SELECT count(*) FROM pg_stat_activity WHERE usename = ANY($1)", roles).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func newManager(t *testing.T, o pools.Options) *pools.Manager {
+	t.Helper()
+	if o.Log == nil {
+		o.Log = quietLog()
+	}
+	m, err := pools.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.CloseAll)
+	return m
+}
+
+func whoami(ctx context.Context, m *pools.Manager, tn *directory.Tenant) (string, error) {
+	var who string
+	err := m.Do(ctx, tn, func(c *pgxpool.Conn) error {
+		return c.QueryRow(ctx, "SELECT current_user || '@' || current_database()").Scan(&who)
+	})
+	return who, err
+}
+
+func TestAcquireOpensLazilyPerTenant(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, b := e.tenant(t), e.tenant(t)
+	m := newManager(t, pools.Options{Secrets: e.store, MaxConns: 2, Budget: 10, QueryExecMode: "exec"})
+	if s := m.Stats(); s.Pools != 0 || s.Open != 0 {
+		t.Fatalf("a new manager has %+v", s)
+	}
+	ctx := context.Background()
+	for _, tn := range []*directory.Tenant{a, b, a} {
+		who, err := whoami(ctx, m, tn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := tn.DBRole + "@" + tn.DBName; who != want {
+			t.Errorf("connected as %s, want %s", who, want)
+		}
+	}
+	// Release hands a connection back asynchronously.
+	waitFor(t, "both connections idle", func() bool { s := m.Stats(); return s.Idle == 2 })
+	if s := m.Stats(); s.Pools != 2 || s.Open != 2 || s.MaxOpen != 2 || s.Acquired != 0 {
+		t.Errorf("stats = %+v, want 2 pools with one idle connection each", s)
+	}
+	if n := e.backends(t, a.DBRole, b.DBRole); n != 2 {
+		t.Errorf("server sees %d backends, want 2", n)
+	}
+
+	for _, st := range []string{"suspended", "provisioning", "deleted"} {
+		off := *a
+		off.Status = st
+		if _, err := m.Acquire(ctx, &off); !errors.Is(err, pools.ErrNotServing) {
+			t.Errorf("Acquire(%s tenant) = %v, want ErrNotServing", st, err)
+		}
+	}
+	missing := *b
+	missing.ID, missing.SecretsRef = 999, "swa/tenants/nobody"
+	if _, err := m.Acquire(ctx, &missing); !errors.Is(err, secrets.ErrNotFound) {
+		t.Errorf("Acquire without a secret = %v, want ErrNotFound", err)
+	}
+}
+
+func TestSuspendClosesPoolAfterInFlightQueries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.tenant(t)
+	m := newManager(t, pools.Options{Secrets: e.store, MaxConns: 2, Budget: 10})
+	ctx := context.Background()
+	conn, err := m.Acquire(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	suspended := *a
+	suspended.Status, suspended.Generation = "suspended", a.Generation+1
+	m.OnTenantChange(a, &suspended)
+
+	// The query in flight finishes on its connection.
+	if _, err := conn.Exec(ctx, "SELECT pg_sleep(0.05)"); err != nil {
+		t.Fatalf("in-flight query after suspension: %v", err)
+	}
+	conn.Release()
+	// A request that looked the tenant up before the change gets nothing.
+	if _, err := m.Acquire(ctx, a); !errors.Is(err, pools.ErrNotServing) {
+		t.Fatalf("Acquire with the stale tenant = %v, want ErrNotServing", err)
+	}
+	waitFor(t, "pool closed", func() bool { return m.Stats().Open == 0 && e.backends(t, a.DBRole) == 0 })
+
+	// Resumed: a newer generation opens again.
+	resumed := *a
+	resumed.Generation = a.Generation + 2
+	m.OnTenantChange(&suspended, &resumed)
+	if _, err := whoami(ctx, m, &resumed); err != nil {
+		t.Fatalf("after resume: %v", err)
+	}
+	// Deleted: gone for every generation.
+	m.OnTenantChange(&resumed, nil)
+	later := resumed
+	later.Generation += 10
+	if _, err := m.Acquire(ctx, &later); !errors.Is(err, pools.ErrNotServing) {
+		t.Fatalf("Acquire after delete = %v, want ErrNotServing", err)
+	}
+}
+
+func TestGenerationRebuildsPool(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.tenant(t)
+	reg := prometheus.NewRegistry()
+	m := newManager(t, pools.Options{Secrets: e.store, MaxConns: 2, Budget: 10, Metrics: reg})
+	ctx := context.Background()
+	old, err := m.Acquire(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oldPID uint32 = old.Conn().PgConn().PID()
+
+	next := *a
+	next.Generation++
+	conn, err := m.Acquire(ctx, &next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conn.Conn().PgConn().PID() == oldPID {
+		t.Fatalf("new generation reused the old pool's connection")
+	}
+	conn.Release()
+	// The old pool's connection still works until released.
+	if _, err := old.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatalf("in-flight connection of the old generation: %v", err)
+	}
+	old.Release()
+	waitFor(t, "old pool closed", func() bool { s := m.Stats(); return s.Pools == 1 && s.Open == 1 })
+	if got := metricValue(t, reg, "swa_pool_closed_total", "generation"); got != 1 {
+		t.Errorf("closed{generation} = %v, want 1", got)
+	}
+}
+
+func TestIdlePoolCloses(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.tenant(t)
+	m := newManager(t, pools.Options{Secrets: e.store, MaxConns: 2, Budget: 10, IdleTimeout: 150 * time.Millisecond})
+	if _, err := whoami(context.Background(), m, a); err != nil {
+		t.Fatal(err)
+	}
+	if m.Stats().Pools != 1 {
+		t.Fatal("pool not open")
+	}
+	waitFor(t, "idle pool closed", func() bool {
+		s := m.Stats()
+		return s.Pools == 0 && s.Open == 0 && e.backends(t, a.DBRole) == 0
+	})
+}
+
+func TestPasswordRotation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.tenant(t)
+	// A long cache TTL: only invalidation can make the new password visible.
+	cache := secrets.NewCache(e.store, time.Hour, quietLog())
+	m := newManager(t, pools.Options{Secrets: cache, MaxConns: 2, Budget: 10})
+	ctx := context.Background()
+	if _, err := whoami(ctx, m, a); err != nil {
+		t.Fatal(err)
+	}
+
+	pw := randomPassword()
+	e.exec(t, fmt.Sprintf("ALTER ROLE %s PASSWORD '%s'", a.DBRole, pw))
+	if _, err := secrets.SaveBundle(ctx, e.store, a.SecretsRef, secrets.TenantBundle{DBPassword: pw}); err != nil {
+		t.Fatal(err)
+	}
+	// Kill the connection authenticated with the old password, so the next
+	// Acquire has to log in again.
+	e.exec(t, fmt.Sprintf("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '%s'", a.DBRole))
+	waitFor(t, "backend gone", func() bool { return e.backends(t, a.DBRole) == 0 })
+	var err error
+	for range 3 { // the pool may first hand out the killed connection
+		if _, err = whoami(ctx, m, a); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("after rotation: %v", err)
+	}
+
+	// A wrong password in the store is an error, not a loop.
+	e.exec(t, fmt.Sprintf("ALTER ROLE %s PASSWORD '%s'", a.DBRole, randomPassword()))
+	e.exec(t, fmt.Sprintf("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '%s'", a.DBRole))
+	waitFor(t, "backend gone", func() bool { return e.backends(t, a.DBRole) == 0 })
+	for range 3 {
+		if _, err = whoami(ctx, m, a); err != nil {
+			break
+		}
+	}
+	if err == nil || errors.Is(err, pools.ErrBudgetExhausted) {
+		t.Fatalf("with a wrong stored password: %v", err)
+	}
+	if m.Stats().Open != 0 {
+		t.Errorf("failed logins left %d budget slots taken", m.Stats().Open)
+	}
+}
+
+// TestBudget drives more demand than the budget allows across more tenants
+// than it could hold at once: nothing fails except with ErrBudgetExhausted,
+// the server never sees more connections than the budget, and every tenant
+// is served.
+func TestBudget(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const tenants, maxConns, budgetSize = 6, 2, 4
+	var list []*directory.Tenant
+	var roles []string
+	for range tenants {
+		tn := e.tenant(t)
+		list = append(list, tn)
+		roles = append(roles, tn.DBRole)
+	}
+	reg := prometheus.NewRegistry()
+	m := newManager(t, pools.Options{Secrets: e.store, MaxConns: maxConns, Budget: budgetSize,
+		AcquireTimeout: 2 * time.Second, Metrics: reg})
+
+	// Sample the server's view and ours while the load runs.
+	var maxSeen, maxGauge atomic.Int32
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	sampler, err := pgx.Connect(context.Background(), pgtest.AdminURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sampler.Close(context.Background())
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var n int32
+			if err := sampler.QueryRow(context.Background(),
+				"SELECT count(*) FROM pg_stat_activity WHERE usename = ANY($1)", roles).Scan(&n); err == nil && n > maxSeen.Load() {
+				maxSeen.Store(n)
+			}
+			if g := m.Stats().Open; g > maxGauge.Load() {
+				maxGauge.Store(g)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+
+	var served [tenants]atomic.Int32
+	var exhausted atomic.Int32
+	var wg sync.WaitGroup
+	errs := make(chan error, 1000)
+	for i, tn := range list {
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 8 {
+					err := m.Do(context.Background(), tn, func(c *pgxpool.Conn) error {
+						_, err := c.Exec(context.Background(), "SELECT pg_sleep(0.02)")
+						return err
+					})
+					switch {
+					case err == nil:
+						served[i].Add(1)
+					case errors.Is(err, pools.ErrBudgetExhausted):
+						exhausted.Add(1)
+					default:
+						errs <- err
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(stop)
+	<-sampled
+	close(errs)
+	for err := range errs {
+		t.Errorf("request failed: %v", err)
+	}
+	for i := range served {
+		if served[i].Load() == 0 {
+			t.Errorf("tenant %d was never served", i)
+		}
+	}
+	s := m.Stats()
+	counts := make([]int32, tenants)
+	for i := range served {
+		counts[i] = served[i].Load()
+	}
+	t.Logf("served %v, exhausted %d, server max %d, gauge max %d, high-water %d",
+		counts, exhausted.Load(), maxSeen.Load(), maxGauge.Load(), s.MaxOpen)
+	if maxSeen.Load() > budgetSize || maxGauge.Load() > budgetSize || s.MaxOpen > budgetSize {
+		t.Errorf("budget %d exceeded: server saw %d, gauge %d, high-water %d", budgetSize, maxSeen.Load(), maxGauge.Load(), s.MaxOpen)
+	}
+	if s.MaxOpen < budgetSize {
+		t.Errorf("high-water %d: the load never filled the budget, so the test proves nothing", s.MaxOpen)
+	}
+	if got := metricValue(t, reg, "swa_pool_evictions_total", "budget"); got == 0 {
+		t.Errorf("no idle connection was evicted for the budget")
+	}
+}
+
+func TestBudgetExhaustedAfterTimeout(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, b := e.tenant(t), e.tenant(t)
+	reg := prometheus.NewRegistry()
+	m := newManager(t, pools.Options{Secrets: e.store, MaxConns: 2, Budget: 1,
+		AcquireTimeout: 500 * time.Millisecond, Metrics: reg})
+	ctx := context.Background()
+	held, err := m.Acquire(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = m.Acquire(ctx, b)
+	if !errors.Is(err, pools.ErrBudgetExhausted) {
+		t.Fatalf("Acquire with the budget held = %v, want ErrBudgetExhausted", err)
+	}
+	if d := time.Since(start); d < 450*time.Millisecond || d > 3*time.Second {
+		t.Errorf("gave up after %v, want about the 500ms acquire timeout", d)
+	}
+	// The same tenant's second connection is over budget too.
+	if _, err := m.Acquire(ctx, a); !errors.Is(err, pools.ErrBudgetExhausted) {
+		t.Fatalf("second connection = %v, want ErrBudgetExhausted", err)
+	}
+	if got := metricValue(t, reg, "swa_pool_budget_exhausted_total", ""); got != 2 {
+		t.Errorf("exhausted counter = %v, want 2", got)
+	}
+	// Released, the idle connection of a makes room for b.
+	held.Release()
+	if _, err := whoami(ctx, m, b); err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	if s := m.Stats(); s.MaxOpen != 1 {
+		t.Errorf("high-water %d over a budget of 1", s.MaxOpen)
+	}
+}
+
+func TestOptionsValidated(t *testing.T) {
+	t.Parallel()
+	store := secrets.Store(nil)
+	if _, err := pools.New(pools.Options{Secrets: store}); err == nil {
+		t.Error("no secrets store accepted")
+	}
+	e := &struct{ secrets.Store }{}
+	if _, err := pools.New(pools.Options{Secrets: e, QueryExecMode: "turbo"}); err == nil {
+		t.Error("unknown query exec mode accepted")
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// metricValue returns a counter's value, for the series whose only label
+// value is label ("" for a metric without labels).
+func metricValue(t *testing.T, g prometheus.Gatherer, name, label string) float64 {
+	t.Helper()
+	families, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range families {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if (label == "" && len(m.GetLabel()) == 0) || (len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label) {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
