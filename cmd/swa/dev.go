@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/startupwebapp/platform/controlplane/provision"
+	"github.com/startupwebapp/platform/platform/directory"
+	"github.com/startupwebapp/platform/platform/obs"
+	"github.com/startupwebapp/platform/platform/secrets"
+)
+
+// demoTenant is one of the tenants `swa dev` provisions on first start.
+type demoTenant struct {
+	slug, name, forkOf string
+	domains            []string
+	frontend           string // origin of the tenant's frontend
+}
+
+// demoTenants: startupwebapp owns localhost so the StartupWebApp frontend
+// at http://localhost:8080 works against http://localhost:8000 unchanged;
+// the two forks show onboarding a fork of it.
+var demoTenants = []demoTenant{
+	{slug: "startupwebapp", name: "StartupWebApp", domains: []string{"localhost"}, frontend: "http://localhost:8080"},
+	{slug: "healthtech", name: "HealthTech", forkOf: "startupwebapp", frontend: "http://healthtech.localhost:8080"},
+	{slug: "fintech", name: "FinTech", forkOf: "startupwebapp", frontend: "http://fintech.localhost:8080"},
+}
+
+func devCommand(e env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "dev",
+		Short: "Run control plane and data plane in one process with three demo tenants",
+		Long: `Run the whole platform locally: the control plane on 127.0.0.1:8001 and the data plane
+on 127.0.0.1:8000, against the local stack (eval "$(deploy/dev/stack env)" first, or use
+make dev). On first start it generates a master key and an admin token under .dev/ and
+provisions the tenants startupwebapp (also on localhost), healthtech and fintech; later starts
+reuse them. It writes .dev/swa.env, which deploy/dev/stack env prints, so swa tenant ...
+works from a second terminal.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDev(cmd.Context(), e, nil)
+		},
+	}
+}
+
+// devDefaults are the settings `swa dev` uses unless the environment says
+// otherwise: loopback listeners and the dev environment.
+var devDefaults = map[string]string{
+	"SWA_ENV":               "dev",
+	"SWA_HTTP_ADDR":         "127.0.0.1:8000",
+	"SWA_ADMIN_ADDR":        "127.0.0.1:9100",
+	"SWA_CONTROLPLANE_ADDR": "127.0.0.1:8001",
+}
+
+// devURLs are the base URLs of a running `swa dev`.
+type devURLs struct {
+	Data, Admin, Control string
+}
+
+// runDev runs `swa dev` until ctx ends. ready, when set, receives the base
+// URLs once the demo tenants are up.
+func runDev(ctx context.Context, e env, ready func(devURLs)) error {
+	dir := e.getenv("SWA_DEV_DIR")
+	if dir == "" {
+		dir = ".dev"
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	masterKey, err := readOrCreate(filepath.Join(dir, "master.key"), secrets.GenerateMasterKey)
+	if err != nil {
+		return err
+	}
+	adminToken, err := readOrCreate(filepath.Join(dir, "admin.token"), func() string { return "swa_dev_" + randomHex(24) })
+	if err != nil {
+		return err
+	}
+	generated := map[string]string{"SWA_MASTER_KEY": masterKey, "SWA_ADMIN_TOKEN": adminToken}
+	base := e.getenv
+	e.getenv = func(k string) string {
+		if v := base(k); v != "" {
+			return v
+		}
+		if v, ok := generated[k]; ok {
+			// A _FILE variant from the environment wins over the generated value.
+			if base(k+"_FILE") != "" {
+				return ""
+			}
+			return v
+		}
+		return devDefaults[k]
+	}
+	cfg, log, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	log.Info("swa dev starting", "version", version, "config", cfg.Dump())
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cp, err := newControlPlane(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := cp.listen(); err != nil {
+		cp.close()
+		return err
+	}
+	dp, err := newDataPlane(ctx, cfg, log, obs.NewRegistry())
+	if err != nil {
+		cp.ln.Close()
+		cp.close()
+		return err
+	}
+	if err := dp.listen(); err != nil {
+		cp.ln.Close()
+		cp.close()
+		dp.close(context.Background())
+		return err
+	}
+
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Go(func() { errs[0] = cp.serve(ctx); cancel() })
+	wg.Go(func() { errs[1] = dp.serve(ctx); cancel() })
+
+	urls := devURLs{
+		Data:    "http://" + dp.ln.Addr().String(),
+		Admin:   "http://" + dp.adminLn.Addr().String(),
+		Control: "http://" + cp.ln.Addr().String(),
+	}
+	if err := ensureDemoTenants(ctx, cp.core, dp.ln.Addr()); err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
+	// The data plane hears of new tenants by NOTIFY; reload now so every
+	// demo tenant answers before the banner says so.
+	if err := dp.dir.Refresh(ctx); err != nil {
+		cancel()
+		wg.Wait()
+		return fmt.Errorf("dev: %w", err)
+	}
+	if err := writeDevEnv(ctx, dir, urls.Control, adminToken, masterKey, cp.core.secrets); err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
+	printDevBanner(e, cfg.BaseDomain, dp.ln.Addr(), urls.Control, dir)
+	if ready != nil {
+		ready(urls)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// ensureDemoTenants provisions the demo tenants, resuming any left
+// unfinished, and gives each a Stripe webhook signing secret for local tests.
+func ensureDemoTenants(ctx context.Context, core *controlPlaneCore, dataAddr net.Addr) error {
+	_, port, _ := net.SplitHostPort(dataAddr.String())
+	for _, d := range demoTenants {
+		req := provision.CreateRequest{
+			Slug:        d.slug,
+			DisplayName: d.name,
+			ForkOf:      d.forkOf,
+			Domains:     d.domains,
+			Origins:     []string{d.frontend, strings.Replace(d.frontend, ":8080", ":"+port, 1)},
+			Settings: directory.Settings{
+				FrontendOrigin: d.frontend,
+				FromAddress:    d.name + " <hello@" + d.slug + ".localhost>",
+			},
+		}
+		if _, err := core.prov.Ensure(ctx, req, "swa dev"); err != nil {
+			return fmt.Errorf("dev: tenant %s: %w", d.slug, err)
+		}
+		status, err := core.prov.SecretsStatus(ctx, d.slug)
+		if err != nil {
+			return fmt.Errorf("dev: tenant %s: %w", d.slug, err)
+		}
+		if !status.StripeWebhookSecret {
+			whsec := "whsec_" + randomHex(24)
+			if _, err := core.prov.SetSecrets(ctx, d.slug, provision.SecretsInput{StripeWebhookSecret: &whsec}, "swa dev"); err != nil {
+				return fmt.Errorf("dev: tenant %s: %w", d.slug, err)
+			}
+		}
+	}
+	return nil
+}
+
+// writeDevEnv writes the export lines a second terminal needs; deploy/dev/stack
+// env prints them.
+func writeDevEnv(ctx context.Context, dir, controlURL, token, masterKey string, store secrets.Store) error {
+	b, err := secrets.LoadBundle(ctx, store, secrets.TenantSecretName(demoTenants[0].slug))
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	lines := []string{
+		"# Written by swa dev: the local control plane and the startupwebapp tenant's webhook secret.",
+		"export SWA_CONTROLPLANE_URL='" + controlURL + "'",
+		"export SWA_ADMIN_TOKEN='" + token + "'",
+		"export SWA_MASTER_KEY='" + masterKey + "'",
+		"export SWA_STRIPE_WEBHOOK_SECRET='" + b.StripeWebhookSecret + "'",
+	}
+	path := filepath.Join(dir, "swa.env")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	return nil
+}
+
+func printDevBanner(e env, baseDomain string, dataAddr net.Addr, controlURL, dir string) {
+	_, port, _ := net.SplitHostPort(dataAddr.String())
+	fmt.Fprintf(e.stdout, "\nStartupWebApp platform is running.\n\n")
+	for _, d := range demoTenants {
+		urls := []string{}
+		for _, h := range d.domains {
+			urls = append(urls, "http://"+h+":"+port)
+		}
+		urls = append(urls, "http://"+d.slug+"."+baseDomain+":"+port)
+		fmt.Fprintf(e.stdout, "  %-14s %s\n", d.slug, strings.Join(urls, "  "))
+	}
+	fmt.Fprintf(e.stdout, "\n  control plane  %s  (admin token and URL in %s/swa.env;\n", controlURL, dir)
+	fmt.Fprintf(e.stdout, "                 in another terminal: eval \"$(deploy/dev/stack env)\" && bin/swa tenant list)\n\n")
+}
+
+// readOrCreate returns the trimmed contents of path, creating it (mode 0600)
+// with gen() when it does not exist.
+func readOrCreate(path string, gen func() string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("dev: %w", err)
+	}
+	v := gen()
+	if err := os.WriteFile(path, []byte(v+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("dev: %w", err)
+	}
+	return v, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+
+	"github.com/startupwebapp/platform/platform/config"
+	"github.com/startupwebapp/platform/platform/csrf"
+	"github.com/startupwebapp/platform/platform/directory"
+	"github.com/startupwebapp/platform/platform/obs"
+	"github.com/startupwebapp/platform/platform/pools"
+	"github.com/startupwebapp/platform/platform/ratelimit"
+	"github.com/startupwebapp/platform/platform/secrets"
+	"github.com/startupwebapp/platform/platform/server"
+	"github.com/startupwebapp/platform/platform/sessions"
+	"github.com/startupwebapp/platform/tenant/analytics"
+)
+
+// redisPrefix starts every Redis key of the platform; the tenant id follows.
+const redisPrefix = "swa:"
+
+func serveCommand(e env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the data plane: the StartupWebApp API of every tenant, routed by hostname",
+		Long: `Run the data plane. It reads the tenant registry (SWA_PLATFORM_READ_DATABASE_URL),
+serves every active tenant on SWA_HTTP_ADDR, and /healthz, /readyz and /metrics on
+SWA_ADMIN_ADDR. Replicas are identical and share nothing but Postgres and Redis.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, log, err := e.loadConfig()
+			if err != nil {
+				return err
+			}
+			log.Info("data plane starting", "version", version, "config", cfg.Dump())
+			reg := obs.NewRegistry()
+			dp, err := newDataPlane(cmd.Context(), cfg, log, reg)
+			if err != nil {
+				return err
+			}
+			if err := dp.listen(); err != nil {
+				dp.close(context.Background())
+				return err
+			}
+			return dp.serve(cmd.Context())
+		},
+	}
+}
+
+// dataPlane is one replica of `swa serve`: everything a request needs.
+type dataPlane struct {
+	cfg       *config.Config
+	log       *slog.Logger
+	readPool  *pgxpool.Pool
+	rdb       *redis.Client
+	store     secrets.Store
+	dir       *directory.Directory
+	pools     *pools.Manager
+	limiter   *ratelimit.Limiter
+	analytics *analytics.App
+	app       *fiber.App
+	health    *obs.Health
+
+	ln, adminLn net.Listener
+}
+
+func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (dp *dataPlane, err error) {
+	dp = &dataPlane{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			dp.close(context.Background())
+		}
+	}()
+	if dp.readPool, err = openPool(ctx, "platform database (read)", cfg.PlatformReadDatabaseURL, 4); err != nil {
+		return nil, err
+	}
+	if dp.store, err = openSecrets(ctx, cfg, dp.readPool, log); err != nil {
+		return nil, err
+	}
+	if dp.rdb, err = openRedis(ctx, cfg.RedisURL); err != nil {
+		return nil, err
+	}
+	dp.dir = directory.New(directory.Options{DB: dp.readPool, BaseDomain: cfg.BaseDomain, Resync: cfg.DirectoryResync, Log: log})
+	if err = dp.dir.Refresh(ctx); err != nil {
+		return nil, fmt.Errorf("load tenant directory: %w", err)
+	}
+	dp.pools, err = pools.New(pools.Options{
+		Secrets:        dp.store,
+		MaxConns:       cfg.PoolMaxConns,
+		Budget:         cfg.PoolBudget,
+		IdleTimeout:    cfg.PoolIdleTimeout,
+		AcquireTimeout: cfg.PoolAcquireTimeout,
+		Metrics:        reg,
+		Log:            log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	dp.dir.OnChange(dp.pools.OnTenantChange)
+	dp.limiter = ratelimit.New(ratelimit.Options{
+		Redis: dp.rdb, Prefix: redisPrefix, Disabled: !cfg.RateLimits, Log: log, Metrics: reg,
+	})
+	dp.analytics = analytics.New(analytics.Options{Pools: dp.pools, Log: log, Metrics: reg})
+	sess := sessions.New(sessions.Options{Redis: dp.rdb, Prefix: redisPrefix, Log: log})
+	prot := csrf.New(csrf.Options{
+		Key:    csrf.BundleKey(dp.store, 0),
+		Exempt: []string{"/order/stripe-webhook"},
+		Log:    log,
+	})
+	dp.app = server.New(server.Options{
+		Directory:      dp.dir,
+		Pools:          dp.pools,
+		Log:            log,
+		Metrics:        reg,
+		TrustedProxies: cfg.TrustedProxies,
+		Env:            cfg.Env,
+		Middleware:     []fiber.Handler{sess.Handler(), prot.Handler()},
+		Apps:           []server.App{dp.analytics},
+	})
+	dp.health = obs.NewHealth(reg,
+		obs.Check{Name: "platform_db", Fn: func(ctx context.Context) error { return dp.readPool.Ping(ctx) }},
+		obs.Check{Name: "redis", Fn: func(ctx context.Context) error { return dp.rdb.Ping(ctx).Err() }},
+	)
+	return dp, nil
+}
+
+// listen binds the API and admin listeners, so a caller knows the ports
+// before serving starts.
+func (dp *dataPlane) listen() error {
+	var err error
+	if dp.ln, err = net.Listen("tcp", dp.cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("data plane: %w", err)
+	}
+	if dp.adminLn, err = net.Listen("tcp", dp.cfg.AdminAddr); err != nil {
+		dp.ln.Close()
+		return fmt.Errorf("data plane admin: %w", err)
+	}
+	return nil
+}
+
+// serve answers requests until ctx ends, then shuts down gracefully: no new
+// requests, in-flight ones finish within SWA_SHUTDOWN_TIMEOUT, buffered
+// analytics rows are flushed, pools closed.
+func (dp *dataPlane) serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		if err := dp.dir.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			dp.log.Error("directory stopped", "err", err)
+		}
+	}()
+	admin := &http.Server{Handler: dp.health.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 2)
+	go func() { errc <- dp.app.Listener(dp.ln) }()
+	go func() {
+		if err := admin.Serve(dp.adminLn); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	dp.log.Info("data plane serving", "addr", dp.ln.Addr().String(), "admin_addr", dp.adminLn.Addr().String(), "tenants", dp.dir.Len())
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("data plane: %w", err)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), dp.cfg.ShutdownTimeout)
+	defer scancel()
+	if serr := dp.app.ShutdownWithContext(sctx); serr != nil {
+		dp.log.Warn("data plane shutdown", "err", serr)
+	}
+	_ = admin.Shutdown(sctx)
+	dp.close(sctx)
+	dp.log.Info("data plane stopped")
+	return err
+}
+
+func (dp *dataPlane) close(ctx context.Context) {
+	if dp.analytics != nil {
+		if err := dp.analytics.Close(ctx); err != nil {
+			dp.log.Warn("analytics flush at shutdown", "err", err)
+		}
+	}
+	if dp.pools != nil {
+		dp.pools.CloseAll()
+	}
+	if dp.rdb != nil {
+		dp.rdb.Close()
+	}
+	if dp.readPool != nil {
+		dp.readPool.Close()
+	}
+}
+
+// splitHostPort parses "host:port".
+func splitHostPort(hp string) (string, int, error) {
+	host, p, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, err
+	}
+	return host, port, nil
+}
