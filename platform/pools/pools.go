@@ -107,8 +107,8 @@ type tenantPool struct {
 	// acquiring counts callers inside this pool's Acquire: a released
 	// connection stays for them rather than going to another tenant.
 	acquiring atomic.Int32
-	retired  atomic.Bool
-	reload   sync.Mutex // one password reload at a time
+	retired   atomic.Bool
+	reload    sync.Mutex // one password reload at a time
 }
 
 // New returns a Manager. Call CloseAll when done.

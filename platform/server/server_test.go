@@ -81,7 +81,7 @@ type fixture struct {
 }
 
 // newFixture loads a registry with tenants of every status.
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	db := pgtest.NewPool(t, migrations.Platform)
 	directorytest.AddTenant(t, db, directorytest.Tenant{Slug: "acme", Domains: []string{"shop.acme.test"},
