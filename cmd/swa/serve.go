@@ -102,6 +102,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Budget:         cfg.PoolBudget,
 		IdleTimeout:    cfg.PoolIdleTimeout,
 		AcquireTimeout: cfg.PoolAcquireTimeout,
+		QueryExecMode:  cfg.TenantDBExecMode,
 		Metrics:        reg,
 		Log:            log,
 	})

@@ -34,6 +34,7 @@ type Config struct {
 	TenantDBAdminURL        string // superuser-ish DSN of the default database server (CREATEROLE, CREATEDB)
 	TenantDBHost            string // host:port data-plane replicas use to reach tenant databases; defaults to TenantDBAdminURL's
 	TenantDBPrefix          string // prefix of tenant database and role names
+	TenantDBExecMode        string // pgx default_query_exec_mode for tenant pools ("" = pgx's default)
 	RedisURL                string
 
 	SecretsBackend   string // local | aws
@@ -185,6 +186,16 @@ var options = []option{
 			}
 			c.TenantDBPrefix = v
 			return nil
+		}},
+	{name: "TENANT_DB_QUERY_EXEC_MODE", def: "",
+		doc: "pgx query mode of tenant pools; behind PgBouncer in transaction mode use exec or simple_protocol",
+		set: func(c *Config, v string) error {
+			switch v {
+			case "", "cache_statement", "cache_describe", "describe_exec", "exec", "simple_protocol":
+				c.TenantDBExecMode = v
+				return nil
+			}
+			return errors.New("want cache_statement, cache_describe, describe_exec, exec or simple_protocol")
 		}},
 	{name: "REDIS_URL", def: "redis://127.0.0.1:6380/0", secret: true, doc: "Redis for sessions, rate limits and caches",
 		set: dsn(func(c *Config) *string { return &c.RedisURL }, "redis", "rediss")},
