@@ -9,12 +9,17 @@
 // Loading is lazy: the middleware only reads the cookie; Redis is asked the
 // first time a handler calls Get or Load, and written after the handler only
 // when the session was modified. A client-chosen id is never adopted: an
-// unknown id is replaced by a fresh one when the session is first saved.
+// unknown id is replaced by a fresh one when the session is first saved. An
+// existing session is only rewritten while it still exists, so a request in
+// flight cannot revive a session that a logout or password change just ended.
 package sessions
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -107,6 +112,7 @@ type Session struct {
 	loadErr    error
 	persistent bool
 	dirty      bool // Regenerate, SetPersistent or an explicit change of id
+	fresh      bool // id minted in this request, not yet stored
 	destroyed  bool
 	saved      record // what Redis holds (for modification checks)
 }
@@ -243,9 +249,7 @@ func Destroy(c *fiber.Ctx) error {
 // browser (false: the login had remember_me != "true"). The server-side
 // lifetime is TTL either way.
 func (s *Session) SetPersistent(persistent bool) {
-	if s.persistent != persistent {
-		s.persistent = persistent
-	}
+	s.persistent = persistent
 	s.dirty = true
 }
 
@@ -265,6 +269,23 @@ func (s *Session) Set(key, value string) {
 
 // Value returns the value under key ("" when absent).
 func (s *Session) Value(key string) string { return s.Values[key] }
+
+// AuthHash is the value to keep in Session.AuthHash for an account: an HMAC
+// of its password hash under the tenant's session key, so the session holds
+// nothing derived from the password without the key, and changes when the
+// password does.
+func AuthHash(key []byte, passwordHash string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("swa/session-auth\x00"))
+	m.Write([]byte(passwordHash))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// AuthMatches reports whether the session was signed in with the account's
+// current password hash (constant time). On false, sign the session out.
+func (s *Session) AuthMatches(key []byte, passwordHash string) bool {
+	return s.AuthHash != "" && hmac.Equal([]byte(s.AuthHash), []byte(AuthHash(key, passwordHash)))
+}
 
 // Flush clears the data and the user, keeping the session (and id) alive.
 func (s *Session) Flush() {
@@ -319,7 +340,7 @@ func (s *Session) save(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		s.id = id
+		s.id, s.fresh = id, true
 	}
 	r := record{UserID: s.UserID, AuthHash: s.AuthHash, Values: maps.Clone(s.Values), Persistent: s.persistent}
 	if len(r.Values) == 0 {
@@ -329,27 +350,52 @@ func (s *Session) save(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("save session: %w", err)
 	}
+	mode := "XX" // an existing session: only while it still exists
+	if s.fresh {
+		mode = "NX" // a new id must not collide with anyone's
+	}
+	oldSet, newSet := "", ""
+	if s.saved.UserID != 0 && s.saved.UserID != r.UserID {
+		oldSet = st.userKey(s.tenantID, s.saved.UserID)
+	}
+	if r.UserID != 0 {
+		newSet = st.userKey(s.tenantID, r.UserID)
+	}
 	ctx, cancel := st.ctx(ctx)
 	defer cancel()
-	_, err = st.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, st.sessKey(s.tenantID, s.id), raw, st.ttl)
-		if s.saved.UserID != 0 && s.saved.UserID != r.UserID {
-			p.SRem(ctx, st.userKey(s.tenantID, s.saved.UserID), s.id)
-		}
-		if r.UserID != 0 {
-			uk := st.userKey(s.tenantID, r.UserID)
-			p.SAdd(ctx, uk, s.id)
-			p.Expire(ctx, uk, st.ttl)
-		}
-		return nil
-	})
+	ok, err := saveScript.Run(ctx, st.rdb, []string{st.sessKey(s.tenantID, s.id), oldSet, newSet},
+		raw, st.ttl.Milliseconds(), mode, s.id).Int()
 	if err != nil {
 		return fmt.Errorf("save session: %w", err)
 	}
-	s.saved, s.dirty = r, false
+	if ok == 0 {
+		if s.fresh {
+			return errors.New("save session: id collision")
+		}
+		// Destroyed meanwhile (logout elsewhere, password change): a request
+		// that loaded it earlier must not bring it back.
+		s.destroyed = true
+		st.expireCookie(s.c)
+		return nil
+	}
+	s.saved, s.dirty, s.fresh = r, false, false
 	st.setCookie(s.c, s.id, s.persistent)
 	return nil
 }
+
+// saveScript writes a session and its user-set membership atomically:
+// KEYS = session key, set to leave ("" for none), set to join ("" for none);
+// ARGV = data, TTL in ms, NX or XX, session id. It returns 0 when the SET
+// condition failed and nothing was written.
+var saveScript = redis.NewScript(`
+if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], ARGV[3]) then return 0 end
+if KEYS[2] ~= '' then redis.call('SREM', KEYS[2], ARGV[4]) end
+if KEYS[3] ~= '' then
+  redis.call('SADD', KEYS[3], ARGV[4])
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+end
+return 1
+`)
 
 // DestroyAllForUser ends every session of a user on a tenant (a password
 // change or reset). A session saved again later in the same request (the

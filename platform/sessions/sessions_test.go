@@ -84,9 +84,26 @@ func routes(store *sessions.Store) mount {
 			}
 			return c.SendString("bye")
 		})
-		r.Get("/end-all", func(c *fiber.Ctx) error {
-			uid, _ := strconv.ParseInt(c.Query("uid"), 10, 64)
-			return store.DestroyAllForUser(c.UserContext(), server.Tenant(c).ID, uid)
+		// A request that loaded the session while another ended it.
+		r.Get("/ended-meanwhile", func(c *fiber.Ctx) error {
+			s := sessions.Get(c)
+			if err := store.DestroyAllForUser(c.UserContext(), server.Tenant(c).ID, s.UserID); err != nil {
+				return err
+			}
+			s.Set("v", "late")
+			return c.SendString("ok")
+		})
+		// change-my-password: end every session, keep this one under a new id.
+		r.Get("/change-password", func(c *fiber.Ctx) error {
+			s := sessions.Get(c)
+			if err := store.DestroyAllForUser(c.UserContext(), server.Tenant(c).ID, s.UserID); err != nil {
+				return err
+			}
+			if err := sessions.Regenerate(c); err != nil {
+				return err
+			}
+			s.AuthHash = "new"
+			return c.SendString("ok")
 		})
 	}
 }
@@ -293,6 +310,39 @@ func TestDestroyAllForUser(t *testing.T) {
 	}
 }
 
+func TestEndedSessionsStayEnded(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+
+	id := do(t, f.app, hostA, "/login?uid=11", "").cookie.Value
+	r := do(t, f.app, hostA, "/ended-meanwhile", id)
+	if r.cookie == nil || r.cookie.Value != "" {
+		t.Errorf("cookie %q: want the session cookie expired", r.raw)
+	}
+	if n, _ := f.rdb.Exists(ctx, f.key(f.a, id)).Result(); n != 0 {
+		t.Error("a late save brought the ended session back")
+	}
+
+	mine := do(t, f.app, hostA, "/login?uid=12", "").cookie.Value
+	other := do(t, f.app, hostA, "/login?uid=12", "").cookie.Value
+	r = do(t, f.app, hostA, "/change-password", mine)
+	if r.cookie == nil || r.cookie.Value == "" || r.cookie.Value == mine {
+		t.Fatalf("cookie %q: want a new session id", r.raw)
+	}
+	if got := do(t, f.app, hostA, "/get", r.cookie.Value).body; got != "12||"+r.cookie.Value {
+		t.Errorf("own session after the change: %q", got)
+	}
+	for _, old := range []string{mine, other} {
+		if got := do(t, f.app, hostA, "/get", old).body; got != "0||" {
+			t.Errorf("old session %s still signed in: %q", old, got)
+		}
+	}
+	if ids, _ := f.rdb.SMembers(ctx, f.userKey(f.a, 12)).Result(); len(ids) != 1 || ids[0] != r.cookie.Value {
+		t.Errorf("user set %v, want only the new id", ids)
+	}
+}
+
 func TestCookieAttributes(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -382,5 +432,34 @@ func TestRedisDownIsAnonymous(t *testing.T) {
 		Apps: []server.App{routes(store)}})
 	if got := do(t, app, hostA, "/get", strings.Repeat("a", 32)).body; got != "0||" {
 		t.Errorf("got %q, want an anonymous session", got)
+	}
+}
+
+func TestAuthHash(t *testing.T) {
+	t.Parallel()
+	key, other := []byte("tenant key one"), []byte("tenant key two")
+	s := &sessions.Session{AuthHash: sessions.AuthHash(key, "pbkdf2_sha256$1$salt$old")}
+	tests := []struct {
+		name string
+		key  []byte
+		hash string
+		want bool
+	}{
+		{"same password hash", key, "pbkdf2_sha256$1$salt$old", true},
+		{"password changed", key, "pbkdf2_sha256$1$salt$new", false},
+		{"another tenant's key", other, "pbkdf2_sha256$1$salt$old", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := s.AuthMatches(tc.key, tc.hash); got != tc.want {
+				t.Errorf("AuthMatches = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if (&sessions.Session{}).AuthMatches(key, "") {
+		t.Error("an anonymous session matches")
+	}
+	if strings.Contains(s.AuthHash, "old") {
+		t.Error("the auth hash carries the password hash")
 	}
 }

@@ -19,9 +19,13 @@ import (
 	"github.com/startupwebapp/platform/platform/directory"
 	"github.com/startupwebapp/platform/platform/directory/directorytest"
 	"github.com/startupwebapp/platform/platform/pgtest"
+	"github.com/startupwebapp/platform/platform/pools"
 	"github.com/startupwebapp/platform/platform/server"
 	"github.com/startupwebapp/platform/tenant/analytics"
 )
+
+// The pool manager is what the app gets in production.
+var _ analytics.DB = (*pools.Manager)(nil)
 
 // tenantDBs hands each tenant its own real database, keyed by tenant id;
 // it stands in for the pool manager, which opens them from secrets.
