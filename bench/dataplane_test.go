@@ -1,0 +1,296 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/startupwebapp/platform/controlplane/provision"
+	"github.com/startupwebapp/platform/controlplane/registry"
+	"github.com/startupwebapp/platform/migrations"
+	"github.com/startupwebapp/platform/platform/csrf"
+	"github.com/startupwebapp/platform/platform/directory"
+	"github.com/startupwebapp/platform/platform/pgtest"
+	"github.com/startupwebapp/platform/platform/pools"
+	"github.com/startupwebapp/platform/platform/secrets"
+	"github.com/startupwebapp/platform/platform/server"
+	"github.com/startupwebapp/platform/platform/sessions"
+	"github.com/startupwebapp/platform/tenant/analytics"
+)
+
+// baseDomain gives every benchmark tenant the host {slug}.bench.test.
+const baseDomain = "bench.test"
+
+// frontendOrigin is the origin the beacons are sent from (CORS applies).
+const frontendOrigin = "http://localhost:8080"
+
+// redisPrefix mirrors the binary's prefix; pgtest.Redis adds a unique one.
+const redisPrefix = "swa:"
+
+// platform is a registry database with n active tenants, each made by the
+// control plane's own provisioning: a database cloned from the migrated
+// template, its own role and password, and its bundle in the local secrets
+// store. Everything is dropped when the benchmark ends.
+type platform struct {
+	db      *pgxpool.Pool
+	store   secrets.Store // the local backend, as the control plane writes it
+	admin   string
+	prefix  string
+	tenants []registry.Tenant
+}
+
+func newPlatform(b *testing.B, n int) *platform {
+	b.Helper()
+	ctx := context.Background()
+	admin := pgtest.AdminURL(b)
+	// The provisioning workers each hold a platform connection for their
+	// tenant lock and need another for the secrets store.
+	db, err := pgxpool.New(ctx, pgtest.NewDatabase(b, migrations.Platform)+"&pool_max_conns=24")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(db.Close)
+	key := make([]byte, secrets.MasterKeySize)
+	_, _ = rand.Read(key)
+	store, err := secrets.NewLocal(db, key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := &platform{db: db, store: store, admin: admin, prefix: pgtest.RandomName("bench") + "_"}
+	// Registered before anything opens a tenant connection, so it runs last.
+	b.Cleanup(func() { dropPrefixed(b, admin, p.prefix) })
+
+	cfg, err := pgx.ParseConfig(admin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := registry.New(db, store).EnsureDBServer(ctx, "default", admin, cfg.Host, int(cfg.Port)); err != nil {
+		b.Fatal(err)
+	}
+	svc, err := provision.New(provision.Options{Platform: db, Secrets: store, DBPrefix: p.prefix, BaseDomain: baseDomain})
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	p.tenants = make([]registry.Tenant, n)
+	errs := make(chan error, n)
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(n, 8) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				t, err := svc.Create(ctx, provision.CreateRequest{
+					Slug:    fmt.Sprintf("t%03d", i),
+					Origins: []string{frontendOrigin},
+				}, "bench")
+				if err != nil {
+					errs <- fmt.Errorf("create tenant %d: %w", i, err)
+					continue
+				}
+				p.tenants[i] = t
+			}
+		}()
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	b.Logf("provisioned %d tenants in %v", n, time.Since(start).Round(time.Millisecond))
+	return p
+}
+
+// host is the hostname tenant i answers on.
+func (p *platform) host(i int) string { return p.tenants[i].Slug + "." + baseDomain }
+
+// dropPrefixed removes every database (the template included) and role
+// whose name starts with prefix: the ones this benchmark provisioned.
+func dropPrefixed(b *testing.B, admin, prefix string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		b.Errorf("cleanup: %v", err)
+		return
+	}
+	defer conn.Close(ctx)
+	rows, _ := conn.Query(ctx, `SELECT datname FROM pg_database WHERE left(datname, length($1)) = $1`, prefix)
+	dbs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		b.Errorf("cleanup: %v", err)
+	}
+	for _, name := range dbs {
+		id := pgx.Identifier{name}.Sanitize()
+		if _, err := conn.Exec(ctx, "ALTER DATABASE "+id+" WITH IS_TEMPLATE false"); err != nil {
+			b.Errorf("cleanup %s: %v", name, err)
+		}
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+id+" WITH (FORCE)"); err != nil {
+			b.Errorf("cleanup %s: %v", name, err)
+		}
+	}
+	rows, _ = conn.Query(ctx, `SELECT rolname FROM pg_roles WHERE left(rolname, length($1)) = $1`, prefix)
+	roles, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		b.Errorf("cleanup: %v", err)
+	}
+	for _, r := range roles {
+		if _, err := conn.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{r}.Sanitize()); err != nil {
+			b.Errorf("cleanup %s: %v", r, err)
+		}
+	}
+}
+
+// dataPlane is the chain `swa serve` builds (cmd/swa newDataPlane), over a
+// platform: the directory read from the registry, the tenant pools under
+// one budget behind a secrets cache, sessions and CSRF middleware, the
+// analytics app and any extra apps, serving on a loopback listener.
+type dataPlane struct {
+	dir       *directory.Directory
+	pools     *pools.Manager
+	analytics *analytics.App
+	addr      string
+}
+
+type planeOptions struct {
+	Budget, MaxConns int32
+	AcquireTimeout   time.Duration
+	Apps             []server.App
+}
+
+func newDataPlane(b *testing.B, p *platform, o planeOptions) *dataPlane {
+	b.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil)) // formatted as in production, then dropped
+	reg := prometheus.NewRegistry()
+	rdb, _ := pgtest.Redis(b)
+	store := secrets.NewCache(p.store, 0, log)
+
+	dp := &dataPlane{}
+	dp.dir = directory.New(directory.Options{DB: p.db, BaseDomain: baseDomain, Log: log})
+	if err := dp.dir.Refresh(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if dp.dir.Len() != len(p.tenants) {
+		b.Fatalf("directory holds %d tenants, want %d", dp.dir.Len(), len(p.tenants))
+	}
+	var err error
+	dp.pools, err = pools.New(pools.Options{
+		Secrets: store, MaxConns: o.MaxConns, Budget: o.Budget, AcquireTimeout: o.AcquireTimeout,
+		Metrics: reg, Log: log,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dp.dir.OnChange(dp.pools.OnTenantChange)
+	dp.analytics = analytics.New(analytics.Options{Pools: dp.pools, Log: log, Metrics: reg})
+	sess := sessions.New(sessions.Options{Redis: rdb, Prefix: redisPrefix, Log: log})
+	prot := csrf.New(csrf.Options{Key: csrf.BundleKey(store, 0), Exempt: []string{"/order/stripe-webhook"}, Log: log})
+	app := server.New(server.Options{
+		Directory:  dp.dir,
+		Pools:      dp.pools,
+		Log:        log,
+		Metrics:    reg,
+		Env:        "production",
+		Middleware: []fiber.Handler{sess.Handler(), prot.Handler()},
+		Apps:       append([]server.App{dp.analytics}, o.Apps...),
+	})
+	dp.addr = listen(b, app)
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := dp.analytics.Close(ctx); err != nil {
+			b.Errorf("analytics close: %v", err)
+		}
+		dp.pools.CloseAll()
+	})
+	return dp
+}
+
+// listen serves app on 127.0.0.1 with an ephemeral port until the benchmark
+// ends, and returns the address.
+func listen(b *testing.B, app *fiber.App) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = app.Listener(ln) }()
+	b.Cleanup(func() { _ = app.ShutdownWithTimeout(10 * time.Second) })
+	return ln.Addr().String()
+}
+
+// plainApp is a bare Fiber app answering the beacon route with the same
+// JSON as the analytics app, and nothing else: the baseline.
+func plainApp() *fiber.App {
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Get("/clientevent/pageview", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.SendString(`"thank you"`)
+	})
+	return app
+}
+
+// dbApp answers GET /bench/db with a small SELECT on the tenant's own
+// database through server.Conn: the request that needs a connection.
+type dbApp struct{}
+
+func (dbApp) Mount(r fiber.Router) {
+	r.Get("/bench/db", func(c *fiber.Ctx) error {
+		var on bool
+		err := server.Conn(c, func(conn *pgxpool.Conn) error {
+			return conn.QueryRow(c.UserContext(),
+				`SELECT log_client_events FROM clientevent_configuration WHERE id = 1`).Scan(&on)
+		})
+		if err != nil || c.Response().StatusCode() == fiber.StatusServiceUnavailable {
+			return err
+		}
+		return c.JSON(fiber.Map{"log_client_events": on})
+	})
+}
+
+// countRows sums count(*) of table over the tenants' databases, connecting
+// as the superuser (not through the pools being measured).
+func (p *platform) countRows(b *testing.B, table string, tenants ...registry.Tenant) int {
+	b.Helper()
+	total := 0
+	for _, t := range tenants {
+		conn, err := pgx.Connect(context.Background(), pgtest.WithDatabase(p.admin, t.DBName))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var n int
+		err = conn.QueryRow(context.Background(), "SELECT count(*) FROM "+pgx.Identifier{table}.Sanitize()).Scan(&n)
+		conn.Close(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += n
+	}
+	return total
+}
+
+// backends counts the server processes the data plane has open to the
+// platform's tenant databases, as Postgres sees them.
+func (p *platform) backends(ctx context.Context, conn *pgx.Conn) (int, error) {
+	var n int
+	err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE application_name = 'swa-dataplane' AND left(datname, length($1)) = $1`, p.prefix).Scan(&n)
+	return n, err
+}
