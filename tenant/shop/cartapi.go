@@ -1,0 +1,411 @@
+package shop
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+
+	"github.com/startupwebapp/platform/tenant/cart"
+)
+
+// lineObject is the contract's cart line object (§5.1).
+func lineObject(l cart.Line, withInventoryIdentifier bool) object {
+	o := object{
+		{"sku_id", l.SKUID},
+		{"sku_type__title", l.SKUType},
+		{"sku_inventory__title", l.InventoryTitle},
+	}
+	if withInventoryIdentifier {
+		o = append(o, kv{"sku_inventory__identifier", l.InventoryIdentifier})
+	}
+	return append(o,
+		kv{"color", l.Color}, kv{"size", l.Size}, kv{"description", l.Description},
+		kv{"price", money(l.Price)}, kv{"quantity", l.Quantity},
+		kv{"parent_product__title", l.ProductTitle}, kv{"parent_product__title_url", l.ProductTitleURL},
+		kv{"parent_product__identifier", l.ProductIdentifier}, kv{"sku_image_url", l.ImageURL},
+	)
+}
+
+// itemData is O3's item_data for a cart (nil: no cart).
+func itemData(lines []cart.Line, found bool) object {
+	if !found {
+		return object{}
+	}
+	skus := object{}
+	n := 0
+	for _, l := range lines {
+		if l.IsProduct() {
+			skus = append(skus, kv{counter(n), lineObject(l, true)})
+			n++
+		}
+	}
+	return object{{"product_sku_data", skus}}
+}
+
+func methodObject(m *cart.ShippingMethod) object {
+	if m == nil {
+		return object{}
+	}
+	return object{{"identifier", m.Identifier}, {"carrier", m.Carrier}, {"shipping_cost", money(m.Cost)}, {"tracking_code_base_url", m.TrackingURL}}
+}
+
+const activeMethodsSQL = `SELECT id, identifier, carrier, shipping_cost, tracking_code_base_url, active
+FROM shipping_method WHERE active ORDER BY shipping_cost DESC, id`
+
+// activeMethods lists active methods, dearest first, keyed "0", "1", ….
+func (rq *request) activeMethods() (object, error) {
+	rows, err := rq.conn.Query(rq.ctx, activeMethodsSQL)
+	if err != nil {
+		return nil, fmt.Errorf("shipping methods: %w", err)
+	}
+	out := object{}
+	var m cart.ShippingMethod
+	_, err = pgx.ForEachRow(rows, []any{&m.ID, &m.Identifier, &m.Carrier, &m.Cost, &m.TrackingURL, &m.Active}, func() error {
+		mm := m
+		out = append(out, kv{counter(len(out)), methodObject(&mm)})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("shipping methods: %w", err)
+	}
+	return out, nil
+}
+
+// config reads an order_configuration string (nil when absent or NULL).
+func (rq *request) config(key string) (*string, error) {
+	var v *string
+	err := rq.conn.QueryRow(rq.ctx, `SELECT string_value FROM order_configuration WHERE key = $1 ORDER BY id LIMIT 1`, key).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("order configuration %s: %w", key, err)
+	}
+	return v, nil
+}
+
+// O3 GET /order/cart-items.
+func (a *App) cartItems(c *fiber.Ctx) error {
+	return a.with(c, func(rq *request) error {
+		ct, found, err := rq.currentCart()
+		if err != nil {
+			return err
+		}
+		var lines []cart.Line
+		if found {
+			if lines, err = cart.Lines(rq.ctx, rq.conn, ct.ID); err != nil {
+				return err
+			}
+		}
+		return reply(c, object{{"cart_found", found}, {"item_data", itemData(lines, found)}})
+	})
+}
+
+const selectDefaultMethodSQL = `
+INSERT INTO cart_shipping_method (cart_id, shipping_method_id)
+SELECT $1, id FROM shipping_method WHERE identifier = $2
+ON CONFLICT (cart_id) DO NOTHING`
+
+// O4 GET /order/cart-shipping-methods: selects the configured default
+// method for a cart that has none.
+func (a *App) cartShippingMethods(c *fiber.Ctx) error {
+	return a.with(c, func(rq *request) error {
+		ct, found, err := rq.currentCart()
+		if err != nil {
+			return err
+		}
+		if !found {
+			return reply(c, object{{"cart_found", false}, {"cart_shipping_methods", object{}}, {"shipping_method_selected", nil}})
+		}
+		sel, err := cart.SelectedShipping(rq.ctx, rq.conn, ct.ID)
+		if err != nil {
+			return err
+		}
+		if sel == nil {
+			def, err := rq.config("default_shipping_method")
+			if err != nil {
+				return err
+			}
+			if def != nil {
+				if _, err := rq.conn.Exec(rq.ctx, selectDefaultMethodSQL, ct.ID, *def); err != nil {
+					return fmt.Errorf("default shipping method: %w", err)
+				}
+				if sel, err = cart.SelectedShipping(rq.ctx, rq.conn, ct.ID); err != nil {
+					return err
+				}
+			}
+		}
+		methods, err := rq.activeMethods()
+		if err != nil {
+			return err
+		}
+		var selected any
+		if sel != nil {
+			selected = sel.Identifier
+		}
+		return reply(c, object{{"cart_found", true}, {"cart_shipping_methods", methods}, {"shipping_method_selected", selected}})
+	})
+}
+
+// totals returns the visitor's cart (if any) and its totals.
+func (rq *request) totals() (cart.Contents, bool, error) {
+	ct, found, err := rq.currentCart()
+	if err != nil || !found {
+		return cart.Contents{Totals: cart.ComputeTotals(nil, nil, nil)}, false, err
+	}
+	cc, err := cart.Load(rq.ctx, rq.conn, ct)
+	return cc, true, err
+}
+
+// O5 GET /order/cart-totals.
+func (a *App) cartTotals(c *fiber.Ctx) error {
+	return a.with(c, func(rq *request) error {
+		cc, found, err := rq.totals()
+		if err != nil {
+			return err
+		}
+		return reply(c, object{{"cart_found", found}, {"cart_totals_data", cc.Totals}})
+	})
+}
+
+// cartLineError answers the shared error outcomes of O6 and O7.
+func cartLineError(c *fiber.Ctx, key, code string, skuID *string) error {
+	o := object{{key, "error"}, {"errors", object{{"error", code}}}}
+	if skuID != nil {
+		o = append(o, kv{"sku_id", *skuID})
+	}
+	return reply(c, o)
+}
+
+// O6 POST /order/cart-update-sku-quantity.
+func (a *App) cartUpdateSKUQuantity(c *fiber.Ctx) error {
+	const key = "cart_update_sku_quantity"
+	return a.with(c, func(rq *request) error {
+		ct, found, err := rq.currentCart()
+		if err != nil {
+			return err
+		}
+		if !found {
+			return cartLineError(c, key, "cart-not-found", nil)
+		}
+		posted, ok := formValue(c, "sku_id")
+		if !ok {
+			return cartLineError(c, key, "sku-id-required", nil)
+		}
+		skuID, ok := pyInt(posted)
+		var lineID int64
+		if ok {
+			err = rq.conn.QueryRow(rq.ctx, `SELECT id FROM cart_sku WHERE cart_id = $1 AND sku_id = $2`, ct.ID, skuID).Scan(&lineID)
+			if errors.Is(err, pgx.ErrNoRows) {
+				ok = false
+			} else if err != nil {
+				return fmt.Errorf("cart line: %w", err)
+			}
+		}
+		if !ok {
+			return cartLineError(c, key, "cart-sku-not-found", &posted)
+		}
+		rawQty, present := formValue(c, "quantity")
+		if !present {
+			return badRequest(c, "quantity")
+		}
+		qty, ok := pyInt(rawQty)
+		if !ok || qty < 0 || qty > 1<<31-1 {
+			return cartLineError(c, key, "cart-sku-not-found", &posted)
+		}
+		if _, err := rq.conn.Exec(rq.ctx, `UPDATE cart_sku SET quantity = $2 WHERE id = $1`, lineID, qty); err != nil {
+			return fmt.Errorf("update quantity: %w", err)
+		}
+		cc, err := cart.Load(rq.ctx, rq.conn, ct)
+		if err != nil {
+			return err
+		}
+		subtotal := decimal.Zero
+		for _, l := range cc.Lines {
+			if l.ID == lineID {
+				subtotal = l.Subtotal()
+			}
+		}
+		return reply(c, object{{key, "success"}, {"cart_found", true}, {"sku_id", posted},
+			{"sku_subtotal", money(subtotal)}, {"cart_totals_data", cc.Totals}})
+	})
+}
+
+// O7 POST /order/cart-remove-sku: also clears the selected shipping method.
+func (a *App) cartRemoveSKU(c *fiber.Ctx) error {
+	const key = "cart_remove_sku"
+	return a.with(c, func(rq *request) error {
+		ct, found, err := rq.currentCart()
+		if err != nil {
+			return err
+		}
+		if !found {
+			return cartLineError(c, key, "cart-not-found", nil)
+		}
+		posted, ok := formValue(c, "sku_id")
+		if !ok {
+			return cartLineError(c, key, "sku-id-required", nil)
+		}
+		skuID, ok := pyInt(posted)
+		if ok {
+			tag, err := rq.conn.Exec(rq.ctx, `DELETE FROM cart_sku WHERE cart_id = $1 AND sku_id = $2`, ct.ID, skuID)
+			if err != nil {
+				return fmt.Errorf("remove line: %w", err)
+			}
+			ok = tag.RowsAffected() == 1
+		}
+		if !ok {
+			return cartLineError(c, key, "cart-sku-not-found", &posted)
+		}
+		if _, err := rq.conn.Exec(rq.ctx, `DELETE FROM cart_shipping_method WHERE cart_id = $1`, ct.ID); err != nil {
+			return fmt.Errorf("clear shipping method: %w", err)
+		}
+		cc, err := cart.Load(rq.ctx, rq.conn, ct)
+		if err != nil {
+			return err
+		}
+		methods, err := rq.activeMethods()
+		if err != nil {
+			return err
+		}
+		return reply(c, object{{key, "success"}, {"cart_found", true}, {"sku_id", posted},
+			{"cart_item_count", len(cc.Lines)}, {"cart_shipping_methods", methods},
+			{"shipping_method_selected", nil}, {"cart_totals_data", cc.Totals}})
+	})
+}
+
+const setMethodSQL = `
+INSERT INTO cart_shipping_method (cart_id, shipping_method_id) VALUES ($1, $2)
+ON CONFLICT (cart_id) DO UPDATE SET shipping_method_id = EXCLUDED.shipping_method_id`
+
+// O8 POST /order/cart-update-shipping-method (inactive methods are accepted,
+// as upstream).
+func (a *App) cartUpdateShippingMethod(c *fiber.Ctx) error {
+	const key = "cart_update_shipping_method"
+	return a.with(c, func(rq *request) error {
+		ct, found, err := rq.currentCart()
+		if err != nil {
+			return err
+		}
+		if !found {
+			return reply(c, object{{key, "error"}, {"errors", object{{"error", "cart-not-found"}}}})
+		}
+		ident, ok := formValue(c, "shipping_method_identifier")
+		if !ok {
+			return reply(c, object{{key, "error"}, {"errors", object{{"error", "shipping-method-identifier-required"}}}})
+		}
+		var methodID int64
+		err = rq.conn.QueryRow(rq.ctx, `SELECT id FROM shipping_method WHERE identifier = $1`, ident).Scan(&methodID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return reply(c, object{{key, "error"}, {"errors", object{{"error", "error-setting-cart-shipping-method"}}}, {"shipping_method_identifier", ident}})
+		}
+		if err != nil {
+			return fmt.Errorf("shipping method: %w", err)
+		}
+		if _, err := rq.conn.Exec(rq.ctx, setMethodSQL, ct.ID, methodID); err != nil {
+			return fmt.Errorf("set shipping method: %w", err)
+		}
+		cc, err := cart.Load(rq.ctx, rq.conn, ct)
+		if err != nil {
+			return err
+		}
+		return reply(c, object{{key, "success"}, {"cart_found", true}, {"shipping_method_identifier", ident}, {"cart_totals_data", cc.Totals}})
+	})
+}
+
+// O9 POST /order/cart-delete-cart (the an_ct cookie is left as is).
+func (a *App) cartDeleteCart(c *fiber.Ctx) error {
+	return a.with(c, func(rq *request) error {
+		ct, found, err := rq.currentCart()
+		if err != nil {
+			return err
+		}
+		if !found {
+			return reply(c, object{{"cart_delete_cart", "error"}, {"errors", object{{"error", "cart-not-found"}}}})
+		}
+		if err := cart.Delete(rq.ctx, rq.conn, ct.ID); err != nil {
+			return err
+		}
+		return reply(c, object{{"cart_delete_cart", "success"}})
+	})
+}
+
+// Quantity validation errors of O10 (§2.1), nested twice as upstream.
+var (
+	errNotAnInt   = object{{"type", "not_an_int"}, {"description", "The value provided is not an integer."}}
+	errOutOfRange = object{{"type", "out_of_range"}, {"description", "The value provided is out of range."}}
+)
+
+const skuOfProductSQL = `SELECT s.id FROM sku s JOIN product_sku ps ON ps.sku_id = s.id WHERE s.id = $1`
+
+const addLineSQL = `
+INSERT INTO cart_sku (cart_id, sku_id, quantity) VALUES ($1, $2, $3)
+ON CONFLICT (cart_id, sku_id) DO UPDATE SET quantity = least(cart_sku.quantity::bigint + EXCLUDED.quantity, 2147483647)::integer`
+
+// O10 POST /order/cart-add-product-sku. Unlike upstream, the cart is created
+// only when the add succeeds (§12 Q24), and an anonymous cart keeps its id
+// (the cookie is re-sent with a fresh expiry), so two adds racing from one
+// browser cannot split its cart.
+func (a *App) cartAddProductSKU(c *fiber.Ctx) error {
+	const key = "cart_add_product_sku"
+	return a.with(c, func(rq *request) error {
+		posted, ok := formValue(c, "sku_id")
+		if !ok {
+			return reply(c, object{{key, "error"}, {"errors", object{{"error", "sku-id-required"}}}, {"sku_id", nil}})
+		}
+		rawQty, present := formValue(c, "quantity")
+		if !present {
+			return badRequest(c, "quantity")
+		}
+		qty, ok := pyInt(rawQty)
+		if !ok {
+			return reply(c, object{{key, "error"}, {"errors", object{{"quantity", []any{[]any{errNotAnInt}}}}}, {"sku_id", posted}})
+		}
+		if qty < 0 || qty > 99 {
+			return reply(c, object{{key, "error"}, {"errors", object{{"quantity", []any{[]any{errOutOfRange}}}}}, {"sku_id", posted}})
+		}
+		skuID, ok := pyInt(posted)
+		if ok {
+			err := rq.conn.QueryRow(rq.ctx, skuOfProductSQL, skuID).Scan(&skuID)
+			if errors.Is(err, pgx.ErrNoRows) {
+				ok = false
+			} else if err != nil {
+				return fmt.Errorf("sku: %w", err)
+			}
+		}
+		if !ok {
+			return reply(c, object{{key, "error"}, {"errors", object{{"error", "sku-not-found"}}}, {"sku_id", posted}})
+		}
+		o, err := rq.who()
+		if err != nil {
+			return err
+		}
+		var count int
+		var ct cart.Cart
+		err = pgx.BeginFunc(rq.ctx, rq.conn, func(tx pgx.Tx) error {
+			var err error
+			if ct, _, err = cart.FindOrCreate(rq.ctx, tx, o); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(rq.ctx, addLineSQL, ct.ID, skuID, qty); err != nil {
+				return fmt.Errorf("add line: %w", err)
+			}
+			return tx.QueryRow(rq.ctx, `SELECT count(*) FROM cart_sku WHERE cart_id = $1`, ct.ID).Scan(&count)
+		})
+		if err != nil {
+			return err
+		}
+		if o.MemberID == 0 {
+			k, err := rq.signingKey()
+			if err != nil {
+				return err
+			}
+			cart.SetCookie(c, k, ct.AnonymousID)
+		}
+		return reply(c, object{{key, "success"}, {"sku_id", strings.Clone(posted)}, {"cart_item_count", count}})
+	})
+}

@@ -1,0 +1,249 @@
+// Package shop is the /order/* API of StartupWebApp (STARTUPWEBAPP_API.md §5,
+// §7, §11): catalogue, cart, shipping, discount codes, Stripe Checkout and
+// orders. Carts live in tenant/cart; Stripe clients and webhook signatures
+// in platform/payments; the confirmation e-mail goes through platform/mail's
+// outbox in the order's own transaction.
+//
+// Every JSON answer carries "order-api-version": "0.0.1" (except the Stripe
+// webhook) and every application outcome is HTTP 200, as the unchanged
+// frontend expects. Money is decimal end to end and written as two-decimal
+// strings; totals are computed here, never taken from the client.
+package shop
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"regexp"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/startupwebapp/platform/platform/directory"
+	"github.com/startupwebapp/platform/platform/payments"
+	"github.com/startupwebapp/platform/platform/server"
+	"github.com/startupwebapp/platform/platform/sessions"
+	"github.com/startupwebapp/platform/tenant/cart"
+)
+
+// APIVersion is the value of "order-api-version".
+const APIVersion = "0.0.1"
+
+// RootText is the body of GET /order/.
+const RootText = "Hello, you're at the order API (version 0.0.1) root. Nothing to see here..."
+
+// DB runs fn with a connection to a tenant's database; *pools.Manager is one.
+type DB interface {
+	Do(ctx context.Context, t *directory.Tenant, fn func(*pgxpool.Conn) error) error
+}
+
+// KeyFunc returns the tenant's signing key (its session key); csrf.BundleKey
+// is one. It signs the an_ct cookie and prospects' unsubscribe tokens.
+type KeyFunc func(ctx context.Context, t *directory.Tenant) ([]byte, error)
+
+// Options configures the shop.
+type Options struct {
+	// Pools gives access to tenant databases.
+	Pools DB
+	// Payments hands out the tenant's Stripe client and keys.
+	Payments *payments.Clients
+	// Key is the tenant's signing key.
+	Key KeyFunc
+	// Account returns the signed-in account id of the request, 0 when
+	// anonymous. Default: the session's user (platform/sessions). The
+	// accounts app should pass its own, which also checks the session's
+	// password hash.
+	Account func(c *fiber.Ctx) int64
+	Log     *slog.Logger
+}
+
+// App is the /order app; it implements server.App.
+type App struct {
+	db       DB
+	payments *payments.Clients
+	key      KeyFunc
+	account  func(c *fiber.Ctx) int64
+	log      *slog.Logger
+}
+
+// New returns the shop app.
+func New(o Options) *App {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Account == nil {
+		o.Account = sessionAccount
+	}
+	return &App{db: o.Pools, payments: o.Payments, key: o.Key, account: o.Account, log: o.Log}
+}
+
+func sessionAccount(c *fiber.Ctx) int64 {
+	s, err := sessions.Load(c)
+	if s == nil || err != nil {
+		return 0
+	}
+	return s.UserID
+}
+
+var identifierRE = regexp.MustCompile(`^[A-Za-z0-9]+$`)
+
+// Mount registers the /order routes. Fixed names come first, then
+// /order/product/<identifier>, then the catalogue-wide catch-all
+// /order/<order identifier> (§1.1). Identifiers other than ASCII letters and
+// digits are 404. Views answer every method, as upstream; form fields are
+// read only from POST bodies.
+func (a *App) Mount(r fiber.Router) {
+	r.Get("/order/", a.root)
+	fixed := []struct {
+		name string
+		h    fiber.Handler
+	}{
+		{"products", a.products},
+		{"cart-items", a.cartItems},
+		{"cart-shipping-methods", a.cartShippingMethods},
+		{"cart-totals", a.cartTotals},
+		{"cart-update-sku-quantity", a.cartUpdateSKUQuantity},
+		{"cart-remove-sku", a.cartRemoveSKU},
+		{"cart-update-shipping-method", a.cartUpdateShippingMethod},
+		{"cart-delete-cart", a.cartDeleteCart},
+		{"cart-add-product-sku", a.cartAddProductSKU},
+		{"cart-discount-codes", a.cartDiscountCodes},
+		{"cart-apply-discount-code", a.cartApplyDiscountCode},
+		{"cart-remove-discount-code", a.cartRemoveDiscountCode},
+		{"checkout-allowed", a.checkoutAllowed},
+		{"confirm-items", a.confirmItems},
+		{"confirm-shipping-method", a.confirmShippingMethod},
+		{"confirm-totals", a.confirmTotals},
+		{"confirm-discount-codes", a.confirmDiscountCodes},
+		{"create-checkout-session", a.createCheckoutSession},
+		{"checkout-session-success", a.checkoutSessionSuccess},
+		{"stripe-webhook", a.stripeWebhook},
+		{"anonymous-email-address-payment-lookup", a.anonymousEmailLookup},
+		{"change-confirmation-email-address", a.changeConfirmationEmail},
+	}
+	for _, f := range fixed {
+		r.All("/order/"+f.name, f.h)
+	}
+	r.All("/order/product/:identifier", func(c *fiber.Ctx) error {
+		if !identifierRE.MatchString(c.Params("identifier")) {
+			return fiber.ErrNotFound
+		}
+		return a.product(c)
+	})
+	r.All("/order/:identifier", func(c *fiber.Ctx) error {
+		if !identifierRE.MatchString(c.Params("identifier")) {
+			return fiber.ErrNotFound
+		}
+		return a.orderDetail(c)
+	})
+}
+
+func (a *App) root(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "max-age=0, no-cache, no-store, must-revalidate, private")
+	c.Set(fiber.HeaderContentType, fiber.MIMETextPlainCharsetUTF8)
+	return c.SendString(RootText)
+}
+
+// request is one handler's view of the tenant database and the visitor.
+type request struct {
+	a      *App
+	c      *fiber.Ctx
+	ctx    context.Context
+	tenant *directory.Tenant
+	conn   *pgxpool.Conn
+
+	resolved  bool
+	accountID int64
+	owner     cart.Owner
+	key       []byte
+}
+
+// with runs fn with a tenant connection; a pool that cannot give one in time
+// answers 503.
+func (a *App) with(c *fiber.Ctx, fn func(rq *request) error) error {
+	return server.Conn(c, func(conn *pgxpool.Conn) error {
+		return fn(&request{a: a, c: c, ctx: c.UserContext(), tenant: server.Tenant(c), conn: conn})
+	})
+}
+
+// signingKey returns the tenant's signing key.
+func (rq *request) signingKey() ([]byte, error) {
+	if rq.key == nil {
+		k, err := rq.a.key(rq.ctx, rq.tenant)
+		if err != nil {
+			return nil, err
+		}
+		rq.key = k
+	}
+	return rq.key, nil
+}
+
+// who resolves the visitor: a member (signed in, with a member row) or an
+// anonymous visitor with the id from a valid an_ct cookie.
+func (rq *request) who() (cart.Owner, error) {
+	if rq.resolved {
+		return rq.owner, nil
+	}
+	rq.accountID = rq.a.account(rq.c)
+	if rq.accountID > 0 {
+		m, ok, err := cart.MemberForAccount(rq.ctx, rq.conn, rq.accountID)
+		if err != nil {
+			return cart.Owner{}, err
+		}
+		if !ok {
+			rq.accountID = 0
+		} else {
+			rq.owner = cart.Owner{MemberID: m}
+		}
+	}
+	if rq.owner.MemberID == 0 && rq.c.Cookies(cart.CookieName) != "" {
+		key, err := rq.signingKey()
+		if err != nil {
+			return cart.Owner{}, err
+		}
+		rq.owner.AnonymousID = cart.CookieID(rq.c, key)
+	}
+	rq.resolved = true
+	return rq.owner, nil
+}
+
+// currentCart returns the visitor's cart, false when there is none.
+func (rq *request) currentCart() (cart.Cart, bool, error) {
+	o, err := rq.who()
+	if err != nil {
+		return cart.Cart{}, false, err
+	}
+	return cart.Find(rq.ctx, rq.conn, o)
+}
+
+// reply writes a JSON object with the API version appended.
+func reply(c *fiber.Ctx, o object) error {
+	o = append(o, kv{"order-api-version", APIVersion})
+	return c.JSON(o)
+}
+
+// badRequest answers a request the frontend never sends (a required form
+// field missing): upstream answered 500, we answer 400 (§12 Q16).
+func badRequest(c *fiber.Ctx, field string) error {
+	return server.Fail(c, http.StatusBadRequest, "bad-request", field+" is required")
+}
+
+// formValue returns a POST form field and whether it was sent at all.
+func formValue(c *fiber.Ctx, name string) (string, bool) {
+	if c.Method() != fiber.MethodPost {
+		return "", false
+	}
+	args := c.Request().PostArgs()
+	if v := args.Peek(name); v != nil || args.Has(name) {
+		return string(v), true
+	}
+	if f, err := c.MultipartForm(); err == nil && f != nil {
+		if vs, ok := f.Value[name]; ok && len(vs) > 0 {
+			return vs[0], true
+		}
+	}
+	return "", false
+}
+
+var errNoKey = errors.New("shop: tenant signing key unavailable")
