@@ -1,0 +1,13 @@
+#!/bin/bash
+# Runs once, when the postgres container starts on an empty volume: the same
+# role and database as deploy/dev/stack creates on the local cluster.
+set -euo pipefail
+
+psql -X -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
+	-v swapw="$SWA_DB_PASSWORD" <<'SQL'
+SELECT 'CREATE ROLE swa LOGIN CREATEDB CREATEROLE'
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'swa') \gexec
+ALTER ROLE swa WITH LOGIN CREATEDB CREATEROLE PASSWORD :'swapw';
+SELECT 'CREATE DATABASE swa_platform OWNER swa'
+WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'swa_platform') \gexec
+SQL
