@@ -68,6 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	})
 	root.AddCommand(
 		versionCommand(e),
+		healthcheckCommand(e),
 		configCommand(e),
 		migrateCommand(e),
 		serveCommand(e),

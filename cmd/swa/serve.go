@@ -19,13 +19,16 @@ import (
 	"github.com/startupwebapp/platform/platform/config"
 	"github.com/startupwebapp/platform/platform/csrf"
 	"github.com/startupwebapp/platform/platform/directory"
+	"github.com/startupwebapp/platform/platform/mail"
 	"github.com/startupwebapp/platform/platform/obs"
+	"github.com/startupwebapp/platform/platform/payments"
 	"github.com/startupwebapp/platform/platform/pools"
 	"github.com/startupwebapp/platform/platform/ratelimit"
 	"github.com/startupwebapp/platform/platform/secrets"
 	"github.com/startupwebapp/platform/platform/server"
 	"github.com/startupwebapp/platform/platform/sessions"
 	"github.com/startupwebapp/platform/tenant/analytics"
+	"github.com/startupwebapp/platform/tenant/shop"
 )
 
 // redisPrefix starts every Redis key of the platform; the tenant id follows.
@@ -70,6 +73,7 @@ type dataPlane struct {
 	pools     *pools.Manager
 	limiter   *ratelimit.Limiter
 	analytics *analytics.App
+	mail      *mail.Worker
 	app       *fiber.App
 	health    *obs.Health
 
@@ -114,9 +118,26 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Redis: dp.rdb, Prefix: redisPrefix, Disabled: !cfg.RateLimits, Log: log, Metrics: reg,
 	})
 	dp.analytics = analytics.New(analytics.Options{Pools: dp.pools, Log: log, Metrics: reg})
+	dp.mail, err = mail.NewWorker(mail.Options{
+		Tenants: func(context.Context) []*directory.Tenant { return servingTenants(dp.dir) },
+		Conn:    dp.pools.Do,
+		Relay:   mail.BundleRelay(dp.store, mail.SMTPSettings{Host: cfg.SMTPHost, Port: cfg.SMTPPort}),
+		Log:     log,
+		Metrics: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	tenantKey := csrf.BundleKey(dp.store, 0)
+	shopApp := shop.New(shop.Options{
+		Pools:    dp.pools,
+		Payments: payments.New(payments.Options{Secrets: dp.store, APIBase: cfg.StripeAPIBase, Log: log}),
+		Key:      shop.KeyFunc(tenantKey),
+		Log:      log,
+	})
 	sess := sessions.New(sessions.Options{Redis: dp.rdb, Prefix: redisPrefix, Log: log})
 	prot := csrf.New(csrf.Options{
-		Key:    csrf.BundleKey(dp.store, 0),
+		Key:    tenantKey,
 		Exempt: []string{"/order/stripe-webhook"},
 		Log:    log,
 	})
@@ -128,7 +149,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		TrustedProxies: cfg.TrustedProxies,
 		Env:            cfg.Env,
 		Middleware:     []fiber.Handler{sess.Handler(), prot.Handler()},
-		Apps:           []server.App{dp.analytics},
+		Apps:           []server.App{dp.analytics, shopApp},
 	})
 	dp.health = obs.NewHealth(reg,
 		obs.Check{Name: "platform_db", Fn: func(ctx context.Context) error { return dp.readPool.Ping(ctx) }},
@@ -162,6 +183,13 @@ func (dp *dataPlane) serve(ctx context.Context) error {
 			dp.log.Error("directory stopped", "err", err)
 		}
 	}()
+	mailDone := make(chan struct{})
+	go func() {
+		defer close(mailDone)
+		if err := dp.mail.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			dp.log.Error("mail worker stopped", "err", err)
+		}
+	}()
 	admin := &http.Server{Handler: dp.health.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- dp.app.Listener(dp.ln) }()
@@ -184,6 +212,8 @@ func (dp *dataPlane) serve(ctx context.Context) error {
 		dp.log.Warn("data plane shutdown", "err", serr)
 	}
 	_ = admin.Shutdown(sctx)
+	cancel()
+	<-mailDone
 	dp.close(sctx)
 	dp.log.Info("data plane stopped")
 	return err
@@ -217,4 +247,16 @@ func splitHostPort(hp string) (string, int, error) {
 		return "", 0, err
 	}
 	return host, port, nil
+}
+
+// servingTenants lists the tenants the data plane answers for.
+func servingTenants(dir *directory.Directory) []*directory.Tenant {
+	all := dir.All()
+	out := all[:0:0]
+	for _, t := range all {
+		if t.Serving() {
+			out = append(out, t)
+		}
+	}
+	return out
 }
