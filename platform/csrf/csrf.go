@@ -124,7 +124,7 @@ func (p *Protector) check(c *fiber.Ctx) string {
 	t := server.Tenant(c)
 	own := ownOrigin(c)
 	if origin := c.Get(fiber.HeaderOrigin); origin != "" {
-		if !sameOrigin(origin, own) && !trusted(origin, t.Origins) {
+		if !sameOrigin(origin, own) && !t.AllowsOrigin(origin) {
 			return "origin not allowed"
 		}
 	} else if server.IsHTTPS(c) {
@@ -137,7 +137,7 @@ func (p *Protector) check(c *fiber.Ctx) string {
 			return "referer malformed or insecure"
 		}
 		ro := u.Scheme + "://" + u.Host
-		if !sameOrigin(ro, own) && !trusted(ro, t.Origins) {
+		if !sameOrigin(ro, own) && !t.AllowsOrigin(ro) {
 			return "referer not allowed"
 		}
 	}
@@ -311,27 +311,6 @@ func ownOrigin(c *fiber.Ctx) string {
 }
 
 func sameOrigin(a, b string) bool { return strings.EqualFold(a, b) }
-
-// trusted reports whether origin is one of the tenant's origins; an entry
-// "https://*.example.com" matches any subdomain of example.com (not itself).
-func trusted(origin string, list []string) bool {
-	origin = strings.ToLower(origin)
-	for _, o := range list {
-		o = strings.ToLower(strings.TrimRight(o, "/"))
-		if o == origin {
-			return true
-		}
-		scheme, rest, ok := strings.Cut(o, "://*.")
-		if !ok {
-			continue
-		}
-		if suffix := "." + rest; strings.HasPrefix(origin, scheme+"://") && strings.HasSuffix(origin, suffix) &&
-			len(origin) > len(scheme+"://")+len(suffix) {
-			return true
-		}
-	}
-	return false
-}
 
 // BundleKey returns a KeyFunc reading the session key from each tenant's
 // secret bundle, cached for ttl (default 5 minutes) per tenant generation.

@@ -48,10 +48,11 @@ type Settings struct {
 func (t *Tenant) Serving() bool { return t.Status == "active" }
 
 // AllowsOrigin reports whether origin (scheme://host[:port], exactly as a
-// browser sends it) may call the tenant with credentials.
+// browser sends it) may call the tenant with credentials (CORS) and is
+// trusted for CSRF: both checks use this one rule, so they never disagree.
 func (t *Tenant) AllowsOrigin(origin string) bool {
-	for _, o := range t.Origins {
-		if o == origin {
+	for _, p := range t.Origins {
+		if OriginMatches(p, origin) {
 			return true
 		}
 	}

@@ -85,7 +85,7 @@ func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	db := pgtest.NewPool(t, migrations.Platform)
 	directorytest.AddTenant(t, db, directorytest.Tenant{Slug: "acme", Domains: []string{"shop.acme.test"},
-		Origins: []string{"https://www.acme.test", "http://localhost:8080"}})
+		Origins: []string{"https://www.acme.test", "http://localhost:8080", "https://*.acme-shops.test"}})
 	directorytest.AddTenant(t, db, directorytest.Tenant{Slug: "beta", Domains: []string{"beta.test"}})
 	directorytest.AddTenant(t, db, directorytest.Tenant{Slug: "sleepy", Status: "suspended", Domains: []string{"sleepy.test"}})
 	directorytest.AddTenant(t, db, directorytest.Tenant{Slug: "gone", Status: "deleted", Domains: []string{"gone.test"}})
@@ -317,6 +317,13 @@ func TestCORS(t *testing.T) {
 		{"origin differing in scheme", "GET", "/whoami", "http://www.acme.test", nil, 200, false},
 		{"disallowed origin on 500", "GET", "/panic", "https://evil.test", nil, 500, false},
 		{"no origin", "GET", "/whoami", "", nil, 200, false},
+		{"wildcard origin, subdomain", "GET", "/whoami", "https://eu.acme-shops.test", nil, 200, true},
+		{"wildcard origin, deeper subdomain", "GET", "/whoami", "https://a.eu.acme-shops.test", nil, 200, true},
+		{"wildcard origin on 403", "POST", "/items", "https://eu.acme-shops.test", map[string]string{"X-Forbid": "1"}, 403, true},
+		{"wildcard origin, bare domain", "GET", "/whoami", "https://acme-shops.test", nil, 200, false},
+		{"wildcard origin, suffix trick", "GET", "/whoami", "https://evilacme-shops.test", nil, 200, false},
+		{"wildcard origin, other scheme", "GET", "/whoami", "http://eu.acme-shops.test", nil, 200, false},
+		{"wildcard origin, other port", "GET", "/whoami", "https://eu.acme-shops.test:8443", nil, 200, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -377,6 +384,8 @@ func TestPreflight(t *testing.T) {
 		{"allowed origin, routed path", "/items", "https://www.acme.test", true},
 		{"allowed origin, unknown path", "/user/login", "https://www.acme.test", true},
 		{"disallowed origin", "/items", "https://evil.test", false},
+		{"wildcard origin", "/items", "https://eu.acme-shops.test", true},
+		{"wildcard pattern, bare domain", "/items", "https://acme-shops.test", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
