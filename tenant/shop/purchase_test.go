@@ -1,0 +1,367 @@
+package shop_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/startupwebapp/platform/platform/pgtest"
+)
+
+// stripeDouble stands in for Stripe where a test needs state that
+// stripe-mock does not keep: stripe-mock answers every retrieve with the
+// same unpaid fixture (amount_total 0). Session creation is forwarded to
+// stripe-mock, so the parameters are still validated against Stripe's API
+// description; the double remembers each session, lets the test mark it
+// paid, and serves it back on retrieve. The real stripe-go client talks to it.
+type stripeDouble struct {
+	mock string
+	mu   sync.Mutex
+	n    int
+	sess map[string]*doubleSession
+	srv  *httptest.Server
+}
+
+type doubleSession struct {
+	ID, CartID, Email string
+	AmountTotal       int64
+	Paid              bool
+	Form              url.Values
+}
+
+func newStripeDouble(t *testing.T) *stripeDouble {
+	d := &stripeDouble{mock: pgtest.Service(t, "SWA_STRIPE_API_BASE"), sess: map[string]*doubleSession{}}
+	d.srv = httptest.NewServer(http.HandlerFunc(d.serve))
+	t.Cleanup(d.srv.Close)
+	return d
+}
+
+func (d *stripeDouble) serve(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/checkout/sessions":
+		body, _ := io.ReadAll(r.Body)
+		req, _ := http.NewRequest(http.MethodPost, d.mock+r.URL.Path, bytes.NewReader(body))
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), 502)
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			w.WriteHeader(resp.StatusCode)
+			_, _ = io.Copy(w, resp.Body)
+			return
+		}
+		f, _ := url.ParseQuery(string(body))
+		var total int64
+		for i := 0; f.Get(fmt.Sprintf("line_items[%d][quantity]", i)) != ""; i++ {
+			q, _ := strconv.ParseInt(f.Get(fmt.Sprintf("line_items[%d][quantity]", i)), 10, 64)
+			u, _ := strconv.ParseInt(f.Get(fmt.Sprintf("line_items[%d][price_data][unit_amount]", i)), 10, 64)
+			total += q * u
+		}
+		d.mu.Lock()
+		d.n++
+		s := &doubleSession{ID: fmt.Sprintf("cs_test_double_%d", d.n), CartID: f.Get("metadata[cart_id]"), Email: f.Get("customer_email"), AmountTotal: total, Form: f}
+		d.sess[s.ID] = s
+		d.mu.Unlock()
+		_ = json.NewEncoder(w).Encode(d.object(s))
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/checkout/sessions/"):
+		d.mu.Lock()
+		s := d.sess[strings.TrimPrefix(r.URL.Path, "/v1/checkout/sessions/")]
+		d.mu.Unlock()
+		if s == nil {
+			w.WriteHeader(404)
+			_, _ = w.Write([]byte(`{"error":{"type":"invalid_request_error","message":"No such checkout.session"}}`))
+			return
+		}
+		_ = json.NewEncoder(w).Encode(d.object(s))
+	default:
+		w.WriteHeader(404)
+		_, _ = w.Write([]byte(`{"error":{"type":"invalid_request_error","message":"unknown path"}}`))
+	}
+}
+
+func (d *stripeDouble) object(s *doubleSession) map[string]any {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	status := "unpaid"
+	if s.Paid {
+		status = "paid"
+	}
+	addr := map[string]any{"line1": "1 Main St", "city": "Springfield", "state": "IL", "postal_code": "62701", "country": "US"}
+	return map[string]any{
+		"id": s.ID, "object": "checkout.session", "url": "https://checkout.stripe.com/c/pay/" + s.ID,
+		"payment_status": status, "status": "complete", "amount_total": s.AmountTotal, "currency": "usd",
+		"metadata": map[string]string{"cart_id": s.CartID}, "customer_email": s.Email,
+		"payment_intent":   "pi_" + s.ID,
+		"customer_details": map[string]any{"name": "John Doe", "email": s.Email, "address": addr},
+		"shipping_details": map[string]any{"name": "John Doe", "address": addr},
+	}
+}
+
+func (d *stripeDouble) pay(id string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.sess[id].Paid = true
+}
+
+// event returns a signed checkout.session.completed delivery for session id.
+func (d *stripeDouble) event(t *testing.T, id, eventID, secret string, at time.Time) ([]byte, string) {
+	obj, _ := json.Marshal(d.object(d.sess[id]))
+	body := []byte(fmt.Sprintf(`{"id":%q,"object":"event","api_version":"2025-11-17.clover","type":"checkout.session.completed","data":{"object":%s}}`, eventID, obj))
+	return body, webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: secret, Timestamp: at}).Header
+}
+
+func (e *env) deliver(t *testing.T, host string, body []byte, sig string) answer {
+	t.Helper()
+	b := e.browser(t, host)
+	req, _ := http.NewRequest(http.MethodPost, e.base+"/order/stripe-webhook", bytes.NewReader(body))
+	req.Host = host
+	req.Header.Set("Content-Type", "application/json")
+	if sig != "" {
+		req.Header.Set("Stripe-Signature", sig)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	_ = b
+	return answer{status: resp.StatusCode, raw: string(raw)}
+}
+
+// TestFullPurchase: anonymous add, sign-in merge, shipping, discount,
+// Checkout Session, then the success redirect and the webhook delivered
+// concurrently, twice each, in both orders: one order, one payment, one
+// outbox mail, an empty cart.
+func TestFullPurchase(t *testing.T) {
+	t.Parallel()
+	d := newStripeDouble(t)
+	e := newEnv(t, envOptions{stripeBase: d.srv.URL})
+	account := newMember(t, e.db, "buyer1", "buyer@example.com")
+
+	b := e.browser(t, hostA)
+	b.post("/order/cart-add-product-sku", form("sku_id", "1", "quantity", "2"))
+	b.post("/order/cart-add-product-sku", form("sku_id", "6", "quantity", "1"))
+	b.login(account)
+	if b.cookie("an_ct") != "" {
+		t.Error("an_ct not expired by sign-in")
+	}
+	if got := b.get("/order/cart-items").raw; !strings.Contains(got, `"sku_id":6`) {
+		t.Fatalf("merged cart lacks the anonymous lines: %s", got)
+	}
+	b.post("/order/cart-update-shipping-method", form("shipping_method_identifier", "USPSRetailGround"))
+	tot := b.post("/order/cart-apply-discount-code", form("discount_code_id", "WELCOME10")).raw
+	// 2×3.50 + 3.99 = 10.99; 10% = 1.10 (half up); + 9.56 = 19.45
+	if !strings.Contains(tot, `"item_subtotal":"10.99","item_discount":"1.10","shipping_subtotal":"9.56","shipping_discount":0,"cart_total":"19.45"`) {
+		t.Fatalf("totals: %s", tot)
+	}
+	cs := b.post("/order/create-checkout-session", form("agree_to_terms_of_sale", "true", "newsletter", "", "save_defaults", "false")).json(t)
+	if cs["create_checkout_session"] != "success" {
+		t.Fatalf("create session: %v", cs)
+	}
+	id := cs["session_id"].(string)
+	d.mu.Lock()
+	sess := *d.sess[id]
+	d.mu.Unlock()
+	if sess.AmountTotal != 1945 || sess.Email != "buyer@example.com" || sess.Form.Get("allow_promotion_codes") != "true" ||
+		sess.Form.Get("success_url") != frontend+"/checkout/success?session_id={CHECKOUT_SESSION_ID}" {
+		t.Errorf("session sent to Stripe: total %d email %q form %v", sess.AmountTotal, sess.Email, sess.Form)
+	}
+	// Same cart, same click: the idempotency key gives the same request.
+	if again := b.post("/order/create-checkout-session", nil).json(t); again["create_checkout_session"] != "success" {
+		t.Errorf("second create: %v", again)
+	}
+
+	if a := b.get("/order/checkout-session-success?session_id=" + id).json(t); a["errors"].(map[string]any)["error"] != "payment-not-completed" {
+		t.Errorf("unpaid success: %v", a)
+	}
+	d.pay(id)
+
+	var wg sync.WaitGroup
+	idents := make(chan string, 8)
+	for i := 0; i < 2; i++ {
+		for _, first := range []string{"redirect", "webhook"} {
+			wg.Add(2)
+			run := func(kind string, n int) {
+				defer wg.Done()
+				if kind == "redirect" {
+					a := b.get("/order/checkout-session-success?session_id=" + id).json(t)
+					if a["checkout_session_success"] != "success" {
+						t.Errorf("success redirect: %v", a)
+					}
+					idents <- fmt.Sprint(a["order_identifier"])
+					return
+				}
+				body, sig := d.event(t, id, fmt.Sprintf("evt_%d", n), e.whA, time.Now())
+				a := e.deliver(t, hostA, body, sig)
+				if a.status != 200 {
+					t.Errorf("webhook: %d %s", a.status, a.raw)
+				}
+				idents <- fmt.Sprint(a.json(t)["order_identifier"])
+			}
+			second := map[string]string{"redirect": "webhook", "webhook": "redirect"}[first]
+			go run(first, i)
+			go run(second, i)
+		}
+	}
+	wg.Wait()
+	close(idents)
+	var ident string
+	for x := range idents {
+		if ident == "" {
+			ident = x
+		}
+		if x != ident || len(x) != 10 {
+			t.Errorf("order identifiers differ: %q vs %q", x, ident)
+		}
+	}
+	checks := []struct {
+		sql  string
+		want int
+	}{
+		{`SELECT count(*) FROM customer_order`, 1},
+		{`SELECT count(*) FROM order_payment WHERE stripe_payment_intent_id = 'pi_' || $1`, 1},
+		{`SELECT count(*) FROM email_outbox WHERE kind = 'order_confirmation' AND to_addresses = '["buyer@example.com"]'`, 1},
+		{`SELECT count(*) FROM cart`, 0},
+		{`SELECT count(*) FROM order_sku`, 2},
+		{`SELECT count(*) FROM order_status_history`, 1},
+		{`SELECT count(*) FROM order_shipping_method`, 1},
+		{`SELECT count(*) FROM order_discount WHERE applied`, 1},
+		{`SELECT count(*) FROM customer_order WHERE stripe_checkout_session_id = $1 AND order_total = 19.45 AND item_discount_amt = 1.10 AND stripe_amount_total = 19.45 AND NOT payment_amount_mismatch`, 1},
+		{`SELECT count(*) FROM stripe_webhook_event WHERE outcome LIKE 'processed: %'`, 2},
+	}
+	for _, c := range checks {
+		var args []any
+		if strings.Contains(c.sql, "$1") {
+			args = []any{id}
+		}
+		if n := count(t, e.db, c.sql, args...); n != c.want {
+			t.Errorf("%s: %d, want %d", c.sql, n, c.want)
+		}
+	}
+	var body string
+	_ = e.db.QueryRow(t.Context(), `SELECT body_text FROM email_outbox`).Scan(&body)
+	if !strings.Contains(body, "Order Identifier: "+ident) || !strings.Contains(body, "Order Total: $19.45") || !strings.Contains(body, "&mb_cd=buyer1mbcd") {
+		t.Errorf("confirmation body: %q", body)
+	}
+
+	// The order is the buyer's: visible to them, not to others.
+	detail := b.get("/order/" + ident).raw
+	for _, want := range []string{`"order_detail":"success"`, `"order_total":"19.45"`, `"item_discount":"1.10"`, `"country_code":"US"`, `"card_brand":null`, `"identifier":"accepted"`} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("order detail lacks %s: %s", want, detail)
+		}
+	}
+	if a := e.browser(t, hostA).get("/order/" + ident).raw; !strings.Contains(a, "log-in-required-to-view-order") {
+		t.Errorf("anonymous view of a member order: %s", a)
+	}
+	other := e.browser(t, hostA)
+	other.login(newMember(t, e.db, "someoneelse", "else@example.com"))
+	if a := other.get("/order/" + ident).raw; !strings.Contains(a, "order-not-in-account") {
+		t.Errorf("other member's view: %s", a)
+	}
+
+	// A second purchase with a promotion code: Stripe charged less, the
+	// order keeps our total and is flagged.
+	b.post("/order/cart-add-product-sku", form("sku_id", "7", "quantity", "1"))
+	cs2 := b.post("/order/create-checkout-session", nil).json(t)
+	id2 := cs2["session_id"].(string)
+	d.mu.Lock()
+	d.sess[id2].AmountTotal -= 500
+	d.sess[id2].Paid = true
+	d.mu.Unlock()
+	if a := b.get("/order/checkout-session-success?session_id=" + id2).json(t); a["checkout_session_success"] != "success" {
+		t.Fatalf("second order: %v", a)
+	}
+	if n := count(t, e.db, `SELECT count(*) FROM customer_order WHERE stripe_checkout_session_id = $1 AND payment_amount_mismatch AND order_total = 14.99 AND stripe_amount_total = 9.99`, id2); n != 1 {
+		t.Error("amount mismatch not flagged")
+	}
+}
+
+// TestWebhookRejects: a delivery with a wrong signature, an old timestamp or
+// another tenant's secret is refused with 400 and writes nothing.
+func TestWebhookRejects(t *testing.T) {
+	t.Parallel()
+	d := newStripeDouble(t)
+	e := newEnv(t, envOptions{stripeBase: d.srv.URL})
+	b := e.browser(t, hostA)
+	b.post("/order/cart-add-product-sku", form("sku_id", "1", "quantity", "1"))
+	cs := b.post("/order/create-checkout-session", form("anonymous_email_address", "guest@example.com")).json(t)
+	id := cs["session_id"].(string)
+	d.pay(id)
+	now := time.Now()
+	body, good := d.event(t, id, "evt_good", e.whA, now)
+	_, old := d.event(t, id, "evt_good", e.whA, now.Add(-10*time.Minute))
+	_, otherTenant := d.event(t, id, "evt_good", e.whB, now)
+	tests := []struct {
+		name   string
+		host   string
+		body   []byte
+		sig    string
+		status int
+		want   string
+	}{
+		{"no signature", hostA, body, "", 400, `{"error":"invalid-signature"}`},
+		{"wrong signature", hostA, body, "t=1,v1=00", 400, `{"error":"invalid-signature"}`},
+		{"old timestamp", hostA, body, old, 400, `{"error":"invalid-signature"}`},
+		{"another tenant's secret", hostA, body, otherTenant, 400, `{"error":"invalid-signature"}`},
+		{"right signature, wrong tenant", hostB, body, good, 400, `{"error":"invalid-signature"}`},
+		{"tampered body", hostA, bytes.Replace(body, []byte(`"paid"`), []byte(`"unpaid"`), 1), good, 400, `{"error":"invalid-signature"}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := e.deliver(t, tc.host, tc.body, tc.sig)
+			if a.status != tc.status || a.raw != tc.want {
+				t.Errorf("got %d %s, want %d %s", a.status, a.raw, tc.status, tc.want)
+			}
+		})
+	}
+	for _, db := range []struct {
+		name string
+		n    int
+	}{{"alpha", count(t, e.db, `SELECT (SELECT count(*) FROM customer_order) + (SELECT count(*) FROM stripe_webhook_event) + (SELECT count(*) FROM email_outbox)`)},
+		{"beta", count(t, e.dbB, `SELECT (SELECT count(*) FROM customer_order) + (SELECT count(*) FROM stripe_webhook_event) + (SELECT count(*) FROM email_outbox)`)}} {
+		if db.n != 0 {
+			t.Errorf("%s: %d rows written by refused deliveries", db.name, db.n)
+		}
+	}
+	// The good delivery makes the guest order (a prospect order, viewable
+	// by its identifier) and a redelivery is harmless.
+	first := e.deliver(t, hostA, body, good)
+	again := e.deliver(t, hostA, body, good)
+	if first.status != 200 || again.status != 200 || first.json(t)["order_identifier"] != again.json(t)["order_identifier"] {
+		t.Fatalf("deliveries: %s / %s", first.raw, again.raw)
+	}
+	ident := first.json(t)["order_identifier"].(string)
+	if a := e.browser(t, hostA).get("/order/" + ident).raw; !strings.Contains(a, `"order_detail":"success"`) {
+		t.Errorf("guest order view: %s", a)
+	}
+	if n := count(t, e.db, `SELECT count(*) FROM prospect WHERE email = 'guest@example.com' AND email_unsubscribed AND pr_cd IS NOT NULL`); n != 1 {
+		t.Error("prospect not recorded")
+	}
+	// An event for a cart that no longer exists can never apply: 200, logged.
+	b.post("/order/cart-add-product-sku", form("sku_id", "6", "quantity", "1"))
+	cs2 := b.post("/order/create-checkout-session", nil).json(t)
+	id2 := cs2["session_id"].(string)
+	d.pay(id2)
+	b.post("/order/cart-delete-cart", nil)
+	body2, sig2 := d.event(t, id2, "evt_gone", e.whA, time.Now())
+	if a := e.deliver(t, hostA, body2, sig2); a.status != 200 || !strings.Contains(a.raw, "cart-not-found") {
+		t.Errorf("gone cart: %d %s", a.status, a.raw)
+	}
+}
