@@ -47,10 +47,11 @@ type Signer struct {
 	now func() time.Time
 }
 
-// NewSigner returns a signer keyed by secret (a tenant's SessionKey, or an
-// imported installation's SECRET_KEY).
-func NewSigner(secret string) *Signer {
-	return &Signer{key: []byte(secret), now: time.Now}
+// NewSigner returns a signer keyed by secret: the tenant's session key as
+// csrf.BundleKey returns it (the decoded TenantBundle.SessionKey), or an
+// imported installation's SECRET_KEY.
+func NewSigner(secret []byte) *Signer {
+	return &Signer{key: secret, now: time.Now}
 }
 
 // WithClock returns a copy of s reading time from now (tests).
@@ -120,7 +121,9 @@ func unsignTimestamp(key []byte, salt, signed string, maxAge time.Duration, now 
 }
 
 // cookieKey is Django's signed-cookie key: "django.http.cookies" + secret.
-func (s *Signer) cookieKey() []byte { return append([]byte("django.http.cookies"), s.key...) }
+func (s *Signer) cookieKey() []byte {
+	return append([]byte("django.http.cookies"), s.key...)
+}
 
 // SignCookie signs a cookie value as Django's set_signed_cookie(name, value,
 // salt) does.

@@ -18,7 +18,7 @@ func at(t time.Time) func() time.Time { return func() time.Time { return t } }
 // verify here given its key, and ours verify there.
 func TestDjangoVectors(t *testing.T) {
 	t.Parallel()
-	s := NewSigner("tenant-one-session-key").WithClock(at(djangoTime))
+	s := NewSigner([]byte("tenant-one-session-key")).WithClock(at(djangoTime))
 	tests := []struct {
 		name, got, want string
 	}{
@@ -74,8 +74,8 @@ func TestBase62(t *testing.T) {
 func TestCodesRejectTamperingExpiryAndOtherTenants(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 2, 8, 0, 0, 0, time.UTC)
-	a := NewSigner("key-of-tenant-a").WithClock(at(now))
-	b := NewSigner("key-of-tenant-b").WithClock(at(now))
+	a := NewSigner([]byte("key-of-tenant-a")).WithClock(at(now))
+	b := NewSigner([]byte("key-of-tenant-b")).WithClock(at(now))
 	code := a.VerificationCode("CjTvx1UWsvf09kWIvVzB")
 	reset := a.ResetCode("resetresetresetreset")
 
@@ -124,7 +124,7 @@ func TestCodesRejectTamperingExpiryAndOtherTenants(t *testing.T) {
 
 func TestUnsubscribeTokens(t *testing.T) {
 	t.Parallel()
-	a, b := NewSigner("key-of-tenant-a"), NewSigner("key-of-tenant-b")
+	a, b := NewSigner([]byte("key-of-tenant-a")), NewSigner([]byte("key-of-tenant-b"))
 	tok := a.UnsubscribeToken("fAJOvOQoG65GOW7GNc8L")
 	if len(tok) != 43 {
 		t.Fatalf("token %q has %d characters, want 43", tok, len(tok))
@@ -142,7 +142,7 @@ func TestUnsubscribeTokens(t *testing.T) {
 
 func TestClientEventCookie(t *testing.T) {
 	t.Parallel()
-	a, b := NewSigner("key-of-tenant-a"), NewSigner("key-of-tenant-b")
+	a, b := NewSigner([]byte("key-of-tenant-a")), NewSigner([]byte("key-of-tenant-b"))
 	c := a.ClientEventCookieValue()
 	parts := strings.Split(c, ":")
 	if len(parts) != 3 || len(parts[0]) != 20 {
@@ -177,7 +177,7 @@ func TestRandomString(t *testing.T) {
 }
 
 func FuzzUnsign(f *testing.F) {
-	s := NewSigner("fuzz-key").WithClock(at(djangoTime))
+	s := NewSigner([]byte("fuzz-key")).WithClock(at(djangoTime))
 	f.Add(s.VerificationCode("abc"))
 	f.Add(s.CartCookieValue("abc"))
 	f.Add("a:b:c")

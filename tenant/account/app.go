@@ -1,0 +1,294 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/startupwebapp/platform/platform/directory"
+	"github.com/startupwebapp/platform/platform/ratelimit"
+	"github.com/startupwebapp/platform/platform/server"
+	"github.com/startupwebapp/platform/platform/sessions"
+)
+
+// APIVersion is the value of "user-api-version" in every /user/* answer.
+const APIVersion = "0.0.1"
+
+// RootText is the body of GET /user/.
+const RootText = "Hello, you're at the user API (version 0.0.1) root. Nothing to see here..."
+
+// DB runs fn with a connection to a tenant's database; *pools.Manager is one.
+type DB interface {
+	Do(ctx context.Context, t *directory.Tenant, fn func(*pgxpool.Conn) error) error
+}
+
+// KeyFunc returns a tenant's secret key (its decoded session key);
+// csrf.BundleKey is one. It signs codes, tokens and cookies and keys the
+// sessions' password-hash check.
+type KeyFunc func(ctx context.Context, t *directory.Tenant) ([]byte, error)
+
+// Options configures the accounts app.
+type Options struct {
+	DB  DB
+	Key KeyFunc
+	// Sessions is the store behind the sessions middleware; it ends a
+	// member's other sessions when the password changes.
+	Sessions *sessions.Store
+	// Limiter applies the login, create_account, reset_password, chat and
+	// notify_me limits; nil means no limits.
+	Limiter *ratelimit.Limiter
+	// Hasher hashes passwords (default NewHasher(DefaultArgon2)).
+	Hasher *Hasher
+	// DefaultFrom is the From of a tenant's mail when its settings name none.
+	DefaultFrom string
+	Log         *slog.Logger
+	// Now is the clock (default time.Now); tests move it.
+	Now func() time.Time
+}
+
+// App is the /user app; it implements server.App.
+type App struct {
+	db       DB
+	key      KeyFunc
+	sessions *sessions.Store
+	limiter  *ratelimit.Limiter
+	hasher   *Hasher
+	from     string
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// New returns the accounts app. DB, Key and Sessions are required.
+func New(o Options) *App {
+	if o.DB == nil || o.Key == nil || o.Sessions == nil {
+		panic("account: Options.DB, Key and Sessions are required")
+	}
+	if o.Hasher == nil {
+		o.Hasher = NewHasher(DefaultArgon2)
+	}
+	if o.DefaultFrom == "" {
+		o.DefaultFrom = "StartUpWebApp <noreply@localhost>"
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &App{db: o.DB, key: o.Key, sessions: o.Sessions, limiter: o.Limiter, hasher: o.Hasher,
+		from: o.DefaultFrom, log: o.Log, now: o.Now}
+}
+
+// Mount registers the /user routes. Views answer every method, as
+// upstream's did; form fields are read from POST bodies only.
+func (a *App) Mount(r fiber.Router) {
+	r.Get("/user/", a.root)
+	routes := []struct {
+		name  string
+		limit string
+		key   ratelimit.KeyFunc
+		h     fiber.Handler
+	}{
+		{"token", "", nil, a.token},
+		{"logged-in", "", nil, a.loggedIn},
+		{"login", "login", ratelimit.ByClientIP, a.login},
+		{"logout", "", nil, a.logout},
+		{"account-content", "", nil, a.accountContent},
+		{"create-account", "create_account", ratelimit.ByClientIP, a.createAccount},
+		{"verify-email-address", "", nil, a.verifyEmailAddress},
+		{"verify-email-address-response", "", nil, a.verifyEmailAddressResponse},
+		{"reset-password", "reset_password", postField("username"), a.resetPassword},
+		{"set-new-password", "", nil, a.setNewPassword},
+		{"forgot-username", "", nil, a.forgotUsername},
+		{"update-my-information", "", nil, a.updateMyInformation},
+		{"update-communication-preferences", "", nil, a.updateCommunicationPreferences},
+		{"change-my-password", "", nil, a.changeMyPassword},
+		{"email-unsubscribe-lookup", "", nil, a.unsubscribeLookup},
+		{"email-unsubscribe-confirm", "", nil, a.unsubscribeConfirm},
+		{"email-unsubscribe-why", "", nil, a.unsubscribeWhy},
+		{"terms-of-use-agree-check", "", nil, a.termsCheck},
+		{"terms-of-use-agree", "", nil, a.termsAgree},
+		{"put-chat-message", "chat", ratelimit.ByClientIP, a.putChatMessage},
+		{"pythonabot-notify-me", "notify_me", ratelimit.ByClientIP, a.notifyMe},
+	}
+	for _, rt := range routes {
+		handlers := []fiber.Handler{rt.h}
+		if rt.limit != "" && a.limiter != nil {
+			handlers = append([]fiber.Handler{a.limiter.Handler(rt.limit, rt.key)}, handlers...)
+		}
+		r.All("/user/"+rt.name, handlers...)
+	}
+}
+
+// postField keys a limit by a field of the POST body (missing or empty: one
+// shared bucket, as upstream).
+func postField(name string) ratelimit.KeyFunc {
+	return func(c *fiber.Ctx) string { return string(c.Request().PostArgs().Peek(name)) }
+}
+
+func (a *App) root(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "max-age=0, no-cache, no-store, must-revalidate, private")
+	c.Set(fiber.HeaderContentType, "text/html; charset=utf-8")
+	return c.SendString(RootText)
+}
+
+// reply writes a /user JSON answer with its API version.
+func reply(c *fiber.Ctx, m fiber.Map) error {
+	m["user-api-version"] = APIVersion
+	return c.JSON(m)
+}
+
+// errMissing is a required form field that was not sent: upstream
+// answered 500; we answer 400 (§12 Q16).
+type errMissing struct{ field string }
+
+func (e errMissing) Error() string { return "missing form field " + e.field }
+
+// fields reads required POST fields, in order.
+func fields(c *fiber.Ctx, names ...string) (map[string]string, error) {
+	args := c.Request().PostArgs()
+	out := make(map[string]string, len(names))
+	for _, n := range names {
+		if !args.Has(n) {
+			return nil, errMissing{n}
+		}
+		out[n] = string(args.Peek(n))
+	}
+	return out, nil
+}
+
+// postValue reads an optional POST field.
+func postValue(c *fiber.Ctx, name string) (string, bool) {
+	args := c.Request().PostArgs()
+	if !args.Has(name) {
+		return "", false
+	}
+	return string(args.Peek(name)), true
+}
+
+// fail turns a handler error into the answer: 400 for a missing field,
+// otherwise the server's error handler (500 or 503, detail logged only).
+func fail(c *fiber.Ctx, err error) error {
+	var m errMissing
+	if errors.As(err, &m) {
+		return server.Fail(c, fiber.StatusBadRequest, "field-required", "missing form field: "+m.field)
+	}
+	return err
+}
+
+// req is what a handler needs about its request: tenant, signer, keys.
+type req struct {
+	a      *App
+	c      *fiber.Ctx
+	ctx    context.Context
+	tenant *directory.Tenant
+	key    []byte
+	signer *Signer
+}
+
+func (a *App) request(c *fiber.Ctx) (*req, error) {
+	t := server.Tenant(c)
+	key, err := a.key(c.UserContext(), t)
+	if err != nil {
+		return nil, fmt.Errorf("tenant key: %w", err)
+	}
+	if len(key) == 0 {
+		return nil, errors.New("tenant key is empty")
+	}
+	return &req{a: a, c: c, ctx: c.UserContext(), tenant: t, key: key, signer: NewSigner(key).WithClock(a.now)}, nil
+}
+
+// queue writes one of the account mails to the outbox in tx.
+func (r *req) queue(tx pgx.Tx, kind string, to []string, d emailData) error {
+	return r.a.queueMail(r.ctx, tx, r.tenant, kind, templates[kind], to, d)
+}
+
+// conn runs fn on the tenant's database.
+func (a *App) conn(r *req, fn func(*pgxpool.Conn) error) error {
+	return a.db.Do(r.ctx, r.tenant, fn)
+}
+
+// tx runs fn in a transaction on the tenant's database.
+func (a *App) tx(r *req, fn func(pgx.Tx) error) error {
+	return a.conn(r, func(c *pgxpool.Conn) error {
+		return pgx.BeginFunc(r.ctx, c, fn)
+	})
+}
+
+// signedIn returns the request's member, or nil when anonymous. A session
+// whose account is gone, inactive, without a member row (§12 Q17), or
+// whose password changed since it signed in is signed out (§1.6).
+func (a *App) signedIn(r *req) (*member, error) {
+	sess := sessions.Get(r.c)
+	if sess.UserID == 0 {
+		return nil, nil
+	}
+	var m *member
+	err := a.conn(r, func(c *pgxpool.Conn) error {
+		var err error
+		m, err = memberByAccount(r.ctx, c, sess.UserID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if m == nil || !m.IsActive || !sess.AuthMatches(r.key, m.PasswordHash) {
+		sess.Flush()
+		return nil, nil
+	}
+	return m, nil
+}
+
+// AccountID is the signed-in account of the request, 0 when anonymous,
+// with the checks of the accounts app (the shop's Options.Account).
+func (a *App) AccountID(c *fiber.Ctx) int64 {
+	r, err := a.request(c)
+	if err != nil {
+		a.log.Error("account lookup", "err", err, "request_id", server.RequestID(c))
+		return 0
+	}
+	m, err := a.signedIn(r)
+	if err != nil || m == nil {
+		return 0
+	}
+	return m.AccountID
+}
+
+// logIn makes the session the member's: a new session id (no fixation), a
+// new CSRF token, the cookie lifetime of remember_me, and the hash that
+// ends the session when the password changes.
+func (a *App) logIn(r *req, m *member, remember bool) error {
+	if err := sessions.Regenerate(r.c); err != nil {
+		return err
+	}
+	sess := sessions.Get(r.c)
+	sess.Flush()
+	sess.UserID = m.AccountID
+	sess.AuthHash = sessions.AuthHash(r.key, m.PasswordHash)
+	sess.SetPersistent(remember)
+	rotateCSRF(r.c)
+	return nil
+}
+
+// isoTime formats a time as the contract's UTC ISO-8601: milliseconds
+// when there is a sub-second part, none otherwise.
+func isoTime(t time.Time) string {
+	t = t.UTC()
+	if t.Nanosecond()/1000 == 0 {
+		return t.Format("2006-01-02T15:04:05Z")
+	}
+	return t.Truncate(time.Millisecond).Format("2006-01-02T15:04:05.000Z")
+}
+
+func isoTimePtr(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return isoTime(*t)
+}
