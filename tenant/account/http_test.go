@@ -664,3 +664,34 @@ func TestLoginRateLimitAndBadRequests(t *testing.T) {
 		t.Fatalf("trailing slash = %d", status)
 	}
 }
+
+func TestUpdateMyInformationMailsOldAndNewAddress(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	oldEmail, newEmail := uniqueEmail("old"), uniqueEmail("new")
+	b := f.signUp(t, hostA, "mover_1", oldEmail)
+	f.deliver(t, oldEmail, 1)
+
+	want(t, "invalid", b.post("/user/update-my-information", "firstname", "", "lastname", "Doe", "email_address", "bad"),
+		`{"errors":{"email-address":[{"description":"Please enter a valid email address. For example johndoe@domain.com.","type":"not_valid"}],"firstname":[{"description":"This is a required field.","type":"required"}],"lastname":true},"update_my_information":"errors"}`)
+	want(t, "same address", b.post("/user/update-my-information", "firstname", "Janet", "lastname", "Doe", "email_address", oldEmail),
+		`{"update_my_information":"success"}`)
+	content := b.call("GET", "/user/account-content", nil)["account_content"].(map[string]any)
+	if content["personal_data"].(map[string]any)["first_name"] != "Janet" {
+		t.Fatalf("name not saved: %v", content)
+	}
+	want(t, "new address", b.post("/user/update-my-information", "firstname", "Janet", "lastname", "Doe", "email_address", newEmail),
+		`{"update_my_information":"success"}`)
+	got := f.deliver(t, newEmail, 1)[0]
+	if got.Subject != "Email Address Changed on "+frontend || len(got.To) != 2 || !strings.Contains(got.Text, oldEmail) ||
+		codeRE.FindStringSubmatch(got.Text) == nil {
+		t.Fatalf("email-changed mail = %+v", got)
+	}
+	if n := f.mp.Count(t, `to:"`+oldEmail+`"`); n != 2 {
+		t.Fatalf("old address got %d mails, want welcome + change notice", n)
+	}
+	content = b.call("GET", "/user/account-content", nil)["account_content"].(map[string]any)
+	want(t, "email_data", content["email_data"], `{"email_address":"`+newEmail+`","email_verified":false,"verification_request_sent_within_24_hours":true}`)
+	code := codeRE.FindStringSubmatch(got.Text)[1]
+	want(t, "verify new", b.post("/user/verify-email-address-response", "email_verification_code", code), `{"verify_email_address_response":"success"}`)
+}
