@@ -27,6 +27,7 @@ import (
 	"github.com/startupwebapp/platform/platform/secrets"
 	"github.com/startupwebapp/platform/platform/server"
 	"github.com/startupwebapp/platform/platform/sessions"
+	"github.com/startupwebapp/platform/tenant/account"
 	"github.com/startupwebapp/platform/tenant/analytics"
 	"github.com/startupwebapp/platform/tenant/shop"
 )
@@ -128,14 +129,25 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	if err != nil {
 		return nil, err
 	}
+	// One key per tenant (its secrets' session key) signs its CSRF tokens,
+	// cookies and email codes.
 	tenantKey := csrf.BundleKey(dp.store, 0)
+	sess := sessions.New(sessions.Options{Redis: dp.rdb, Prefix: redisPrefix, Log: log})
+	accountApp := account.New(account.Options{
+		DB:          dp.pools,
+		Key:         account.KeyFunc(tenantKey),
+		Sessions:    sess,
+		Limiter:     dp.limiter,
+		DefaultFrom: "StartupWebApp <no-reply@" + cfg.BaseDomain + ">",
+		Log:         log,
+	})
 	shopApp := shop.New(shop.Options{
 		Pools:    dp.pools,
 		Payments: payments.New(payments.Options{Secrets: dp.store, APIBase: cfg.StripeAPIBase, Log: log}),
 		Key:      shop.KeyFunc(tenantKey),
+		Account:  accountApp.AccountID,
 		Log:      log,
 	})
-	sess := sessions.New(sessions.Options{Redis: dp.rdb, Prefix: redisPrefix, Log: log})
 	prot := csrf.New(csrf.Options{
 		Key:    tenantKey,
 		Exempt: []string{"/order/stripe-webhook"},
@@ -149,7 +161,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		TrustedProxies: cfg.TrustedProxies,
 		Env:            cfg.Env,
 		Middleware:     []fiber.Handler{sess.Handler(), prot.Handler()},
-		Apps:           []server.App{dp.analytics, shopApp},
+		Apps:           []server.App{dp.analytics, accountApp, shopApp},
 	})
 	dp.health = obs.NewHealth(reg,
 		obs.Check{Name: "platform_db", Fn: func(ctx context.Context) error { return dp.readPool.Ping(ctx) }},
