@@ -113,7 +113,7 @@ func dsn(dst func(*Config) *string, schemes ...string) func(*Config, string) err
 			ok = ok || u.Scheme == s
 		}
 		if !ok || u.Host == "" {
-			return fmt.Errorf("want %s://host/...", schemes[0])
+			return fmt.Errorf("want a %s:// URL with a host", schemes[0])
 		}
 		*dst(c) = v
 		return nil
