@@ -16,6 +16,8 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -230,7 +232,16 @@ func badRequest(c *fiber.Ctx, field string) error {
 }
 
 // formValue returns a POST form field and whether it was sent at all.
+// Invalid UTF-8 and NUL bytes (which no column can hold) are dropped.
 func formValue(c *fiber.Ctx, name string) (string, bool) {
+	v, ok := rawFormValue(c, name)
+	if ok && (strings.IndexByte(v, 0) >= 0 || !utf8.ValidString(v)) {
+		v = strings.ReplaceAll(strings.ToValidUTF8(v, ""), "\x00", "")
+	}
+	return v, ok
+}
+
+func rawFormValue(c *fiber.Ctx, name string) (string, bool) {
 	if c.Method() != fiber.MethodPost {
 		return "", false
 	}
