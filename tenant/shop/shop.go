@@ -12,7 +12,6 @@ package shop
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -256,5 +255,3 @@ func rawFormValue(c *fiber.Ctx, name string) (string, bool) {
 	}
 	return "", false
 }
-
-var errNoKey = errors.New("shop: tenant signing key unavailable")
