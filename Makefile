@@ -12,7 +12,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 all: build
 
 build:
-	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/swa ./cmd/swa
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/swa ./cmd/swa
 
 stack-up:
 	$(STACK) up
