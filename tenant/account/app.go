@@ -1,11 +1,14 @@
 package account
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5"
@@ -118,7 +121,7 @@ func (a *App) Mount(r fiber.Router) {
 		{"pythonabot-notify-me", "notify_me", ratelimit.ByClientIP, a.notifyMe},
 	}
 	for _, rt := range routes {
-		handlers := []fiber.Handler{rt.h}
+		handlers := []fiber.Handler{refuseNUL, rt.h}
 		if rt.limit != "" && a.limiter != nil {
 			handlers = append([]fiber.Handler{a.limiter.Handler(rt.limit, rt.key)}, handlers...)
 		}
@@ -136,6 +139,32 @@ func (a *App) root(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "max-age=0, no-cache, no-store, must-revalidate, private")
 	c.Set(fiber.HeaderContentType, "text/html; charset=utf-8")
 	return c.SendString(RootText)
+}
+
+// refuseNUL answers 400 for a form or query value holding a NUL byte:
+// PostgreSQL cannot store or compare one (upstream answered 500, §12 Q16).
+func refuseNUL(c *fiber.Ctx) error {
+	bad := false
+	check := func(k, v []byte) {
+		if bytes.IndexByte(k, 0) >= 0 || bytes.IndexByte(v, 0) >= 0 {
+			bad = true
+		}
+	}
+	c.Request().PostArgs().VisitAll(check)
+	c.Context().QueryArgs().VisitAll(check)
+	if bad {
+		return server.Fail(c, fiber.StatusBadRequest, "field-invalid", "a form or query value holds a NUL character")
+	}
+	return c.Next()
+}
+
+// text is a form value as a string; bytes that are not UTF-8 become
+// U+FFFD, as Django decoded them, so they never reach the database.
+func text(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
 
 // reply writes a /user JSON answer with its API version.
@@ -158,7 +187,7 @@ func fields(c *fiber.Ctx, names ...string) (map[string]string, error) {
 		if !args.Has(n) {
 			return nil, errMissing{n}
 		}
-		out[n] = string(args.Peek(n))
+		out[n] = text(args.Peek(n))
 	}
 	return out, nil
 }
@@ -169,7 +198,7 @@ func postValue(c *fiber.Ctx, name string) (string, bool) {
 	if !args.Has(name) {
 		return "", false
 	}
-	return string(args.Peek(name)), true
+	return text(args.Peek(name)), true
 }
 
 // fail turns a handler error into the answer: 400 for a missing field,

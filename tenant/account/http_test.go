@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,6 +52,8 @@ func (d tenantDBs) Do(ctx context.Context, t *directory.Tenant, fn func(*pgxpool
 }
 
 type fixture struct {
+	// skew moves the accounts app's clock (codes expire by it).
+	skew   *atomic.Int64
 	app    *fiber.App
 	dbs    tenantDBs
 	a, b   *directory.Tenant
@@ -59,7 +62,7 @@ type fixture struct {
 	mp     *mailpit.Client
 }
 
-func newFixture(t *testing.T, limits map[string]ratelimit.Rate) *fixture {
+func newFixture(t testing.TB, limits map[string]ratelimit.Rate) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	mp := mailpit.New(pgtest.Service(t, "SWA_MAILPIT_URL"))
@@ -76,7 +79,7 @@ func newFixture(t *testing.T, limits map[string]ratelimit.Rate) *fixture {
 	if err := dir.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{mp: mp}
+	f := &fixture{mp: mp, skew: new(atomic.Int64)}
 	f.a, _ = dir.Lookup(hostA)
 	f.b, _ = dir.Lookup(hostB)
 	if f.a == nil || f.b == nil {
@@ -90,6 +93,7 @@ func newFixture(t *testing.T, limits map[string]ratelimit.Rate) *fixture {
 	limiter := ratelimit.New(ratelimit.Options{Redis: rdb, Prefix: prefix, Defaults: limits, Timeout: time.Second})
 	app := account.New(account.Options{
 		DB: f.dbs, Key: key, Sessions: store, Limiter: limiter, Log: slog.New(slog.DiscardHandler),
+		Now: func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) },
 		Hasher: account.NewHasher(account.Argon2Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}),
 	})
 	f.app = server.New(server.Options{Directory: dir, Log: slog.New(slog.DiscardHandler),
@@ -108,7 +112,7 @@ func newFixture(t *testing.T, limits map[string]ratelimit.Rate) *fixture {
 }
 
 // deliver runs the mail worker once and returns the messages to rcpt.
-func (f *fixture) deliver(t *testing.T, rcpt string, n int) []mailpit.Message {
+func (f *fixture) deliver(t testing.TB, rcpt string, n int) []mailpit.Message {
 	t.Helper()
 	f.worker.RunOnce(context.Background())
 	return f.mp.Wait(t, `to:"`+rcpt+`"`, n, 10*time.Second)
@@ -116,26 +120,35 @@ func (f *fixture) deliver(t *testing.T, rcpt string, n int) []mailpit.Message {
 
 // browser is one visitor: a host and a cookie jar.
 type browser struct {
-	t       *testing.T
+	t       testing.TB
 	f       *fixture
 	host    string
 	cookies map[string]string
 	last    *http.Response
 }
 
-func (f *fixture) browser(t *testing.T, host string) *browser {
+func (f *fixture) browser(t testing.TB, host string) *browser {
 	return &browser{t: t, f: f, host: host, cookies: map[string]string{}}
 }
 
 func (b *browser) do(method, path string, form url.Values) (int, map[string]any) {
 	b.t.Helper()
+	if form == nil {
+		return b.doBody(method, path, "", "")
+	}
+	return b.doBody(method, path, "application/x-www-form-urlencoded; charset=UTF-8", form.Encode())
+}
+
+// doBody sends a body of any type ("" sends none) with the browser's cookies.
+func (b *browser) doBody(method, path, contentType, content string) (int, map[string]any) {
+	b.t.Helper()
 	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
+	if contentType != "" {
+		body = strings.NewReader(content)
 	}
 	req := httptest.NewRequest(method, "http://"+b.host+path, body)
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=UTF-8")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	var jar []string
 	for k, v := range b.cookies {
@@ -193,7 +206,7 @@ func js(v any) string {
 	return string(b)
 }
 
-func want(t *testing.T, what string, got any, expected string) {
+func want(t testing.TB, what string, got any, expected string) {
 	t.Helper()
 	if g := js(got); g != expected {
 		t.Fatalf("%s:\n got  %s\n want %s", what, g, expected)
@@ -201,7 +214,7 @@ func want(t *testing.T, what string, got any, expected string) {
 }
 
 // signUp creates an account through the API and returns the browser.
-func (f *fixture) signUp(t *testing.T, host, username, email string) *browser {
+func (f *fixture) signUp(t testing.TB, host, username, email string) *browser {
 	t.Helper()
 	b := f.browser(t, host)
 	b.call("GET", "/user/token", nil)

@@ -68,14 +68,15 @@ func (a *App) termsAgree(c *fiber.Ctx) error {
 		}
 		return reply(c, fiber.Map{key: "error", "errors": fiber.Map{"error": code}, "version": posted})
 	}
-	v, err := strconv.Atoi(posted)
+	// The column is an integer: a number outside its range names no row.
+	v, err := strconv.ParseInt(posted, 10, 32)
 	if err != nil {
 		return outcome("version-not-found")
 	}
 	code := "success"
 	err = a.tx(r, func(tx pgx.Tx) error {
 		var id int64
-		err := tx.QueryRow(r.ctx, `SELECT id FROM terms_of_use_version WHERE version = $1 ORDER BY id DESC LIMIT 1`, v).Scan(&id)
+		err := tx.QueryRow(r.ctx, `SELECT id FROM terms_of_use_version WHERE version = $1 ORDER BY id DESC LIMIT 1`, int32(v)).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			code = "version-not-found"
 			return nil

@@ -22,7 +22,7 @@ func tokenParam(c *fiber.Ctx) (token string, prospect, ok bool) {
 	get := func(name string) (string, bool) {
 		if c.Method() == fiber.MethodGet {
 			args := c.Context().QueryArgs()
-			return string(args.Peek(name)), args.Has(name)
+			return text(args.Peek(name)), args.Has(name)
 		}
 		return postValue(c, name)
 	}
