@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,6 +55,12 @@ func newDevHarness(t testing.TB) *devHarness {
 		"SWA_DEV_DIR":               t.TempDir(),
 		"SWA_LOG_FORMAT":            "json",
 		"SWA_SHUTDOWN_TIMEOUT":      "5s",
+	}
+	// The data plane reads the registry as the stack's read-only login
+	// (a member of swa_dataplane), as it does under make dev.
+	if reader := os.Getenv("SWA_PLATFORM_READ_DATABASE_URL"); reader != "" {
+		u, _ := url.Parse(h.env["SWA_PLATFORM_DATABASE_URL"])
+		h.env["SWA_PLATFORM_READ_DATABASE_URL"] = pgtest.WithDatabase(reader, strings.TrimPrefix(u.Path, "/"))
 	}
 	t.Cleanup(h.dropTenants)
 	return h
