@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/platform/secrets"
@@ -45,26 +44,21 @@ func CreateSteps(fork bool) []string {
 func DeleteSteps() []string { return []string{StepMark, StepDrop, StepForget, StepRelease} }
 
 // lock serialises workflows on one tenant across control-plane replicas: it
-// holds a session advisory lock on one platform connection, on which the
-// workflow then runs its registry queries (so it needs no second connection
-// from the pool while it holds the lock).
-func (s *Service) lock(ctx context.Context, slug string) (*pgxpool.Conn, func(), error) {
-	conn, err := s.opts.Platform.Acquire(ctx)
+// holds a session advisory lock on a connection of its own (outside the
+// pool, so any number of workflows waiting for locks never starve the pool
+// that the secrets store and the other queries need), on which the workflow
+// then runs its registry queries.
+func (s *Service) lock(ctx context.Context, slug string) (*pgx.Conn, func(), error) {
+	conn, err := pgx.ConnectConfig(ctx, s.opts.Platform.Config().ConnConfig.Copy())
 	if err != nil {
 		return nil, nil, fmt.Errorf("tenant %s: lock: %w", slug, err)
 	}
-	key := "swa:tenant:" + slug
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtext($1))`, key); err != nil {
-		conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtext($1))`, "swa:tenant:"+slug); err != nil {
+		conn.Close(context.Background())
 		return nil, nil, fmt.Errorf("tenant %s: lock: %w", slug, err)
 	}
-	return conn, func() {
-		if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_unlock(hashtext($1))`, key); err != nil {
-			// A connection whose unlock failed may still hold the lock: close it.
-			conn.Conn().Close(context.Background()) //nolint:errcheck
-		}
-		conn.Release()
-	}, nil
+	// Closing the session releases the lock.
+	return conn, func() { conn.Close(context.Background()) }, nil
 }
 
 // normalized is a validated CreateRequest.

@@ -25,10 +25,15 @@ type server struct {
 	conn *pgx.Conn
 }
 
-func (sv *server) close() { sv.conn.Close(context.Background()) }
+func (sv *server) close() {
+	if sv.conn != nil {
+		sv.conn.Close(context.Background())
+	}
+}
 
-// connect opens an admin connection to the database server with id.
-func (s *Service) connect(ctx context.Context, serverID *int64) (*server, error) {
+// lookup reads the database server with id and its admin settings, without
+// connecting.
+func (s *Service) lookup(ctx context.Context, serverID *int64) (*server, error) {
 	if serverID == nil {
 		return nil, errors.New("tenant has no database server")
 	}
@@ -45,11 +50,19 @@ func (s *Service) connect(ctx context.Context, serverID *int64) (*server, error)
 		// The parser's message may quote the connection string.
 		return nil, fmt.Errorf("db server %s: admin connection string does not parse", info.Name)
 	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	return &server{info: info, cfg: cfg}, nil
+}
+
+// connect opens an admin connection to the database server with id.
+func (s *Service) connect(ctx context.Context, serverID *int64) (*server, error) {
+	sv, err := s.lookup(ctx, serverID)
 	if err != nil {
-		return nil, fmt.Errorf("db server %s: connect: %w", info.Name, err)
+		return nil, err
 	}
-	return &server{info: info, cfg: cfg, conn: conn}, nil
+	if sv.conn, err = pgx.ConnectConfig(ctx, sv.cfg); err != nil {
+		return nil, fmt.Errorf("db server %s: connect: %w", sv.info.Name, err)
+	}
+	return sv, nil
 }
 
 // as returns connection settings for database db on the server as user

@@ -76,7 +76,7 @@ func (e *env) with(mod func(*Options)) *Service {
 // dropPrefixed removes every database (templates included) and role whose
 // name starts with prefix.
 func dropPrefixed(t testing.TB, admin, prefix string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a benchmark leaves 200 databases
 	defer cancel()
 	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {

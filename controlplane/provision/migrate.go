@@ -51,22 +51,23 @@ func (s *Service) Migrate(ctx context.Context, slug, actor string) (MigrateResul
 		err := fmt.Errorf("tenant %s is %s: %w", slug, t.Status, registry.ErrConflict)
 		return MigrateResult{Slug: slug, Error: err.Error()}, err
 	}
-	res := s.migrateOne(ctx, t, actor)
+	res := s.migrateOne(ctx, t, actor, s.lookup)
 	if res.Error != "" {
 		return res, fmt.Errorf("migrate %s: %s", slug, res.Error)
 	}
 	return res, nil
 }
 
-func (s *Service) migrateOne(ctx context.Context, t registry.Tenant, actor string) MigrateResult {
+// migrateOne migrates one tenant; servers finds its database server's settings.
+func (s *Service) migrateOne(ctx context.Context, t registry.Tenant, actor string,
+	servers func(context.Context, *int64) (*server, error)) MigrateResult {
 	start := time.Now()
 	out := MigrateResult{Slug: t.Slug, From: t.SchemaVersion, To: t.SchemaVersion}
 	err := func() error {
-		sv, err := s.connect(ctx, t.DBServerID)
+		sv, err := servers(ctx, t.DBServerID)
 		if err != nil {
 			return err
 		}
-		defer sv.close()
 		res, err := s.migrateTenant(ctx, sv, t)
 		if err == nil {
 			out.From, out.To, out.Applied = res.From, res.To, res.Applied
@@ -104,6 +105,23 @@ func (s *Service) MigrateAll(ctx context.Context, concurrency int, progress func
 	if err != nil {
 		return nil, err
 	}
+	// Each server's settings are read once per run.
+	var (
+		svMu  sync.Mutex
+		known = map[int64]*server{}
+	)
+	servers := func(ctx context.Context, id *int64) (*server, error) {
+		svMu.Lock()
+		defer svMu.Unlock()
+		if id != nil && known[*id] != nil {
+			return known[*id], nil
+		}
+		sv, err := s.lookup(ctx, id)
+		if err == nil {
+			known[*id] = sv
+		}
+		return sv, err
+	}
 	var (
 		mu      sync.Mutex
 		results = make([]MigrateResult, 0, len(tenants))
@@ -113,7 +131,7 @@ func (s *Service) MigrateAll(ctx context.Context, concurrency int, progress func
 	for range min(concurrency, max(len(tenants), 1)) {
 		wg.Go(func() {
 			for t := range next {
-				r := s.migrateOne(ctx, t, MigrateAllActor)
+				r := s.migrateOne(ctx, t, MigrateAllActor, servers)
 				mu.Lock()
 				results = append(results, r)
 				if progress != nil {

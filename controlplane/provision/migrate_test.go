@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/migrations"
@@ -77,18 +78,36 @@ func TestMigrateAll(t *testing.T) {
 }
 
 // BenchmarkCreate measures one tenant creation on the template fast path
-// (the template is built before the timer starts).
+// (the template is built before the timer starts), and reports the mean
+// time of each step.
 func BenchmarkCreate(b *testing.B) {
-	e := newEnv(b, nil)
+	var (
+		last    time.Time
+		perStep = map[string]time.Duration{}
+	)
+	e := newEnv(b, func(o *Options) {
+		o.AfterStep = func(_, step string) error {
+			now := time.Now()
+			perStep[step] += now.Sub(last)
+			last = now
+			return nil
+		}
+	})
 	ctx := context.Background()
 	if _, err := e.svc.Create(ctx, CreateRequest{Slug: "warm"}, "bench"); err != nil {
 		b.Fatal(err)
 	}
+	clear(perStep)
 	b.ResetTimer()
 	for i := range b.N {
+		last = time.Now()
 		if _, err := e.svc.Create(ctx, CreateRequest{Slug: fmt.Sprintf("bench-%d", i)}, "bench"); err != nil {
 			b.Fatal(err)
 		}
+	}
+	b.StopTimer()
+	for step, d := range perStep {
+		b.ReportMetric(float64(d.Milliseconds())/float64(b.N), step+"-ms/op")
 	}
 }
 
