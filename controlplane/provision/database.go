@@ -318,7 +318,8 @@ func (s *Service) dropOldTemplates(ctx context.Context, sv *server) {
 		return
 	}
 	for _, n := range names {
-		if _, err := sv.conn.Exec(ctx, "ALTER DATABASE "+ident(n)+" WITH IS_TEMPLATE false"); err == nil {
+		_, err := sv.conn.Exec(ctx, "ALTER DATABASE "+ident(n)+" WITH IS_TEMPLATE false")
+		if err == nil {
 			_, err = sv.conn.Exec(ctx, "DROP DATABASE "+ident(n)+" WITH (FORCE)")
 		}
 		if err != nil {
