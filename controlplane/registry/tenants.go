@@ -281,7 +281,7 @@ func (r *Registry) RemoveOrigin(ctx context.Context, tenantID int64, origin stri
 // ValidateSettings checks the fields of a settings document.
 func ValidateSettings(s directory.Settings) error {
 	if s.FrontendOrigin != "" {
-		if _, err := NormalizeOrigin(s.FrontendOrigin); err != nil {
+		if _, err := NormalizeOrigin(s.FrontendOrigin); err != nil || strings.Contains(s.FrontendOrigin, "*") {
 			return invalid("settings.frontend_origin", "want scheme://host[:port]")
 		}
 	}

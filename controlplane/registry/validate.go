@@ -41,13 +41,8 @@ func validDNSName(h string) bool {
 		return false
 	}
 	for _, l := range labels {
-		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+		if !validLabel(l) {
 			return false
-		}
-		for _, c := range l {
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return false
-			}
 		}
 	}
 	// An all-digit top label is an IP address, not a name.
@@ -55,9 +50,24 @@ func validDNSName(h string) bool {
 	return strings.Trim(tld, "0123456789") != ""
 }
 
-// NormalizeOrigin checks a browser origin, exactly scheme://host[:port] with
-// scheme http or https and host a DNS name, localhost or an IPv4 address, and
-// returns it lowercased.
+// validLabel reports whether l is one lowercase DNS label.
+func validLabel(l string) bool {
+	if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+		return false
+	}
+	for _, c := range l {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// NormalizeOrigin checks a trusted browser origin, exactly
+// scheme://host[:port] with scheme http or https and host a DNS name,
+// localhost or an IPv4 address, or the pattern scheme://*.domain[:port] that
+// directory.OriginMatches reads as "any subdomain of domain"; it returns it
+// lowercased.
 func NormalizeOrigin(origin string) (string, error) {
 	bad := invalid("origin", "want scheme://host[:port] (http or https, no path, no trailing slash)")
 	o := strings.TrimSpace(origin)
@@ -71,7 +81,11 @@ func NormalizeOrigin(origin string) (string, error) {
 		return "", bad
 	}
 	host := strings.ToLower(u.Hostname())
-	if host != "localhost" && !validDNSName(host) {
+	if domain, ok := strings.CutPrefix(host, "*."); ok {
+		if domain != "localhost" && !validDNSName(domain) && !(validLabel(domain) && domain == strings.Trim(domain, "0123456789")) {
+			return "", bad
+		}
+	} else if host != "localhost" && !validDNSName(host) {
 		if ip := net.ParseIP(host); ip == nil || ip.To4() == nil {
 			return "", bad
 		}
