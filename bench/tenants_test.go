@@ -72,6 +72,7 @@ func BenchmarkBudget(b *testing.B) {
 	var maxBackends int
 	dialedBefore := p.sessions(b, admin)
 	evictedBefore := dp.counter(b, "swa_pool_evictions_total")
+	openedBefore := dp.pools.Stats().Opened
 	for b.Loop() {
 		// The sampler's queries are never cancelled half-way (that would
 		// close the shared connection); it stops between samples.
@@ -103,6 +104,7 @@ func BenchmarkBudget(b *testing.B) {
 	b.StopTimer()
 	dialed := p.sessions(b, admin) - dialedBefore
 	evicted := dp.counter(b, "swa_pool_evictions_total") - evictedBefore
+	opened := dp.pools.Stats().Opened - openedBefore
 	all.checkErrors(b, "budget")
 
 	st := all.stats(nil)
@@ -124,7 +126,8 @@ func BenchmarkBudget(b *testing.B) {
 	}
 
 	st.report(b, "")
-	all.stats(func(s sample) bool { return s.label%2 == kindDB }).report(b, "db-")
+	dbSt := all.stats(func(s sample) bool { return s.label%2 == kindDB })
+	dbSt.report(b, "db-")
 	all.stats(func(s sample) bool { return s.label%2 == kindBeacon }).report(b, "beacon-")
 	b.ReportMetric(float64(st.status[503]), "503s")
 	b.ReportMetric(float64(highWater), "max-open-conns")
@@ -132,6 +135,10 @@ func BenchmarkBudget(b *testing.B) {
 	b.ReportMetric(float64(budget), "budget")
 	b.ReportMetric(float64(dialed), "conns-dialed")
 	b.ReportMetric(evicted, "conns-evicted")
+	b.ReportMetric(float64(opened), "conns-opened")
+	if dbSt.n > 0 {
+		b.ReportMetric(float64(opened)/float64(dbSt.n), "opened/db-req")
+	}
 	b.ReportMetric(float64(len(served)), "tenants-served")
 	b.ReportMetric(float64(len(servedDB)), "tenants-db-served")
 	b.ReportMetric(0, "ns/op")

@@ -13,6 +13,7 @@ type metrics struct {
 	exhaust   prometheus.Counter
 	evictions *prometheus.CounterVec
 	opens     prometheus.Counter
+	conns     prometheus.Counter
 	closes    *prometheus.CounterVec
 }
 
@@ -65,6 +66,10 @@ func newMetrics(reg prometheus.Registerer, m *Manager) (*metrics, error) {
 			Name: "swa_pool_opened_total",
 			Help: "Tenant pools opened.",
 		}),
+		conns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "swa_pool_connections_opened_total",
+			Help: "Tenant database connections established, each a login; few per request means the budget keeps connections warm.",
+		}),
 		closes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "swa_pool_closed_total",
 			Help: "Tenant pools closed, by reason: idle, generation, tenant (suspended or deleted), closed.",
@@ -77,7 +82,7 @@ func newMetrics(reg prometheus.Registerer, m *Manager) (*metrics, error) {
 		open:  prometheus.NewDesc("swa_pool_budget_open", "Physical tenant database connections open (budget use).", nil, nil),
 		limit: prometheus.NewDesc("swa_pool_budget_limit", "The connection budget.", nil, nil),
 	}
-	for _, c := range []prometheus.Collector{x.acquire, x.waits, x.exhaust, x.evictions, x.opens, x.closes, state} {
+	for _, c := range []prometheus.Collector{x.acquire, x.waits, x.exhaust, x.evictions, x.opens, x.conns, x.closes, state} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -112,6 +117,12 @@ func (x *metrics) evicted(reason string) {
 func (x *metrics) opened() {
 	if x != nil {
 		x.opens.Inc()
+	}
+}
+
+func (x *metrics) connOpened() {
+	if x != nil {
+		x.conns.Inc()
 	}
 }
 

@@ -2,12 +2,27 @@
 // keeps every tenant's connections under one budget per data-plane replica.
 //
 // The budget counts physical connections exactly: every socket the tenant
-// pools dial takes a slot and gives it back when it closes. When the budget
-// is full, a new connection first closes an idle one of the least recently
-// used pool, and otherwise waits for a slot until the acquire timeout.
+// pools dial takes a slot and gives it back when it closes.
+//
+// Under budget pressure the budget is a cache of warm connections, because
+// each new one costs a login (a SCRAM handshake and a new backend):
+//   - A released connection always goes back to its pool: a hot tenant keeps
+//     its connections even while others wait.
+//   - A dial that finds the budget full closes the coldest idle connection
+//     and takes its slot. A pool's k-th connection is as warm as the last
+//     time the pool had k lent out at once, so a hot tenant's spare
+//     connection can go before a warm tenant's only one.
+//   - With nothing idle the dial queues; the queue is served oldest first by
+//     freed slots and by an evictor that, while anyone waits, closes the
+//     coldest connection as soon as one is idle. A queued dial whose own pool
+//     gets an idle connection takes that one instead.
+//   - Only a few logins run at once (Budget/10, at least 2): a storm of them
+//     would hold the slots idle connections need, and then every request
+//     would log in.
 package pools
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +30,7 @@ import (
 	"math"
 	"net"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -40,6 +55,10 @@ var ErrNotServing = errors.New("pools: tenant is not serving")
 
 // errBudgetWait ends a dial that waited for a budget slot in vain.
 var errBudgetWait = errors.New("connection budget full")
+
+// errYield ends a queued dial whose pool got an idle connection meanwhile;
+// Acquire then takes that connection.
+var errYield = errors.New("an idle connection of the pool is free")
 
 // Query exec modes accepted in Options.QueryExecMode (pgx's
 // default_query_exec_mode).
@@ -87,8 +106,11 @@ type Manager struct {
 	closed  bool
 
 	closing sync.WaitGroup // pools closing in the background
+	bg      sync.WaitGroup // janitor and evictor
 	stop    chan struct{}
-	done    chan struct{}
+	kick    chan struct{} // wakes the evictor; buffered 1
+	dialing chan struct{} // permits to log in, see dialPermit
+	opened  atomic.Int64  // connections established (logins)
 }
 
 // tenantPool is one tenant's pool at one generation.
@@ -104,11 +126,12 @@ type tenantPool struct {
 
 	password atomic.Pointer[string]
 	lastUsed atomic.Int64 // unix nanoseconds
-	// acquiring counts callers inside this pool's Acquire: a released
-	// connection stays for them rather than going to another tenant.
-	acquiring atomic.Int32
-	retired   atomic.Bool
-	reload    sync.Mutex // one password reload at a time
+	// needed[k] is when the pool last had k+1 connections lent out at once
+	// (unix nanoseconds): how warm its (k+1)-th connection is. Connections
+	// are reused last-in first-out, so the highest-ranked one is the coldest.
+	needed  []atomic.Int64
+	retired atomic.Bool
+	reload  sync.Mutex // one password reload at a time
 }
 
 // New returns a Manager. Call CloseAll when done.
@@ -144,13 +167,16 @@ func New(o Options) (*Manager, error) {
 		pools:   map[int64]*tenantPool{},
 		retired: map[int64]int64{},
 		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		kick:    make(chan struct{}, 1),
+		dialing: make(chan struct{}, max(2, o.Budget/10)),
 	}
 	var err error
 	if m.metrics, err = newMetrics(o.Metrics, m); err != nil {
 		return nil, err
 	}
+	m.bg.Add(2)
 	go m.janitor()
+	go m.evictor()
 	return m, nil
 }
 
@@ -187,31 +213,77 @@ func (m *Manager) Acquire(ctx context.Context, t *directory.Tenant) (*pgxpool.Co
 }
 
 func (m *Manager) acquire(ctx context.Context, t *directory.Tenant) (*pgxpool.Conn, error) {
-	for attempt := 0; ; attempt++ {
+	retried := false
+	for {
 		tp, err := m.poolFor(ctx, t)
 		if err != nil {
 			return nil, err
 		}
 		tp.lastUsed.Store(time.Now().UnixNano())
-		tp.acquiring.Add(1)
+		release, err := m.dialPermit(ctx, tp)
+		if err != nil {
+			return nil, err
+		}
 		conn, err := tp.pool.Acquire(ctx)
+		for errors.Is(err, errYield) && ctx.Err() == nil {
+			// Our queued dial gave way to an idle connection of this pool.
+			conn, err = tp.pool.Acquire(ctx)
+		}
 		if err != nil && isAuthFailure(err) {
 			// The password was rotated: forget the cached one, reload, retry once.
 			if rerr := m.reloadPassword(ctx, tp); rerr != nil {
-				tp.acquiring.Add(-1)
 				return nil, rerr
 			}
 			conn, err = tp.pool.Acquire(ctx)
 		}
-		tp.acquiring.Add(-1)
-		if err != nil && tp.retired.Load() && attempt == 0 {
+		release()
+		if err != nil && tp.retired.Load() && !retried {
+			retried = true
 			continue // closed under us by a suspension or a new generation
 		}
 		if err != nil {
 			return nil, fmt.Errorf("pools: tenant %s: %w", t.Slug, err)
 		}
+		st := tp.pool.Stat()
+		tp.markNeeded(st.AcquiredConns() + st.ConstructingConns())
 		return conn, nil
 	}
+}
+
+// dialPermit waits, when tp has no idle connection and room to open one,
+// for one of the few permits to log in at once. Logins are costly (a SCRAM
+// handshake, a new backend) and each holds a budget slot: a storm of them
+// would leave no room for idle connections, so every request would log in.
+func (m *Manager) dialPermit(ctx context.Context, tp *tenantPool) (release func(), err error) {
+	st := tp.pool.Stat()
+	if st.IdleConns() > 0 || st.TotalConns() >= st.MaxConns() {
+		return func() {}, nil
+	}
+	select {
+	case m.dialing <- struct{}{}:
+		return func() { <-m.dialing }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// markNeeded records that n connections of tp are lent out now.
+func (tp *tenantPool) markNeeded(n int32) {
+	now := time.Now().UnixNano()
+	for k := range min(int(n), len(tp.needed)) {
+		tp.needed[k].Store(now)
+	}
+}
+
+// coldestIdle reports when tp's coldest connection was last needed, if
+// that connection is idle; ok is false when tp has no idle connection.
+func (tp *tenantPool) coldestIdle() (lastNeeded int64, ok bool) {
+	st := tp.pool.Stat()
+	if st.IdleConns() == 0 {
+		return 0, false
+	}
+	rank := min(int(st.AcquiredConns()+st.IdleConns()), len(tp.needed))
+	return tp.needed[rank-1].Load(), true
 }
 
 // Do runs fn with a connection to t's database and releases it afterwards.
@@ -249,7 +321,8 @@ func (m *Manager) poolFor(ctx context.Context, t *directory.Tenant) (*tenantPool
 	}
 	created := false
 	if tp == nil {
-		tp = &tenantPool{tenantID: t.ID, slug: t.Slug, gen: t.Generation, secretsRef: t.SecretsRef, ready: make(chan struct{})}
+		tp = &tenantPool{tenantID: t.ID, slug: t.Slug, gen: t.Generation, secretsRef: t.SecretsRef,
+			ready: make(chan struct{}), needed: make([]atomic.Int64, m.o.MaxConns)}
 		tp.lastUsed.Store(time.Now().UnixNano())
 		m.pools[t.ID] = tp
 		created = true
@@ -314,18 +387,14 @@ func (m *Manager) open(ctx context.Context, tp *tenantPool, t *directory.Tenant)
 		cc.Password = *tp.password.Load()
 		return nil
 	}
-	cfg.AfterRelease = func(*pgx.Conn) bool {
-		// While other tenants wait for the budget, a connection nobody here
-		// waits for is closed rather than kept idle; its slot goes to them.
-		if tp.acquiring.Load() == 0 && m.budget.hasWaiters() {
-			m.metrics.evicted("budget")
-			return false
-		}
-		return true
+	cfg.AfterConnect = func(context.Context, *pgx.Conn) error {
+		m.opened.Add(1)
+		m.metrics.connOpened()
+		return nil
 	}
 	dial := cfg.ConnConfig.DialFunc
 	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if err := m.takeSlot(ctx); err != nil {
+		if err := m.takeSlot(ctx, tp); err != nil {
 			return nil, err
 		}
 		c, err := dial(ctx, network, addr)
@@ -359,10 +428,12 @@ func (m *Manager) reloadPassword(ctx context.Context, tp *tenantPool) error {
 	return nil
 }
 
-// takeSlot reserves one connection of the budget for a dial, closing idle
-// connections of the least recently used pools to make room, and waiting
-// for a slot until the acquiring caller's deadline.
-func (m *Manager) takeSlot(ctx context.Context) error {
+// takeSlot reserves one connection of the budget for a dial of tp, closing
+// the coldest idle connection to make room, or
+// queueing for a slot until the acquiring caller's deadline. It returns
+// errYield when the budget is full and tp has an idle connection, or gets
+// one while the dial is queued.
+func (m *Manager) takeSlot(ctx context.Context, tp *tenantPool) error {
 	deadline, ok := ctx.Value(deadlineKey{}).(time.Time)
 	if !ok {
 		deadline = time.Now().Add(m.o.AcquireTimeout)
@@ -372,49 +443,108 @@ func (m *Manager) takeSlot(ctx context.Context) error {
 	if m.budget.tryTake() {
 		return nil
 	}
+	if tp.pool.Stat().IdleConns() > 0 {
+		// One of ours came back since pgxpool chose to dial (pgconn also
+		// dials again after a refused TLS attempt): use it, close nobody's.
+		return errYield
+	}
 	for m.evictIdle() {
 		if m.budget.tryTake() {
 			return nil
 		}
 	}
 	m.metrics.budgetWait()
-	w := m.budget.enqueue()
-	// A connection may have gone idle before we queued; closing it hands its
-	// slot to the oldest waiter. Later releases see the queue and close
-	// their connection instead of keeping it idle.
-	m.evictIdle()
+	w := m.budget.enqueue(tp)
+	m.wakeEvictor()
 	select {
 	case <-w.granted:
 		return nil
+	case <-w.yield:
+		return errYield
 	case <-ctx.Done():
 		m.budget.abandon(w)
 		return errBudgetWait
 	}
 }
 
-// evictIdle closes one idle connection of the least recently used pool that
-// has one, and reports whether it did.
+// wakeEvictor tells the evictor that a dial has queued.
+func (m *Manager) wakeEvictor() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// evictPoll is how often the evictor looks for idle connections while dials
+// wait and none was idle: connections go idle without telling it (a
+// release, or a dial that finished after its caller gave up).
+const evictPoll = 2 * time.Millisecond
+
+// evictor serves the queue of dials waiting for a budget slot. While any
+// waits, it first lets a waiter whose own pool has an idle connection take
+// that one, then closes the coldest idle connection, whose slot goes to the
+// oldest waiter.
+func (m *Manager) evictor() {
+	defer m.bg.Done()
+	poll := time.NewTimer(evictPoll)
+	defer poll.Stop()
+	for {
+		var tick <-chan time.Time
+		if m.budget.hasWaiters() {
+			m.budget.yieldTo(func(tp *tenantPool) int32 { return tp.pool.Stat().IdleConns() })
+			if m.budget.hasWaiters() && m.evictIdle() {
+				continue
+			}
+			poll.Reset(evictPoll)
+			tick = poll.C
+		}
+		select {
+		case <-m.stop:
+			return
+		case <-m.kick:
+		case <-tick:
+		}
+	}
+}
+
+// evictIdle closes the coldest idle connection, and reports whether there
+// was one; pools with a queued dial keep theirs for it. Each pool's connections are ranked by use (its k-th connection
+// is as warm as the last time it had k lent out at once), so a hot
+// tenant's spare connection goes before a warm tenant's only one, and a
+// cold tenant's only one before either.
 func (m *Manager) evictIdle() bool {
+	type candidate struct {
+		tp         *tenantPool
+		lastNeeded int64
+	}
 	m.mu.Lock()
-	candidates := make([]*tenantPool, 0, len(m.pools))
+	pools := make([]*tenantPool, 0, len(m.pools))
 	for _, tp := range m.pools {
 		if isReady(tp) && tp.pool != nil {
-			candidates = append(candidates, tp)
+			pools = append(pools, tp)
 		}
 	}
 	m.mu.Unlock()
-	sort.Slice(candidates, func(i, j int) bool { return candidates[i].lastUsed.Load() < candidates[j].lastUsed.Load() })
-	for _, tp := range candidates {
-		if tp.pool.Stat().IdleConns() == 0 {
-			continue
+	var candidates []candidate
+	for _, tp := range pools {
+		if m.budget.queued(tp) {
+			continue // its idle connection goes to its own queued dial
 		}
-		idle := tp.pool.AcquireAllIdle(context.Background())
+		if at, ok := tp.coldestIdle(); ok {
+			candidates = append(candidates, candidate{tp, at})
+		}
+	}
+	slices.SortFunc(candidates, func(a, b candidate) int { return cmp.Compare(a.lastNeeded, b.lastNeeded) })
+	for _, c := range candidates {
+		idle := c.tp.pool.AcquireAllIdle(context.Background())
 		if len(idle) == 0 {
-			continue
+			continue // taken meanwhile
 		}
-		victim := idle[0].Hijack()
-		for _, c := range idle[1:] {
-			c.Release()
+		// Idle connections come most recently used first: close the last,
+		// and put the others back in their order.
+		victim := idle[len(idle)-1].Hijack()
+		for i := len(idle) - 2; i >= 0; i-- {
+			idle[i].Release()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = victim.Close(ctx) // closing the socket frees its slot
@@ -479,7 +609,7 @@ func (m *Manager) retire(tp *tenantPool, reason string) {
 
 // janitor closes pools unused for the idle timeout.
 func (m *Manager) janitor() {
-	defer close(m.done)
+	defer m.bg.Done()
 	tick := time.NewTicker(min(max(m.o.IdleTimeout/4, 10*time.Millisecond), 30*time.Second))
 	defer tick.Stop()
 	for {
@@ -517,7 +647,7 @@ func (m *Manager) CloseAll() {
 	m.pools = map[int64]*tenantPool{}
 	m.mu.Unlock()
 	close(m.stop)
-	<-m.done
+	m.bg.Wait()
 	for _, tp := range all {
 		m.retire(tp, "closed")
 	}
@@ -533,12 +663,13 @@ type Stats struct {
 	Acquired     int32 // connections lent out
 	Idle         int32 // connections idle in pools
 	Constructing int32 // connections being established
+	Opened       int64 // connections established (logins) since New
 }
 
 // Stats returns the current Stats.
 func (m *Manager) Stats() Stats {
 	open, high := m.budget.counts()
-	s := Stats{Open: open, MaxOpen: high, Budget: m.o.Budget}
+	s := Stats{Open: open, MaxOpen: high, Budget: m.o.Budget, Opened: m.opened.Load()}
 	m.mu.Lock()
 	pools := make([]*tenantPool, 0, len(m.pools))
 	for _, tp := range m.pools {
@@ -569,8 +700,10 @@ type budget struct {
 }
 
 type slotWaiter struct {
+	pool    *tenantPool
 	granted chan struct{}
-	done    bool // granted (under mu)
+	yield   chan struct{} // closed: take an idle connection of pool instead
+	done    bool          // granted (under mu)
 }
 
 func newBudget(n int32) *budget { return &budget{max: n} }
@@ -587,9 +720,9 @@ func (b *budget) tryTake() bool {
 	return false
 }
 
-// enqueue adds a waiter for the next freed slot.
-func (b *budget) enqueue() *slotWaiter {
-	w := &slotWaiter{granted: make(chan struct{})}
+// enqueue adds a waiter of tp for the next freed slot.
+func (b *budget) enqueue(tp *tenantPool) *slotWaiter {
+	w := &slotWaiter{pool: tp, granted: make(chan struct{}), yield: make(chan struct{})}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.waiters = append(b.waiters, w)
@@ -626,6 +759,53 @@ func (b *budget) release() {
 		return
 	}
 	b.open--
+}
+
+// yieldTo removes from the queue, and tells to yield, the waiters whose
+// pool has an idle connection (idle reports how many), oldest first and at
+// most one per idle connection: they need no new connection.
+func (b *budget) yieldTo(idle func(*tenantPool) int32) {
+	b.mu.Lock()
+	free := make(map[*tenantPool]int32, len(b.waiters))
+	for _, w := range b.waiters {
+		free[w.pool] = 0
+	}
+	b.mu.Unlock()
+	// Pool stats take the pool's lock: asked outside ours.
+	found := false
+	for tp := range free {
+		if n := idle(tp); n > 0 {
+			free[tp], found = n, true
+		}
+	}
+	if !found {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	kept := b.waiters[:0]
+	for _, w := range b.waiters {
+		if free[w.pool] > 0 {
+			free[w.pool]--
+			close(w.yield)
+			continue
+		}
+		kept = append(kept, w)
+	}
+	clear(b.waiters[len(kept):])
+	b.waiters = kept
+}
+
+// queued reports whether a dial of tp waits for a slot.
+func (b *budget) queued(tp *tenantPool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, w := range b.waiters {
+		if w.pool == tp {
+			return true
+		}
+	}
+	return false
 }
 
 // hasWaiters reports whether a dial waits for a slot.

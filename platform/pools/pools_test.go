@@ -490,3 +490,159 @@ func metricValue(t *testing.T, g prometheus.Gatherer, name, label string) float6
 	}
 	return 0
 }
+
+// pid returns the backend process id of the connection a query on tn runs on.
+func pid(t *testing.T, m *pools.Manager, tn *directory.Tenant) uint32 {
+	t.Helper()
+	var p uint32
+	err := m.Do(context.Background(), tn, func(c *pgxpool.Conn) error {
+		p = c.Conn().PgConn().PID()
+		_, err := c.Exec(context.Background(), "SELECT 1")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestEvictsColdestConnection fills the budget, then makes room for a new
+// tenant: the connection closed is the one longest unneeded, here a busy
+// tenant's spare one, and not the other tenant's only one, nor the busy
+// tenant's last.
+func TestEvictsColdestConnection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	hot, warm, cold := e.tenant(t), e.tenant(t), e.tenant(t)
+	m := newManager(t, pools.Options{Secrets: e.store, MaxConns: 2, Budget: 3})
+	ctx := context.Background()
+
+	// hot needs two connections once, then only one.
+	c1, err := m.Acquire(ctx, hot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := m.Acquire(ctx, hot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1.Release()
+	c2.Release()
+	warmPID := pid(t, m, warm)
+	hotPID := pid(t, m, hot) // hot is now the most recently used pool
+	if s := m.Stats(); s.Open != 3 {
+		t.Fatalf("budget not full: %+v", s)
+	}
+
+	if _, err := whoami(ctx, m, cold); err != nil {
+		t.Fatal(err)
+	}
+	if got := pid(t, m, warm); got != warmPID {
+		t.Errorf("warm tenant's only connection was closed (pid %d, now %d)", warmPID, got)
+	}
+	if got := pid(t, m, hot); got != hotPID {
+		t.Errorf("hot tenant's connection in use was closed (pid %d, now %d)", hotPID, got)
+	}
+	if n := e.backends(t, hot.DBRole); n != 1 {
+		t.Errorf("hot tenant has %d backends, want 1 (its spare closed)", n)
+	}
+	if s := m.Stats(); s.Open != 3 || s.MaxOpen != 3 || s.Opened != 4 {
+		t.Errorf("stats %+v, want 3 open at most and 4 logins", s)
+	}
+}
+
+// TestQueuedDialTakesOwnIdleConnection: a tenant's second Acquire queues
+// for the full budget; when its first connection comes back it takes that
+// one instead of waiting for a slot and logging in again.
+func TestQueuedDialTakesOwnIdleConnection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.tenant(t)
+	m := newManager(t, pools.Options{Secrets: e.store, MaxConns: 2, Budget: 1, AcquireTimeout: 5 * time.Second})
+	ctx := context.Background()
+	held, err := m.Acquire(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := held.Conn().PgConn().PID()
+	type result struct {
+		pid uint32
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		c, err := m.Acquire(ctx, a)
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer c.Release()
+		got <- result{pid: c.Conn().PgConn().PID()}
+	}()
+	time.Sleep(100 * time.Millisecond) // let it queue
+	start := time.Now()
+	held.Release()
+	r := <-got
+	if r.err != nil {
+		t.Fatalf("second Acquire: %v", r.err)
+	}
+	if r.pid != first {
+		t.Errorf("second Acquire got a new connection (pid %d), want the released one (%d)", r.pid, first)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("second Acquire took %v after the release", d)
+	}
+	if s := m.Stats(); s.Opened != 1 || s.MaxOpen != 1 {
+		t.Errorf("stats %+v, want one login and one connection at most", s)
+	}
+}
+
+// TestWaitersServedWhileHotTenantBusy: a tenant that keeps its connection
+// busy does not starve others queued for the budget; every queued tenant is
+// served, and nothing goes over the budget.
+func TestWaitersServedWhileHotTenantBusy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	hot := e.tenant(t)
+	var cold []*directory.Tenant
+	for range 3 {
+		cold = append(cold, e.tenant(t))
+	}
+	m := newManager(t, pools.Options{Secrets: e.store, MaxConns: 2, Budget: 2, AcquireTimeout: 3 * time.Second})
+	ctx := context.Background()
+	stop := make(chan struct{})
+	var hotErr atomic.Value
+	var wg sync.WaitGroup
+	for range 2 { // two loops keep the hot tenant's pool busy
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := whoami(ctx, m, hot); err != nil && !errors.Is(err, pools.ErrBudgetExhausted) {
+					hotErr.Store(err)
+					return
+				}
+			}
+		}()
+	}
+	for i, tn := range cold {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			if _, err := whoami(ctx, m, tn); err != nil {
+				t.Errorf("cold tenant %d: %v", i, err)
+			}
+		})
+	}
+	close(stop)
+	wg.Wait()
+	if err := hotErr.Load(); err != nil {
+		t.Errorf("hot tenant: %v", err)
+	}
+	if s := m.Stats(); s.MaxOpen > 2 {
+		t.Errorf("high-water %d over a budget of 2", s.MaxOpen)
+	}
+}
