@@ -108,6 +108,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		IdleTimeout:    cfg.PoolIdleTimeout,
 		AcquireTimeout: cfg.PoolAcquireTimeout,
 		QueryExecMode:  cfg.TenantDBExecMode,
+		ConnParams:     cfg.TenantDBParams,
 		Metrics:        reg,
 		Log:            log,
 	})

@@ -35,6 +35,7 @@ type Config struct {
 	TenantDBHost            string // host:port data-plane replicas use to reach tenant databases; defaults to TenantDBAdminURL's
 	TenantDBPrefix          string // prefix of tenant database and role names
 	TenantDBExecMode        string // pgx default_query_exec_mode for tenant pools ("" = pgx's default)
+	TenantDBParams          string // extra libpq parameters of tenant connections, URL query form
 	RedisURL                string
 
 	SecretsBackend   string // local | aws
@@ -196,6 +197,15 @@ var options = []option{
 				return nil
 			}
 			return errors.New("want cache_statement, cache_describe, describe_exec, exec or simple_protocol")
+		}},
+	{name: "TENANT_DB_PARAMS", def: "",
+		doc: "extra connection parameters of the data plane's tenant connections, e.g. sslmode=require (local stack: sslmode=disable)",
+		set: func(c *Config, v string) error {
+			if _, err := url.ParseQuery(v); err != nil {
+				return errors.New("want URL query form, e.g. sslmode=require&connect_timeout=5")
+			}
+			c.TenantDBParams = v
+			return nil
 		}},
 	{name: "REDIS_URL", def: "redis://127.0.0.1:6380/0", secret: true, doc: "Redis for sessions, rate limits and caches",
 		set: dsn(func(c *Config) *string { return &c.RedisURL }, "redis", "rediss")},
