@@ -33,6 +33,9 @@ import (
 )
 
 const (
+	// keyA and keyB are the two tenants' secret keys.
+	keyA     = "session-key-of-tenant-a-32-bytes"
+	keyB     = "session-key-of-tenant-b-32-bytes"
 	hostA    = "a.account.test"
 	hostB    = "b.account.test"
 	frontend = "http://localhost:8080"
@@ -86,14 +89,14 @@ func newFixture(t testing.TB, limits map[string]ratelimit.Rate) *fixture {
 		t.Fatal("tenants not in the directory")
 	}
 	f.dbs = tenantDBs{f.a.ID: pgtest.NewPool(t, migrations.Tenant), f.b.ID: pgtest.NewPool(t, migrations.Tenant)}
-	f.keys = map[int64][]byte{f.a.ID: []byte("session-key-of-tenant-a-32-bytes"), f.b.ID: []byte("session-key-of-tenant-b-32-bytes")}
+	f.keys = map[int64][]byte{f.a.ID: []byte(keyA), f.b.ID: []byte(keyB)}
 	key := func(_ context.Context, t *directory.Tenant) ([]byte, error) { return f.keys[t.ID], nil }
 
 	store := sessions.New(sessions.Options{Redis: rdb, Prefix: prefix})
 	limiter := ratelimit.New(ratelimit.Options{Redis: rdb, Prefix: prefix, Defaults: limits, Timeout: time.Second})
 	app := account.New(account.Options{
 		DB: f.dbs, Key: key, Sessions: store, Limiter: limiter, Log: slog.New(slog.DiscardHandler),
-		Now: func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) },
+		Now:    func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) },
 		Hasher: account.NewHasher(account.Argon2Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}),
 	})
 	f.app = server.New(server.Options{Directory: dir, Log: slog.New(slog.DiscardHandler),
