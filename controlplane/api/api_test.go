@@ -12,10 +12,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/registry"
 )
 
@@ -691,5 +694,72 @@ func TestBodyLimit(t *testing.T) {
 	var b errorBody
 	if err := json.NewDecoder(res.Body).Decode(&b); err != nil || b.Error.Code != "invalid" {
 		t.Fatalf("body %+v (%v)", b, err)
+	}
+}
+
+// TestCreateAnswersOnReservation holds creates and forks after their
+// database step and checks that the 202 came already, with the tenant
+// reserved and its operation running; each then finishes in the background.
+func TestCreateAnswersOnReservation(t *testing.T) {
+	t.Parallel()
+	var (
+		mu   sync.Mutex
+		gate chan struct{} // while set, the database step waits on it
+	)
+	h := newHarnessWith(t, func(o *provision.Options) {
+		o.AfterStep = func(_, step string) error {
+			mu.Lock()
+			g := gate
+			mu.Unlock()
+			if step == provision.StepDatabase && g != nil {
+				<-g
+			}
+			return nil
+		}
+	})
+	h.create("source", "")
+	cases := []struct{ name, path, body, kind string }{
+		{"create", "/v1/tenants", `{"slug":"early"}`, "create"},
+		{"fork", "/v1/tenants/source/fork", `{"slug":"early-fork"}`, "fork"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := h.on(t)
+			g := make(chan struct{})
+			mu.Lock()
+			gate = g
+			mu.Unlock()
+			defer func() {
+				mu.Lock()
+				gate = nil
+				mu.Unlock()
+				close(g)
+			}()
+			done := make(chan response, 1)
+			go func() { done <- h.do("POST", tc.path, tc.body) }()
+			var r response
+			select {
+			case r = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("no answer while the workflow is held after its database step")
+			}
+			if r.Status != http.StatusAccepted {
+				t.Fatalf("status %d: %s", r.Status, r.Body)
+			}
+			var acc acceptedBody
+			r.decode(t, &acc)
+			if acc.Tenant == nil || acc.Tenant.Status != registry.StatusProvisioning ||
+				acc.Operation.Status != "running" || acc.Operation.Kind != tc.kind {
+				t.Fatalf("accepted body %s", r.Body)
+			}
+			mu.Lock()
+			gate = nil
+			mu.Unlock()
+			close(g)
+			g = make(chan struct{}) // the deferred close has its own channel
+			if op := h.wait(r); op.Status != "succeeded" {
+				t.Fatalf("operation %+v (%s)", op, deref(op.Error))
+			}
+		})
 	}
 }

@@ -66,6 +66,12 @@ func (h *harness) on(t testing.TB) *harness {
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil)
+}
+
+// newHarnessWith is newHarness with the provisioning options changed by mod.
+func newHarnessWith(t testing.TB, mod func(*provision.Options)) *harness {
+	t.Helper()
 	admin := pgtest.AdminURL(t)
 	pool := pgtest.NewPool(t, migrations.Platform)
 	key := make([]byte, secrets.MasterKeySize)
@@ -86,7 +92,11 @@ func newHarness(t testing.TB) *harness {
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	prov, err := provision.New(provision.Options{Platform: pool, Secrets: store, Log: log, DBPrefix: prefix, BaseDomain: "example.test"})
+	opts := provision.Options{Platform: pool, Secrets: store, Log: log, DBPrefix: prefix, BaseDomain: "example.test"}
+	if mod != nil {
+		mod(&opts)
+	}
+	prov, err := provision.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -92,82 +92,39 @@ func (s *Server) finish(id uuid.UUID, kind string, opErr error) {
 	}
 }
 
-// startCreate runs a create or fork in the background and answers 202 once
-// the tenant's row is reserved, so the response carries the tenant. Input
-// errors (400, 409) found before the reservation are answered directly.
+// startCreate reserves the tenant (row, domains, origins and secrets) while
+// the request waits, so bad input (400) and a taken slug or hostname (409)
+// are answered directly, then runs the remaining steps in the background and
+// answers 202 with the reserved tenant and the operation to poll.
 func (s *Server) startCreate(c *fiber.Ctx, req provision.CreateRequest, kind string) error {
-	ctx := c.UserContext()
-	slug := strings.TrimSpace(req.Slug)
-	if err := registry.ValidateSlug(slug); err != nil {
-		return err
-	}
-	if _, err := s.reg.Tenant(ctx, slug); err == nil {
-		return conflict("tenant %s: slug is taken", slug)
-	} else if !errors.Is(err, registry.ErrNotFound) {
-		return err
-	}
 	if !s.track() {
 		return errClosing
 	}
-	type result struct {
-		t   registry.Tenant
-		err error
-	}
-	done := make(chan result, 1)
+	ctx := c.UserContext()
 	who := actor(c)
-	go func() {
-		t, err := s.prov.Create(s.ctx, req, who)
-		done <- result{t, err}
-	}()
-	// Wait for the reservation to commit (the row appears) or for Create to
-	// end, whichever is first.
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case r := <-done:
-			s.ops.Done()
-			if r.err != nil {
-				t, err := s.reg.Tenant(ctx, slug)
-				if err != nil {
-					// Refused before anything was reserved: an input error.
-					return r.err
-				}
-				id, err := s.reg.StartOperation(ctx, kind, t.ID)
-				if err != nil {
-					return err
-				}
-				s.finish(id, kind, r.err)
-				return s.respondAccepted(c, id, &t)
-			}
-			id, err := s.reg.StartOperation(ctx, kind, r.t.ID)
-			if err != nil {
-				return err
-			}
-			s.finish(id, kind, nil)
-			return s.respondAccepted(c, id, &r.t)
-		case <-tick.C:
-			t, err := s.reg.Tenant(ctx, slug)
-			if errors.Is(err, registry.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				go func() { defer s.ops.Done(); <-done }()
-				return err
-			}
-			id, err := s.reg.StartOperation(ctx, kind, t.ID)
-			if err != nil {
-				go func() { defer s.ops.Done(); <-done }()
-				return err
-			}
-			go func() {
-				defer s.ops.Done()
-				r := <-done
-				s.finish(id, kind, r.err)
-			}()
-			return s.respondAccepted(c, id, &t)
-		}
+	t, err := s.prov.Reserve(ctx, req, who)
+	if err != nil && t.ID == 0 {
+		s.ops.Done()
+		return err // refused before anything was reserved
 	}
+	id, oerr := s.reg.StartOperation(ctx, kind, t.ID)
+	if oerr != nil {
+		s.ops.Done()
+		return oerr
+	}
+	if err != nil {
+		// Reserved, then the secrets step failed: the tenant is failed and
+		// a retry resumes it.
+		s.ops.Done()
+		s.finish(id, kind, err)
+		return s.respondAccepted(c, id, &t)
+	}
+	go func() {
+		defer s.ops.Done()
+		_, err := s.prov.Retry(s.ctx, t.Slug, who)
+		s.finish(id, kind, err)
+	}()
+	return s.respondAccepted(c, id, &t)
 }
 
 func (s *Server) getOperation(c *fiber.Ctx) error {

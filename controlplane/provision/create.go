@@ -178,6 +178,44 @@ func (s *Service) create(ctx context.Context, req CreateRequest, actor string, e
 	return s.resumeCreate(ctx, reg, t, &n.Secrets, actor)
 }
 
+// Reserve runs the first steps of a create or fork, the reservation (tenant
+// row, domains, origins) and the secrets, and returns the tenant, still
+// provisioning. Bad input and a taken slug or hostname are refused before
+// anything is written, as by Create. Retry then runs the remaining steps,
+// typically in the background. Should the secrets step fail, the tenant is
+// returned failed with the error, and Retry resumes it.
+func (s *Service) Reserve(ctx context.Context, req CreateRequest, actor string) (registry.Tenant, error) {
+	n, err := s.normalize(req)
+	if err != nil {
+		return registry.Tenant{}, err
+	}
+	conn, unlock, err := s.lock(ctx, n.Slug)
+	if err != nil {
+		return registry.Tenant{}, err
+	}
+	defer unlock()
+	reg := s.reg.With(conn)
+	if _, err := reg.Tenant(ctx, n.Slug); err == nil {
+		return registry.Tenant{}, fmt.Errorf("tenant %s: slug is taken: %w", n.Slug, registry.ErrConflict)
+	} else if !errors.Is(err, registry.ErrNotFound) {
+		return registry.Tenant{}, err
+	}
+	t, err := s.reserve(ctx, reg, n, actor)
+	if err != nil {
+		return t, err
+	}
+	w := s.createWorkflow(reg, t, &n.Secrets, actor)
+	defer w.close()
+	steps := w.createSteps()
+	if err := w.run(ctx, steps[:2]); err != nil { // reserve (recorded) and secrets
+		if cur, rerr := reg.TenantByID(context.WithoutCancel(ctx), t.ID); rerr == nil {
+			t = cur
+		}
+		return t, err
+	}
+	return reg.TenantByID(ctx, t.ID)
+}
+
 // Retry resumes a create or fork that crashed or failed, at its first
 // unfinished step. Secrets given to the original request are lost if its
 // secrets step never ran: set them afterwards with SetSecrets, or resume with
@@ -254,7 +292,7 @@ func (s *Service) reserve(ctx context.Context, reg *registry.Registry, n normali
 	}
 	if s.opts.AfterStep != nil {
 		if err := s.opts.AfterStep(op, StepReserve); err != nil {
-			return registry.Tenant{}, err
+			return t, err
 		}
 	}
 	return t, nil
@@ -348,26 +386,36 @@ func (s *Service) resumeCreate(ctx context.Context, reg *registry.Registry, t re
 			return t, err
 		}
 	}
-	w := &workflow{s: s, reg: reg, op: OpCreate, t: t, actor: actor, in: in}
+	w := s.createWorkflow(reg, t, in, actor)
 	defer w.close()
-	fork := t.ForkOfID != nil
-	if fork {
+	if err := w.run(ctx, w.createSteps()); err != nil {
+		return registry.Tenant{}, err
+	}
+	return reg.TenantByID(ctx, t.ID)
+}
+
+// createWorkflow is the create (or, for a tenant with a source, fork)
+// workflow of t on the locked registry connection.
+func (s *Service) createWorkflow(reg *registry.Registry, t registry.Tenant, in *SecretsInput, actor string) *workflow {
+	w := &workflow{s: s, reg: reg, op: OpCreate, t: t, actor: actor, in: in}
+	if t.ForkOfID != nil {
 		w.op = OpFork
 	}
+	return w
+}
+
+// createSteps are the steps of CreateSteps with what each runs.
+func (w *workflow) createSteps() []step {
 	steps := []step{
 		{StepReserve, func(*workflow, context.Context) error { return nil }}, // the row exists
 		{StepSecrets, (*workflow).ensureSecrets},
 		{StepDatabase, (*workflow).ensureDatabase},
 		{StepMigrate, (*workflow).migrate},
 	}
-	if fork {
+	if w.op == OpFork {
 		steps = append(steps, step{StepCopy, (*workflow).copyFromSource})
 	}
-	steps = append(steps, step{StepActivate, (*workflow).activate})
-	if err := w.run(ctx, steps); err != nil {
-		return registry.Tenant{}, err
-	}
-	return reg.TenantByID(ctx, t.ID)
+	return append(steps, step{StepActivate, (*workflow).activate})
 }
 
 // ensureSecrets is step 2. An existing bundle keeps its password and session

@@ -206,3 +206,78 @@ func TestCreateValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestReserve reserves a tenant (row, domains, secrets from the request)
+// without creating its database, refuses bad input and taken names before
+// writing anything, and lets Retry finish the create.
+func TestReserve(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	tn, err := e.svc.Reserve(ctx, CreateRequest{Slug: "held", Domains: []string{"held.test"},
+		Secrets: SecretsInput{StripeSecretKey: ptr("sk_test_held")}}, "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tn.Status != registry.StatusProvisioning || !slices.Equal(tn.Domains, []string{"held.example.test", "held.test"}) {
+		t.Fatalf("reserved %+v", tn)
+	}
+	steps, err := e.svc.Registry().Steps(ctx, tn.ID, OpCreate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var done []string
+	for _, s := range steps {
+		if s.Status == "done" {
+			done = append(done, s.Step)
+		}
+	}
+	if !slices.Equal(done, []string{StepReserve, StepSecrets}) || len(steps) != 2 {
+		t.Errorf("steps %+v, want reserve and secrets done", steps)
+	}
+	if b, err := secrets.LoadBundle(ctx, e.store, tn.SecretsRef); err != nil || b.StripeSecretKey != "sk_test_held" || b.DBPassword == "" {
+		t.Errorf("bundle after reserve: stripe set %v, password set %v (%v)", b.StripeSecretKey != "", b.DBPassword != "", err)
+	}
+	if n := e.count(e.adminConn(""), `SELECT count(*) FROM pg_database WHERE datname = $1`, tn.DBName); n != 0 {
+		t.Errorf("reserve created the database")
+	}
+
+	cases := []struct {
+		name  string
+		req   CreateRequest
+		check func(error) bool
+	}{
+		{"taken slug", CreateRequest{Slug: "held"}, func(err error) bool { return errors.Is(err, registry.ErrConflict) }},
+		{"taken domain", CreateRequest{Slug: "other", Domains: []string{"held.test"}}, func(err error) bool { return errors.Is(err, registry.ErrConflict) }},
+		{"bad slug", CreateRequest{Slug: "Bad"}, func(err error) bool { var inv *registry.InvalidError; return errors.As(err, &inv) && inv.Field == "slug" }},
+		{"fork of nothing", CreateRequest{Slug: "other2", ForkOf: "nobody"}, func(err error) bool {
+			var inv *registry.InvalidError
+			return errors.As(err, &inv) && inv.Field == "fork_of"
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := e.svc.Reserve(ctx, c.req, "ops")
+			if !c.check(err) || got.ID != 0 {
+				t.Fatalf("reserve: %+v, %v", got, err)
+			}
+		})
+	}
+	if _, err := e.svc.Registry().Tenant(ctx, "other"); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("a refused reserve left a tenant (%v)", err)
+	}
+
+	tn, err = e.svc.Retry(ctx, "held", "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tn.Status != registry.StatusActive {
+		t.Fatalf("after retry: %s", tn.Status)
+	}
+	if n := e.count(e.tenantConnOf(tn), `SELECT count(*) FROM product`); n == 0 {
+		t.Error("no products after the retry")
+	}
+	if vs, _ := e.store.Versions(ctx, tn.SecretsRef); len(vs) != 1 {
+		t.Errorf("secret versions %v, want one", vs)
+	}
+}
