@@ -249,7 +249,10 @@ func TestReserve(t *testing.T) {
 	}{
 		{"taken slug", CreateRequest{Slug: "held"}, func(err error) bool { return errors.Is(err, registry.ErrConflict) }},
 		{"taken domain", CreateRequest{Slug: "other", Domains: []string{"held.test"}}, func(err error) bool { return errors.Is(err, registry.ErrConflict) }},
-		{"bad slug", CreateRequest{Slug: "Bad"}, func(err error) bool { var inv *registry.InvalidError; return errors.As(err, &inv) && inv.Field == "slug" }},
+		{"bad slug", CreateRequest{Slug: "Bad"}, func(err error) bool {
+			var inv *registry.InvalidError
+			return errors.As(err, &inv) && inv.Field == "slug"
+		}},
 		{"fork of nothing", CreateRequest{Slug: "other2", ForkOf: "nobody"}, func(err error) bool {
 			var inv *registry.InvalidError
 			return errors.As(err, &inv) && inv.Field == "fork_of"
