@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -225,8 +226,12 @@ func TestErrors(t *testing.T) {
 		{"unknown tenant suspend", "POST", "/v1/tenants/nobody/suspend", "", 404, "not_found", ""},
 		{"unknown tenant secrets", "GET", "/v1/tenants/nobody/secrets", "", 404, "not_found", ""},
 		{"unknown fork source", "POST", "/v1/tenants/nobody/fork", `{"slug":"copy"}`, 404, "not_found", ""},
-		{"patch name", "PATCH", "/v1/tenants/acme", `{"display_name":"New"}`, 400, "invalid", "display_name"},
-		{"patch nothing", "PATCH", "/v1/tenants/acme", `{}`, 400, "invalid", "settings"},
+		{"patch blank name", "PATCH", "/v1/tenants/acme", `{"display_name":"  "}`, 400, "invalid", "display_name"},
+		{"patch two-line name", "PATCH", "/v1/tenants/acme", `{"display_name":"a\nb"}`, 400, "invalid", "display_name"},
+		{"patch bad plan", "PATCH", "/v1/tenants/acme", `{"plan":"Gold Plan"}`, 400, "invalid", "plan"},
+		{"patch wrong type", "PATCH", "/v1/tenants/acme", `{"plan":3}`, 400, "invalid", "plan"},
+		{"patch unknown field", "PATCH", "/v1/tenants/acme", `{"status":"active"}`, 400, "invalid", "status"},
+		{"patch nothing", "PATCH", "/v1/tenants/acme", `{}`, 400, "invalid", ""},
 		{"patch bad rate limit", "PATCH", "/v1/tenants/acme", `{"settings":{"rate_limits":{"login":"lots"}}}`, 400, "invalid", "settings.rate_limits.login"},
 		{"bad secret put", "PUT", "/v1/tenants/acme/secrets", `{"stripe_secret_key":"nope"}`, 400, "invalid", "stripe_secret_key"},
 		{"secret put unknown field", "PUT", "/v1/tenants/acme/secrets", `{"db_password":"x"}`, 400, "invalid", "db_password"},
@@ -759,6 +764,124 @@ func TestCreateAnswersOnReservation(t *testing.T) {
 			g = make(chan struct{}) // the deferred close has its own channel
 			if op := h.wait(r); op.Status != "succeeded" {
 				t.Fatalf("operation %+v (%s)", op, deref(op.Error))
+			}
+		})
+	}
+}
+
+func TestUpdateTenant(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.create("renamed", `,"display_name":"Old Name","settings":{"from_address":"a@renamed.test"}`)
+	cases := []struct {
+		name, body         string
+		wantName, wantPlan string
+		wantFrom           string
+	}{
+		{"name", `{"display_name":"  New Name  "}`, "New Name", "standard", "a@renamed.test"},
+		{"plan", `{"plan":"premium"}`, "New Name", "premium", "a@renamed.test"},
+		{"settings only", `{"settings":{"from_address":"b@renamed.test"}}`, "New Name", "premium", "b@renamed.test"},
+		{"all three", `{"display_name":"Third","plan":"basic","settings":{"from_address":"c@renamed.test"}}`, "Third", "basic", "c@renamed.test"},
+	}
+	for _, tc := range cases { // in order: each starts from the one before
+		t.Run(tc.name, func(t *testing.T) {
+			h := h.on(t)
+			var got registry.Tenant
+			h.must(http.StatusOK, "PATCH", "/v1/tenants/renamed", tc.body).decode(t, &got)
+			var shown registry.Tenant
+			h.must(http.StatusOK, "GET", "/v1/tenants/renamed", "").decode(t, &shown)
+			for _, tn := range []registry.Tenant{got, shown} {
+				if tn.DisplayName != tc.wantName || tn.Plan != tc.wantPlan || tn.Settings.FromAddress != tc.wantFrom {
+					t.Errorf("tenant name %q plan %q from %q, want %q %q %q", tn.DisplayName, tn.Plan, tn.Settings.FromAddress,
+						tc.wantName, tc.wantPlan, tc.wantFrom)
+				}
+			}
+		})
+	}
+	var audit auditPage
+	h.must(http.StatusOK, "GET", "/v1/audit?tenant=renamed&limit=500", "").decode(t, &audit)
+	updates := 0
+	for _, e := range audit.Entries {
+		if e.Action == "tenant.update" {
+			updates++
+			if !strings.HasPrefix(e.Actor, "token:") || len(e.Before) == 0 || len(e.After) == 0 {
+				t.Errorf("audit entry %+v", e)
+			}
+		}
+	}
+	if updates != len(cases) {
+		t.Errorf("%d tenant.update audit entries, want %d", updates, len(cases))
+	}
+	// A deleted tenant cannot be changed.
+	h.wait(h.must(http.StatusAccepted, "DELETE", "/v1/tenants/renamed", ""))
+	if e := h.must(http.StatusConflict, "PATCH", "/v1/tenants/renamed", `{"plan":"gold"}`).errorOf(t); e.Code != "conflict" {
+		t.Errorf("patch of a deleted tenant: %+v", e)
+	}
+}
+
+// jsonFields lists the JSON names of a struct's fields (embedded ones inlined).
+func jsonFields(typ reflect.Type) []string {
+	var out []string
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-" || !f.IsExported():
+		case f.Anonymous && name == "":
+			out = append(out, jsonFields(f.Type)...)
+		case name == "":
+			out = append(out, f.Name)
+		default:
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestOpenAPISchemasMatchTypes keeps the documented request and response
+// bodies in step with the Go types the handlers decode and encode.
+func TestOpenAPISchemasMatchTypes(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]json.RawMessage `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		schema string
+		typ    reflect.Type
+	}{
+		{"PatchTenant", reflect.TypeFor[provision.TenantPatch]()},
+		{"SettingsPatch", reflect.TypeFor[provision.SettingsPatch]()},
+		{"CreateTenant", reflect.TypeFor[provision.CreateRequest]()},
+		{"ForkTenant", reflect.TypeFor[forkRequest]()},
+		{"SecretsInput", reflect.TypeFor[provision.SecretsInput]()},
+		{"SecretsStatus", reflect.TypeFor[provision.SecretsStatus]()},
+		{"Tenant", reflect.TypeFor[registry.Tenant]()},
+		{"TenantPage", reflect.TypeFor[tenantPage]()},
+		{"Operation", reflect.TypeFor[operationView]()},
+		{"AuditEntry", reflect.TypeFor[registry.AuditEntry]()},
+		{"Token", reflect.TypeFor[registry.TokenInfo]()},
+	}
+	for _, tc := range cases {
+		t.Run(tc.schema, func(t *testing.T) {
+			s, ok := doc.Components.Schemas[tc.schema]
+			if !ok {
+				t.Fatalf("openapi.json has no schema %s", tc.schema)
+			}
+			var documented []string
+			for p := range s.Properties {
+				documented = append(documented, p)
+			}
+			sort.Strings(documented)
+			if want := jsonFields(tc.typ); !slices.Equal(documented, want) {
+				t.Errorf("properties %v, want %v (from %s)", documented, want, tc.typ)
 			}
 		})
 	}

@@ -135,30 +135,12 @@ func (s *Server) forkTenant(c *fiber.Ctx) error {
 	}, provision.OpFork)
 }
 
-// patchRequest changes a tenant's name, plan or settings; absent fields stay.
-type patchRequest struct {
-	DisplayName *string                  `json:"display_name"`
-	Plan        *string                  `json:"plan"`
-	Settings    *provision.SettingsPatch `json:"settings"`
-}
-
 func (s *Server) updateTenant(c *fiber.Ctx) error {
-	var req patchRequest
+	var req provision.TenantPatch
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	// The provisioning service changes settings only; renaming and plan
-	// changes wait for a service method that audits them.
-	if req.DisplayName != nil {
-		return invalid("display_name", "cannot be changed yet")
-	}
-	if req.Plan != nil {
-		return invalid("plan", "cannot be changed yet")
-	}
-	if req.Settings == nil {
-		return invalid("settings", "want the settings to change")
-	}
-	t, err := s.prov.UpdateSettings(c.UserContext(), c.Params("slug"), *req.Settings, actor(c))
+	t, err := s.prov.Update(c.UserContext(), c.Params("slug"), req, actor(c))
 	if err != nil {
 		return err
 	}

@@ -77,15 +77,15 @@ func (s *Service) normalize(req CreateRequest) (normalized, error) {
 	if n.DisplayName == "" {
 		n.DisplayName = n.Slug
 	}
-	if len(n.DisplayName) > 200 || strings.ContainsAny(n.DisplayName, "\r\n") {
-		return n, &registry.InvalidError{Field: "display_name", Message: "want one line of at most 200 characters"}
+	if err := validateDisplayName(n.DisplayName); err != nil {
+		return n, err
 	}
 	n.Plan = strings.TrimSpace(req.Plan)
 	if n.Plan == "" {
 		n.Plan = "standard"
 	}
-	if !planRE.MatchString(n.Plan) {
-		return n, &registry.InvalidError{Field: "plan", Message: "want 1-40 characters of a-z, 0-9 and '-'"}
+	if err := validatePlan(n.Plan); err != nil {
+		return n, err
 	}
 	if req.ForkOf != "" {
 		if err := registry.ValidateSlug(req.ForkOf); err != nil {
@@ -130,6 +130,20 @@ func (s *Service) normalize(req CreateRequest) (normalized, error) {
 		return n, err
 	}
 	return n, nil
+}
+
+func validateDisplayName(name string) error {
+	if name == "" || len(name) > 200 || strings.ContainsAny(name, "\r\n") {
+		return &registry.InvalidError{Field: "display_name", Message: "want one line of 1-200 characters"}
+	}
+	return nil
+}
+
+func validatePlan(plan string) error {
+	if !planRE.MatchString(plan) {
+		return &registry.InvalidError{Field: "plan", Message: "want 1-40 characters of a-z, 0-9 and '-'"}
+	}
+	return nil
 }
 
 // Create makes a new tenant and runs every step; it returns the tenant once

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -194,6 +195,70 @@ func (s *Service) UpdateSettings(ctx context.Context, slug string, patch Setting
 			return err
 		}
 		return rg.Audit(ctx, actor, "settings.update", t.ID, t.Settings, out.Settings)
+	})
+	return out, err
+}
+
+// TenantPatch changes a tenant's display name, plan or settings; nil fields
+// are left unchanged.
+type TenantPatch struct {
+	DisplayName *string        `json:"display_name,omitempty"`
+	Plan        *string        `json:"plan,omitempty"`
+	Settings    *SettingsPatch `json:"settings,omitempty"`
+}
+
+// Update applies patch to a tenant that still exists (not deleting or
+// deleted) in one transaction, with one audit entry (tenant.update) holding
+// the tenant before and after, and returns the tenant. A patch that changes
+// nothing is invalid.
+func (s *Service) Update(ctx context.Context, slug string, patch TenantPatch, actor string) (registry.Tenant, error) {
+	if patch.DisplayName == nil && patch.Plan == nil && patch.Settings == nil {
+		return registry.Tenant{}, &registry.InvalidError{Field: "", Message: "want display_name, plan or settings"}
+	}
+	var name, plan string
+	if patch.DisplayName != nil {
+		name = strings.TrimSpace(*patch.DisplayName)
+		if err := validateDisplayName(name); err != nil {
+			return registry.Tenant{}, err
+		}
+	}
+	if patch.Plan != nil {
+		plan = strings.TrimSpace(*patch.Plan)
+		if err := validatePlan(plan); err != nil {
+			return registry.Tenant{}, err
+		}
+	}
+	var out registry.Tenant
+	err := registry.Transact(ctx, s.opts.Platform, func(tx pgx.Tx) error {
+		rg := s.reg.With(tx)
+		before, err := rg.Tenant(ctx, slug)
+		if err != nil {
+			return err
+		}
+		if before.Status == registry.StatusDeleting || before.Status == registry.StatusDeleted {
+			return fmt.Errorf("tenant %s is %s: %w", slug, before.Status, registry.ErrConflict)
+		}
+		if patch.DisplayName != nil || patch.Plan != nil {
+			n, p := before.DisplayName, before.Plan
+			if patch.DisplayName != nil {
+				n = name
+			}
+			if patch.Plan != nil {
+				p = plan
+			}
+			if err := rg.Rename(ctx, before.ID, n, p); err != nil {
+				return err
+			}
+		}
+		if patch.Settings != nil {
+			if err := rg.UpdateSettings(ctx, before.ID, patch.Settings.apply(before.Settings)); err != nil {
+				return err
+			}
+		}
+		if out, err = rg.TenantByID(ctx, before.ID); err != nil {
+			return err
+		}
+		return rg.Audit(ctx, actor, "tenant.update", before.ID, before, out)
 	})
 	return out, err
 }

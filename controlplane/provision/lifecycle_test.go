@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strconv"
@@ -455,5 +456,87 @@ func waitNotify(t *testing.T, conn *pgx.Conn, id int64) {
 		if n.Channel == "tenant_changed" && n.Payload == strconv.FormatInt(id, 10) {
 			return
 		}
+	}
+}
+
+func TestUpdate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	if _, err := e.svc.Create(ctx, CreateRequest{Slug: "patchy", DisplayName: "Patchy"}, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	isInvalid := func(field string) func(error) bool {
+		return func(err error) bool {
+			var inv *registry.InvalidError
+			return errors.As(err, &inv) && inv.Field == field
+		}
+	}
+	ok := func(err error) bool { return err == nil }
+	cases := []struct {
+		name        string
+		slug        string
+		patch       TenantPatch
+		want        func(error) bool
+		name2, plan string // the tenant's name and plan afterwards
+	}{
+		{"name", "patchy", TenantPatch{DisplayName: ptr(" Patchy Two ")}, ok, "Patchy Two", "standard"},
+		{"plan", "patchy", TenantPatch{Plan: ptr("premium")}, ok, "Patchy Two", "premium"},
+		{"both with settings", "patchy", TenantPatch{DisplayName: ptr("P3"), Plan: ptr("basic"),
+			Settings: &SettingsPatch{FromAddress: ptr("shop@patchy.test")}}, ok, "P3", "basic"},
+		{"empty patch", "patchy", TenantPatch{}, isInvalid(""), "P3", "basic"},
+		{"blank name", "patchy", TenantPatch{DisplayName: ptr("   ")}, isInvalid("display_name"), "P3", "basic"},
+		{"long name", "patchy", TenantPatch{DisplayName: ptr(strings.Repeat("n", 201))}, isInvalid("display_name"), "P3", "basic"},
+		{"bad plan", "patchy", TenantPatch{Plan: ptr("Gold!")}, isInvalid("plan"), "P3", "basic"},
+		{"bad settings roll back the name", "patchy", TenantPatch{DisplayName: ptr("Never"),
+			Settings: &SettingsPatch{RateLimits: map[string]string{"login": "lots"}}}, isInvalid("settings.rate_limits.login"), "P3", "basic"},
+		{"unknown tenant", "nobody", TenantPatch{Plan: ptr("basic")}, func(err error) bool { return errors.Is(err, registry.ErrNotFound) }, "P3", "basic"},
+	}
+	for _, c := range cases { // in order: each starts from the one before
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := e.svc.Update(ctx, c.slug, c.patch, "ops"); !c.want(err) {
+				t.Fatalf("unexpected result: %v", err)
+			}
+			tn, err := e.svc.Registry().Tenant(ctx, "patchy")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tn.DisplayName != c.name2 || tn.Plan != c.plan {
+				t.Errorf("name %q plan %q, want %q %q", tn.DisplayName, tn.Plan, c.name2, c.plan)
+			}
+		})
+	}
+	tn, _ := e.svc.Registry().Tenant(ctx, "patchy")
+	if tn.Settings.FromAddress != "shop@patchy.test" {
+		t.Errorf("settings %+v", tn.Settings)
+	}
+	audit, err := e.svc.Registry().ListAudit(ctx, registry.AuditFilter{TenantSlug: "patchy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var updates []registry.AuditEntry
+	for _, a := range audit {
+		if a.Action == "tenant.update" {
+			updates = append(updates, a)
+		}
+	}
+	if len(updates) != 3 {
+		t.Fatalf("%d tenant.update entries, want 3", len(updates))
+	}
+	var before, after registry.Tenant
+	if err := json.Unmarshal(updates[2].Before, &before); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(updates[2].After, &after); err != nil {
+		t.Fatal(err)
+	}
+	if before.DisplayName != "Patchy" || after.DisplayName != "Patchy Two" {
+		t.Errorf("first update audit: name %q -> %q", before.DisplayName, after.DisplayName)
+	}
+	if _, err := e.svc.Delete(ctx, "patchy", "ops"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Update(ctx, "patchy", TenantPatch{Plan: ptr("gold")}, "ops"); !errors.Is(err, registry.ErrConflict) {
+		t.Errorf("update of a deleted tenant: %v, want ErrConflict", err)
 	}
 }

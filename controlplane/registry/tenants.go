@@ -328,6 +328,19 @@ func (r *Registry) UpdateSettings(ctx context.Context, tenantID int64, s directo
 	return nil
 }
 
+// Rename sets the tenant's display name and plan (validated by the caller).
+func (r *Registry) Rename(ctx context.Context, tenantID int64, displayName, plan string) error {
+	tag, err := r.db.Exec(ctx, `UPDATE tenants SET display_name = $2, plan = $3, updated_at = now() WHERE id = $1`,
+		tenantID, displayName, plan)
+	if err != nil {
+		return fmt.Errorf("tenant %d: name and plan: %w", tenantID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("tenant %d: %w", tenantID, ErrNotFound)
+	}
+	return nil
+}
+
 // RecordMigration stores the outcome of migrating a tenant's database:
 // version is the schema version the database is at, migErr the failure (nil
 // for success).
