@@ -212,14 +212,11 @@ func requestID(c *fiber.Ctx) string {
 // recoverOperations marks operations left running by a dead process as
 // failed. It assumes one control-plane process owns the operations table.
 func (s *Server) recoverOperations(ctx context.Context) error {
-	const q = `UPDATE operations SET status = 'failed', finished_at = now(),
-		error = 'interrupted: the control plane stopped while it ran; retry the tenant'
-		WHERE status = 'running'`
-	tag, err := s.reg.DB().Exec(ctx, q)
+	n, err := s.reg.FailRunningOperations(ctx, "interrupted: the control plane stopped while it ran; retry the tenant")
 	if err != nil {
 		return fmt.Errorf("recover operations: %w", err)
 	}
-	if n := tag.RowsAffected(); n > 0 {
+	if n > 0 {
 		s.log.Warn("operations interrupted by a previous stop marked failed", "count", n)
 	}
 	stuck, err := s.reg.Tenants(ctx, registry.TenantFilter{Statuses: []string{registry.StatusProvisioning}})

@@ -50,16 +50,10 @@ func (s *Server) createToken(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
-	plain, err := s.reg.CreateToken(ctx, req.Name)
+	plain, info, err := s.reg.CreateToken(ctx, req.Name)
 	if err != nil {
 		return err
 	}
-	// CreateToken returns only the value; looking it up gives its id.
-	info, err := s.reg.VerifyToken(ctx, plain)
-	if err != nil {
-		return err
-	}
-	info.LastUsedAt = nil
 	if err := s.reg.Audit(ctx, actor(c), "token.create", 0, nil, info); err != nil {
 		return err
 	}

@@ -68,23 +68,20 @@ func (s *Server) listTenants(c *fiber.Ctx) error {
 			f.Statuses = append(f.Statuses, v)
 		}
 	}
-	after := c.Query("after")
-	all, err := s.reg.Tenants(c.UserContext(), f)
+	// One more than the page tells whether another page follows.
+	f.After, f.Limit = c.Query("after"), int(limit)+1
+	ts, err := s.reg.Tenants(c.UserContext(), f)
 	if err != nil {
 		return err
 	}
-	// Tenants are sorted by slug; the page starts after the cursor.
-	page := tenantPage{Tenants: []registry.Tenant{}}
-	for _, t := range all {
-		if after != "" && t.Slug <= after {
-			continue
-		}
-		if int64(len(page.Tenants)) == limit {
-			last := page.Tenants[len(page.Tenants)-1].Slug
-			page.NextAfter = &last
-			break
-		}
-		page.Tenants = append(page.Tenants, t)
+	page := tenantPage{Tenants: ts}
+	if len(ts) > int(limit) {
+		page.Tenants = ts[:limit]
+		last := page.Tenants[limit-1].Slug
+		page.NextAfter = &last
+	}
+	if page.Tenants == nil {
+		page.Tenants = []registry.Tenant{}
 	}
 	return c.JSON(page)
 }

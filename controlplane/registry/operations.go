@@ -71,3 +71,15 @@ func (r *Registry) GetOperation(ctx context.Context, id uuid.UUID) (Operation, e
 	}
 	return o, nil
 }
+
+// FailRunningOperations marks every running operation failed with msg and
+// says how many there were. The API runs it at start: an operation still
+// running then belonged to a process that died with it.
+func (r *Registry) FailRunningOperations(ctx context.Context, msg string) (int64, error) {
+	tag, err := r.db.Exec(ctx, `UPDATE operations SET status = 'failed', finished_at = now(), error = $1
+		WHERE status = 'running'`, msg)
+	if err != nil {
+		return 0, fmt.Errorf("fail running operations: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}

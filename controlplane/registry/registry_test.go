@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -101,15 +102,18 @@ func TestTokens(t *testing.T) {
 	t.Parallel()
 	r, pool, _ := newRegistry(t)
 	ctx := context.Background()
-	plain, err := r.CreateToken(ctx, "ci")
+	plain, created, err := r.CreateToken(ctx, " ci ")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(plain, "swa_") || len(plain) < 40 {
 		t.Errorf("token %d chars", len(plain))
 	}
+	if created.ID == 0 || created.Name != "ci" || created.CreatedAt.IsZero() || created.LastUsedAt != nil || created.RevokedAt != nil {
+		t.Errorf("created %+v: want its id and name, never used", created)
+	}
 	info, err := r.VerifyToken(ctx, plain)
-	if err != nil || info.Name != "ci" || info.LastUsedAt == nil {
+	if err != nil || info.ID != created.ID || info.Name != "ci" || info.LastUsedAt == nil {
 		t.Fatalf("VerifyToken: %+v %v", info, err)
 	}
 	var stored int
@@ -150,7 +154,7 @@ func TestTokens(t *testing.T) {
 	if err := r.EnsureBootstrapToken(ctx, "short"); !errors.As(err, &inv) {
 		t.Errorf("short bootstrap token: %v", err)
 	}
-	if _, err := r.CreateToken(ctx, " "); !errors.As(err, &inv) {
+	if _, _, err := r.CreateToken(ctx, " "); !errors.As(err, &inv) {
 		t.Errorf("unnamed token: %v", err)
 	}
 }
@@ -226,6 +230,30 @@ func TestAuditAndOperations(t *testing.T) {
 	if _, err := r.GetOperation(ctx, [16]byte{1}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown operation: %v", err)
 	}
+
+	// Operations still running when a process starts are failed, the
+	// finished ones left as they are.
+	running := make([][16]byte, 2)
+	for i := range running {
+		if running[i], err = r.StartOperation(ctx, "delete", tn.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := r.FailRunningOperations(ctx, "interrupted")
+	if err != nil || n != 2 {
+		t.Fatalf("FailRunningOperations: %d, %v; want 2", n, err)
+	}
+	for _, id := range running {
+		if op, _ := r.GetOperation(ctx, id); op.Status != "failed" || op.Error == nil || *op.Error != "interrupted" || op.FinishedAt == nil {
+			t.Errorf("interrupted operation %+v", op)
+		}
+	}
+	if op, _ := r.GetOperation(ctx, id2); op.Status != "succeeded" || op.Error != nil {
+		t.Errorf("a finished operation changed: %+v", op)
+	}
+	if n, err := r.FailRunningOperations(ctx, "interrupted"); err != nil || n != 0 {
+		t.Errorf("second FailRunningOperations: %d, %v; want 0", n, err)
+	}
 }
 
 func TestTenantQueries(t *testing.T) {
@@ -285,5 +313,64 @@ func TestTenantQueries(t *testing.T) {
 	got, _ := r.Tenant(ctx, "alpha")
 	if got.SchemaVersion != 7 || *got.LastMigrationStatus != "failed" || *got.LastMigrationError != "boom" || got.LastMigrationAt == nil {
 		t.Errorf("migration record %+v", got)
+	}
+}
+
+func TestTenantPages(t *testing.T) {
+	t.Parallel()
+	r, pool, _ := newRegistry(t)
+	ctx := context.Background()
+	if _, err := r.EnsureDBServer(ctx, "main", "postgres://a@h/p", "h", 5432); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := r.DBServerByName(ctx, "main")
+	slugs := []string{"ant", "bee", "cat", "dog", "eel"}
+	for _, slug := range slugs {
+		err := Transact(ctx, pool, func(tx pgx.Tx) error {
+			_, err := r.With(tx).InsertTenant(ctx, NewTenant{Slug: slug, DBServerID: s.ID, DBName: "x_" + slug, DBRole: "x_" + slug,
+				SecretsRef: "swa/tenants/" + slug, DefaultDomain: slug + ".test"})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pool.Exec(ctx, `UPDATE tenants SET status = CASE slug WHEN 'bee' THEN 'deleted' WHEN 'dog' THEN 'suspended' ELSE 'active' END`); err != nil {
+		t.Fatal(err)
+	}
+	names := func(ts []Tenant) []string {
+		out := []string{}
+		for _, tn := range ts {
+			out = append(out, tn.Slug)
+		}
+		return out
+	}
+	cases := []struct {
+		name string
+		f    TenantFilter
+		want []string
+	}{
+		{"all but deleted", TenantFilter{}, []string{"ant", "cat", "dog", "eel"}},
+		{"first page", TenantFilter{Limit: 2}, []string{"ant", "cat"}},
+		{"second page", TenantFilter{After: "cat", Limit: 2}, []string{"dog", "eel"}},
+		{"after the last", TenantFilter{After: "eel", Limit: 2}, []string{}},
+		{"after a slug not listed", TenantFilter{After: "b"}, []string{"cat", "dog", "eel"}},
+		{"deleted ones when asked", TenantFilter{Statuses: []string{StatusDeleted, StatusSuspended}}, []string{"bee", "dog"}},
+		{"status and page", TenantFilter{Statuses: []string{StatusActive}, After: "ant", Limit: 1}, []string{"cat"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := r.Tenants(ctx, c.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := names(got); !slices.Equal(g, c.want) {
+				t.Errorf("tenants %v, want %v", g, c.want)
+			}
+		})
+	}
+	var inv *InvalidError
+	if _, err := r.Tenants(ctx, TenantFilter{Limit: -1}); !errors.As(err, &inv) || inv.Field != "limit" {
+		t.Errorf("negative limit: %v", err)
 	}
 }

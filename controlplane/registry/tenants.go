@@ -88,20 +88,32 @@ func (r *Registry) TenantByID(ctx context.Context, id int64) (Tenant, error) {
 	return t, nil
 }
 
-// TenantFilter narrows Tenants; the zero value lists every tenant but the deleted.
+// TenantFilter narrows Tenants; the zero value lists every tenant but the
+// deleted.
 type TenantFilter struct {
 	Statuses []string // empty: every status but deleted
+	After    string   // only slugs after this one (the previous page's last)
+	Limit    int      // at most this many (0: no limit)
 }
 
 // Tenants lists tenants by slug.
 func (r *Registry) Tenants(ctx context.Context, f TenantFilter) ([]Tenant, error) {
-	q := "SELECT " + tenantColumns + " WHERE t.status <> 'deleted' ORDER BY t.slug"
-	args := []any{}
-	if len(f.Statuses) > 0 {
-		q = "SELECT " + tenantColumns + " WHERE t.status = ANY($1) ORDER BY t.slug"
-		args = append(args, f.Statuses)
+	if f.Limit < 0 {
+		return nil, invalid("limit", "want a positive number")
 	}
-	rows, err := r.db.Query(ctx, q, args...)
+	var statuses []string // nil: every status but deleted
+	if len(f.Statuses) > 0 {
+		statuses = f.Statuses
+	}
+	var limit *int
+	if f.Limit > 0 {
+		limit = &f.Limit
+	}
+	q := "SELECT " + tenantColumns + `
+		WHERE (CASE WHEN $1::text[] IS NULL THEN t.status <> 'deleted' ELSE t.status = ANY($1) END)
+		  AND t.slug > $2
+		ORDER BY t.slug LIMIT $3`
+	rows, err := r.db.Query(ctx, q, statuses, f.After, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
 	}

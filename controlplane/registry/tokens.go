@@ -36,21 +36,25 @@ func tokenHash(plaintext string) []byte {
 }
 
 // CreateToken makes a new admin token called name and returns its value,
-// which is shown once: only its SHA-256 is stored.
-func (r *Registry) CreateToken(ctx context.Context, name string) (string, error) {
+// which is shown once (only its SHA-256 is stored), and its description.
+func (r *Registry) CreateToken(ctx context.Context, name string) (string, TokenInfo, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 100 {
-		return "", invalid("name", "want 1-100 characters")
+		return "", TokenInfo{}, invalid("name", "want 1-100 characters")
 	}
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("create token: %w", err)
+		return "", TokenInfo{}, fmt.Errorf("create token: %w", err)
 	}
 	plain := tokenPrefix + base64.RawURLEncoding.EncodeToString(b)
-	if _, err := r.db.Exec(ctx, `INSERT INTO admin_tokens (name, token_hash) VALUES ($1, $2)`, name, tokenHash(plain)); err != nil {
-		return "", fmt.Errorf("create token %s: %w", name, err)
+	var info TokenInfo
+	err := r.db.QueryRow(ctx, `INSERT INTO admin_tokens (name, token_hash) VALUES ($1, $2)
+		RETURNING id, name, created_at, last_used_at, revoked_at`, name, tokenHash(plain)).
+		Scan(&info.ID, &info.Name, &info.CreatedAt, &info.LastUsedAt, &info.RevokedAt)
+	if err != nil {
+		return "", TokenInfo{}, fmt.Errorf("create token %s: %w", name, err)
 	}
-	return plain, nil
+	return plain, info, nil
 }
 
 // EnsureBootstrapToken registers plaintext (SWA_ADMIN_TOKEN) as a token
