@@ -424,7 +424,7 @@ func (t *tenantCLI) createCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&body.Slug, "slug", "", "tenant slug: 2-40 of a-z, 0-9, '-' (required)")
-	cmd.Flags().StringVar(&body.ForkOf, "fork-of", "", "slug of a tenant to copy catalog, settings and origins from")
+	cmd.Flags().StringVar(&body.ForkOf, "fork-of", "", "slug of a tenant to copy catalog and settings from (not its origins)")
 	body.addFlags(cmd, settings)
 	w.add(cmd)
 	return cmd
@@ -438,8 +438,13 @@ func (t *tenantCLI) forkCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "fork SOURCE NEW-SLUG",
-		Short: "Create a tenant starting from a copy of another's catalog, settings and origins",
-		Args:  nArgs(2, 2, "SOURCE NEW-SLUG"),
+		Short: "Create a tenant starting from a copy of another's catalog and settings (not its origins)",
+		Long: `Create a tenant starting from a copy of another's catalog, shipping methods,
+terms, email templates, order configuration and settings (--frontend-origin
+replaces the source's). Members, orders and the source's browser origins are
+never copied: the origins belong to the source's frontend, so give the fork
+its own with --origin.`,
+		Args: nArgs(2, 2, "SOURCE NEW-SLUG"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := t.client()
 			if err != nil {

@@ -205,6 +205,17 @@ func TestTenantCLI(t *testing.T) {
 		if !strings.Contains(out, "active") || !strings.Contains(out, "fork of:") || !strings.Contains(out, "acme") {
 			t.Fatalf("fork output:\n%s", out)
 		}
+		// acme trusts http://localhost:8080; its fork trusts no origin of acme's.
+		var tn struct {
+			Origins  []string       `json:"origins"`
+			Settings map[string]any `json:"settings"`
+		}
+		if err := json.Unmarshal([]byte(h.ok("show", "acme-copy", "--json")), &tn); err != nil {
+			t.Fatal(err)
+		}
+		if len(tn.Origins) != 0 || tn.Settings["frontend_origin"] != "http://localhost:8080" {
+			t.Fatalf("fork origins %v settings %v, want no origins and acme's settings", tn.Origins, tn.Settings)
+		}
 	})
 	t.Run("list", func(t *testing.T) {
 		out := h.ok("list")

@@ -149,7 +149,8 @@ func validatePlan(plan string) error {
 // Create makes a new tenant and runs every step; it returns the tenant once
 // active. A slug already in the registry is ErrConflict (see Ensure). With
 // req.ForkOf set, the new tenant starts with a copy of that tenant's catalog,
-// reference rows, settings and origins.
+// reference rows and settings, but only the request's origins: the source's
+// belong to its own frontend.
 func (s *Service) Create(ctx context.Context, req CreateRequest, actor string) (registry.Tenant, error) {
 	return s.create(ctx, req, actor, false)
 }
@@ -289,8 +290,9 @@ func (s *Service) reserve(ctx context.Context, reg *registry.Registry, n normali
 				return fmt.Errorf("tenant %s is %s and cannot be forked: %w", src.Slug, src.Status, registry.ErrConflict)
 			}
 			nt.ForkOfID = &src.ID
+			// The source's origins are not copied: they belong to its
+			// frontend, which must not call the fork with credentials.
 			nt.Settings = mergeSettings(src.Settings, n.Settings)
-			nt.Origins = union(src.Origins, n.Origins)
 		}
 		t, err = rg.InsertTenant(ctx, nt)
 		if err != nil {

@@ -25,7 +25,8 @@ var forkTables = []string{
 	"shipping_method",
 }
 
-// mergeSettings is the source's settings with the request's non-empty fields on top.
+// mergeSettings is the source's settings with the request's non-empty fields
+// on top (a fork given a frontend_origin keeps it, not the source's).
 func mergeSettings(src, req directory.Settings) directory.Settings {
 	out := src
 	if req.FrontendOrigin != "" {
@@ -44,16 +45,6 @@ func mergeSettings(src, req directory.Settings) directory.Settings {
 		}
 		for k, v := range req.RateLimits {
 			out.RateLimits[k] = v
-		}
-	}
-	return out
-}
-
-func union(a, b []string) []string {
-	out := slices.Clone(a)
-	for _, v := range b {
-		if !slices.Contains(out, v) {
-			out = append(out, v)
 		}
 	}
 	return out

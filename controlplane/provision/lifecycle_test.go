@@ -90,11 +90,23 @@ func TestFork(t *testing.T) {
 	if !slices.Equal(fork.Domains, []string{"forked.example.test"}) {
 		t.Errorf("domains %v: a fork takes no domain of its source", fork.Domains)
 	}
-	if !slices.Equal(fork.Origins, []string{"http://localhost:8080", "https://forked.test"}) {
-		t.Errorf("origins %v", fork.Origins)
+	// The source's origins belong to its frontend: the fork trusts only its own.
+	if !slices.Equal(fork.Origins, []string{"https://forked.test"}) {
+		t.Errorf("origins %v, want only the request's", fork.Origins)
 	}
-	if fork.Settings.FromAddress != "hi@source.test" || fork.Settings.RateLimits["login"] != "5/m" {
-		t.Errorf("settings %+v", fork.Settings)
+	if fork.Settings.FromAddress != "hi@source.test" || fork.Settings.RateLimits["login"] != "5/m" ||
+		fork.Settings.FrontendOrigin != "http://localhost:8080" {
+		t.Errorf("settings %+v, want the source's", fork.Settings)
+	}
+	// A frontend_origin in the request wins over the source's; no origins
+	// in the request means none at all.
+	own, err := e.svc.Create(ctx, CreateRequest{Slug: "forked-own", ForkOf: "source",
+		Settings: directory.Settings{FrontendOrigin: "https://own.test"}}, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(own.Origins) != 0 || own.Settings.FrontendOrigin != "https://own.test" || own.Settings.FromAddress != "hi@source.test" {
+		t.Errorf("fork with its own frontend: origins %v settings %+v", own.Origins, own.Settings)
 	}
 	fc := e.tenantConnOf(fork)
 	for _, table := range forkTables {
