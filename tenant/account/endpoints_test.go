@@ -155,10 +155,12 @@ func TestRootTokenAndLoggedIn(t *testing.T) {
 
 func TestLoginTable(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, nil)
+	f := newFixture(t, map[string]ratelimit.Rate{"login": {N: 100, Window: time.Hour}, "create_account": {N: 10, Window: time.Hour}})
 	f.signUpAs(t, hostA, "Bench", "User", "login_user", uniqueEmail("login"))
 	f.dbs[f.a.ID].Exec(context.Background(), `INSERT INTO account (username, password_hash, is_active) SELECT 'inactive_user', password_hash, false FROM account WHERE username = 'login_user'`)
 	f.dbs[f.a.ID].Exec(context.Background(), `INSERT INTO member (account_id) SELECT id FROM account WHERE username = 'inactive_user'`)
+	// Q17: an account without a member row (an imported superuser) is no member.
+	f.dbs[f.a.ID].Exec(context.Background(), `INSERT INTO account (username, password_hash, is_staff) SELECT 'staff_only', password_hash, true FROM account WHERE username = 'login_user'`)
 	good := form("username", "login_user", "password", "Secret-Pass-123!", "remember_me", "true")
 	for _, tc := range []struct {
 		name   string
@@ -173,6 +175,7 @@ func TestLoginTable(t *testing.T) {
 		{"bad password", form("username", "login_user", "password", "wrong", "remember_me", "true"), 200, `{"login":"false"}`, -1},
 		{"unknown user", form("username", "nobody_here", "password", "Secret-Pass-123!", "remember_me", "true"), 200, `{"login":"false"}`, -1},
 		{"inactive", form("username", "inactive_user", "password", "Secret-Pass-123!", "remember_me", "true"), 200, `{"login":"false"}`, -1},
+		{"account without member (Q17)", form("username", "staff_only", "password", "Secret-Pass-123!", "remember_me", "true"), 200, `{"login":"false"}`, -1},
 		{"empty", form("username", "", "password", "", "remember_me", ""), 200, `{"login":"false"}`, -1},
 		{"no username", without(good, "username"), 400, "", -1},
 		{"no password", without(good, "password"), 400, "", -1},
@@ -485,6 +488,28 @@ func TestJSONFlagEndpointsAnonymous(t *testing.T) {
 	status, _ := anon.do("GET", "/user/terms-of-use-agree-check", nil)
 	if status != http.StatusFound || anon.last.Header.Get("Location") != "/login?next=/user/terms-of-use-agree-check" {
 		t.Fatalf("U18 anonymous = %d %q (Q31)", status, anon.last.Header.Get("Location"))
+	}
+}
+
+func TestUpdateMyInformationTable(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	email := uniqueEmail("info")
+	b := f.signUpAs(t, hostA, "Info", "User", "info_user", email)
+	const key = "update_my_information"
+	full := form("firstname", "Info", "lastname", "User", "email_address", email)
+	for _, field := range []string{"firstname", "lastname", "email_address"} {
+		b.wantStatus("POST", "/user/update-my-information", without(full, field), http.StatusBadRequest)
+	}
+	for _, tc := range []struct{ name, first, last, email, body string }{
+		{"all empty", "", "", "", `{"errors":{"email-address":[{"description":"This is a required field.","type":"required"}],"firstname":[{"description":"This is a required field.","type":"required"}],"lastname":[{"description":"This is a required field.","type":"required"}]},"` + key + `":"errors"}`},
+		{"too long", strings.Repeat("F", 31), strings.Repeat("L", 151), strings.Repeat("e", 250) + "@x.com", `{"errors":{"email-address":[{"description":"The value you entered is too long for this field.","type":"too_many_chars"}],"firstname":[{"description":"The value you entered is too long for this field.","type":"too_many_chars"}],"lastname":[{"description":"The value you entered is too long for this field.","type":"too_many_chars"}]},"` + key + `":"errors"}`},
+		{"unchanged", "Info", "User", email, `{"` + key + `":"success"}`},
+	} {
+		want(t, tc.name, b.post("/user/update-my-information", "firstname", tc.first, "lastname", tc.last, "email_address", tc.email), tc.body)
+	}
+	if n := f.mp.Count(t, `to:"`+email+`" subject:"Email Address Changed"`); n != 0 {
+		t.Fatalf("%d change notices for an unchanged address", n)
 	}
 }
 

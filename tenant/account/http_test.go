@@ -67,6 +67,12 @@ type fixture struct {
 
 func newFixture(t testing.TB, limits map[string]ratelimit.Rate) *fixture {
 	t.Helper()
+	// Cheap hashing keeps the tests fast; BenchmarkLogin uses the real cost.
+	return newFixtureHasher(t, limits, account.NewHasher(account.Argon2Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}))
+}
+
+func newFixtureHasher(t testing.TB, limits map[string]ratelimit.Rate, hasher *account.Hasher) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	mp := mailpit.New(pgtest.Service(t, "SWA_MAILPIT_URL"))
 	smtpPort, _ := strconv.Atoi(pgtest.Require(t, "SWA_SMTP_PORT"))
@@ -97,7 +103,7 @@ func newFixture(t testing.TB, limits map[string]ratelimit.Rate) *fixture {
 	app := account.New(account.Options{
 		DB: f.dbs, Key: key, Sessions: store, Limiter: limiter, Log: slog.New(slog.DiscardHandler),
 		Now:    func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) },
-		Hasher: account.NewHasher(account.Argon2Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}),
+		Hasher: hasher,
 	})
 	f.app = server.New(server.Options{Directory: dir, Log: slog.New(slog.DiscardHandler),
 		Middleware: []fiber.Handler{store.Handler(), csrf.New(csrf.Options{Key: csrf.KeyFunc(key)}).Handler()},
