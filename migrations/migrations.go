@@ -54,11 +54,7 @@ type Result struct {
 	Applied  int   // migrations applied by this call
 }
 
-func provider(db *sql.DB, set Set, log *slog.Logger) (*goose.Provider, error) {
-	fsys, err := set.FS()
-	if err != nil {
-		return nil, err
-	}
+func provider(db *sql.DB, fsys fs.FS, log *slog.Logger) (*goose.Provider, error) {
 	opts := []goose.ProviderOption{
 		goose.WithTableName(ledgerTable),
 		goose.WithSessionLocker(advisoryLocker{}),
@@ -73,9 +69,23 @@ func provider(db *sql.DB, set Set, log *slog.Logger) (*goose.Provider, error) {
 // Up applies every pending migration of set to db, holding the database's
 // migration lock. Running it again on an up-to-date database is a no-op.
 func Up(ctx context.Context, db *sql.DB, set Set) (Result, error) {
-	p, err := provider(db, set, nil)
+	fsys, err := set.FS()
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := UpFS(ctx, db, fsys)
 	if err != nil {
 		return Result{}, fmt.Errorf("migrations %s: %w", set, err)
+	}
+	return res, nil
+}
+
+// UpFS is Up with the migration files of fsys: a set's FS, or one that adds
+// migrations to it (tests of what a new migration does to every tenant).
+func UpFS(ctx context.Context, db *sql.DB, fsys fs.FS) (Result, error) {
+	p, err := provider(db, fsys, nil)
+	if err != nil {
+		return Result{}, err
 	}
 	// A fresh database has no ledger yet: its version is 0.
 	from, err := p.GetDBVersion(ctx)
@@ -84,11 +94,11 @@ func Up(ctx context.Context, db *sql.DB, set Set) (Result, error) {
 	}
 	res, err := p.Up(ctx)
 	if err != nil {
-		return Result{}, fmt.Errorf("migrations %s: up: %w", set, err)
+		return Result{}, fmt.Errorf("up: %w", err)
 	}
 	to, err := p.GetDBVersion(ctx)
 	if err != nil {
-		return Result{}, fmt.Errorf("migrations %s: version: %w", set, err)
+		return Result{}, fmt.Errorf("version: %w", err)
 	}
 	return Result{From: from, To: to, Applied: len(res)}, nil
 }
@@ -115,7 +125,11 @@ func Open(dsn string) (*sql.DB, error) {
 
 // Version returns the newest version applied to db (0 for a fresh database).
 func Version(ctx context.Context, db *sql.DB, set Set) (int64, error) {
-	p, err := provider(db, set, nil)
+	fsys, err := set.FS()
+	if err != nil {
+		return 0, err
+	}
+	p, err := provider(db, fsys, nil)
 	if err != nil {
 		return 0, fmt.Errorf("migrations %s: %w", set, err)
 	}
@@ -132,6 +146,11 @@ func Latest(set Set) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	return LatestFS(fsys)
+}
+
+// LatestFS returns the newest migration version among the files of fsys.
+func LatestFS(fsys fs.FS) (int64, error) {
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
 		return 0, err

@@ -13,7 +13,6 @@ import (
 
 	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/registry"
-	"github.com/startupwebapp/platform/migrations"
 )
 
 // operationView is an operation with the URL to poll it at.
@@ -151,10 +150,7 @@ type tenantVersion struct {
 }
 
 func (s *Server) migrationStatus(c *fiber.Ctx) error {
-	latest, err := migrations.Latest(migrations.Tenant)
-	if err != nil {
-		return err
-	}
+	latest := s.prov.LatestMigration()
 	ts, err := s.reg.Tenants(c.UserContext(), registry.TenantFilter{})
 	if err != nil {
 		return err

@@ -283,7 +283,7 @@ func (s *Service) ensureTemplate(ctx context.Context, sv *server) (string, error
 		return "", fmt.Errorf("template %s: create: %w", name, err)
 	}
 	db := stdlib.OpenDB(*sv.as(name, "", ""))
-	_, err = migrations.Up(ctx, db, migrations.Tenant)
+	_, err = migrations.UpFS(ctx, db, s.tenantFS)
 	db.Close()
 	if err != nil {
 		return "", fmt.Errorf("template %s: %w", name, err)

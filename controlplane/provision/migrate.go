@@ -33,7 +33,7 @@ func (s *Service) migrateTenant(ctx context.Context, sv *server, t registry.Tena
 	}
 	db := stdlib.OpenDB(*sv.as(t.DBName, t.DBRole, b.DBPassword))
 	defer db.Close()
-	res, err := migrations.Up(ctx, db, migrations.Tenant)
+	res, err := migrations.UpFS(ctx, db, s.tenantFS)
 	if err != nil {
 		return res, fmt.Errorf("database %s: %w", t.DBName, err)
 	}

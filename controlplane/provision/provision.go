@@ -51,6 +51,11 @@ type Options struct {
 	DevStripeSecretKey      string
 	DevStripePublishableKey string
 
+	// TenantMigrations is the tenant migration set (default: the embedded
+	// migrations.Tenant). Tests add migrations to it to see what a new one
+	// does to every tenant.
+	TenantMigrations fs.FS
+
 	// AfterStep, when set, runs after each workflow step is recorded done;
 	// an error stops the workflow there as a crash would. For tests.
 	AfterStep func(op, step string) error
@@ -63,6 +68,7 @@ type Service struct {
 	log      *slog.Logger
 	template string // name of the template database at the newest tenant migration
 	latest   int64  // newest tenant migration version
+	tenantFS fs.FS  // the tenant migrations
 }
 
 var planRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
@@ -92,11 +98,18 @@ func New(o Options) (*Service, error) {
 	if o.DevStripePublishableKey == "" {
 		o.DevStripePublishableKey = "pk_test_123"
 	}
-	latest, err := migrations.Latest(migrations.Tenant)
+	if o.TenantMigrations == nil {
+		fsys, err := migrations.Tenant.FS()
+		if err != nil {
+			return nil, fmt.Errorf("provision: tenant migrations: %w", err)
+		}
+		o.TenantMigrations = fsys
+	}
+	latest, err := migrations.LatestFS(o.TenantMigrations)
 	if err != nil {
 		return nil, fmt.Errorf("provision: tenant migrations: %w", err)
 	}
-	sum, err := digest(migrations.Tenant)
+	sum, err := digest(o.TenantMigrations)
 	if err != nil {
 		return nil, fmt.Errorf("provision: tenant migrations: %w", err)
 	}
@@ -106,8 +119,13 @@ func New(o Options) (*Service, error) {
 		log:      o.Log,
 		template: fmt.Sprintf("%s_template_%d_%s", o.DBPrefix, latest, sum[:10]),
 		latest:   latest,
+		tenantFS: o.TenantMigrations,
 	}, nil
 }
+
+// LatestMigration is the newest version of the tenant migrations: the
+// schema version every migrated tenant reaches.
+func (s *Service) LatestMigration() int64 { return s.latest }
 
 // Registry returns the registry the service works on (for reads: tenants,
 // audit, operations, tokens).
@@ -123,13 +141,9 @@ func (s *Service) DBName(slug string) string {
 
 // digest hashes the names and contents of a migration set, so a template is
 // rebuilt when a migration file changes, not only when one is added.
-func digest(set migrations.Set) (string, error) {
-	fsys, err := set.FS()
-	if err != nil {
-		return "", err
-	}
+func digest(fsys fs.FS) (string, error) {
 	var names []string
-	err = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			names = append(names, p)
 		}
