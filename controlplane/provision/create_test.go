@@ -1,4 +1,4 @@
-package provision
+package provision_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/migrations"
 	"github.com/startupwebapp/platform/platform/directory"
@@ -19,12 +20,12 @@ func TestCreate(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	ctx := context.Background()
-	req := CreateRequest{
+	req := provision.CreateRequest{
 		Slug: "acme-shop", DisplayName: "Acme Shop",
 		Domains:  []string{"Shop.Acme.test", "localhost"},
 		Origins:  []string{"http://localhost:8080"},
 		Settings: directory.Settings{FrontendOrigin: "http://localhost:8080", FromAddress: "shop@acme.test"},
-		Secrets:  SecretsInput{StripeSecretKey: ptr("sk_test_acme"), SMTPPort: ptr(2525)},
+		Secrets:  provision.SecretsInput{StripeSecretKey: ptr("sk_test_acme"), SMTPPort: ptr(2525)},
 	}
 	tn, err := e.svc.Create(ctx, req, "alice")
 	if err != nil {
@@ -126,11 +127,11 @@ func TestCreate(t *testing.T) {
 	assertNoSecretsInAudit(t, e, b)
 
 	// Steps: all done.
-	steps, err := e.svc.Registry().Steps(ctx, tn.ID, OpCreate)
+	steps, err := e.svc.Registry().Steps(ctx, tn.ID, provision.OpCreate)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(steps) != len(CreateSteps(false)) {
+	if len(steps) != len(provision.CreateSteps(false)) {
 		t.Errorf("steps %+v", steps)
 	}
 	for _, s := range steps {
@@ -159,31 +160,31 @@ func TestCreateValidation(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	ctx := context.Background()
-	if _, err := e.svc.Create(ctx, CreateRequest{Slug: "taken", Domains: []string{"taken.test"}}, "t"); err != nil {
+	if _, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "taken", Domains: []string{"taken.test"}}, "t"); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
 		name     string
-		req      CreateRequest
+		req      provision.CreateRequest
 		field    string // InvalidError field, or "" for ErrConflict
 		conflict bool
 	}{
-		{"slug uppercase", CreateRequest{Slug: "Acme"}, "slug", false},
-		{"slug too short", CreateRequest{Slug: "a"}, "slug", false},
-		{"slug underscore", CreateRequest{Slug: "a_b"}, "slug", false},
-		{"slug trailing dash", CreateRequest{Slug: "ab-"}, "slug", false},
-		{"hostname with port", CreateRequest{Slug: "h1", Domains: []string{"shop.test:8080"}}, "domains", false},
-		{"hostname with scheme", CreateRequest{Slug: "h2", Domains: []string{"http://shop.test"}}, "domains", false},
-		{"hostname single label", CreateRequest{Slug: "h3", Domains: []string{"intranet"}}, "domains", false},
-		{"origin with path", CreateRequest{Slug: "o1", Origins: []string{"http://localhost:8080/"}}, "origins", false},
-		{"origin ftp", CreateRequest{Slug: "o2", Origins: []string{"ftp://shop.test"}}, "origins", false},
-		{"settings origin", CreateRequest{Slug: "s1", Settings: directory.Settings{FrontendOrigin: "localhost"}}, "settings.frontend_origin", false},
-		{"rate limit", CreateRequest{Slug: "s2", Settings: directory.Settings{RateLimits: map[string]string{"login": "ten"}}}, "settings.rate_limits.login", false},
-		{"stripe key", CreateRequest{Slug: "s3", Secrets: SecretsInput{StripeSecretKey: ptr("pk_wrong")}}, "secrets.stripe_secret_key", false},
-		{"fork of missing", CreateRequest{Slug: "f1", ForkOf: "nobody"}, "fork_of", false},
-		{"duplicate slug", CreateRequest{Slug: "taken"}, "", true},
-		{"duplicate domain", CreateRequest{Slug: "other", Domains: []string{"TAKEN.test"}}, "", true},
-		{"duplicate default domain", CreateRequest{Slug: "other2", Domains: []string{"taken.example.test"}}, "", true},
+		{"slug uppercase", provision.CreateRequest{Slug: "Acme"}, "slug", false},
+		{"slug too short", provision.CreateRequest{Slug: "a"}, "slug", false},
+		{"slug underscore", provision.CreateRequest{Slug: "a_b"}, "slug", false},
+		{"slug trailing dash", provision.CreateRequest{Slug: "ab-"}, "slug", false},
+		{"hostname with port", provision.CreateRequest{Slug: "h1", Domains: []string{"shop.test:8080"}}, "domains", false},
+		{"hostname with scheme", provision.CreateRequest{Slug: "h2", Domains: []string{"http://shop.test"}}, "domains", false},
+		{"hostname single label", provision.CreateRequest{Slug: "h3", Domains: []string{"intranet"}}, "domains", false},
+		{"origin with path", provision.CreateRequest{Slug: "o1", Origins: []string{"http://localhost:8080/"}}, "origins", false},
+		{"origin ftp", provision.CreateRequest{Slug: "o2", Origins: []string{"ftp://shop.test"}}, "origins", false},
+		{"settings origin", provision.CreateRequest{Slug: "s1", Settings: directory.Settings{FrontendOrigin: "localhost"}}, "settings.frontend_origin", false},
+		{"rate limit", provision.CreateRequest{Slug: "s2", Settings: directory.Settings{RateLimits: map[string]string{"login": "ten"}}}, "settings.rate_limits.login", false},
+		{"stripe key", provision.CreateRequest{Slug: "s3", Secrets: provision.SecretsInput{StripeSecretKey: ptr("pk_wrong")}}, "secrets.stripe_secret_key", false},
+		{"fork of missing", provision.CreateRequest{Slug: "f1", ForkOf: "nobody"}, "fork_of", false},
+		{"duplicate slug", provision.CreateRequest{Slug: "taken"}, "", true},
+		{"duplicate domain", provision.CreateRequest{Slug: "other", Domains: []string{"TAKEN.test"}}, "", true},
+		{"duplicate default domain", provision.CreateRequest{Slug: "other2", Domains: []string{"taken.example.test"}}, "", true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -214,15 +215,15 @@ func TestReserve(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	ctx := context.Background()
-	tn, err := e.svc.Reserve(ctx, CreateRequest{Slug: "held", Domains: []string{"held.test"},
-		Secrets: SecretsInput{StripeSecretKey: ptr("sk_test_held")}}, "ops")
+	tn, err := e.svc.Reserve(ctx, provision.CreateRequest{Slug: "held", Domains: []string{"held.test"},
+		Secrets: provision.SecretsInput{StripeSecretKey: ptr("sk_test_held")}}, "ops")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tn.Status != registry.StatusProvisioning || !slices.Equal(tn.Domains, []string{"held.example.test", "held.test"}) {
 		t.Fatalf("reserved %+v", tn)
 	}
-	steps, err := e.svc.Registry().Steps(ctx, tn.ID, OpCreate)
+	steps, err := e.svc.Registry().Steps(ctx, tn.ID, provision.OpCreate)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +233,7 @@ func TestReserve(t *testing.T) {
 			done = append(done, s.Step)
 		}
 	}
-	if !slices.Equal(done, []string{StepReserve, StepSecrets}) || len(steps) != 2 {
+	if !slices.Equal(done, []string{provision.StepReserve, provision.StepSecrets}) || len(steps) != 2 {
 		t.Errorf("steps %+v, want reserve and secrets done", steps)
 	}
 	if b, err := secrets.LoadBundle(ctx, e.store, tn.SecretsRef); err != nil || b.StripeSecretKey != "sk_test_held" || b.DBPassword == "" {
@@ -244,16 +245,16 @@ func TestReserve(t *testing.T) {
 
 	cases := []struct {
 		name  string
-		req   CreateRequest
+		req   provision.CreateRequest
 		check func(error) bool
 	}{
-		{"taken slug", CreateRequest{Slug: "held"}, func(err error) bool { return errors.Is(err, registry.ErrConflict) }},
-		{"taken domain", CreateRequest{Slug: "other", Domains: []string{"held.test"}}, func(err error) bool { return errors.Is(err, registry.ErrConflict) }},
-		{"bad slug", CreateRequest{Slug: "Bad"}, func(err error) bool {
+		{"taken slug", provision.CreateRequest{Slug: "held"}, func(err error) bool { return errors.Is(err, registry.ErrConflict) }},
+		{"taken domain", provision.CreateRequest{Slug: "other", Domains: []string{"held.test"}}, func(err error) bool { return errors.Is(err, registry.ErrConflict) }},
+		{"bad slug", provision.CreateRequest{Slug: "Bad"}, func(err error) bool {
 			var inv *registry.InvalidError
 			return errors.As(err, &inv) && inv.Field == "slug"
 		}},
-		{"fork of nothing", CreateRequest{Slug: "other2", ForkOf: "nobody"}, func(err error) bool {
+		{"fork of nothing", provision.CreateRequest{Slug: "other2", ForkOf: "nobody"}, func(err error) bool {
 			var inv *registry.InvalidError
 			return errors.As(err, &inv) && inv.Field == "fork_of"
 		}},

@@ -1,112 +1,43 @@
-package provision
+package provision_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/startupwebapp/platform/controlplane/provision"
+	"github.com/startupwebapp/platform/controlplane/provision/provisiontest"
 	"github.com/startupwebapp/platform/controlplane/registry"
-	"github.com/startupwebapp/platform/migrations"
 	"github.com/startupwebapp/platform/platform/pgtest"
 	"github.com/startupwebapp/platform/platform/secrets"
 )
 
-// env is one test's platform: its own platform database, secrets store,
-// database prefix (names are cluster-global) and service.
+// env is one test's platform (provisiontest.Env) under the short names
+// these tests use.
 type env struct {
+	*provisiontest.Env
 	t      testing.TB
 	admin  string // superuser DSN of the test cluster
 	pool   *pgxpool.Pool
 	store  secrets.Store
 	prefix string
-	svc    *Service
-	opts   Options
+	svc    *provision.Service
 }
 
-func newEnv(t testing.TB, mod func(*Options)) *env {
+func newEnv(t testing.TB, mod func(*provision.Options)) *env {
 	t.Helper()
-	admin := pgtest.AdminURL(t)
-	pool := pgtest.NewPool(t, migrations.Platform)
-	key := make([]byte, secrets.MasterKeySize)
-	_, _ = rand.Read(key)
-	store, err := secrets.NewLocal(pool, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prefix := pgtest.RandomName("p") + "_"
-	t.Cleanup(func() { dropPrefixed(t, admin, prefix) })
-
-	cfg, err := pgx.ParseConfig(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if _, err := registry.New(pool, store).EnsureDBServer(ctx, "default", admin, cfg.Host, int(cfg.Port)); err != nil {
-		t.Fatal(err)
-	}
-	opts := Options{Platform: pool, Secrets: store, DBPrefix: prefix, BaseDomain: "example.test"}
-	if mod != nil {
-		mod(&opts)
-	}
-	svc, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{t: t, admin: admin, pool: pool, store: store, prefix: prefix, svc: svc, opts: opts}
+	pe := provisiontest.New(t, provisiontest.Config{Options: mod})
+	return &env{Env: pe, t: t, admin: pe.AdminURL, pool: pe.Platform, store: pe.Secrets, prefix: pe.Prefix, svc: pe.Service}
 }
 
 // with returns a service on the same platform with other options.
-func (e *env) with(mod func(*Options)) *Service {
-	o := e.opts
-	mod(&o)
-	svc, err := New(o)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return svc
-}
+func (e *env) with(mod func(*provision.Options)) *provision.Service { return e.With(mod) }
 
-// dropPrefixed removes every database (templates included) and role whose
-// name starts with prefix.
-func dropPrefixed(t testing.TB, admin, prefix string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a benchmark leaves 200 databases
-	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Errorf("cleanup: %v", err)
-		return
-	}
-	defer conn.Close(ctx)
-	rows, _ := conn.Query(ctx, `SELECT datname FROM pg_database WHERE left(datname, length($1)) = $1`, prefix)
-	dbs, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Errorf("cleanup: %v", err)
-	}
-	for _, db := range dbs {
-		if _, err := conn.Exec(ctx, "ALTER DATABASE "+ident(db)+" WITH IS_TEMPLATE false"); err != nil {
-			t.Errorf("cleanup %s: %v", db, err)
-		}
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(db)+" WITH (FORCE)"); err != nil {
-			t.Errorf("cleanup %s: %v", db, err)
-		}
-	}
-	rows, _ = conn.Query(ctx, `SELECT rolname FROM pg_roles WHERE left(rolname, length($1)) = $1`, prefix)
-	roles, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Errorf("cleanup: %v", err)
-	}
-	for _, r := range roles {
-		if _, err := conn.Exec(ctx, "DROP ROLE IF EXISTS "+ident(r)); err != nil {
-			t.Errorf("cleanup %s: %v", r, err)
-		}
-	}
-}
+func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 
 // adminConn connects as the cluster superuser to db ("" for the admin DSN's own).
 func (e *env) adminConn(db string) *pgx.Conn {

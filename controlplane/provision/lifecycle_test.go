@@ -1,4 +1,4 @@
-package provision
+package provision_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/platform/directory"
 	"github.com/startupwebapp/platform/platform/secrets"
@@ -21,11 +22,11 @@ func TestIsolation(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	ctx := context.Background()
-	a, err := e.svc.Create(ctx, CreateRequest{Slug: "tenant-a"}, "t")
+	a, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "tenant-a"}, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := e.svc.Create(ctx, CreateRequest{Slug: "tenant-b"}, "t")
+	b, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "tenant-b"}, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func TestFork(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	ctx := context.Background()
-	src, err := e.svc.Create(ctx, CreateRequest{Slug: "source", Domains: []string{"source.test"},
+	src, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "source", Domains: []string{"source.test"},
 		Origins:  []string{"http://localhost:8080"},
 		Settings: directory.Settings{FrontendOrigin: "http://localhost:8080", FromAddress: "hi@source.test", RateLimits: map[string]string{"login": "5/m"}}}, "t")
 	if err != nil {
@@ -80,7 +81,7 @@ func TestFork(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	fork, err := e.svc.Create(ctx, CreateRequest{Slug: "forked", ForkOf: "source", Origins: []string{"https://forked.test"}}, "t")
+	fork, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "forked", ForkOf: "source", Origins: []string{"https://forked.test"}}, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func TestFork(t *testing.T) {
 	}
 	// A frontend_origin in the request wins over the source's; no origins
 	// in the request means none at all.
-	own, err := e.svc.Create(ctx, CreateRequest{Slug: "forked-own", ForkOf: "source",
+	own, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "forked-own", ForkOf: "source",
 		Settings: directory.Settings{FrontendOrigin: "https://own.test"}}, "t")
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +110,7 @@ func TestFork(t *testing.T) {
 		t.Errorf("fork with its own frontend: origins %v settings %+v", own.Origins, own.Settings)
 	}
 	fc := e.tenantConnOf(fork)
-	for _, table := range forkTables {
+	for _, table := range provision.ForkTables {
 		q := "SELECT count(*) FROM " + ident(table)
 		if s, f := e.count(sc, q), e.count(fc, q); s != f {
 			t.Errorf("%s: %d rows in the source, %d in the fork", table, s, f)
@@ -142,7 +143,7 @@ func TestFork(t *testing.T) {
 	if _, err := e.svc.Delete(ctx, "source", "t"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.Create(ctx, CreateRequest{Slug: "late", ForkOf: "source"}, "t"); !errors.Is(err, registry.ErrConflict) {
+	if _, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "late", ForkOf: "source"}, "t"); !errors.Is(err, registry.ErrConflict) {
 		t.Errorf("fork of a deleted tenant: %v, want ErrConflict", err)
 	}
 }
@@ -151,7 +152,7 @@ func TestTransitions(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	ctx := context.Background()
-	tn, err := e.svc.Create(ctx, CreateRequest{Slug: "cycle", Domains: []string{"cycle.test"}}, "ops")
+	tn, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "cycle", Domains: []string{"cycle.test"}}, "ops")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +171,9 @@ func TestTransitions(t *testing.T) {
 		{"delete deleted", func() (registry.Tenant, error) { return e.svc.Delete(ctx, "cycle", "ops") }, registry.StatusDeleted},
 		{"resume deleted", func() (registry.Tenant, error) { return e.svc.Resume(ctx, "cycle", "ops") }, ""},
 		{"suspend deleted", func() (registry.Tenant, error) { return e.svc.Suspend(ctx, "cycle", "ops") }, ""},
-		{"ensure deleted", func() (registry.Tenant, error) { return e.svc.Ensure(ctx, CreateRequest{Slug: "cycle"}, "ops") }, ""},
+		{"ensure deleted", func() (registry.Tenant, error) {
+			return e.svc.Ensure(ctx, provision.CreateRequest{Slug: "cycle"}, "ops")
+		}, ""},
 	}
 	for _, s := range steps { // in order: each depends on the one before
 		t.Run(s.name, func(t *testing.T) {
@@ -208,7 +211,7 @@ func TestTransitions(t *testing.T) {
 	if n := e.count(e.pool, `SELECT count(*) FROM domains WHERE tenant_id = $1`, tn.ID); n != 0 {
 		t.Error("domains not released")
 	}
-	if _, err := e.svc.Create(ctx, CreateRequest{Slug: "heir", Domains: []string{"cycle.test"}}, "ops"); err != nil {
+	if _, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "heir", Domains: []string{"cycle.test"}}, "ops"); err != nil {
 		t.Errorf("a released domain cannot be taken: %v", err)
 	}
 	audit, err := e.svc.Registry().ListAudit(ctx, registry.AuditFilter{TenantSlug: "cycle"})
@@ -227,17 +230,17 @@ func TestTransitions(t *testing.T) {
 
 func TestDeleteResumes(t *testing.T) {
 	t.Parallel()
-	for _, step := range DeleteSteps() {
+	for _, step := range provision.DeleteSteps() {
 		t.Run(step, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, nil)
 			ctx := context.Background()
-			tn, err := e.svc.Create(ctx, CreateRequest{Slug: "gone"}, "t")
+			tn, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "gone"}, "t")
 			if err != nil {
 				t.Fatal(err)
 			}
 			e.tenantConnOf(tn) // a live session the delete must end
-			crashing := e.with(func(o *Options) { o.AfterStep = crashAfter(OpDelete, step) })
+			crashing := e.with(func(o *provision.Options) { o.AfterStep = crashAfter(provision.OpDelete, step) })
 			if _, err := crashing.Delete(ctx, "gone", "t"); !errors.Is(err, errCrash) {
 				t.Fatalf("delete: %v, want the simulated crash", err)
 			}
@@ -260,10 +263,10 @@ func TestDomainsOriginsSettings(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	ctx := context.Background()
-	if _, err := e.svc.Create(ctx, CreateRequest{Slug: "one"}, "ops"); err != nil {
+	if _, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "one"}, "ops"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.Create(ctx, CreateRequest{Slug: "two", Domains: []string{"two.test"}}, "ops"); err != nil {
+	if _, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "two", Domains: []string{"two.test"}}, "ops"); err != nil {
 		t.Fatal(err)
 	}
 	isInvalid := func(field string) func(error) bool {
@@ -315,11 +318,11 @@ func TestDomainsOriginsSettings(t *testing.T) {
 		t.Errorf("origins %v, want %v", tn.Origins, want)
 	}
 
-	got, err := e.svc.UpdateSettings(ctx, "one", SettingsPatch{FromAddress: ptr("shop@one.test"), RateLimits: map[string]string{"login": "10/h"}}, "ops")
+	got, err := e.svc.UpdateSettings(ctx, "one", provision.SettingsPatch{FromAddress: ptr("shop@one.test"), RateLimits: map[string]string{"login": "10/h"}}, "ops")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err = e.svc.UpdateSettings(ctx, "one", SettingsPatch{FrontendOrigin: ptr("http://localhost:3000"), RateLimits: map[string]string{"chat": "off"}}, "ops")
+	got, err = e.svc.UpdateSettings(ctx, "one", provision.SettingsPatch{FrontendOrigin: ptr("http://localhost:3000"), RateLimits: map[string]string{"chat": "off"}}, "ops")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +332,7 @@ func TestDomainsOriginsSettings(t *testing.T) {
 		t.Errorf("settings %+v, want %+v", got.Settings, want)
 	}
 	var inv *registry.InvalidError
-	if _, err := e.svc.UpdateSettings(ctx, "one", SettingsPatch{RateLimits: map[string]string{"login": "lots"}}, "ops"); !errors.As(err, &inv) {
+	if _, err := e.svc.UpdateSettings(ctx, "one", provision.SettingsPatch{RateLimits: map[string]string{"login": "lots"}}, "ops"); !errors.As(err, &inv) {
 		t.Errorf("bad rate limit: %v, want InvalidError", err)
 	}
 
@@ -351,9 +354,9 @@ func TestDomainsOriginsSettings(t *testing.T) {
 
 func TestSecrets(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(o *Options) { o.DevStripeAPIBase = "http://127.0.0.1:12111" })
+	e := newEnv(t, func(o *provision.Options) { o.DevStripeAPIBase = "http://127.0.0.1:12111" })
 	ctx := context.Background()
-	tn, err := e.svc.Create(ctx, CreateRequest{Slug: "vault"}, "ops")
+	tn, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "vault"}, "ops")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +367,7 @@ func TestSecrets(t *testing.T) {
 	if !st.DBPassword || !st.SessionKey || !st.StripeSecretKey || !st.StripePublishableKey || st.SMTPPassword || st.Version != 1 {
 		t.Errorf("status after create %+v (dev mode gives test Stripe keys)", st)
 	}
-	st, err = e.svc.SetSecrets(ctx, "vault", SecretsInput{SMTPHost: ptr("smtp.vault.test"), SMTPPort: ptr(587), SMTPPassword: ptr("hunter2-smtp")}, "ops")
+	st, err = e.svc.SetSecrets(ctx, "vault", provision.SecretsInput{SMTPHost: ptr("smtp.vault.test"), SMTPPort: ptr(587), SMTPPassword: ptr("hunter2-smtp")}, "ops")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,11 +375,11 @@ func TestSecrets(t *testing.T) {
 		t.Errorf("status after set %+v", st)
 	}
 	// The same values again store nothing new.
-	if st, err = e.svc.SetSecrets(ctx, "vault", SecretsInput{SMTPPort: ptr(587)}, "ops"); err != nil || st.Version != 2 {
+	if st, err = e.svc.SetSecrets(ctx, "vault", provision.SecretsInput{SMTPPort: ptr(587)}, "ops"); err != nil || st.Version != 2 {
 		t.Errorf("unchanged set: version %d, %v", st.Version, err)
 	}
 	var inv *registry.InvalidError
-	if _, err := e.svc.SetSecrets(ctx, "vault", SecretsInput{StripeWebhookSecret: ptr("nope")}, "ops"); !errors.As(err, &inv) || inv.Field != "secrets.stripe_webhook_secret" {
+	if _, err := e.svc.SetSecrets(ctx, "vault", provision.SecretsInput{StripeWebhookSecret: ptr("nope")}, "ops"); !errors.As(err, &inv) || inv.Field != "secrets.stripe_webhook_secret" {
 		t.Errorf("bad webhook secret: %v", err)
 	} else if strings.Contains(err.Error(), "nope") {
 		t.Error("the error quotes the value")
@@ -423,15 +426,15 @@ func TestNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Just before activation, drop the notifications of the earlier steps.
-	svc := e.with(func(o *Options) {
+	svc := e.with(func(o *provision.Options) {
 		o.AfterStep = func(op, step string) error {
-			if step == StepMigrate {
+			if step == provision.StepMigrate {
 				drain(listener.Conn())
 			}
 			return nil
 		}
 	})
-	tn, err := svc.Create(ctx, CreateRequest{Slug: "loud"}, "t")
+	tn, err := svc.Create(ctx, provision.CreateRequest{Slug: "loud"}, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,7 +478,7 @@ func TestUpdate(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	ctx := context.Background()
-	if _, err := e.svc.Create(ctx, CreateRequest{Slug: "patchy", DisplayName: "Patchy"}, "ops"); err != nil {
+	if _, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "patchy", DisplayName: "Patchy"}, "ops"); err != nil {
 		t.Fatal(err)
 	}
 	isInvalid := func(field string) func(error) bool {
@@ -488,21 +491,21 @@ func TestUpdate(t *testing.T) {
 	cases := []struct {
 		name        string
 		slug        string
-		patch       TenantPatch
+		patch       provision.TenantPatch
 		want        func(error) bool
 		name2, plan string // the tenant's name and plan afterwards
 	}{
-		{"name", "patchy", TenantPatch{DisplayName: ptr(" Patchy Two ")}, ok, "Patchy Two", "standard"},
-		{"plan", "patchy", TenantPatch{Plan: ptr("premium")}, ok, "Patchy Two", "premium"},
-		{"both with settings", "patchy", TenantPatch{DisplayName: ptr("P3"), Plan: ptr("basic"),
-			Settings: &SettingsPatch{FromAddress: ptr("shop@patchy.test")}}, ok, "P3", "basic"},
-		{"empty patch", "patchy", TenantPatch{}, isInvalid(""), "P3", "basic"},
-		{"blank name", "patchy", TenantPatch{DisplayName: ptr("   ")}, isInvalid("display_name"), "P3", "basic"},
-		{"long name", "patchy", TenantPatch{DisplayName: ptr(strings.Repeat("n", 201))}, isInvalid("display_name"), "P3", "basic"},
-		{"bad plan", "patchy", TenantPatch{Plan: ptr("Gold!")}, isInvalid("plan"), "P3", "basic"},
-		{"bad settings roll back the name", "patchy", TenantPatch{DisplayName: ptr("Never"),
-			Settings: &SettingsPatch{RateLimits: map[string]string{"login": "lots"}}}, isInvalid("settings.rate_limits.login"), "P3", "basic"},
-		{"unknown tenant", "nobody", TenantPatch{Plan: ptr("basic")}, func(err error) bool { return errors.Is(err, registry.ErrNotFound) }, "P3", "basic"},
+		{"name", "patchy", provision.TenantPatch{DisplayName: ptr(" Patchy Two ")}, ok, "Patchy Two", "standard"},
+		{"plan", "patchy", provision.TenantPatch{Plan: ptr("premium")}, ok, "Patchy Two", "premium"},
+		{"both with settings", "patchy", provision.TenantPatch{DisplayName: ptr("P3"), Plan: ptr("basic"),
+			Settings: &provision.SettingsPatch{FromAddress: ptr("shop@patchy.test")}}, ok, "P3", "basic"},
+		{"empty patch", "patchy", provision.TenantPatch{}, isInvalid(""), "P3", "basic"},
+		{"blank name", "patchy", provision.TenantPatch{DisplayName: ptr("   ")}, isInvalid("display_name"), "P3", "basic"},
+		{"long name", "patchy", provision.TenantPatch{DisplayName: ptr(strings.Repeat("n", 201))}, isInvalid("display_name"), "P3", "basic"},
+		{"bad plan", "patchy", provision.TenantPatch{Plan: ptr("Gold!")}, isInvalid("plan"), "P3", "basic"},
+		{"bad settings roll back the name", "patchy", provision.TenantPatch{DisplayName: ptr("Never"),
+			Settings: &provision.SettingsPatch{RateLimits: map[string]string{"login": "lots"}}}, isInvalid("settings.rate_limits.login"), "P3", "basic"},
+		{"unknown tenant", "nobody", provision.TenantPatch{Plan: ptr("basic")}, func(err error) bool { return errors.Is(err, registry.ErrNotFound) }, "P3", "basic"},
 	}
 	for _, c := range cases { // in order: each starts from the one before
 		t.Run(c.name, func(t *testing.T) {
@@ -548,7 +551,7 @@ func TestUpdate(t *testing.T) {
 	if _, err := e.svc.Delete(ctx, "patchy", "ops"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.Update(ctx, "patchy", TenantPatch{Plan: ptr("gold")}, "ops"); !errors.Is(err, registry.ErrConflict) {
+	if _, err := e.svc.Update(ctx, "patchy", provision.TenantPatch{Plan: ptr("gold")}, "ops"); !errors.Is(err, registry.ErrConflict) {
 		t.Errorf("update of a deleted tenant: %v, want ErrConflict", err)
 	}
 }

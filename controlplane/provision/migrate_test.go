@@ -1,4 +1,4 @@
-package provision
+package provision_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/migrations"
 )
@@ -18,7 +19,7 @@ func TestMigrateAll(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
 	for _, slug := range []string{"m-a", "m-b", "m-c", "m-d"} {
-		if _, err := e.svc.Create(ctx, CreateRequest{Slug: slug}, "t"); err != nil {
+		if _, err := e.svc.Create(ctx, provision.CreateRequest{Slug: slug}, "t"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -34,7 +35,7 @@ func TestMigrateAll(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var seen []string
-	results, err := e.svc.MigrateAll(ctx, 3, func(r MigrateResult) {
+	results, err := e.svc.MigrateAll(ctx, 3, func(r provision.MigrateResult) {
 		mu.Lock()
 		seen = append(seen, r.Slug)
 		mu.Unlock()
@@ -45,7 +46,7 @@ func TestMigrateAll(t *testing.T) {
 	if len(results) != 4 || len(seen) != 4 {
 		t.Fatalf("%d results, %d progress calls, want 4 each: %+v", len(results), len(seen), results)
 	}
-	bySlug := map[string]MigrateResult{}
+	bySlug := map[string]provision.MigrateResult{}
 	for _, r := range results {
 		bySlug[r.Slug] = r
 	}
@@ -74,7 +75,7 @@ func TestMigrateAll(t *testing.T) {
 	}
 	// The failure is audited, with no secret in it.
 	audit, _ := e.svc.Registry().ListAudit(ctx, registry.AuditFilter{TenantSlug: "m-b"})
-	if len(audit) == 0 || audit[0].Action != "tenant.migrate" || audit[0].Actor != MigrateAllActor {
+	if len(audit) == 0 || audit[0].Action != "tenant.migrate" || audit[0].Actor != provision.MigrateAllActor {
 		t.Errorf("m-b audit %+v", audit)
 	}
 }
@@ -87,7 +88,7 @@ func BenchmarkCreate(b *testing.B) {
 		last    time.Time
 		perStep = map[string]time.Duration{}
 	)
-	e := newEnv(b, func(o *Options) {
+	e := newEnv(b, func(o *provision.Options) {
 		o.AfterStep = func(_, step string) error {
 			now := time.Now()
 			perStep[step] += now.Sub(last)
@@ -96,14 +97,14 @@ func BenchmarkCreate(b *testing.B) {
 		}
 	})
 	ctx := context.Background()
-	if _, err := e.svc.Create(ctx, CreateRequest{Slug: "warm"}, "bench"); err != nil {
+	if _, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "warm"}, "bench"); err != nil {
 		b.Fatal(err)
 	}
 	clear(perStep)
 	b.ResetTimer()
 	for i := range b.N {
 		last = time.Now()
-		if _, err := e.svc.Create(ctx, CreateRequest{Slug: fmt.Sprintf("bench-%d", i)}, "bench"); err != nil {
+		if _, err := e.svc.Create(ctx, provision.CreateRequest{Slug: fmt.Sprintf("bench-%d", i)}, "bench"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -179,7 +180,7 @@ func TestMigrateOneBehind(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
 	for _, slug := range []string{"ob-a", "ob-b", "ob-c"} {
-		if _, err := e.svc.Create(ctx, CreateRequest{Slug: slug}, "t"); err != nil {
+		if _, err := e.svc.Create(ctx, provision.CreateRequest{Slug: slug}, "t"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -188,7 +189,7 @@ func TestMigrateOneBehind(t *testing.T) {
 	}
 	before := e.svc.LatestMigration()
 	extra, newest := withExtra(t, 1)
-	next := e.with(func(o *Options) { o.TenantMigrations = extra })
+	next := e.with(func(o *provision.Options) { o.TenantMigrations = extra })
 	if next.LatestMigration() != newest || newest != before+1 {
 		t.Fatalf("latest %d, want %d", next.LatestMigration(), before+1)
 	}
@@ -233,11 +234,11 @@ func TestMigrateOneBehind(t *testing.T) {
 		}
 	}
 	audit, _ := e.svc.Registry().ListAudit(ctx, registry.AuditFilter{TenantSlug: "ob-b"})
-	if len(audit) == 0 || audit[0].Action != "tenant.migrate" || audit[0].Actor != MigrateAllActor {
+	if len(audit) == 0 || audit[0].Action != "tenant.migrate" || audit[0].Actor != provision.MigrateAllActor {
 		t.Errorf("ob-b audit %+v", audit)
 	}
 	// A new tenant is cloned from a template at the new version.
-	fresh, err := next.Create(ctx, CreateRequest{Slug: "ob-new"}, "t")
+	fresh, err := next.Create(ctx, provision.CreateRequest{Slug: "ob-new"}, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +265,7 @@ func BenchmarkMigrateAllOneNew(b *testing.B) {
 	for i := range b.N {
 		b.StopTimer()
 		extra, newest := withExtra(b, i+1)
-		svc := e.with(func(o *Options) { o.TenantMigrations = extra })
+		svc := e.with(func(o *provision.Options) { o.TenantMigrations = extra })
 		b.StartTimer()
 		res, err := svc.MigrateAll(ctx, 8, nil)
 		if err != nil {
@@ -295,7 +296,7 @@ func createMany(b *testing.B, e *env, n int) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if _, err := e.svc.Create(ctx, CreateRequest{Slug: fmt.Sprintf("many-%03d", i)}, "bench"); err != nil {
+			if _, err := e.svc.Create(ctx, provision.CreateRequest{Slug: fmt.Sprintf("many-%03d", i)}, "bench"); err != nil {
 				errs <- err
 			}
 		})

@@ -1,4 +1,4 @@
-package provision
+package provision_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/platform/secrets"
 )
@@ -31,24 +32,24 @@ func crashAfter(op, step string) func(string, string) error {
 func TestCrashAndResume(t *testing.T) {
 	t.Parallel()
 	for _, fork := range []bool{false, true} {
-		op := OpCreate
+		op := provision.OpCreate
 		if fork {
-			op = OpFork
+			op = provision.OpFork
 		}
-		for i, step := range CreateSteps(fork) {
+		for i, step := range provision.CreateSteps(fork) {
 			for _, how := range []string{"retry", "ensure"} {
 				t.Run(fmt.Sprintf("%s/%s/%s", op, step, how), func(t *testing.T) {
 					t.Parallel()
 					e := newEnv(t, nil)
 					ctx := context.Background()
 					if fork {
-						if _, err := e.svc.Create(ctx, CreateRequest{Slug: "origin"}, "t"); err != nil {
+						if _, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "origin"}, "t"); err != nil {
 							t.Fatal(err)
 						}
 					}
-					crashing := e.with(func(o *Options) { o.AfterStep = crashAfter(op, step) })
-					req := CreateRequest{Slug: fmt.Sprintf("crash-%d", i), Domains: []string{"shop.crash.test"},
-						Origins: []string{"https://shop.crash.test"}, Secrets: SecretsInput{StripeSecretKey: ptr("sk_test_crash")}}
+					crashing := e.with(func(o *provision.Options) { o.AfterStep = crashAfter(op, step) })
+					req := provision.CreateRequest{Slug: fmt.Sprintf("crash-%d", i), Domains: []string{"shop.crash.test"},
+						Origins: []string{"https://shop.crash.test"}, Secrets: provision.SecretsInput{StripeSecretKey: ptr("sk_test_crash")}}
 					if fork {
 						req.ForkOf = "origin"
 					}
@@ -60,12 +61,12 @@ func TestCrashAndResume(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if want := registry.StatusProvisioning; step != StepActivate && tn.Status != want {
+					if want := registry.StatusProvisioning; step != provision.StepActivate && tn.Status != want {
 						t.Errorf("after the crash: status %s, want %s", tn.Status, want)
 					}
 					if how == "retry" {
 						tn, err = e.svc.Retry(ctx, req.Slug, "t")
-						if step == StepActivate {
+						if step == provision.StepActivate {
 							// Already active: nothing to retry.
 							if !errors.Is(err, registry.ErrConflict) {
 								t.Fatalf("retry of an active tenant: %v, want ErrConflict", err)
@@ -100,7 +101,7 @@ func TestCrashAndResume(t *testing.T) {
 						t.Fatal(err)
 					}
 					// Retry after a crash before the secrets step has no request to read.
-					if wantStripe := how == "ensure" || step != StepReserve; (b.StripeSecretKey == "sk_test_crash") != wantStripe {
+					if wantStripe := how == "ensure" || step != provision.StepReserve; (b.StripeSecretKey == "sk_test_crash") != wantStripe {
 						t.Errorf("stripe key set %v, want %v", b.StripeSecretKey != "", wantStripe)
 					}
 					want := []string{req.Slug + ".example.test", "shop.crash.test"}
@@ -115,8 +116,8 @@ func TestCrashAndResume(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if len(steps) != len(CreateSteps(fork)) {
-						t.Errorf("%d step records, want %d", len(steps), len(CreateSteps(fork)))
+					if len(steps) != len(provision.CreateSteps(fork)) {
+						t.Errorf("%d step records, want %d", len(steps), len(provision.CreateSteps(fork)))
 					}
 					for _, s := range steps {
 						if s.Status != "done" {
@@ -150,7 +151,7 @@ func TestFailedStepRetry(t *testing.T) {
 	if err := e.store.Delete(ctx, registry.DBServerSecretName("default")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.Create(ctx, CreateRequest{Slug: "flaky"}, "t"); err == nil {
+	if _, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "flaky"}, "t"); err == nil {
 		t.Fatal("create without the server's admin secret succeeded")
 	}
 	tn, err := e.svc.Registry().Tenant(ctx, "flaky")
@@ -160,14 +161,14 @@ func TestFailedStepRetry(t *testing.T) {
 	if tn.Status != registry.StatusFailed {
 		t.Errorf("status %s, want failed", tn.Status)
 	}
-	steps, _ := e.svc.Registry().Steps(ctx, tn.ID, OpCreate)
+	steps, _ := e.svc.Registry().Steps(ctx, tn.ID, provision.OpCreate)
 	var failed []string
 	for _, s := range steps {
 		if s.Status == "failed" {
 			failed = append(failed, s.Step)
 		}
 	}
-	if !slices.Equal(failed, []string{StepDatabase}) {
+	if !slices.Equal(failed, []string{provision.StepDatabase}) {
 		t.Errorf("failed steps %v, want [database]", failed)
 	}
 	if _, err := e.store.Put(ctx, registry.DBServerSecretName("default"), dsn); err != nil {

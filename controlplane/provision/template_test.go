@@ -1,4 +1,4 @@
-package provision
+package provision_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/platform/secrets"
 )
@@ -27,7 +28,7 @@ func TestTemplate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tn, err := e.svc.Create(ctx, CreateRequest{Slug: "fresh"}, "t")
+	tn, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "fresh"}, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func TestConcurrentEnsure(t *testing.T) {
 	errs := make([]error, 4)
 	for i := range errs {
 		wg.Go(func() {
-			_, errs[i] = e.svc.Ensure(ctx, CreateRequest{Slug: "racy", Domains: []string{"racy.test"}}, fmt.Sprint("replica-", i))
+			_, errs[i] = e.svc.Ensure(ctx, provision.CreateRequest{Slug: "racy", Domains: []string{"racy.test"}}, fmt.Sprint("replica-", i))
 		})
 	}
 	wg.Wait()
@@ -81,7 +82,7 @@ func TestConcurrentEnsure(t *testing.T) {
 	if n := e.count(admin, `SELECT count(*) FROM pg_database WHERE datname = $1`, tn.DBName); n != 1 {
 		t.Errorf("%d databases", n)
 	}
-	steps, _ := e.svc.Registry().Steps(ctx, tn.ID, OpCreate)
+	steps, _ := e.svc.Registry().Steps(ctx, tn.ID, provision.OpCreate)
 	for _, s := range steps {
 		if s.Attempts != 1 {
 			t.Errorf("step %s ran %d times", s.Step, s.Attempts)
