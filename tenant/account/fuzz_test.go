@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -139,7 +140,7 @@ func fuzzForm(f *testing.F, tg formTarget) {
 			v[i] = sp
 		}
 		seed(every, v)
-		if strings.ContainsAny(sp, "\x00\xff%") {
+		if strings.ContainsRune(sp, 0) || strings.Contains(sp, "%") || !utf8.ValidString(sp) {
 			seed(every|bitRaw, v) // NUL, invalid UTF-8, broken escapes
 		}
 	}
@@ -408,8 +409,6 @@ func outcome(out map[string]any, key string) string {
 	return s
 }
 
-func nothing(_ *fuzzState, _ map[string]any, d counts) error { return d.only(counts{}) }
-
 func FuzzLogin(f *testing.F) {
 	fuzzForm(f, formTarget{path: "/user/login", fields: []string{"username", "password", "remember_me"},
 		extra: [][]string{{"FUZZ_MEMBER", fuzzPassword, "true"}, {fuzzUser, fuzzPassword + "\x00", "false"}},
@@ -613,4 +612,46 @@ func FuzzPythonabotNotifyMe(f *testing.F) {
 			}
 			return fmt.Errorf("unknown outcome")
 		}})
+}
+
+// TestFuzzChecksSeePartialRows makes sure the fuzz targets' database checks
+// can fail: each half-written row is caught.
+func TestFuzzChecksSeePartialRows(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, map[string]ratelimit.Rate{})
+	s := newFuzzState()
+	s.setup(t, f)
+	if err := partialRows(t, s.db); err != nil {
+		t.Fatalf("a clean database: %v", err)
+	}
+	for _, tc := range []struct{ name, insert, undo string }{
+		{"account without member", `INSERT INTO account (username, password_hash) VALUES ('half', 'x')`, `DELETE FROM account WHERE username = 'half'`},
+		{"prospect without pr_cd", `INSERT INTO prospect (email, email_unsubscribed, email_unsubscribe_string, email_unsubscribe_string_signed, swa_comment)
+VALUES ('p@example.com', true, 's', 't', 'c')`, `DELETE FROM prospect`},
+		{"chat message without notice", `INSERT INTO chat_message (member_id, message) SELECT id, 'm' FROM member`, `DELETE FROM chat_message`},
+		{"half a reset code", `UPDATE member SET reset_password_string_signed = NULL`, `UPDATE member SET reset_password_string = NULL`},
+		{"member without welcome mail", `DELETE FROM email_outbox WHERE kind = 'welcome'`, ``},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := s.db.Exec(context.Background(), tc.insert); err != nil {
+				t.Fatal(err)
+			}
+			if err := partialRows(t, s.db); err == nil {
+				t.Fatal("not caught")
+			}
+			if tc.undo == "" {
+				return // the last case leaves the database dirty
+			}
+			if _, err := s.db.Exec(context.Background(), tc.undo); err != nil {
+				t.Fatal(err)
+			}
+			if err := partialRows(t, s.db); err != nil {
+				t.Fatalf("after undoing: %v", err)
+			}
+		})
+	}
+	d := counts{"account": 1}
+	if d.only(counts{}) == nil || d.only(counts{"account": 1}) != nil {
+		t.Fatal("counts.only")
+	}
 }
