@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"log/slog"
 	"net"
@@ -15,14 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/startupwebapp/platform/controlplane/api"
-	"github.com/startupwebapp/platform/controlplane/provision"
-	"github.com/startupwebapp/platform/controlplane/registry"
-	"github.com/startupwebapp/platform/migrations"
+	"github.com/startupwebapp/platform/controlplane/provision/provisiontest"
 	"github.com/startupwebapp/platform/platform/pgtest"
-	"github.com/startupwebapp/platform/platform/secrets"
 )
 
 // lockedBuffer is a log sink shared by goroutines.
@@ -55,32 +49,11 @@ type tenantCLIHarness struct {
 
 func newTenantCLIHarness(t *testing.T) *tenantCLIHarness {
 	t.Helper()
-	admin := pgtest.AdminURL(t)
-	pool := pgtest.NewPool(t, migrations.Platform)
-	key := make([]byte, secrets.MasterKeySize)
-	_, _ = rand.Read(key)
-	store, err := secrets.NewLocal(pool, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prefix := pgtest.RandomName("c") + "_"
-	t.Cleanup(func() { dropTenantTestDatabases(t, admin, prefix) })
-	cfg, err := pgx.ParseConfig(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if _, err := registry.New(pool, store).EnsureDBServer(ctx, "default", admin, cfg.Host, int(cfg.Port)); err != nil {
-		t.Fatal(err)
-	}
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
-	prov, err := provision.New(provision.Options{Platform: pool, Secrets: store, Log: log, DBPrefix: prefix, BaseDomain: "example.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pe := provisiontest.New(t, provisiontest.Config{Tag: "c", Log: log})
 	token := pgtest.RandomName("cli-admin-token-")
-	srv, err := api.New(ctx, api.Options{Provision: prov, Log: log, BootstrapToken: token})
+	srv, err := api.New(context.Background(), api.Options{Provision: pe.Service, Log: log, BootstrapToken: token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,41 +74,6 @@ func newTenantCLIHarness(t *testing.T) *tenantCLIHarness {
 		token: token,
 		logs:  logs,
 		env:   map[string]string{"SWA_CONTROLPLANE_URL": "http://" + ln.Addr().String(), "SWA_ADMIN_TOKEN": token},
-	}
-}
-
-func dropTenantTestDatabases(t testing.TB, admin, prefix string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Errorf("cleanup: %v", err)
-		return
-	}
-	defer conn.Close(ctx)
-	rows, _ := conn.Query(ctx, `SELECT datname FROM pg_database WHERE left(datname, length($1)) = $1`, prefix)
-	dbs, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Errorf("cleanup: %v", err)
-	}
-	for _, db := range dbs {
-		id := pgx.Identifier{db}.Sanitize()
-		if _, err := conn.Exec(ctx, "ALTER DATABASE "+id+" WITH IS_TEMPLATE false"); err != nil {
-			t.Errorf("cleanup %s: %v", db, err)
-		}
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+id+" WITH (FORCE)"); err != nil {
-			t.Errorf("cleanup %s: %v", db, err)
-		}
-	}
-	rows, _ = conn.Query(ctx, `SELECT rolname FROM pg_roles WHERE left(rolname, length($1)) = $1`, prefix)
-	roles, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Errorf("cleanup: %v", err)
-	}
-	for _, r := range roles {
-		if _, err := conn.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{r}.Sanitize()); err != nil {
-			t.Errorf("cleanup %s: %v", r, err)
-		}
 	}
 }
 

@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -15,12 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/startupwebapp/platform/controlplane/provision"
+	"github.com/startupwebapp/platform/controlplane/provision/provisiontest"
 	"github.com/startupwebapp/platform/controlplane/registry"
-	"github.com/startupwebapp/platform/migrations"
 	"github.com/startupwebapp/platform/platform/pgtest"
 	"github.com/startupwebapp/platform/platform/secrets"
 )
@@ -72,36 +70,11 @@ func newHarness(t testing.TB) *harness {
 // newHarnessWith is newHarness with the provisioning options changed by mod.
 func newHarnessWith(t testing.TB, mod func(*provision.Options)) *harness {
 	t.Helper()
-	admin := pgtest.AdminURL(t)
-	pool := pgtest.NewPool(t, migrations.Platform)
-	key := make([]byte, secrets.MasterKeySize)
-	_, _ = rand.Read(key)
-	store, err := secrets.NewLocal(pool, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prefix := pgtest.RandomName("a") + "_"
-	t.Cleanup(func() { dropPrefixed(t, admin, prefix) })
-	cfg, err := pgx.ParseConfig(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if _, err := registry.New(pool, store).EnsureDBServer(ctx, "default", admin, cfg.Host, int(cfg.Port)); err != nil {
-		t.Fatal(err)
-	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	opts := provision.Options{Platform: pool, Secrets: store, Log: log, DBPrefix: prefix, BaseDomain: "example.test"}
-	if mod != nil {
-		mod(&opts)
-	}
-	prov, err := provision.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pe := provisiontest.New(t, provisiontest.Config{Tag: "a", Log: log, Options: mod})
 	token := pgtest.RandomName("bootstrap-token-")
-	srv, err := New(ctx, Options{Provision: prov, Log: log, BootstrapToken: token, BodyLimit: 64 << 10})
+	srv, err := New(context.Background(), Options{Provision: pe.Service, Log: log, BootstrapToken: token, BodyLimit: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,43 +85,7 @@ func newHarnessWith(t testing.TB, mod func(*provision.Options)) *harness {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return &harness{t: t, pool: pool, store: store, prov: prov, srv: srv, token: token, logs: logs, bodies: &syncBuffer{}}
-}
-
-// dropPrefixed removes every database and role whose name starts with prefix.
-func dropPrefixed(t testing.TB, admin, prefix string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Errorf("cleanup: %v", err)
-		return
-	}
-	defer conn.Close(ctx)
-	rows, _ := conn.Query(ctx, `SELECT datname FROM pg_database WHERE left(datname, length($1)) = $1`, prefix)
-	dbs, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Errorf("cleanup: %v", err)
-	}
-	for _, db := range dbs {
-		id := pgx.Identifier{db}.Sanitize()
-		if _, err := conn.Exec(ctx, "ALTER DATABASE "+id+" WITH IS_TEMPLATE false"); err != nil {
-			t.Errorf("cleanup %s: %v", db, err)
-		}
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+id+" WITH (FORCE)"); err != nil {
-			t.Errorf("cleanup %s: %v", db, err)
-		}
-	}
-	rows, _ = conn.Query(ctx, `SELECT rolname FROM pg_roles WHERE left(rolname, length($1)) = $1`, prefix)
-	roles, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Errorf("cleanup: %v", err)
-	}
-	for _, r := range roles {
-		if _, err := conn.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{r}.Sanitize()); err != nil {
-			t.Errorf("cleanup %s: %v", r, err)
-		}
-	}
+	return &harness{t: t, pool: pe.Platform, store: pe.Secrets, prov: pe.Service, srv: srv, token: token, logs: logs, bodies: &syncBuffer{}}
 }
 
 // response is a decoded answer of the API.
