@@ -15,12 +15,11 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/startupwebapp/platform/controlplane/provision"
+	"github.com/startupwebapp/platform/controlplane/provision/provisiontest"
 	"github.com/startupwebapp/platform/controlplane/registry"
-	"github.com/startupwebapp/platform/migrations"
 	"github.com/startupwebapp/platform/platform/csrf"
 	"github.com/startupwebapp/platform/platform/directory"
 	"github.com/startupwebapp/platform/platform/payments"
@@ -95,33 +94,11 @@ type isoPlane struct {
 func newIsoPlane(t *testing.T) (*isoPlane, func(ctx context.Context, keys ...string) int64) {
 	t.Helper()
 	ctx := context.Background()
-	admin := pgtest.AdminURL(t)
-	dbPrefix := pgtest.RandomName("iso") + "_"
-
 	// The control plane's side: registry, local secrets store, provisioning.
-	reg, err := pgxpool.New(ctx, pgtest.NewDatabase(t, migrations.Platform))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(reg.Close)
-	t.Cleanup(func() { dropPrefixed(t, admin, dbPrefix) }) // after the pools close
-	master := secrets.GenerateMasterKey()
-	cpStore, err := secrets.New(ctx, secrets.Options{Backend: "local", MasterKey: master, Pool: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := pgx.ParseConfig(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := registry.New(reg, cpStore).EnsureDBServer(ctx, "default", admin, cfg.Host, int(cfg.Port)); err != nil {
-		t.Fatal(err)
-	}
-	svc, err := provision.New(provision.Options{Platform: reg, Secrets: cpStore, DBPrefix: dbPrefix, BaseDomain: isoBaseDomain,
+	cp := provisiontest.New(t, provisiontest.Config{Tag: "iso", BaseDomain: isoBaseDomain,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	admin, reg, master, svc := cp.AdminURL, cp.Platform, cp.MasterKey, cp.Service
+	var err error
 	p := &isoPlane{}
 	for _, slot := range []*registry.Tenant{&p.a, &p.b} {
 		slug := "alpha"
@@ -222,43 +199,6 @@ func newIsoPlane(t *testing.T) (*isoPlane, func(ctx context.Context, keys ...str
 }
 
 func (p *isoPlane) host(tn registry.Tenant) string { return tn.Slug + "." + isoBaseDomain }
-
-// dropPrefixed drops the databases (the template included) and roles the
-// provisioning made under prefix.
-func dropPrefixed(t *testing.T, admin, prefix string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Errorf("cleanup: %v", err)
-		return
-	}
-	defer conn.Close(ctx)
-	rows, _ := conn.Query(ctx, `SELECT datname FROM pg_database WHERE left(datname, length($1)) = $1`, prefix)
-	dbs, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Errorf("cleanup: %v", err)
-	}
-	for _, name := range dbs {
-		id := pgx.Identifier{name}.Sanitize()
-		if _, err := conn.Exec(ctx, "ALTER DATABASE "+id+" WITH IS_TEMPLATE false"); err != nil {
-			t.Errorf("cleanup %s: %v", name, err)
-		}
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+id+" WITH (FORCE)"); err != nil {
-			t.Errorf("cleanup %s: %v", name, err)
-		}
-	}
-	rows, _ = conn.Query(ctx, `SELECT rolname FROM pg_roles WHERE left(rolname, length($1)) = $1`, prefix)
-	roles, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Errorf("cleanup: %v", err)
-	}
-	for _, r := range roles {
-		if _, err := conn.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{r}.Sanitize()); err != nil {
-			t.Errorf("cleanup %s: %v", r, err)
-		}
-	}
-}
 
 // isoReply is one HTTP answer: status, the cookies it set, the JSON body.
 type isoReply struct {
