@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/startupwebapp/platform/controlplane/provision"
+	"github.com/startupwebapp/platform/controlplane/provision/provisiontest"
 	"github.com/startupwebapp/platform/controlplane/registry"
-	"github.com/startupwebapp/platform/migrations"
 	"github.com/startupwebapp/platform/platform/csrf"
 	"github.com/startupwebapp/platform/platform/directory"
 	"github.com/startupwebapp/platform/platform/pgtest"
@@ -53,35 +52,11 @@ type platform struct {
 func newPlatform(b *testing.B, n int) *platform {
 	b.Helper()
 	ctx := context.Background()
-	admin := pgtest.AdminURL(b)
 	// The provisioning workers each hold a platform connection for their
 	// tenant lock and need another for the secrets store.
-	db, err := pgxpool.New(ctx, pgtest.NewDatabase(b, migrations.Platform)+"&pool_max_conns=24")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(db.Close)
-	key := make([]byte, secrets.MasterKeySize)
-	_, _ = rand.Read(key)
-	store, err := secrets.NewLocal(db, key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	p := &platform{db: db, store: store, admin: admin, prefix: pgtest.RandomName("bench") + "_"}
-	// Registered before anything opens a tenant connection, so it runs last.
-	b.Cleanup(func() { dropPrefixed(b, admin, p.prefix) })
-
-	cfg, err := pgx.ParseConfig(admin)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := registry.New(db, store).EnsureDBServer(ctx, "default", admin, cfg.Host, int(cfg.Port)); err != nil {
-		b.Fatal(err)
-	}
-	svc, err := provision.New(provision.Options{Platform: db, Secrets: store, DBPrefix: p.prefix, BaseDomain: baseDomain})
-	if err != nil {
-		b.Fatal(err)
-	}
+	cp := provisiontest.New(b, provisiontest.Config{Tag: "bench", BaseDomain: baseDomain, MaxConns: 24})
+	p := &platform{db: cp.Platform, store: cp.Secrets, admin: cp.AdminURL, prefix: cp.Prefix}
+	svc := cp.Service
 	start := time.Now()
 	p.tenants = make([]registry.Tenant, n)
 	errs := make(chan error, n)
@@ -119,70 +94,6 @@ func newPlatform(b *testing.B, n int) *platform {
 
 // host is the hostname tenant i answers on.
 func (p *platform) host(i int) string { return p.tenants[i].Slug + "." + baseDomain }
-
-// dropPrefixed removes every database (the template included) and role
-// whose name starts with prefix: the ones this benchmark provisioned.
-func dropPrefixed(b *testing.B, admin, prefix string) {
-	start := time.Now()
-	defer func() {
-		b.Logf("dropped the tenant databases and roles in %v", time.Since(start).Round(time.Millisecond))
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		b.Errorf("cleanup: %v", err)
-		return
-	}
-	defer conn.Close(ctx)
-	rows, _ := conn.Query(ctx, `SELECT datname FROM pg_database WHERE left(datname, length($1)) = $1`, prefix)
-	dbs, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		b.Errorf("cleanup: %v", err)
-	}
-	// One at a time a drop takes about a tenth of a second; a few
-	// connections share the work.
-	work := make(chan string)
-	var wg sync.WaitGroup
-	for range min(len(dbs), 8) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := pgx.Connect(ctx, admin)
-			if err != nil {
-				b.Errorf("cleanup: %v", err)
-				for range work {
-				}
-				return
-			}
-			defer c.Close(context.Background())
-			for name := range work {
-				id := pgx.Identifier{name}.Sanitize()
-				if _, err := c.Exec(ctx, "ALTER DATABASE "+id+" WITH IS_TEMPLATE false"); err != nil {
-					b.Errorf("cleanup %s: %v", name, err)
-				}
-				if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+id+" WITH (FORCE)"); err != nil {
-					b.Errorf("cleanup %s: %v", name, err)
-				}
-			}
-		}()
-	}
-	for _, name := range dbs {
-		work <- name
-	}
-	close(work)
-	wg.Wait()
-	rows, _ = conn.Query(ctx, `SELECT rolname FROM pg_roles WHERE left(rolname, length($1)) = $1`, prefix)
-	roles, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		b.Errorf("cleanup: %v", err)
-	}
-	for _, r := range roles {
-		if _, err := conn.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{r}.Sanitize()); err != nil {
-			b.Errorf("cleanup %s: %v", r, err)
-		}
-	}
-}
 
 // dataPlane is the chain `swa serve` builds (cmd/swa newDataPlane), over a
 // platform: the directory read from the registry, the tenant pools under
