@@ -50,6 +50,8 @@ func newDevHarness(t testing.TB) *devHarness {
 		"SWA_REDIS_URL":             pgtest.Require(t, "SWA_REDIS_URL"),
 		"SWA_STRIPE_API_BASE":       os.Getenv("SWA_STRIPE_API_BASE"),
 		"SWA_TENANT_DB_PARAMS":      os.Getenv("SWA_TENANT_DB_PARAMS"),
+		"SWA_SMTP_HOST":             os.Getenv("SWA_SMTP_HOST"),
+		"SWA_SMTP_PORT":             os.Getenv("SWA_SMTP_PORT"),
 		"SWA_HTTP_ADDR":             "127.0.0.1:0",
 		"SWA_ADMIN_ADDR":            "127.0.0.1:0",
 		"SWA_CONTROLPLANE_ADDR":     "127.0.0.1:0",
