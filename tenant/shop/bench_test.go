@@ -21,6 +21,7 @@ func benchGet(b *testing.B, path string, withCart bool) {
 			}
 		}
 	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
 
 // BenchmarkProducts measures GET /order/products over HTTP (the catalogue
