@@ -8,11 +8,14 @@ package migrations
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"embed"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"sort"
 
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -186,3 +189,30 @@ func (advisoryLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
 
 // The pgx driver registers itself as "pgx" with database/sql.
 var _ = stdlib.GetDefaultDriver
+
+// Digest hashes the names and contents of the files of a migration set, so
+// a database cloned from a template can be rebuilt when any file changes,
+// not only when one is added.
+func Digest(fsys fs.FS) (string, error) {
+	var names []string
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			names = append(names, p)
+		}
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, n := range names {
+		b, err := fs.ReadFile(fsys, n)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", n, len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

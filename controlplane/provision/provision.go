@@ -10,7 +10,6 @@ package provision
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -18,7 +17,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"regexp"
-	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -109,7 +107,7 @@ func New(o Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("provision: tenant migrations: %w", err)
 	}
-	sum, err := digest(o.TenantMigrations)
+	sum, err := migrations.Digest(o.TenantMigrations)
 	if err != nil {
 		return nil, fmt.Errorf("provision: tenant migrations: %w", err)
 	}
@@ -137,32 +135,6 @@ func (s *Service) TemplateName() string { return s.template }
 // DBName is the database (and role) name of a tenant slug.
 func (s *Service) DBName(slug string) string {
 	return s.opts.DBPrefix + strings.ReplaceAll(slug, "-", "_")
-}
-
-// digest hashes the names and contents of a migration set, so a template is
-// rebuilt when a migration file changes, not only when one is added.
-func digest(fsys fs.FS) (string, error) {
-	var names []string
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			names = append(names, p)
-		}
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	sort.Strings(names)
-	h := sha256.New()
-	for _, n := range names {
-		b, err := fs.ReadFile(fsys, n)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%s\x00%d\x00", n, len(b))
-		h.Write(b)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // CreateRequest describes a new tenant.

@@ -9,13 +9,10 @@ package pgtest
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -138,7 +135,11 @@ func Drop(t testing.TB, admin, name string) {
 // set, building it once per distinct set of migration files. Test binaries
 // run in parallel, so building happens under an advisory lock.
 func template(ctx context.Context, admin string, set migrations.Set) (string, error) {
-	sum, err := digest(set)
+	fsys, err := set.FS()
+	if err != nil {
+		return "", err
+	}
+	sum, err := migrations.Digest(fsys)
 	if err != nil {
 		return "", err
 	}
@@ -178,34 +179,6 @@ func template(ctx context.Context, admin string, set migrations.Set) (string, er
 		return "", err
 	}
 	return name, nil
-}
-
-// digest hashes the names and contents of a set's files.
-func digest(set migrations.Set) (string, error) {
-	fsys, err := set.FS()
-	if err != nil {
-		return "", err
-	}
-	var names []string
-	if err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			names = append(names, p)
-		}
-		return err
-	}); err != nil {
-		return "", err
-	}
-	sort.Strings(names)
-	h := sha256.New()
-	for _, n := range names {
-		b, err := fs.ReadFile(fsys, n)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%s\x00%d\x00", n, len(b))
-		h.Write(b)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Redis returns a client on the test Redis (SWA_REDIS_URL) and a key prefix
