@@ -64,3 +64,52 @@ func TestDataplaneRoleIsReadOnly(t *testing.T) {
 		}
 	}
 }
+
+// By default PUBLIC may connect to a new database, so any tenant's database
+// login could open the registry, read its schema, LISTEN to tenant changes
+// and create temporary tables. After the platform migrations only the owner
+// and swa_dataplane members may connect.
+func TestRegistryRefusesOtherLogins(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn, _ := emptyDatabase(t)
+	if _, err := migrations.UpDSN(ctx, dsn, migrations.Platform); err != nil {
+		t.Fatal(err)
+	}
+	admin := connect(t, dsn)
+	tenantRole, readerRole := pgtest.RandomName("tenant_"), pgtest.RandomName("reader_")
+	for _, stmt := range []string{
+		fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD 'tenant-pw'`, tenantRole),
+		fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD 'reader-pw' IN ROLE swa_dataplane`, readerRole),
+	} {
+		if _, err := admin.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		admin.Exec(context.Background(), `DROP ROLE IF EXISTS `+tenantRole) //nolint:errcheck
+		admin.Exec(context.Background(), `DROP ROLE IF EXISTS `+readerRole) //nolint:errcheck
+	})
+	as := func(role, pw string) string {
+		u, _ := url.Parse(dsn)
+		u.User = url.UserPassword(role, pw)
+		return u.String()
+	}
+
+	conn, err := pgx.Connect(ctx, as(tenantRole, "tenant-pw"))
+	if err == nil {
+		conn.Close(ctx)
+		t.Errorf("a role outside swa_dataplane connected to the registry")
+	} else if pgErr := (*pgconn.PgError)(nil); !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+		t.Errorf("tenant role connect: err = %v, want permission denied (42501)", err)
+	}
+
+	reader, err := pgx.Connect(ctx, as(readerRole, "reader-pw"))
+	if err != nil {
+		t.Fatalf("swa_dataplane member: %v", err)
+	}
+	defer reader.Close(ctx)
+	if _, err := reader.Exec(ctx, `CREATE TEMPORARY TABLE scratch (x int)`); err == nil {
+		t.Errorf("swa_dataplane member created a temporary table in the registry")
+	}
+}
