@@ -138,8 +138,10 @@ func absoluteURL(frontend, u string) string {
 
 // sessionParams builds the Checkout Session parameters of §7.1 and an
 // idempotency key that changes whenever anything sent changes (a retried
-// click reuses the session; an edited cart gets a new one).
-func sessionParams(cc cart.Contents, frontend, email string) (*stripe.CheckoutSessionParams, error) {
+// click reuses the session; an edited cart gets a new one). The session
+// names its tenant (metadata swa_tenant), since tenants may share a Stripe
+// account and cart ids repeat across tenant databases.
+func sessionParams(cc cart.Contents, tenantID int64, frontend, email string) (*stripe.CheckoutSessionParams, error) {
 	items, err := stripeLineItems(cc, frontend)
 	if err != nil {
 		return nil, err
@@ -156,7 +158,7 @@ func sessionParams(cc cart.Contents, frontend, email string) (*stripe.CheckoutSe
 		PhoneNumberCollection: &stripe.CheckoutSessionPhoneNumberCollectionParams{Enabled: stripe.Bool(true)},
 	}
 	version := sha256.New()
-	fmt.Fprintf(version, "cart=%d|email=%s|front=%s", cc.Cart.ID, email, frontend)
+	fmt.Fprintf(version, "tenant=%d|cart=%d|email=%s|front=%s", tenantID, cc.Cart.ID, email, frontend)
 	for _, it := range items {
 		li := &stripe.CheckoutSessionLineItemParams{
 			PriceData: &stripe.CheckoutSessionLineItemPriceDataParams{
@@ -176,6 +178,7 @@ func sessionParams(cc cart.Contents, frontend, email string) (*stripe.CheckoutSe
 		fmt.Fprintf(version, "|%s|%s|%s|%d|%d", it.name, it.description, it.image, it.cents, it.quantity)
 	}
 	p.AddMetadata("cart_id", strconv.FormatInt(cc.Cart.ID, 10))
+	p.AddMetadata(tenantMetadata, strconv.FormatInt(tenantID, 10))
 	if email != "" {
 		p.CustomerEmail = stripe.String(email)
 	}
@@ -221,7 +224,7 @@ func (a *App) createCheckoutSession(c *fiber.Ctx) error {
 		} else if v, ok := formValue(c, "anonymous_email_address"); ok {
 			email = strings.TrimSpace(v)
 		}
-		params, err := sessionParams(cc, rq.tenant.Settings.FrontendOrigin, email)
+		params, err := sessionParams(cc, rq.tenant.ID, rq.tenant.Settings.FrontendOrigin, email)
 		if err != nil {
 			rq.a.log.Error("checkout session: amounts", "tenant", rq.tenant.Slug, "err", err)
 			return fail("unexpected-error", "The cart total cannot be charged.")

@@ -26,6 +26,21 @@ var errCartGone = errors.New("cart not found")
 // errNoCartID means a session carries no cart_id metadata.
 var errNoCartID = errors.New("session has no cart id")
 
+// errOtherTenant means a session was created by another tenant sharing the
+// Stripe account: its cart_id names a cart of that tenant's database.
+var errOtherTenant = errors.New("session belongs to another tenant")
+
+// tenantMetadata is the Checkout Session metadata key naming the tenant (by
+// registry id) whose cart the session pays for.
+const tenantMetadata = "swa_tenant"
+
+// otherTenant reports whether s was created by a tenant other than t.
+// Sessions created before the key existed carry none and are accepted.
+func otherTenant(s *stripe.CheckoutSession, t *directory.Tenant) bool {
+	v, ok := s.Metadata[tenantMetadata]
+	return ok && v != strconv.FormatInt(t.ID, 10)
+}
+
 const orderBySessionSQL = `SELECT identifier FROM customer_order WHERE stripe_checkout_session_id = $1`
 
 const orderByIntentSQL = `SELECT o.identifier FROM order_payment p JOIN customer_order o ON o.payment_id = p.id
@@ -68,6 +83,9 @@ func intentID(s *stripe.CheckoutSession) string {
 // cart lock and then finds the order; the unique session id on the order
 // is the last guard.
 func (a *App) placeOrder(ctx context.Context, conn *pgxpool.Conn, t *directory.Tenant, key []byte, s *stripe.CheckoutSession) (string, error) {
+	if otherTenant(s, t) {
+		return "", errOtherTenant
+	}
 	intent := intentID(s)
 	cartID, err := strconv.ParseInt(s.Metadata["cart_id"], 10, 64)
 	if err != nil || cartID <= 0 {

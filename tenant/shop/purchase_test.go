@@ -35,6 +35,7 @@ type stripeDouble struct {
 
 type doubleSession struct {
 	ID, CartID, Email string
+	Metadata          map[string]string
 	AmountTotal       int64
 	Paid              bool
 	Form              url.Values
@@ -74,7 +75,13 @@ func (d *stripeDouble) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		d.mu.Lock()
 		d.n++
-		s := &doubleSession{ID: fmt.Sprintf("cs_test_double_%d", d.n), CartID: f.Get("metadata[cart_id]"), Email: f.Get("customer_email"), AmountTotal: total, Form: f}
+		s := &doubleSession{ID: fmt.Sprintf("cs_test_double_%d", d.n), CartID: f.Get("metadata[cart_id]"), Email: f.Get("customer_email"), AmountTotal: total, Form: f,
+			Metadata: map[string]string{}}
+		for k := range f {
+			if name, ok := strings.CutPrefix(k, "metadata["); ok && strings.HasSuffix(name, "]") {
+				s.Metadata[strings.TrimSuffix(name, "]")] = f.Get(k)
+			}
+		}
 		d.sess[s.ID] = s
 		d.mu.Unlock()
 		_ = json.NewEncoder(w).Encode(d.object(s))
@@ -105,7 +112,7 @@ func (d *stripeDouble) object(s *doubleSession) map[string]any {
 	return map[string]any{
 		"id": s.ID, "object": "checkout.session", "url": "https://checkout.stripe.com/c/pay/" + s.ID,
 		"payment_status": status, "status": "complete", "amount_total": s.AmountTotal, "currency": "usd",
-		"metadata": map[string]string{"cart_id": s.CartID}, "customer_email": s.Email,
+		"metadata": s.Metadata, "customer_email": s.Email,
 		"payment_intent":   "pi_" + s.ID,
 		"customer_details": map[string]any{"name": "John Doe", "email": s.Email, "address": addr},
 		"shipping_details": map[string]any{"name": "John Doe", "address": addr},
@@ -363,5 +370,54 @@ func TestWebhookRejects(t *testing.T) {
 	body2, sig2 := d.event(t, id2, "evt_gone", e.whA, time.Now())
 	if a := e.deliver(t, hostA, body2, sig2); a.status != 200 || !strings.Contains(a.raw, "cart-not-found") {
 		t.Errorf("gone cart: %d %s", a.status, a.raw)
+	}
+}
+
+// Two tenants may share one Stripe account (a business running two forks):
+// each webhook endpoint then receives the other's events, and a session id
+// of one can be replayed on the other's success page. Cart ids are per
+// database, so the other tenant's cart_id names some cart here; the session
+// must never become an order anywhere but where it was created.
+func TestSessionOfAnotherTenantMakesNoOrder(t *testing.T) {
+	t.Parallel()
+	d := newStripeDouble(t)
+	e := newEnv(t, envOptions{stripeBase: d.srv.URL})
+	// alpha's cart gets the same id as beta's (both databases are new).
+	alpha := e.browser(t, hostA)
+	alpha.post("/order/cart-add-product-sku", form("sku_id", "6", "quantity", "3"))
+	beta := e.browser(t, hostB)
+	beta.post("/order/cart-add-product-sku", form("sku_id", "1", "quantity", "1"))
+	if a, b := count(t, e.db, `SELECT max(id) FROM cart`), count(t, e.dbB, `SELECT max(id) FROM cart`); a != b {
+		t.Fatalf("cart ids differ (alpha %d, beta %d); the test needs them equal", a, b)
+	}
+	cs := beta.post("/order/create-checkout-session", form("anonymous_email_address", "guest@example.com")).json(t)
+	id, _ := cs["session_id"].(string)
+	if id == "" {
+		t.Fatalf("create session on beta: %v", cs)
+	}
+	d.pay(id)
+
+	t.Run("webhook", func(t *testing.T) {
+		body, sig := d.event(t, id, "evt_beta_on_alpha", e.whA, time.Now())
+		a := e.deliver(t, hostA, body, sig)
+		if a.status != 200 || strings.Contains(a.raw, "order_identifier") {
+			t.Errorf("beta's event on alpha: %d %s, want 200 without an order", a.status, a.raw)
+		}
+	})
+	t.Run("success page", func(t *testing.T) {
+		a := alpha.get("/order/checkout-session-success?session_id=" + id).json(t)
+		if a["checkout_session_success"] == "success" {
+			t.Errorf("beta's session on alpha's success page: %v", a)
+		}
+	})
+	if n := count(t, e.db, `SELECT count(*) FROM customer_order`); n != 0 {
+		t.Errorf("alpha has %d orders made from beta's session", n)
+	}
+	if n := count(t, e.db, `SELECT count(*) FROM cart`); n != 1 {
+		t.Errorf("alpha's cart was consumed by beta's session (%d carts left)", n)
+	}
+	// On its own tenant the session still becomes the order.
+	if a := beta.get("/order/checkout-session-success?session_id=" + id).json(t); a["checkout_session_success"] != "success" {
+		t.Errorf("beta's own success page: %v", a)
 	}
 }

@@ -58,6 +58,8 @@ func (a *App) checkoutSessionSuccess(c *fiber.Ctx) error {
 		switch {
 		case errors.Is(err, errCartGone), errors.Is(err, errNoCartID):
 			return fail("cart-not-found", "")
+		case errors.Is(err, errOtherTenant):
+			return fail("invalid-session", "This checkout session belongs to another store.")
 		case err != nil:
 			a.log.Error("checkout success: place order", "tenant", t.Slug, "session", s.ID, "err", err)
 			return fail("unexpected-error", "The order could not be recorded. Please contact us.")
@@ -147,6 +149,10 @@ func (a *App) stripeWebhook(c *fiber.Ctx) error {
 		if s.Metadata["cart_id"] == "" {
 			return ignore("no-cart-id")
 		}
+		if otherTenant(&s, t) {
+			// Tenants sharing a Stripe account each receive every event.
+			return ignore("other-tenant")
+		}
 		if s.PaymentStatus != stripe.CheckoutSessionPaymentStatusPaid {
 			return ignore("payment-not-completed")
 		}
@@ -175,6 +181,8 @@ func (a *App) stripeWebhook(c *fiber.Ctx) error {
 			return ignore("cart-not-found")
 		case errors.Is(err, errNoCartID):
 			return ignore("no-cart-id")
+		case errors.Is(err, errOtherTenant):
+			return ignore("other-tenant")
 		case err != nil:
 			log.Error("stripe webhook: place order", "session", s.ID, "err", err)
 			return webhookReply(c, http.StatusInternalServerError, fiber.Map{"error": "processing-error"})
