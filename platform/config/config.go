@@ -392,7 +392,8 @@ func (c *Config) environ() map[string]string {
 }
 
 // Mask hides a secret for logs: a URL keeps its scheme and host but loses
-// its password; anything else becomes "***" (or "" when unset).
+// its password, in the user info or as a query parameter (password=,
+// sslpassword=, ...); anything else becomes "***" (or "" when unset).
 func Mask(v string) string {
 	if v == "" {
 		return ""
@@ -401,9 +402,33 @@ func Mask(v string) string {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), "***")
 		}
+		if u.RawQuery != "" {
+			q, err := url.ParseQuery(u.RawQuery)
+			if err != nil {
+				return "***"
+			}
+			for name := range q {
+				if credentialParam(name) {
+					q[name] = []string{"***"}
+				}
+			}
+			u.RawQuery = q.Encode()
+		}
 		return u.String()
 	}
 	return "***"
+}
+
+// credentialParam reports whether a connection-string parameter may carry a
+// credential.
+func credentialParam(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"pass", "secret", "token", "key"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // WriteReference writes the Markdown table of every option, for the README.

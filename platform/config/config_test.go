@@ -148,3 +148,30 @@ func TestReadmeReference(t *testing.T) {
 		t.Fatalf("README.md configuration table is stale; regenerate it with `go test ./platform/config -run TestReadmeReference -update`.\nwant:\n%s", want.String())
 	}
 }
+
+// libpq and pgx also take credentials as query parameters of the URL; a
+// masked URL shows none of them.
+func TestMaskHidesQueryCredentials(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in, secret, keep string
+	}{
+		{"password param", "postgres://swa@db:5432/swa_platform?sslmode=require&password=hunter2", "hunter2", "sslmode=require"},
+		{"user info and param", "postgres://swa:pw1@db/swa_platform?password=hunter3", "hunter3", "db/swa_platform"},
+		{"ssl key password", "postgres://swa@db/p?sslpassword=hunter4&sslmode=verify-full", "hunter4", "sslmode=verify-full"},
+		{"redis password in query", "redis://db:6379/0?password=hunter5", "hunter5", "db:6379"},
+		{"upper-case name", "postgres://swa@db/p?PASSWORD=hunter6", "hunter6", "db/p"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := Mask(tc.in)
+			if strings.Contains(got, tc.secret) {
+				t.Errorf("Mask(%q) = %q shows the secret", tc.in, got)
+			}
+			if !strings.Contains(got, tc.keep) {
+				t.Errorf("Mask(%q) = %q lost %q", tc.in, got, tc.keep)
+			}
+		})
+	}
+}
