@@ -115,7 +115,14 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	if err != nil {
 		return nil, err
 	}
-	dp.dir.OnChange(dp.pools.OnTenantChange)
+	dp.dir.OnChange(func(old, new *directory.Tenant) {
+		// A changed tenant may have new secrets (rotation bumps its
+		// generation): read them afresh, then let the pools follow.
+		if cache, ok := dp.store.(*secrets.Cache); ok && old != nil {
+			cache.Invalidate(old.SecretsRef)
+		}
+		dp.pools.OnTenantChange(old, new)
+	})
 	dp.limiter = ratelimit.New(ratelimit.Options{
 		Redis: dp.rdb, Prefix: redisPrefix, Disabled: !cfg.RateLimits, Log: log, Metrics: reg,
 	})

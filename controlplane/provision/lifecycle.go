@@ -323,6 +323,10 @@ func (s *Service) SetSecrets(ctx context.Context, slug string, in SecretsInput, 
 		if err := reg.Audit(ctx, actor, "secrets.set", t.ID, nil, map[string]any{"changed": changed, "version": v}); err != nil {
 			return SecretsStatus{}, err
 		}
+		// A new generation tells every data-plane replica to drop the old values.
+		if err := reg.Touch(ctx, t.ID); err != nil {
+			return SecretsStatus{}, err
+		}
 	}
 	return s.secretsStatus(ctx, t)
 }
@@ -367,6 +371,11 @@ func (s *Service) RotateSecrets(ctx context.Context, slug, actor string) error {
 			s.log.Error("restoring secrets after a failed rotation", "tenant", slug, "err", rerr)
 		}
 		return fmt.Errorf("rotate %s: %w", slug, err)
+	}
+	// A new generation tells every data-plane replica to drop the old key and
+	// password at once, not when their caches expire.
+	if err := reg.Touch(ctx, t.ID); err != nil {
+		return err
 	}
 	return reg.Audit(ctx, actor, "secrets.rotate", t.ID, nil, map[string]any{
 		"rotated": []string{"db_password", "session_key"}, "version": v})

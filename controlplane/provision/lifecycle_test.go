@@ -390,8 +390,20 @@ func TestSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn := e.tenantConnOf(tn) // a session opened before the rotation
+	gen := func() time.Time {
+		got, err := e.svc.Registry().Tenant(ctx, "vault")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.UpdatedAt
+	}
+	genBefore := gen()
 	if err := e.svc.RotateSecrets(ctx, "vault", "ops"); err != nil {
 		t.Fatal(err)
+	}
+	// The data plane drops cached secrets when a tenant's generation moves.
+	if !gen().After(genBefore) {
+		t.Error("rotation left the tenant's updated_at (its generation) unchanged")
 	}
 	after, err := secrets.LoadBundle(ctx, e.store, tn.SecretsRef)
 	if err != nil {

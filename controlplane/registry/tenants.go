@@ -212,6 +212,11 @@ func (r *Registry) SetStatus(ctx context.Context, id int64, from []string, to st
 }
 
 // touch bumps updated_at, which the data plane reads as the tenant's generation.
+// Touch marks the tenant changed (updated_at, and so its generation in the
+// data plane) without changing a column: used after its secrets change, so
+// replicas drop what they cached from the old ones.
+func (r *Registry) Touch(ctx context.Context, id int64) error { return r.touch(ctx, id) }
+
 func (r *Registry) touch(ctx context.Context, id int64) error {
 	_, err := r.db.Exec(ctx, `UPDATE tenants SET updated_at = now() WHERE id = $1`, id)
 	return err
