@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -59,14 +61,23 @@ func NewAWS(client SecretsManagerAPI, prefix string) *AWS {
 	return &AWS{client: client, prefix: prefix}
 }
 
+// awsCallTimeout bounds one HTTP exchange with Secrets Manager.
+const awsCallTimeout = 10 * time.Second
+
 // NewAWSClient builds a Secrets Manager client from the standard AWS
 // configuration chain (environment, shared files, instance or task role).
 // region, when not empty, overrides the chain's region; endpoint, when not
 // empty, replaces the service endpoint (emulators).
 func NewAWSClient(ctx context.Context, region, endpoint string, optFns ...func(*config.LoadOptions) error) (*secretsmanager.Client, error) {
-	if region != "" {
-		optFns = append([]func(*config.LoadOptions) error{config.WithRegion(region)}, optFns...)
+	// Every call has a deadline of its own, so a hung endpoint cannot hold a
+	// request (or a provisioning step) forever; later options may replace it.
+	defaults := []func(*config.LoadOptions) error{
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(awsCallTimeout)),
 	}
+	if region != "" {
+		defaults = append(defaults, config.WithRegion(region))
+	}
+	optFns = append(defaults, optFns...)
 	cfg, err := config.LoadDefaultConfig(ctx, optFns...)
 	if err != nil {
 		return nil, fmt.Errorf("aws secrets: load configuration: %w", err)
