@@ -139,6 +139,8 @@ func SetCookie(c *fiber.Ctx, secret []byte, id string) {
 		Domain:  server.Tenant(c).Settings.CookieDomain,
 		MaxAge:  CookieMaxAge,
 		Expires: time.Now().Add(CookieMaxAge * time.Second),
+		// Fiber writes SameSite=Lax unless told not to; upstream sends none.
+		SameSite: fiber.CookieSameSiteDisabled,
 	})
 }
 
@@ -146,11 +148,12 @@ func SetCookie(c *fiber.Ctx, secret []byte, id string) {
 // expiry in 1970, with the same Path and Domain.
 func ExpireCookie(c *fiber.Ctx) {
 	c.Cookie(&fiber.Cookie{
-		Name:    CookieName,
-		Value:   "",
-		Path:    "/",
-		Domain:  server.Tenant(c).Settings.CookieDomain,
-		MaxAge:  -1,
-		Expires: time.Unix(0, 0).UTC(),
+		Name:     CookieName,
+		Value:    "",
+		Path:     "/",
+		Domain:   server.Tenant(c).Settings.CookieDomain,
+		MaxAge:   -1,
+		Expires:  time.Unix(0, 0).UTC(),
+		SameSite: fiber.CookieSameSiteDisabled,
 	})
 }
