@@ -95,7 +95,7 @@ var identifierRE = regexp.MustCompile(`^[A-Za-z0-9]+$`)
 // digits are 404. Views answer every method, as upstream; form fields are
 // read only from POST bodies.
 func (a *App) Mount(r fiber.Router) {
-	r.Get("/order/", a.root)
+	r.All("/order/", a.root)
 	fixed := []struct {
 		name string
 		h    fiber.Handler
