@@ -96,3 +96,42 @@ func TestRoutePrecedence(t *testing.T) {
 		})
 	}
 }
+
+// TestCartJourneyMatchesUpstream replays the recorded visitor of samples
+// 06-07 and 14-17: an anonymous add, sign-in (the cart becomes the
+// member's), a member add to the same line, and the totals, comparing each
+// body with upstream's.
+func TestCartJourneyMatchesUpstream(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	account := newMember(t, e.db, "jdoe12", "john@example.com")
+	b := e.browser(t, hostA)
+	steps := []struct {
+		name, sample string
+		do           func() answer
+	}{
+		{"anonymous add", "06-order-cart-add-product-sku-anon.txt", func() answer {
+			return b.post("/order/cart-add-product-sku", form("sku_id", "1", "quantity", "1"))
+		}},
+		{"anonymous items", "07-order-cart-items-anon.txt", func() answer { return b.get("/order/cart-items") }},
+		{"member items after sign-in", "14-order-cart-items-member.txt", func() answer { b.login(account); return b.get("/order/cart-items") }},
+		{"member add", "15-order-cart-add-product-sku-member.txt", func() answer {
+			return b.post("/order/cart-add-product-sku", form("sku_id", "1", "quantity", "2"))
+		}},
+		{"member items after add", "16-order-cart-items-member-after-add.txt", func() answer { return b.get("/order/cart-items") }},
+		{"member totals", "17-order-cart-totals.txt", func() answer { return b.get("/order/cart-totals") }},
+	}
+	for _, s := range steps {
+		a := s.do()
+		var got any
+		if err := json.Unmarshal([]byte(a.raw), &got); err != nil || a.status != 200 {
+			t.Fatalf("%s: %d %s", s.name, a.status, a.raw)
+		}
+		if want := sampleBody(t, s.sample); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s\n got %s\nwant %v", s.name, a.raw, want)
+		}
+		if ct := a.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("%s: Content-Type %q", s.name, ct)
+		}
+	}
+}
