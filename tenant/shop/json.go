@@ -59,12 +59,16 @@ func (t timestamp) MarshalJSON() ([]byte, error) {
 	return []byte(`"` + formatTime(time.Time(t)) + `"`), nil
 }
 
+//
+// "Non-zero" is judged on the microseconds the database stores, before the
+// truncation, as Django's encoder does: 12:00:00.000500 is written
+// "12:00:00.000Z", not "12:00:00Z".
 func formatTime(t time.Time) string {
-	t = t.UTC().Truncate(time.Millisecond)
-	if t.Nanosecond() == 0 {
+	t = t.UTC()
+	if t.Nanosecond()/int(time.Microsecond) == 0 {
 		return t.Format("2006-01-02T15:04:05Z")
 	}
-	return t.Format("2006-01-02T15:04:05.000Z")
+	return t.Truncate(time.Millisecond).Format("2006-01-02T15:04:05.000Z")
 }
 
 // counter returns the key of the i-th member of a counter-keyed object.
