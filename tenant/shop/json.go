@@ -59,7 +59,8 @@ func (t timestamp) MarshalJSON() ([]byte, error) {
 	return []byte(`"` + formatTime(time.Time(t)) + `"`), nil
 }
 
-// "Non-zero" is judged on the microseconds the database stores, before the
+// formatTime writes t in UTC with a "Z"; a non-zero fraction is truncated
+// to milliseconds. "Non-zero" is judged on the microseconds the database stores, before the
 // truncation, as Django's encoder does: 12:00:00.000500 is written
 // "12:00:00.000Z", not "12:00:00Z".
 func formatTime(t time.Time) string {
