@@ -1,9 +1,9 @@
 package account
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/startupwebapp/platform/platform/sessions"
+	"github.com/startupwebapp/platform/tenant/shop"
 )
 
 // notAuthenticated is the JSON-flag style's answer for anonymous callers.
@@ -32,31 +33,15 @@ func (a *App) accountContent(c *fiber.Ctx) error {
 		return reply(c, fiber.Map{"account_content": fiber.Map{"authenticated": "false"}})
 	}
 	var agreed *time.Time
-	orders := fiber.Map{}
+	var orders json.Marshaler
 	err = a.conn(r, func(conn *pgxpool.Conn) error {
 		if err := conn.QueryRow(r.ctx, `SELECT max(agreed_date_time) FROM terms_of_use_agreement WHERE member_id = $1`,
 			m.MemberID).Scan(&agreed); err != nil {
 			return fmt.Errorf("terms agreed: %w", err)
 		}
-		rows, err := conn.Query(r.ctx, `SELECT id, coalesce(identifier, ''), order_date_time, sales_tax_amt::text, order_total::text
-FROM customer_order WHERE member_id = $1 ORDER BY order_date_time DESC, id DESC`, m.MemberID)
-		if err != nil {
-			return fmt.Errorf("orders: %w", err)
-		}
-		defer rows.Close()
-		n := 0
-		for rows.Next() {
-			var id int64
-			var ident, tax, total string
-			var when time.Time
-			if err := rows.Scan(&id, &ident, &when, &tax, &total); err != nil {
-				return err
-			}
-			n++
-			orders[strconv.Itoa(n)] = fiber.Map{"order_id": id, "identifier": ident, "order_date_time": isoTime(when),
-				"sales_tax_amt": tax, "order_total": total}
-		}
-		return rows.Err()
+		// The order list is the shop's, in the shape O20's history uses.
+		orders, err = shop.MemberOrders(r.ctx, conn, m.MemberID)
+		return err
 	})
 	if err != nil {
 		return err
