@@ -59,6 +59,10 @@ func newDevHarness(t testing.TB) *devHarness {
 		"SWA_LOG_FORMAT":            "json",
 		"SWA_SHUTDOWN_TIMEOUT":      "5s",
 	}
+	// Registry ids start at 1 in every fresh platform database, so each
+	// harness keeps its Redis keys (sessions, rate-limit counters) apart.
+	_, redisPrefix := pgtest.Redis(t)
+	h.env["SWA_REDIS_PREFIX"] = redisPrefix
 	// The data plane reads the registry as the stack's read-only login
 	// (a member of swa_dataplane), as it does under make dev.
 	if reader := os.Getenv("SWA_PLATFORM_READ_DATABASE_URL"); reader != "" {

@@ -32,9 +32,6 @@ import (
 	"github.com/startupwebapp/platform/tenant/shop"
 )
 
-// redisPrefix starts every Redis key of the platform; the tenant id follows.
-const redisPrefix = "swa:"
-
 func serveCommand(e env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
@@ -124,7 +121,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		dp.pools.OnTenantChange(old, new)
 	})
 	dp.limiter = ratelimit.New(ratelimit.Options{
-		Redis: dp.rdb, Prefix: redisPrefix, Disabled: !cfg.RateLimits, Log: log, Metrics: reg,
+		Redis: dp.rdb, Prefix: cfg.RedisPrefix, Disabled: !cfg.RateLimits, Log: log, Metrics: reg,
 	})
 	dp.analytics = analytics.New(analytics.Options{Pools: dp.pools, Log: log, Metrics: reg})
 	dp.mail, err = mail.NewWorker(mail.Options{
@@ -140,7 +137,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	// One key per tenant (its secrets' session key) signs its CSRF tokens,
 	// cookies and email codes.
 	tenantKey := csrf.BundleKey(dp.store, 0)
-	sess := sessions.New(sessions.Options{Redis: dp.rdb, Prefix: redisPrefix, Log: log})
+	sess := sessions.New(sessions.Options{Redis: dp.rdb, Prefix: cfg.RedisPrefix, Log: log})
 	accountApp := account.New(account.Options{
 		DB:          dp.pools,
 		Key:         account.KeyFunc(tenantKey),

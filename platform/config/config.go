@@ -37,6 +37,7 @@ type Config struct {
 	TenantDBExecMode        string // pgx default_query_exec_mode for tenant pools ("" = pgx's default)
 	TenantDBParams          string // extra libpq parameters of tenant connections, URL query form
 	RedisURL                string
+	RedisPrefix             string // starts every Redis key; the tenant id follows
 
 	SecretsBackend   string // local | aws
 	MasterKey        string // base64 32 bytes; local secrets backend
@@ -209,6 +210,14 @@ var options = []option{
 		}},
 	{name: "REDIS_URL", def: "redis://127.0.0.1:6380/0", secret: true, doc: "Redis for sessions, rate limits and caches",
 		set: dsn(func(c *Config) *string { return &c.RedisURL }, "redis", "rediss")},
+	{name: "REDIS_PREFIX", def: "swa:", doc: "starts every Redis key (the tenant id follows), so several platforms can share one Redis",
+		set: func(c *Config, v string) error {
+			if v == "" || len(v) > 64 || strings.ContainsAny(v, " \t\r\n*?[]") {
+				return errors.New("want 1-64 characters without spaces or glob characters")
+			}
+			c.RedisPrefix = v
+			return nil
+		}},
 	{name: "SECRETS_BACKEND", def: "local", doc: "local (AES-256-GCM in the platform database) or aws (Secrets Manager)",
 		set: oneOf(func(c *Config) *string { return &c.SecretsBackend }, "local", "aws")},
 	{name: "MASTER_KEY", def: "", secret: true, doc: "base64 of 32 random bytes; the key of the local secrets backend",
