@@ -16,4 +16,6 @@ SELECT 'CREATE ROLE swa_reader LOGIN'
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'swa_reader') \gexec
 ALTER ROLE swa_reader WITH LOGIN PASSWORD :'readerpw';
 GRANT swa_dataplane TO swa_reader;
+-- Tenant logins reach their own database only: not the maintenance ones.
+REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC;
 SQL
