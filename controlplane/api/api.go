@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -42,6 +43,13 @@ type Options struct {
 	BodyLimit int
 	// MigrateConcurrency bounds POST /v1/migrations/run (default 4).
 	MigrateConcurrency int
+	// TrustedProxies are addresses or CIDRs of proxies in front of the API
+	// whose X-Forwarded-For is believed when counting failed
+	// authentications per client. Empty: the TCP peer is the client.
+	TrustedProxies []string
+	// Now is the clock of the failed-authentication windows and of the
+	// last_used_at interval; nil means time.Now.
+	Now func() time.Time
 }
 
 // Server is the admin API: a Fiber app plus the background operations it
@@ -52,6 +60,10 @@ type Server struct {
 	reg  *registry.Registry
 	log  *slog.Logger
 	opts Options
+
+	trusted  []netip.Prefix
+	failures *failureLimiter
+	usage    *usageNotes
 
 	// ctx lives as long as the server: background operations run on it.
 	ctx    context.Context
@@ -81,7 +93,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.MigrateConcurrency <= 0 {
 		o.MigrateConcurrency = 4
 	}
-	s := &Server{prov: o.Provision, reg: o.Registry, log: o.Log, opts: o}
+	trusted, err := parseProxies(o.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	s := &Server{prov: o.Provision, reg: o.Registry, log: o.Log, opts: o, trusted: trusted}
 	if o.BootstrapToken != "" {
 		if err := s.reg.EnsureBootstrapToken(ctx, o.BootstrapToken); err != nil {
 			return nil, fmt.Errorf("api: %w", err)
@@ -97,14 +113,25 @@ func New(ctx context.Context, o Options) (*Server, error) {
 
 // mount builds the Fiber app and its routes.
 func (s *Server) mount() {
+	now := s.opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	s.failures = newFailureLimiter(authFailureLimit, authFailureWindow, authFailureClients, now)
+	s.usage = newUsageNotes(lastUsedInterval, usageNotesMax, now)
 	s.app = fiber.New(fiber.Config{
-		AppName:               "swa controlplane",
-		BodyLimit:             s.opts.BodyLimit,
-		ErrorHandler:          s.handleError,
-		DisableStartupMessage: true,
-		ReadTimeout:           30 * time.Second,
-		WriteTimeout:          30 * time.Second,
-		IdleTimeout:           2 * time.Minute,
+		AppName:      "swa controlplane",
+		BodyLimit:    s.opts.BodyLimit,
+		ErrorHandler: s.handleError,
+		// As in the data plane: X-Forwarded-For counts only from a trusted
+		// proxy (clientAddr reads it), never from any caller.
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          s.opts.TrustedProxies,
+		ProxyHeader:             fiber.HeaderXForwardedFor,
+		DisableStartupMessage:   true,
+		ReadTimeout:             30 * time.Second,
+		WriteTimeout:            30 * time.Second,
+		IdleTimeout:             2 * time.Minute,
 	})
 	s.routes()
 }
@@ -175,8 +202,9 @@ func (s *Server) routes() {
 	v1.Get("/operations/:id", s.getOperation)
 }
 
-// requestLog writes one line per request: id, method, route, status and
-// duration. It never logs headers (Authorization) or bodies (secrets).
+// requestLog writes one line per request: id, method, route, client
+// address, status and duration. It never logs headers (Authorization) or
+// bodies (secrets).
 func (s *Server) requestLog(c *fiber.Ctx) error {
 	start := time.Now()
 	id := uuid.NewString()
@@ -196,6 +224,7 @@ func (s *Server) requestLog(c *fiber.Ctx) error {
 		slog.String("request_id", id),
 		slog.String("method", c.Method()),
 		slog.String("route", c.Route().Path),
+		slog.String("client", s.clientAddr(c).String()),
 		slog.Int("status", status),
 		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 	)

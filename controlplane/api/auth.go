@@ -1,12 +1,18 @@
 package api
 
 import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/startupwebapp/platform/controlplane/registry"
 )
@@ -14,20 +20,77 @@ import (
 type tokenKey struct{}
 
 // authenticate lets a request through only with a live admin token in
-// "Authorization: Bearer <token>".
+// "Authorization: Bearer <token>". A client with too many wrong tokens in
+// the current window gets 429 before its token is looked at.
 func (s *Server) authenticate(c *fiber.Ctx) error {
+	client := s.clientAddr(c)
+	tk, wait, ok := s.failures.reserve(throttleKey(client))
+	if !ok {
+		secs := int64((wait + time.Second - 1) / time.Second)
+		c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(max(secs, 1), 10))
+		return &Error{Status: http.StatusTooManyRequests, Code: codeRateLimited,
+			Message: "too many failed authentications from this address; try again after Retry-After seconds"}
+	}
 	h := c.Get(fiber.HeaderAuthorization)
 	scheme, token, ok := strings.Cut(h, " ")
 	token = strings.TrimSpace(token)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		// No token was tried: nothing to count.
+		s.failures.release(tk)
 		return &Error{Status: http.StatusUnauthorized, Code: codeUnauthorized, Message: "missing bearer token: send Authorization: Bearer <token>"}
 	}
-	info, err := s.reg.VerifyToken(c.UserContext(), token)
+	info, err := s.verifyToken(c.UserContext(), token)
+	if errors.Is(err, registry.ErrUnauthorized) {
+		s.failures.fail(tk)
+		return err
+	}
+	s.failures.release(tk)
 	if err != nil {
 		return err
 	}
 	c.Locals(tokenKey{}, info)
 	return c.Next()
+}
+
+// verifyToken returns the live token whose value is plaintext, or
+// registry.ErrUnauthorized. It writes the token's last_used_at at most once
+// per lastUsedInterval: a write per request made every admin call, reads
+// included, an UPDATE of the token's row in the platform database.
+func (s *Server) verifyToken(ctx context.Context, plaintext string) (registry.TokenInfo, error) {
+	h := sha256.Sum256([]byte(plaintext))
+	if s.usage.claim(h) {
+		info, err := s.reg.VerifyToken(ctx, plaintext) // looks up and stamps last_used_at
+		if err != nil {
+			s.usage.unclaim(h)
+		}
+		return info, err
+	}
+	return s.lookupToken(ctx, h)
+}
+
+// lookupTokenSQL finds a live token by its SHA-256 without writing to it.
+// It belongs in the registry beside VerifyToken (which always writes); it is
+// here until the registry offers a read-only lookup.
+const lookupTokenSQL = `SELECT id, name, created_at, last_used_at, revoked_at, token_hash
+	FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL`
+
+func (s *Server) lookupToken(ctx context.Context, h [32]byte) (registry.TokenInfo, error) {
+	var (
+		info   registry.TokenInfo
+		stored []byte
+	)
+	err := s.reg.DB().QueryRow(ctx, lookupTokenSQL, h[:]).
+		Scan(&info.ID, &info.Name, &info.CreatedAt, &info.LastUsedAt, &info.RevokedAt, &stored)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return registry.TokenInfo{}, registry.ErrUnauthorized
+	}
+	if err != nil {
+		return registry.TokenInfo{}, fmt.Errorf("look up token: %w", err)
+	}
+	if subtle.ConstantTimeCompare(stored, h[:]) != 1 {
+		return registry.TokenInfo{}, registry.ErrUnauthorized
+	}
+	return info, nil
 }
 
 // actor names the caller in the audit log: "token:<id>:<name>".

@@ -23,6 +23,7 @@ const (
 	codeConflict     = "conflict"
 	codeUnauthorized = "unauthorized"
 	codeForbidden    = "forbidden"
+	codeRateLimited  = "rate_limited"
 	codeUnavailable  = "unavailable"
 	codeInternal     = "internal"
 )
@@ -96,6 +97,8 @@ func fromFiber(e *fiber.Error) *Error {
 		return &Error{Status: e.Code, Code: codeUnauthorized, Message: "unauthorized"}
 	case http.StatusForbidden:
 		return &Error{Status: e.Code, Code: codeForbidden, Message: "forbidden"}
+	case http.StatusTooManyRequests:
+		return &Error{Status: e.Code, Code: codeRateLimited, Message: "too many requests; try again later"}
 	case http.StatusServiceUnavailable:
 		return &Error{Status: e.Code, Code: codeUnavailable, Message: "unavailable; try again"}
 	}

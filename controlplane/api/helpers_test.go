@@ -70,11 +70,22 @@ func newHarness(t testing.TB) *harness {
 // newHarnessWith is newHarness with the provisioning options changed by mod.
 func newHarnessWith(t testing.TB, mod func(*provision.Options)) *harness {
 	t.Helper()
+	return newHarnessAPI(t, mod, nil)
+}
+
+// newHarnessAPI is newHarness with the provisioning options changed by mod
+// and the API's options by apiMod (either may be nil).
+func newHarnessAPI(t testing.TB, mod func(*provision.Options), apiMod func(*Options)) *harness {
+	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	pe := provisiontest.New(t, provisiontest.Config{Tag: "a", Log: log, Options: mod})
 	token := pgtest.RandomName("bootstrap-token-")
-	srv, err := New(context.Background(), Options{Provision: pe.Service, Log: log, BootstrapToken: token, BodyLimit: 64 << 10})
+	opts := Options{Provision: pe.Service, Log: log, BootstrapToken: token, BodyLimit: 64 << 10}
+	if apiMod != nil {
+		apiMod(&opts)
+	}
+	srv, err := New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
