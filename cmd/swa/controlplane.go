@@ -53,7 +53,12 @@ func newControlPlane(ctx context.Context, cfg *config.Config, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	srv, err := api.New(ctx, api.Options{Provision: core.prov, Log: log, BootstrapToken: cfg.AdminToken})
+	srv, err := api.New(ctx, api.Options{
+		Provision:      core.prov,
+		Log:            log,
+		BootstrapToken: cfg.AdminToken,
+		TrustedProxies: cfg.TrustedProxies,
+	})
 	if err != nil {
 		core.Close()
 		return nil, err
