@@ -23,7 +23,7 @@ import (
 var tenantTables = []string{
 	"account", "ad", "ad_status", "ad_type", "ajax_error", "button_click",
 	"cart", "cart_discount", "cart_payment", "cart_shipping_address", "cart_shipping_method", "cart_sku",
-	"chat_message", "clientevent_configuration", "customer_order", "default_shipping_address",
+	"chat_message", "checkout_session", "checkout_session_discount", "checkout_session_sku", "clientevent_configuration", "customer_order", "default_shipping_address",
 	"discount_code", "discount_type", "email", "email_outbox", "email_sent", "email_status", "email_type",
 	"email_unsubscribe_reason", "link_event", "member",
 	"order_billing_address", "order_configuration", "order_discount", "order_email_failure", "order_payment",
@@ -438,7 +438,8 @@ func mapsEqual(a, b map[string]int64) bool {
 }
 
 // Rows the constraint cases build on: member 9001 (account 9001) with cart
-// 9001 holding SKU 1, and order 9001 paid with intent pi_one.
+// 9001 holding SKU 1, order 9001 paid with intent pi_one, and checkout
+// session cs_test_two of cart 9001 charging SKU 6 with WELCOME10.
 const constraintSetup = `
 INSERT INTO account (id, username, password_hash, email) VALUES (9001, 'alice', 'x', 'alice@example.com'), (9002, 'bob', 'x', 'bob@example.com');
 INSERT INTO member (id, account_id, mb_cd) VALUES (9001, 9001, 'MBCD1'), (9002, 9002, 'MBCD2');
@@ -456,6 +457,10 @@ INSERT INTO order_shipping_method (order_id, shipping_method_id) VALUES (9001, 2
 INSERT INTO pageview (account_id, url) VALUES (9001, 'https://shop.example.com/');
 INSERT INTO staff (email, password_hash) VALUES ('Owner@example.com', 'x');
 INSERT INTO stripe_webhook_event (event_id, type) VALUES ('evt_1', 'checkout.session.completed');
+INSERT INTO checkout_session (id, cart_id, member_id, shipping_method_id, item_subtotal, shipping, total)
+    VALUES ('cs_test_two', 9001, 9001, 2, 3.99, 9.56, 13.55);
+INSERT INTO checkout_session_sku (checkout_session_id, sku_id, quantity, price_each) VALUES ('cs_test_two', 6, 1, 3.99);
+INSERT INTO checkout_session_discount (checkout_session_id, discount_code_id, applied) VALUES ('cs_test_two', 1, false);
 `
 
 // inTx runs fn in a transaction on top of constraintSetup and rolls it back.
@@ -508,6 +513,10 @@ func TestTenantConstraints(t *testing.T) {
 		{"outbox unknown status", `INSERT INTO email_outbox (to_addresses, from_address, subject, body_text, kind, status) VALUES ('["a@example.com"]', 'f@example.com', 's', 'b', 'test', 'lost')`, "23514", "email_outbox_status_check"},
 		{"outbox without recipients", `INSERT INTO email_outbox (to_addresses, from_address, subject, body_text, kind) VALUES ('[]', 'f@example.com', 's', 'b', 'test')`, "23514", "email_outbox_to_addresses_check"},
 		{"sku in an order cannot be deleted", `DELETE FROM sku WHERE id = 1`, "23503", "order_sku_sku_id_fkey"},
+		{"checkout session recorded twice", `INSERT INTO checkout_session (id, cart_id, total) VALUES ('cs_test_two', 9002, 0)`, "23505", "checkout_session_pkey"},
+		{"same sku twice in a checkout session", `INSERT INTO checkout_session_sku (checkout_session_id, sku_id, quantity, price_each) VALUES ('cs_test_two', 6, 2, 3.99)`, "23505", "checkout_session_sku_checkout_session_id_sku_id_key"},
+		{"negative checkout session total", `INSERT INTO checkout_session (id, cart_id, total) VALUES ('cs_test_three', 9002, -1)`, "23514", "checkout_session_total_check"},
+		{"sku in a checkout session cannot be deleted", `DELETE FROM sku WHERE id = 6`, "23503", "checkout_session_sku_sku_id_fkey"},
 		{"unknown email failure type", `INSERT INTO order_email_failure (order_id, failure_type, error_message, customer_email) VALUES (9001, 'boom', 'e', 'a@example.com')`, "23514", "order_email_failure_failure_type_check"},
 	}
 	for _, c := range cases {
@@ -544,11 +553,21 @@ func TestTenantDeletes(t *testing.T) {
 			`SELECT count(*) FROM sku`:                                       6,
 		}},
 		{"deleting an account removes member and cart but keeps orders and events", `DELETE FROM account WHERE id = 9001`, map[string]int64{
-			`SELECT count(*) FROM member WHERE id = 9001`:                                  0,
-			`SELECT count(*) FROM cart WHERE id = 9001`:                                    0,
-			`SELECT count(*) FROM cart_sku WHERE cart_id = 9001`:                           0,
-			`SELECT count(*) FROM customer_order WHERE id = 9001 AND member_id IS NULL`:    1,
-			`SELECT count(*) FROM pageview WHERE account_id IS NULL AND url LIKE '%shop%'`: 1,
+			`SELECT count(*) FROM member WHERE id = 9001`:                                          0,
+			`SELECT count(*) FROM cart WHERE id = 9001`:                                            0,
+			`SELECT count(*) FROM cart_sku WHERE cart_id = 9001`:                                   0,
+			`SELECT count(*) FROM customer_order WHERE id = 9001 AND member_id IS NULL`:            1,
+			`SELECT count(*) FROM pageview WHERE account_id IS NULL AND url LIKE '%shop%'`:         1,
+			`SELECT count(*) FROM checkout_session WHERE id = 'cs_test_two' AND member_id IS NULL`: 1,
+		}},
+		{"deleting a cart keeps its checkout sessions", `DELETE FROM cart WHERE id = 9001`, map[string]int64{
+			`SELECT count(*) FROM checkout_session WHERE cart_id = 9001`:                          1,
+			`SELECT count(*) FROM checkout_session_sku WHERE checkout_session_id = 'cs_test_two'`: 1,
+		}},
+		{"deleting a checkout session removes its lines and codes", `DELETE FROM checkout_session WHERE id = 'cs_test_two'`, map[string]int64{
+			`SELECT count(*) FROM checkout_session_sku`:      0,
+			`SELECT count(*) FROM checkout_session_discount`: 0,
+			`SELECT count(*) FROM sku WHERE id = 6`:          1,
 		}},
 		{"deleting an order removes its lines, history and shipping method", `DELETE FROM customer_order WHERE id = 9001`, map[string]int64{
 			`SELECT count(*) FROM order_sku WHERE order_id = 9001`:             0,

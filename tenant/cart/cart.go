@@ -131,6 +131,52 @@ func Delete(ctx context.Context, db DB, cartID int64) error {
 	return nil
 }
 
+// subtractSQL takes quantities out of a cart's lines by SKU: a line left
+// with nothing is removed. The two parts touch different rows.
+const subtractSQL = `
+WITH x AS (
+  SELECT sku_id, sum(quantity)::integer AS quantity
+  FROM unnest($2::bigint[], $3::integer[]) AS u(sku_id, quantity) GROUP BY sku_id
+), gone AS (
+  DELETE FROM cart_sku c USING x WHERE c.cart_id = $1 AND c.sku_id = x.sku_id AND c.quantity <= x.quantity
+)
+UPDATE cart_sku c SET quantity = c.quantity - x.quantity
+FROM x WHERE c.cart_id = $1 AND c.sku_id = x.sku_id AND c.quantity > x.quantity`
+
+const removeCodesSQL = `DELETE FROM cart_discount WHERE cart_id = $1 AND discount_code_id = ANY($2::bigint[])`
+
+const deleteIfEmptySQL = `DELETE FROM cart WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM cart_sku WHERE cart_id = $1)`
+
+// Subtract takes a paid checkout out of a cart, when the order was made
+// from what the checkout charged rather than from the cart: each line's
+// quantity is subtracted from the cart's line of the same SKU (a line left
+// with nothing is removed), the checkout's discount codes are removed, and
+// a cart left without lines is deleted. What the visitor added after the
+// checkout began stays in the cart, with its shipping method, for the next
+// one. It reports whether the cart was deleted. Run it in the order's
+// transaction with the cart locked.
+func Subtract(ctx context.Context, db DB, cartID int64, lines []Line, discountCodeIDs []int64) (bool, error) {
+	skus := make([]int64, len(lines))
+	qtys := make([]int32, len(lines))
+	for i, l := range lines {
+		skus[i], qtys[i] = l.SKUID, int32(l.Quantity)
+	}
+	if _, err := db.Exec(ctx, subtractSQL, cartID, skus, qtys); err != nil {
+		return false, fmt.Errorf("subtract from cart: %w", err)
+	}
+	if discountCodeIDs == nil {
+		discountCodeIDs = []int64{}
+	}
+	if _, err := db.Exec(ctx, removeCodesSQL, cartID, discountCodeIDs); err != nil {
+		return false, fmt.Errorf("subtract from cart: discount codes: %w", err)
+	}
+	tag, err := db.Exec(ctx, deleteIfEmptySQL, cartID)
+	if err != nil {
+		return false, fmt.Errorf("subtract from cart: delete: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // lockBothSQL locks the anonymous cart and the member's cart, in id order so
 // two concurrent sign-ins cannot deadlock.
 const lockBothSQL = `SELECT id, coalesce(member_id, 0) FROM cart

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
 
 	"github.com/startupwebapp/platform/migrations"
 	"github.com/startupwebapp/platform/platform/pgtest"
@@ -219,5 +220,102 @@ func TestLoadContents(t *testing.T) {
 	}
 	if s := got.Totals.CartTotal.Value.StringFixed(2); s != "43.04" {
 		t.Errorf("cart total %s, want 43.04 (2×14.99 + 3.50 + 9.56)", s)
+	}
+}
+
+func TestSubtract(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewPool(t, migrations.Tenant)
+	ctx := context.Background()
+	tests := []struct {
+		name      string
+		cart      lineQty
+		codes     bool // WELCOME10 on the cart
+		paid      lineQty
+		paidCodes []int64
+		want      lineQty // nil: the cart is deleted
+		wantCodes int
+	}{
+		{name: "exactly what was paid: cart deleted", cart: lineQty{1: 2}, codes: true, paid: lineQty{1: 2}, paidCodes: []int64{1}},
+		{name: "a later SKU stays", cart: lineQty{1: 2, 6: 1}, codes: true, paid: lineQty{1: 2}, paidCodes: []int64{1}, want: lineQty{6: 1}},
+		{name: "more of a SKU than paid: the rest stays", cart: lineQty{1: 5}, paid: lineQty{1: 2}, want: lineQty{1: 3}},
+		{name: "fewer than paid: line removed", cart: lineQty{1: 1, 7: 1}, paid: lineQty{1: 3}, want: lineQty{7: 1}},
+		{name: "a paid SKU removed since", cart: lineQty{6: 1}, paid: lineQty{1: 1}, want: lineQty{6: 1}},
+		{name: "codes not in the checkout stay", cart: lineQty{1: 1, 6: 1}, codes: true, paid: lineQty{1: 1}, want: lineQty{6: 1}, wantCodes: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, _, err := cart.FindOrCreate(ctx, db, cart.Owner{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			addLines(t, db, c.ID, tc.cart)
+			setShipping(t, db, c.ID, 2)
+			if tc.codes {
+				if _, err := db.Exec(ctx, `INSERT INTO cart_discount (cart_id, discount_code_id) VALUES ($1, 1)`, c.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var paid []cart.Line
+			for sku, q := range tc.paid {
+				paid = append(paid, cart.Line{SKUID: sku, Quantity: q})
+			}
+			var deleted bool
+			inTx(t, db, func(tx pgx.Tx) error {
+				deleted, err = cart.Subtract(ctx, tx, c.ID, paid, tc.paidCodes)
+				return err
+			})
+			if deleted != (tc.want == nil) {
+				t.Errorf("deleted = %v, want %v", deleted, tc.want == nil)
+			}
+			var carts int
+			_ = db.QueryRow(ctx, `SELECT count(*) FROM cart WHERE id = $1`, c.ID).Scan(&carts)
+			if want := min(len(tc.want), 1); carts != want {
+				t.Fatalf("%d carts, want %d", carts, want)
+			}
+			if tc.want == nil {
+				return
+			}
+			if l := linesOf(t, db, c.ID); fmt.Sprint(l) != fmt.Sprint(tc.want) {
+				t.Errorf("lines %v, want %v", l, tc.want)
+			}
+			if s := shippingOf(t, db, c.ID); s != 2 {
+				t.Errorf("shipping method %d, want 2 (kept)", s)
+			}
+			var codes int
+			_ = db.QueryRow(ctx, `SELECT count(*) FROM cart_discount WHERE cart_id = $1`, c.ID).Scan(&codes)
+			if codes != tc.wantCodes {
+				t.Errorf("%d discount codes, want %d", codes, tc.wantCodes)
+			}
+		})
+	}
+}
+
+func TestPricedLines(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewPool(t, migrations.Tenant)
+	ctx := context.Background()
+	in := []cart.Line{
+		{SKUID: 7, Quantity: 2, Price: decimal.RequireFromString("10.99")},
+		{SKUID: 1, Quantity: 1, Price: decimal.RequireFromString("3.50")},
+	}
+	got, err := cart.PricedLines(ctx, db, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].SKUID != 7 || got[1].SKUID != 1 {
+		t.Fatalf("lines %+v, want SKUs 7 and 1 in that order", got)
+	}
+	// The given price, not SKU 7's current 14.99; the product's image.
+	if got[0].Price.StringFixed(2) != "10.99" || got[0].Quantity != 2 || got[0].ImageURL != "/img/product/rubber_bands_2.jpg" ||
+		got[0].ProductIdentifier != "v26ujdy3N1" || !got[0].IsProduct() || got[0].Subtotal().StringFixed(2) != "21.98" {
+		t.Errorf("sku 7 line %+v", got[0])
+	}
+	if _, err := cart.PricedLines(ctx, db, []cart.Line{{SKUID: 999, Quantity: 1}}); err == nil {
+		t.Error("a missing SKU gave no error")
+	}
+	if got, err := cart.PricedLines(ctx, db, nil); err != nil || len(got) != 0 {
+		t.Errorf("no lines: %v %v", got, err)
 	}
 }

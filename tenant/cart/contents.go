@@ -36,22 +36,28 @@ func (l Line) IsProduct() bool { return l.SKUType == "product" }
 // Subtotal is price × quantity.
 func (l Line) Subtotal() decimal.Decimal { return l.Price.Mul(decimal.NewFromInt(int64(l.Quantity))) }
 
-// linesSQL reads a cart's lines in insertion order with each SKU's current
-// price (latest created_date_time, then latest id) and main image.
-const linesSQL = `
-SELECT cs.id, cs.sku_id, cs.quantity, pr.price, st.title, si.title, si.identifier,
-       s.color, s.size, s.description,
+// skuColumns and skuJoins read what the API shows of a SKU (alias s): its
+// type, inventory, colour, size, description, product and main image (the
+// SKU's, else the product's).
+const skuColumns = `st.title, si.title, si.identifier, s.color, s.size, s.description,
        coalesce(p.title, ''), coalesce(p.title_url, ''), coalesce(p.identifier, ''),
        coalesce(
          (SELECT image_url FROM sku_image WHERE sku_id = s.id AND main_image ORDER BY id LIMIT 1),
          (SELECT image_url FROM product_image WHERE product_id = p.id AND main_image ORDER BY id LIMIT 1),
-         '')
-FROM cart_sku cs
-JOIN sku s ON s.id = cs.sku_id
+         '')`
+
+const skuJoins = `
 JOIN sku_type st ON st.id = s.sku_type_id
 JOIN sku_inventory si ON si.id = s.sku_inventory_id
 LEFT JOIN product_sku ps ON ps.sku_id = s.id
-LEFT JOIN product p ON p.id = ps.product_id
+LEFT JOIN product p ON p.id = ps.product_id`
+
+// linesSQL reads a cart's lines in insertion order with each SKU's current
+// price (latest created_date_time, then latest id) and main image.
+const linesSQL = `
+SELECT cs.id, cs.sku_id, cs.quantity, pr.price, ` + skuColumns + `
+FROM cart_sku cs
+JOIN sku s ON s.id = cs.sku_id` + skuJoins + `
 LEFT JOIN LATERAL (
   SELECT price FROM sku_price WHERE sku_id = s.id ORDER BY created_date_time DESC, id DESC LIMIT 1
 ) pr ON true
@@ -84,6 +90,55 @@ func Lines(ctx context.Context, db DB, cartID int64) ([]Line, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cart lines: %w", err)
+	}
+	return out, nil
+}
+
+// pricedLinesSQL reads what the API shows of the given SKUs, by position.
+const pricedLinesSQL = `
+SELECT x.ord, ` + skuColumns + `
+FROM unnest($1::bigint[]) WITH ORDINALITY AS x(sku_id, ord)
+JOIN sku s ON s.id = x.sku_id` + skuJoins + `
+ORDER BY x.ord`
+
+// PricedLines completes lines that carry only a SKU, a quantity and a price
+// (a checkout's record of what it charged) with what the API shows of each
+// SKU now, keeping the given quantities, prices and order. ID is left 0.
+func PricedLines(ctx context.Context, db DB, lines []Line) ([]Line, error) {
+	out := make([]Line, len(lines))
+	copy(out, lines)
+	if len(lines) == 0 {
+		return out, nil
+	}
+	ids := make([]int64, len(lines))
+	for i, l := range lines {
+		ids[i] = l.SKUID
+	}
+	rows, err := db.Query(ctx, pricedLinesSQL, ids)
+	if err != nil {
+		return nil, fmt.Errorf("priced lines: %w", err)
+	}
+	defer rows.Close()
+	found := 0
+	for rows.Next() {
+		var ord int64
+		var l Line
+		if err := rows.Scan(&ord, &l.SKUType, &l.InventoryTitle, &l.InventoryIdentifier,
+			&l.Color, &l.Size, &l.Description, &l.ProductTitle, &l.ProductTitleURL, &l.ProductIdentifier, &l.ImageURL); err != nil {
+			return nil, fmt.Errorf("priced lines: %w", err)
+		}
+		if ord < 1 || ord > int64(len(out)) {
+			return nil, fmt.Errorf("priced lines: position %d out of range", ord)
+		}
+		l.SKUID, l.Quantity, l.Price = out[ord-1].SKUID, out[ord-1].Quantity, out[ord-1].Price
+		out[ord-1] = l
+		found++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("priced lines: %w", err)
+	}
+	if found != len(lines) {
+		return nil, fmt.Errorf("priced lines: %d of %d SKUs exist", found, len(lines))
 	}
 	return out, nil
 }

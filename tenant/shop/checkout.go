@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5"
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/startupwebapp/platform/platform/payments"
@@ -188,7 +189,10 @@ func sessionParams(cc cart.Contents, tenantID int64, frontend, email string) (*s
 
 const accountEmailSQL = `SELECT email FROM account WHERE id = $1`
 
-// O15 POST /order/create-checkout-session. No database writes.
+// O15 POST /order/create-checkout-session. The cart is read in a
+// repeatable-read transaction that stays open across the Stripe call, and
+// what the session charges is recorded in it (saveSnapshot), so the record
+// is the very cart that was sent. Nothing else is written.
 func (a *App) createCheckoutSession(c *fiber.Ctx) error {
 	const key = "create_checkout_session"
 	fail := func(code, desc string) error {
@@ -206,19 +210,32 @@ func (a *App) createCheckoutSession(c *fiber.Ctx) error {
 		if !ok {
 			return fail("checkout-not-allowed", "")
 		}
-		cc, found, err := rq.totals()
+		owner, err := rq.who()
+		if err != nil {
+			return err
+		}
+		tx, err := rq.conn.BeginTx(rq.ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+		if err != nil {
+			return fmt.Errorf("checkout session: begin: %w", err)
+		}
+		defer tx.Rollback(rq.ctx) //nolint:errcheck // a no-op after Commit
+		ct, found, err := cart.Find(rq.ctx, tx, owner)
 		if err != nil {
 			return err
 		}
 		if !found {
 			return fail("cart-not-found", "")
 		}
+		cc, err := cart.Load(rq.ctx, tx, ct)
+		if err != nil {
+			return err
+		}
 		if len(cc.ProductLines()) == 0 {
 			return fail("cart-is-empty", "")
 		}
 		email := ""
 		if rq.owner.MemberID > 0 {
-			if err := rq.conn.QueryRow(rq.ctx, accountEmailSQL, rq.accountID).Scan(&email); err != nil {
+			if err := tx.QueryRow(rq.ctx, accountEmailSQL, rq.accountID).Scan(&email); err != nil {
 				return fmt.Errorf("account email: %w", err)
 			}
 		} else if v, ok := formValue(c, "anonymous_email_address"); ok {
@@ -243,6 +260,21 @@ func (a *App) createCheckoutSession(c *fiber.Ctx) error {
 			}
 			rq.a.log.Error("checkout session: stripe call", "tenant", rq.tenant.Slug, "err", err)
 			return fail("unexpected-error", "Payments are not available at the moment.")
+		}
+		err = saveSnapshot(rq.ctx, tx, s.ID, cc)
+		if err == nil {
+			err = tx.Commit(rq.ctx)
+		}
+		if err != nil {
+			// The same session recorded by a concurrent identical request
+			// (same idempotency key, same session) is not a failure.
+			_ = tx.Rollback(rq.ctx)
+			if recorded, lerr := snapshotExists(rq.ctx, rq.conn, s.ID); lerr != nil || !recorded {
+				// Without its record the session must not be paid for:
+				// its URL is not handed out.
+				rq.a.log.Error("checkout session: record", "tenant", rq.tenant.Slug, "session", s.ID, "err", err)
+				return fail("unexpected-error", "Payments are not available at the moment.")
+			}
 		}
 		return reply(c, object{{key, "success"}, {"session_id", s.ID}, {"checkout_url", s.URL}})
 	})

@@ -77,11 +77,16 @@ func intentID(s *stripe.CheckoutSession) string {
 // whichever of the success redirect and the webhook comes first: in one
 // transaction it locks the session's cart (metadata cart_id), returns the
 // existing order if the session already made one, and otherwise writes the
-// payment, addresses, order (totals computed from the cart), lines, applied
-// discounts, initial status, shipping method, the confirmation e-mail into
-// the outbox, and deletes the cart. A racing second caller waits on the
-// cart lock and then finds the order; the unique session id on the order
-// is the last guard.
+// payment, addresses, order, lines, applied discounts, initial status,
+// shipping method and the confirmation e-mail into the outbox. Lines and
+// totals come from the session's snapshot (what it charged); the snapshot's
+// quantities and discount codes are then taken out of the cart, so items
+// added after the session was created stay there for the next checkout,
+// and a cart left empty is deleted. A session without a snapshot (created
+// before snapshots were recorded) is made from the cart as it is, which is
+// deleted. A session whose cart is gone makes no order (errCartGone), as
+// before snapshots. A racing second caller waits on the cart lock and then
+// finds the order; the unique session id on the order is the last guard.
 func (a *App) placeOrder(ctx context.Context, conn *pgxpool.Conn, t *directory.Tenant, key []byte, s *stripe.CheckoutSession) (string, error) {
 	if otherTenant(s, t) {
 		return "", errOtherTenant
@@ -117,16 +122,30 @@ func (a *App) placeOrder(ctx context.Context, conn *pgxpool.Conn, t *directory.T
 		if ident, err = existingOrder(ctx, tx, s.ID, intent); err != nil || ident != "" {
 			return err
 		}
-		cc, err := cart.Load(ctx, tx, ct)
+		cc, recorded, err := loadSnapshot(ctx, tx, s.ID)
 		if err != nil {
 			return err
 		}
+		if !recorded {
+			// A session created before snapshots were recorded: the
+			// cart as it is now.
+			if cc, err = cart.Load(ctx, tx, ct); err != nil {
+				return err
+			}
+		}
+		// The order belongs to whoever owns the cart now (a visitor's
+		// cart adopted at sign-in is the member's).
+		cc.Cart = ct
 		o, err := a.writeOrder(ctx, tx, t, key, s, cc)
 		if err != nil {
 			return err
 		}
 		ident, mismatch, stripeTotal, orderTotal = o.identifier, o.mismatch, o.stripeTotal, o.total
-		return cart.Delete(ctx, tx, ct.ID)
+		if !recorded {
+			return cart.Delete(ctx, tx, ct.ID)
+		}
+		_, err = cart.Subtract(ctx, tx, ct.ID, cc.Lines, discountCodeIDs(cc.Discounts))
+		return err
 	})
 	if err != nil {
 		return "", err

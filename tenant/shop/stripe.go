@@ -15,8 +15,8 @@ import (
 )
 
 // O16 GET /order/checkout-session-success?session_id=<id> (§7.2). The
-// order is made from the session's cart (metadata cart_id) in one
-// transaction, or found when the webhook made it first.
+// order is made in one transaction from what the session charged (its
+// snapshot; see placeOrder), or found when the webhook made it first.
 func (a *App) checkoutSessionSuccess(c *fiber.Ctx) error {
 	const key = "checkout_session_success"
 	fail := func(code, desc string) error {
