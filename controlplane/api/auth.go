@@ -3,16 +3,13 @@ package api
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/startupwebapp/platform/controlplane/registry"
 )
@@ -65,32 +62,7 @@ func (s *Server) verifyToken(ctx context.Context, plaintext string) (registry.To
 		}
 		return info, err
 	}
-	return s.lookupToken(ctx, h)
-}
-
-// lookupTokenSQL finds a live token by its SHA-256 without writing to it.
-// It belongs in the registry beside VerifyToken (which always writes); it is
-// here until the registry offers a read-only lookup.
-const lookupTokenSQL = `SELECT id, name, created_at, last_used_at, revoked_at, token_hash
-	FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL`
-
-func (s *Server) lookupToken(ctx context.Context, h [32]byte) (registry.TokenInfo, error) {
-	var (
-		info   registry.TokenInfo
-		stored []byte
-	)
-	err := s.reg.DB().QueryRow(ctx, lookupTokenSQL, h[:]).
-		Scan(&info.ID, &info.Name, &info.CreatedAt, &info.LastUsedAt, &info.RevokedAt, &stored)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return registry.TokenInfo{}, registry.ErrUnauthorized
-	}
-	if err != nil {
-		return registry.TokenInfo{}, fmt.Errorf("look up token: %w", err)
-	}
-	if subtle.ConstantTimeCompare(stored, h[:]) != 1 {
-		return registry.TokenInfo{}, registry.ErrUnauthorized
-	}
-	return info, nil
+	return s.reg.LookupToken(ctx, plaintext)
 }
 
 // actor names the caller in the audit log: "token:<id>:<name>".

@@ -112,6 +112,11 @@ func TestTokens(t *testing.T) {
 	if created.ID == 0 || created.Name != "ci" || created.CreatedAt.IsZero() || created.LastUsedAt != nil || created.RevokedAt != nil {
 		t.Errorf("created %+v: want its id and name, never used", created)
 	}
+	// LookupToken authenticates without stamping last_used_at.
+	looked, err := r.LookupToken(ctx, plain)
+	if err != nil || looked.ID != created.ID || looked.LastUsedAt != nil {
+		t.Fatalf("LookupToken: %+v %v, want the token, never used", looked, err)
+	}
 	info, err := r.VerifyToken(ctx, plain)
 	if err != nil || info.ID != created.ID || info.Name != "ci" || info.LastUsedAt == nil {
 		t.Fatalf("VerifyToken: %+v %v", info, err)
@@ -127,12 +132,18 @@ func TestTokens(t *testing.T) {
 		if _, err := r.VerifyToken(ctx, bad); !errors.Is(err, ErrUnauthorized) {
 			t.Errorf("VerifyToken(bad): %v, want ErrUnauthorized", err)
 		}
+		if _, err := r.LookupToken(ctx, bad); !errors.Is(err, ErrUnauthorized) {
+			t.Errorf("LookupToken(bad): %v, want ErrUnauthorized", err)
+		}
 	}
 	if err := r.RevokeToken(ctx, info.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.VerifyToken(ctx, plain); !errors.Is(err, ErrUnauthorized) {
 		t.Errorf("revoked token: %v", err)
+	}
+	if _, err := r.LookupToken(ctx, plain); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("LookupToken of a revoked token: %v", err)
 	}
 	if err := r.RevokeToken(ctx, 9999); !errors.Is(err, ErrNotFound) {
 		t.Errorf("revoke unknown: %v", err)

@@ -100,6 +100,32 @@ func (r *Registry) VerifyToken(ctx context.Context, plaintext string) (TokenInfo
 	return info, nil
 }
 
+// LookupToken is VerifyToken without the last_used_at write, for callers
+// that stamp usage less often than they authenticate.
+func (r *Registry) LookupToken(ctx context.Context, plaintext string) (TokenInfo, error) {
+	if plaintext == "" {
+		return TokenInfo{}, ErrUnauthorized
+	}
+	want := tokenHash(plaintext)
+	var (
+		info   TokenInfo
+		stored []byte
+	)
+	err := r.db.QueryRow(ctx, `SELECT id, name, created_at, last_used_at, revoked_at, token_hash
+		FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL`, want).
+		Scan(&info.ID, &info.Name, &info.CreatedAt, &info.LastUsedAt, &info.RevokedAt, &stored)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return TokenInfo{}, ErrUnauthorized
+	}
+	if err != nil {
+		return TokenInfo{}, fmt.Errorf("look up token: %w", err)
+	}
+	if subtle.ConstantTimeCompare(stored, want) != 1 {
+		return TokenInfo{}, ErrUnauthorized
+	}
+	return info, nil
+}
+
 // Tokens lists admin tokens (never their values), newest first.
 func (r *Registry) Tokens(ctx context.Context) ([]TokenInfo, error) {
 	rows, err := r.db.Query(ctx, `SELECT id, name, created_at, last_used_at, revoked_at FROM admin_tokens ORDER BY id DESC`)
