@@ -19,8 +19,10 @@ import (
 	"github.com/startupwebapp/platform/tenant/cart"
 )
 
-// errCartGone means a paid session's cart no longer exists and no order was
-// made from it: the event can never apply (§12 Q27).
+// errCartGone means a paid session without a snapshot (created before
+// snapshots were recorded) has no cart left and no order was made from it:
+// the event can never apply (§12 Q27). A session with a snapshot always
+// becomes its order.
 var errCartGone = errors.New("cart not found")
 
 // errNoCartID means a session carries no cart_id metadata.
@@ -48,6 +50,10 @@ WHERE p.stripe_payment_intent_id = $1`
 
 const lockCartSQL = `SELECT id, coalesce(member_id, 0), coalesce(anonymous_cart_id, '') FROM cart WHERE id = $1 FOR UPDATE`
 
+// lockSnapshotSQL locks a session's snapshot: the one row every maker of
+// the session's order waits on, whether or not its cart still exists.
+const lockSnapshotSQL = `SELECT cart_id, coalesce(member_id, 0) FROM checkout_session WHERE id = $1 FOR UPDATE`
+
 // existingOrder returns the order already made from the session (or its
 // payment intent), "" when none.
 func existingOrder(ctx context.Context, db cart.DB, sessionID, intent string) (string, error) {
@@ -74,18 +80,26 @@ func intentID(s *stripe.CheckoutSession) string {
 }
 
 // placeOrder creates the order of a paid Checkout Session exactly once,
-// whichever of the success redirect and the webhook comes first: in one
-// transaction it locks the session's cart (metadata cart_id), returns the
-// existing order if the session already made one, and otherwise writes the
-// payment, addresses, order, lines, applied discounts, initial status,
-// shipping method and the confirmation e-mail into the outbox. Lines and
-// totals come from the session's snapshot (what it charged); the snapshot's
-// quantities and discount codes are then taken out of the cart, so items
-// added after the session was created stay there for the next checkout,
-// and a cart left empty is deleted. A session without a snapshot (created
-// before snapshots were recorded) is made from the cart as it is, which is
-// deleted. A session whose cart is gone makes no order (errCartGone), as
-// before snapshots. A racing second caller waits on the cart lock and then
+// whichever of the success redirect and the webhook comes first, in one
+// transaction: it returns the existing order if the session already made
+// one, and otherwise writes the payment, addresses, order, lines, applied
+// discounts, initial status, shipping method and the confirmation e-mail
+// into the outbox.
+//
+// A session with a snapshot (what it charged, recorded when it was created)
+// always becomes an order, since its money was taken: the snapshot row is
+// locked, then the cart if it still exists. Lines and totals come from the
+// snapshot; the snapshot's quantities and discount codes are then taken out
+// of the cart, so items added after the session was created stay there for
+// the next checkout, and a cart left empty is deleted. When the cart is
+// gone (deleted in another tab), no cart is touched; the order is then the
+// snapshot's member's, or a prospect's by the session's e-mail.
+//
+// A session without a snapshot (created before snapshots were recorded)
+// locks its cart (metadata cart_id) and is made from the cart as it is,
+// which is deleted; when the cart is gone it makes no order (errCartGone).
+//
+// A racing second caller waits on the snapshot (or cart) lock and then
 // finds the order; the unique session id on the order is the last guard.
 func (a *App) placeOrder(ctx context.Context, conn *pgxpool.Conn, t *directory.Tenant, key []byte, s *stripe.CheckoutSession) (string, error) {
 	if otherTenant(s, t) {
@@ -106,42 +120,61 @@ func (a *App) placeOrder(ctx context.Context, conn *pgxpool.Conn, t *directory.T
 		if ident, err = existingOrder(ctx, tx, s.ID, intent); err != nil || ident != "" {
 			return err
 		}
-		var ct cart.Cart
-		err := tx.QueryRow(ctx, lockCartSQL, cartID).Scan(&ct.ID, &ct.MemberID, &ct.AnonymousID)
+		var snap cart.Cart
+		recorded := true
+		err := tx.QueryRow(ctx, lockSnapshotSQL, s.ID).Scan(&snap.ID, &snap.MemberID)
 		if errors.Is(err, pgx.ErrNoRows) {
-			// A concurrent creator may have committed (and deleted the cart)
-			// while we waited for the lock.
-			if ident, err = existingOrder(ctx, tx, s.ID, intent); err != nil || ident != "" {
-				return err
-			}
-			return errCartGone
+			recorded = false
+		} else if err != nil {
+			return fmt.Errorf("lock checkout snapshot: %w", err)
+		} else {
+			// The snapshot names the cart it was taken from; it is the
+			// session's own cart_id.
+			cartID = snap.ID
 		}
-		if err != nil {
+		var ct cart.Cart
+		cartFound := true
+		err = tx.QueryRow(ctx, lockCartSQL, cartID).Scan(&ct.ID, &ct.MemberID, &ct.AnonymousID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			cartFound = false
+		} else if err != nil {
 			return fmt.Errorf("lock cart: %w", err)
 		}
+		// A concurrent maker may have committed while we waited for a lock.
 		if ident, err = existingOrder(ctx, tx, s.ID, intent); err != nil || ident != "" {
 			return err
 		}
-		cc, recorded, err := loadSnapshot(ctx, tx, s.ID)
+		if !recorded && !cartFound {
+			return errCartGone
+		}
+		var cc cart.Contents
+		if recorded {
+			cc, _, err = loadSnapshot(ctx, tx, s.ID)
+		} else {
+			// A session created before snapshots were recorded: the
+			// cart as it is now.
+			cc, err = cart.Load(ctx, tx, ct)
+		}
 		if err != nil {
 			return err
 		}
-		if !recorded {
-			// A session created before snapshots were recorded: the
-			// cart as it is now.
-			if cc, err = cart.Load(ctx, tx, ct); err != nil {
-				return err
-			}
-		}
 		// The order belongs to whoever owns the cart now (a visitor's
-		// cart adopted at sign-in is the member's).
-		cc.Cart = ct
+		// cart adopted at sign-in is the member's); with the cart gone,
+		// to the member the snapshot names, if any.
+		if cartFound {
+			cc.Cart = ct
+		} else {
+			cc.Cart = snap
+		}
 		o, err := a.writeOrder(ctx, tx, t, key, s, cc)
 		if err != nil {
 			return err
 		}
 		ident, mismatch, stripeTotal, orderTotal = o.identifier, o.mismatch, o.stripeTotal, o.total
-		if !recorded {
+		switch {
+		case !cartFound:
+			return nil
+		case !recorded:
 			return cart.Delete(ctx, tx, ct.ID)
 		}
 		_, err = cart.Subtract(ctx, tx, ct.ID, cc.Lines, discountCodeIDs(cc.Discounts))
@@ -200,7 +233,8 @@ SELECT $1, id, now() FROM order_status WHERE identifier = $2`
 
 const insertOrderMethodSQL = `INSERT INTO order_shipping_method (order_id, shipping_method_id) VALUES ($1, $2)`
 
-// writeOrder inserts the order rows for a locked cart.
+// writeOrder inserts the order rows for a session whose snapshot (or,
+// without one, cart) is locked.
 func (a *App) writeOrder(ctx context.Context, tx pgx.Tx, t *directory.Tenant, key []byte, s *stripe.CheckoutSession, cc cart.Contents) (written, error) {
 	var w written
 	customerName, customerEmail := "Customer", s.CustomerEmail

@@ -301,7 +301,9 @@ func TestFullPurchase(t *testing.T) {
 }
 
 // TestWebhookRejects: a delivery with a wrong signature, an old timestamp or
-// another tenant's secret is refused with 400 and writes nothing.
+// another tenant's secret is refused with 400 and writes nothing. A good
+// delivery for a session whose cart was deleted makes its order from the
+// session's snapshot, and is ignored (200) only for a session without one.
 func TestWebhookRejects(t *testing.T) {
 	t.Parallel()
 	d := newStripeDouble(t)
@@ -361,15 +363,71 @@ func TestWebhookRejects(t *testing.T) {
 	if n := count(t, e.db, `SELECT count(*) FROM prospect WHERE email = 'guest@example.com' AND email_unsubscribed AND pr_cd IS NOT NULL`); n != 1 {
 		t.Error("prospect not recorded")
 	}
-	// An event for a cart that no longer exists can never apply: 200, logged.
-	b.post("/order/cart-add-product-sku", form("sku_id", "6", "quantity", "1"))
-	cs2 := b.post("/order/create-checkout-session", nil).json(t)
-	id2 := cs2["session_id"].(string)
-	d.pay(id2)
-	b.post("/order/cart-delete-cart", nil)
-	body2, sig2 := d.event(t, id2, "evt_gone", e.whA, time.Now())
-	if a := e.deliver(t, hostA, body2, sig2); a.status != 200 || !strings.Contains(a.raw, "cart-not-found") {
-		t.Errorf("gone cart: %d %s", a.status, a.raw)
+	// The cart is deleted (another tab) before the payment's event arrives.
+	// A session with a snapshot was paid for what the snapshot holds: it
+	// becomes exactly one order. One created before snapshots were recorded
+	// can never apply: 200, logged, nothing written.
+	goneTests := []struct {
+		name, email string
+		recorded    bool
+	}{
+		{"session recorded", "gone-recorded@example.com", true},
+		{"session not recorded", "gone-unrecorded@example.com", false},
+	}
+	for i, tc := range goneTests {
+		t.Run("cart gone, "+tc.name, func(t *testing.T) {
+			b := e.browser(t, hostA)
+			b.post("/order/cart-add-product-sku", form("sku_id", "6", "quantity", "1"))
+			cs := b.post("/order/create-checkout-session", form("anonymous_email_address", tc.email)).json(t)
+			id, _ := cs["session_id"].(string)
+			if id == "" {
+				t.Fatalf("create session: %v", cs)
+			}
+			if !tc.recorded {
+				if _, err := e.db.Exec(t.Context(), `DELETE FROM checkout_session WHERE id = $1`, id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			d.pay(id)
+			if a := b.post("/order/cart-delete-cart", nil).raw; !strings.Contains(a, `"cart_delete_cart":"success"`) {
+				t.Fatalf("delete cart: %s", a)
+			}
+			body, sig := d.event(t, id, fmt.Sprintf("evt_gone_%d", i), e.whA, time.Now())
+			first := e.deliver(t, hostA, body, sig)
+			again := e.deliver(t, hostA, body, sig)
+			redirect := b.get("/order/checkout-session-success?session_id=" + id).json(t)
+			orders := count(t, e.db, `SELECT count(*) FROM customer_order WHERE stripe_checkout_session_id = $1`, id)
+			payments := count(t, e.db, `SELECT count(*) FROM order_payment WHERE stripe_payment_intent_id = 'pi_' || $1`, id)
+			mails := count(t, e.db, `SELECT count(*) FROM email_outbox WHERE kind = 'order_confirmation' AND to_addresses = $1::jsonb`, `["`+tc.email+`"]`)
+			if !tc.recorded {
+				if first.status != 200 || first.raw != `{"ignored":"cart-not-found","received":true}` || again.raw != first.raw {
+					t.Errorf("deliveries: %d %s / %s", first.status, first.raw, again.raw)
+				}
+				if errs, _ := redirect["errors"].(map[string]any); errs["error"] != "cart-not-found" {
+					t.Errorf("success redirect: %v", redirect)
+				}
+				if orders+payments+mails != 0 {
+					t.Errorf("%d orders, %d payments, %d mails for a session without a snapshot", orders, payments, mails)
+				}
+				return
+			}
+			ident, _ := first.json(t)["order_identifier"].(string)
+			if first.status != 200 || len(ident) != 10 || again.json(t)["order_identifier"] != ident {
+				t.Fatalf("deliveries: %d %s / %s", first.status, first.raw, again.raw)
+			}
+			if redirect["checkout_session_success"] != "success" || redirect["order_identifier"] != ident {
+				t.Errorf("success redirect: %v", redirect)
+			}
+			if orders != 1 || payments != 1 || mails != 1 {
+				t.Errorf("%d orders, %d payments, %d mails, want one each", orders, payments, mails)
+			}
+			if n := count(t, e.db, `SELECT count(*) FROM customer_order o JOIN prospect p ON p.id = o.prospect_id
+				JOIN order_sku s ON s.order_id = o.id
+				WHERE o.identifier = $1 AND o.member_id IS NULL AND p.email = $2 AND s.sku_id = 6 AND s.quantity = 1
+				AND o.order_total = 3.99 AND NOT o.payment_amount_mismatch`, ident, tc.email); n != 1 {
+				t.Error("the order is not the snapshot's, made for the guest's e-mail as a prospect")
+			}
+		})
 	}
 }
 

@@ -214,3 +214,127 @@ func TestOrderIsWhatWasPaidFor(t *testing.T) {
 		})
 	}
 }
+
+// TestPaidSessionWhoseCartIsGone: the shopper deletes the cart in another
+// tab (and starts a new one there) after the Checkout Session is created;
+// then the payment arrives as the success redirect and the webhook, each
+// twice, all at once. The money was taken, so the session's snapshot
+// becomes exactly one order (one payment, one confirmation), the member's
+// or the guest's as the snapshot and the session say, and the new cart is
+// left as it is.
+func TestPaidSessionWhoseCartIsGone(t *testing.T) {
+	t.Parallel()
+	d := newStripeDouble(t)
+	e := newEnv(t, envOptions{stripeBase: d.srv.URL})
+	tests := []struct {
+		name   string
+		member bool
+	}{
+		{"member", true},
+		{"guest", false},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			email := fmt.Sprintf("gone%d@example.com", i)
+			b := e.browser(t, hostA)
+			var account int64
+			createForm := form("anonymous_email_address", email)
+			if tc.member {
+				account = newMember(t, e.db, fmt.Sprintf("gone%d", i), email)
+				b.login(account)
+				createForm = nil
+			}
+			b.post("/order/cart-add-product-sku", form("sku_id", "1", "quantity", "2"))
+			b.post("/order/cart-update-shipping-method", form("shipping_method_identifier", "USPSRetailGround"))
+			b.post("/order/cart-apply-discount-code", form("discount_code_id", "WELCOME10"))
+			cs := b.post("/order/create-checkout-session", createForm).json(t)
+			id, _ := cs["session_id"].(string)
+			if cs["create_checkout_session"] != "success" || id == "" {
+				t.Fatalf("create session: %v", cs)
+			}
+			oldCart := count(t, e.db, `SELECT cart_id FROM checkout_session WHERE id = $1`, id)
+			if a := b.post("/order/cart-delete-cart", nil).raw; !strings.Contains(a, `"cart_delete_cart":"success"`) {
+				t.Fatalf("delete cart: %s", a)
+			}
+			b.post("/order/cart-add-product-sku", form("sku_id", "6", "quantity", "1"))
+			newCart := count(t, e.db, `SELECT coalesce(max(c.id), 0) FROM cart c JOIN cart_sku s ON s.cart_id = c.id WHERE s.sku_id = 6 AND c.id > $1`, oldCart)
+			if newCart == 0 || count(t, e.db, `SELECT count(*) FROM cart WHERE id = $1`, oldCart) != 0 {
+				t.Fatalf("cart %d not deleted, or no new cart (%d)", oldCart, newCart)
+			}
+			d.pay(id)
+
+			var wg sync.WaitGroup
+			idents := make([]string, 4)
+			for n := range idents {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if n%2 == 0 {
+						a := b.get("/order/checkout-session-success?session_id=" + id).json(t)
+						if a["checkout_session_success"] != "success" {
+							t.Errorf("success redirect: %v", a)
+						}
+						idents[n] = fmt.Sprint(a["order_identifier"])
+						return
+					}
+					body, sig := d.event(t, id, fmt.Sprintf("evt_gone_%d_%d", i, n), e.whA, time.Now())
+					a := e.deliver(t, hostA, body, sig)
+					if a.status != 200 {
+						t.Errorf("webhook: %d %s", a.status, a.raw)
+						return
+					}
+					idents[n] = fmt.Sprint(a.json(t)["order_identifier"])
+				}()
+			}
+			wg.Wait()
+			for _, x := range idents {
+				if x != idents[0] || len(x) != 10 {
+					t.Fatalf("order identifiers: %v", idents)
+				}
+			}
+
+			owner := `o.prospect_id = (SELECT id FROM prospect WHERE email = $2) AND o.member_id IS NULL`
+			if tc.member {
+				owner = `o.member_id = (SELECT id FROM member WHERE account_id = $2) AND o.prospect_id IS NULL`
+			}
+			var ownerArg any = email
+			if tc.member {
+				ownerArg = account
+			}
+			checks := []struct {
+				what, sql string
+				args      []any
+			}{
+				{"orders", `SELECT count(*) FROM customer_order WHERE stripe_checkout_session_id = $1`, []any{id}},
+				{"payments", `SELECT count(*) FROM order_payment WHERE stripe_payment_intent_id = 'pi_' || $1`, []any{id}},
+				{"confirmations", `SELECT count(*) FROM email_outbox WHERE kind = 'order_confirmation' AND to_addresses = $1::jsonb`, []any{`["` + email + `"]`}},
+				{"owner", `SELECT count(*) FROM customer_order o WHERE o.stripe_checkout_session_id = $1 AND ` + owner, []any{id, ownerArg}},
+				{"snapshot amounts", `SELECT count(*) FROM customer_order WHERE stripe_checkout_session_id = $1 AND item_subtotal = 7.00
+					AND item_discount_amt = 0.70 AND shipping_amt = 9.56 AND order_total = 15.86 AND stripe_amount_total = 15.86 AND NOT payment_amount_mismatch`, []any{id}},
+				{"snapshot lines", `SELECT count(*) FROM order_sku s JOIN customer_order o ON o.id = s.order_id
+					WHERE o.stripe_checkout_session_id = $1 AND s.sku_id = 1 AND s.quantity = 2 AND s.price_each = 3.50
+					AND NOT EXISTS (SELECT 1 FROM order_sku x WHERE x.order_id = o.id AND x.sku_id <> 1)`, []any{id}},
+				{"snapshot discount", `SELECT count(*) FROM order_discount d JOIN customer_order o ON o.id = d.order_id WHERE o.stripe_checkout_session_id = $1 AND d.applied`, []any{id}},
+				{"snapshot shipping method", `SELECT count(*) FROM order_shipping_method m JOIN customer_order o ON o.id = m.order_id WHERE o.stripe_checkout_session_id = $1`, []any{id}},
+				{"new cart untouched", `SELECT count(*) FROM cart_sku WHERE cart_id = $1 AND sku_id = 6 AND quantity = 1
+					AND (SELECT count(*) FROM cart_sku WHERE cart_id = $1) = 1`, []any{newCart}},
+			}
+			for _, c := range checks {
+				if n := count(t, e.db, c.sql, c.args...); n != 1 {
+					t.Errorf("%s: %d, want 1", c.what, n)
+				}
+			}
+			mail := text(t, e.db, `SELECT body_text FROM email_outbox WHERE kind = 'order_confirmation' AND to_addresses = $1::jsonb`, `["`+email+`"]`)
+			want := []string{"Order Identifier: " + idents[0], "Order Total: $15.86"}
+			if tc.member {
+				want = append(want, fmt.Sprintf("&mb_cd=gone%dmbcd", i))
+			}
+			for _, w := range want {
+				if !strings.Contains(mail, w) {
+					t.Errorf("confirmation lacks %q: %q", w, mail)
+				}
+			}
+		})
+	}
+}

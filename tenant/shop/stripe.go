@@ -16,7 +16,8 @@ import (
 
 // O16 GET /order/checkout-session-success?session_id=<id> (§7.2). The
 // order is made in one transaction from what the session charged (its
-// snapshot; see placeOrder), or found when the webhook made it first.
+// snapshot, even when the cart is gone; see placeOrder), or found when the
+// webhook made it first.
 func (a *App) checkoutSessionSuccess(c *fiber.Ctx) error {
 	const key = "checkout_session_success"
 	fail := func(code, desc string) error {
@@ -91,9 +92,10 @@ ON CONFLICT (event_id) DO UPDATE SET processed_at = now(), outcome = EXCLUDED.ou
 // body with the tenant's webhook secret before anything is read or written.
 // checkout.session.completed (and async_payment_succeeded) make the order
 // exactly once; events are recorded by id, so a redelivery is answered
-// from the record. An event that can never apply (no cart id, cart gone
-// without an order, unpaid) is answered 200 and logged (§12 Q27); a
-// processing failure is 500 so Stripe retries.
+// from the record. A paid session with a snapshot becomes its order even
+// when its cart is gone. An event that can never apply (no cart id, cart
+// gone from a session without a snapshot, unpaid) is answered 200 and
+// logged (§12 Q27); a processing failure is 500 so Stripe retries.
 func (a *App) stripeWebhook(c *fiber.Ctx) error {
 	if c.Method() != fiber.MethodPost {
 		return webhookReply(c, http.StatusMethodNotAllowed, fiber.Map{"error": "method-not-allowed"})
