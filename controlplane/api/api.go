@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 
 	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/registry"
+	"github.com/startupwebapp/platform/platform/server"
 )
 
 // Options configures the admin API.
@@ -61,7 +61,7 @@ type Server struct {
 	log  *slog.Logger
 	opts Options
 
-	trusted  []netip.Prefix
+	trusted  server.Proxies
 	failures *failureLimiter
 	usage    *usageNotes
 
@@ -93,7 +93,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.MigrateConcurrency <= 0 {
 		o.MigrateConcurrency = 4
 	}
-	trusted, err := parseProxies(o.TrustedProxies)
+	trusted, err := server.ParseProxies(o.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}

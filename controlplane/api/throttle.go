@@ -2,9 +2,7 @@ package api
 
 import (
 	"container/list"
-	"fmt"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -188,71 +186,12 @@ func (n *usageNotes) unclaim(h [32]byte) {
 	delete(n.written, h)
 }
 
-// parseProxies reads trusted proxy entries (addresses or CIDRs).
-func parseProxies(list []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, p := range list {
-		p = strings.TrimSpace(p)
-		if p == "" {
-			continue
-		}
-		if strings.Contains(p, "/") {
-			pfx, err := netip.ParsePrefix(p)
-			if err != nil {
-				return nil, fmt.Errorf("trusted proxy %q: %v", p, err)
-			}
-			out = append(out, pfx.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(p)
-		if err != nil {
-			return nil, fmt.Errorf("trusted proxy %q: %v", p, err)
-		}
-		a = a.Unmap()
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
-	}
-	return out, nil
-}
-
-func (s *Server) isTrustedProxy(a netip.Addr) bool {
-	a = a.Unmap()
-	for _, p := range s.trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// clientAddr is the caller's address as the data plane computes it: the TCP
-// peer, or, when Fiber finds the peer among the trusted proxies, the nearest
-// X-Forwarded-For hop that is not itself a trusted proxy. Hops further left
-// are whatever the client wrote, so Fiber's c.IP() (the leftmost) would let
-// a guesser pick a new address per request.
+// clientAddr is the caller's address as the data plane computes it (see
+// server.Proxies.ClientAddr): a guesser cannot pick a new one per request by
+// writing X-Forwarded-For.
 func (s *Server) clientAddr(c *fiber.Ctx) netip.Addr {
 	peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
-	client := peer.Unmap()
-	if len(s.trusted) == 0 || !c.IsProxyTrusted() {
-		return client
-	}
-	xff := string(c.Request().Header.Peek(fiber.HeaderXForwardedFor))
-	for xff != "" {
-		hop := xff
-		if i := strings.LastIndexByte(xff, ','); i >= 0 {
-			hop, xff = xff[i+1:], xff[:i]
-		} else {
-			xff = ""
-		}
-		a, err := netip.ParseAddr(strings.TrimSpace(hop))
-		if err != nil {
-			break // a garbled hop: trust nothing to its left
-		}
-		client = a.Unmap()
-		if !s.isTrustedProxy(client) {
-			break
-		}
-	}
-	return client
+	return s.trusted.ClientAddr(peer, c.Request().Header.Peek(fiber.HeaderXForwardedFor))
 }
 
 // throttleKey is what failures are counted by: the address, or for IPv6 its

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/startupwebapp/platform/platform/server"
 )
 
 // fakeClock is a settable clock for the throttling windows.
@@ -203,7 +205,7 @@ func TestUsageNotes(t *testing.T) {
 // client address and throttling key it computes.
 func addrServer(t *testing.T, trusted []string) *fiber.App {
 	t.Helper()
-	p, err := parseProxies(trusted)
+	p, err := server.ParseProxies(trusted)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +260,7 @@ func TestClientAddr(t *testing.T) {
 	t.Run("malformed proxy", func(t *testing.T) {
 		t.Parallel()
 		for _, bad := range []string{"10.0.0.0/33", "proxy.example.com", "10.0.0"} {
-			if _, err := parseProxies([]string{bad}); err == nil {
+			if _, err := server.ParseProxies([]string{bad}); err == nil {
 				t.Errorf("%q accepted", bad)
 			}
 		}

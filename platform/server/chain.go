@@ -65,7 +65,7 @@ func (s *server) frame(c *fiber.Ctx) error {
 	start := time.Now()
 	peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
 	st := &state{s: s, peer: peer.Unmap()}
-	st.trusted = s.isTrusted(st.peer)
+	st.trusted = s.trusted.Trusts(st.peer)
 	if st.trusted {
 		if id := c.Request().Header.Peek(fiber.HeaderXRequestID); validRequestID(id) {
 			st.requestID = string(id)

@@ -54,7 +54,7 @@ type server struct {
 	dir     *directory.Directory
 	pools   *pools.Manager
 	log     *slog.Logger
-	trusted []netip.Prefix
+	trusted Proxies
 	metrics *metrics
 	ids     *idSource
 	// middlewareRoutes are the routes of Use handlers: when one of them is
@@ -87,7 +87,7 @@ func New(o Options) *fiber.App {
 	if o.BodyLimit <= 0 {
 		o.BodyLimit = 1 << 20
 	}
-	trusted, err := parsePrefixes(o.TrustedProxies)
+	trusted, err := ParseProxies(o.TrustedProxies)
 	if err != nil {
 		panic(fmt.Sprintf("server: %v", err))
 	}
@@ -129,41 +129,6 @@ func durationOr(d, def time.Duration) time.Duration {
 		return d
 	}
 	return def
-}
-
-func parsePrefixes(list []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, p := range list {
-		p = strings.TrimSpace(p)
-		if p == "" {
-			continue
-		}
-		if strings.Contains(p, "/") {
-			pfx, err := netip.ParsePrefix(p)
-			if err != nil {
-				return nil, fmt.Errorf("trusted proxy %q: %v", p, err)
-			}
-			out = append(out, pfx.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(p)
-		if err != nil {
-			return nil, fmt.Errorf("trusted proxy %q: %v", p, err)
-		}
-		a = a.Unmap()
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
-	}
-	return out, nil
-}
-
-func (s *server) isTrusted(a netip.Addr) bool {
-	a = a.Unmap()
-	for _, p := range s.trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
 
 // stateKey keys the per-request state in the Fiber context.
@@ -226,27 +191,10 @@ func ClientIP(c *fiber.Ctx) string {
 }
 
 func (s *server) clientIP(c *fiber.Ctx, st *state) string {
-	client := st.peer
-	if st.trusted {
-		xff := c.Request().Header.Peek(fiber.HeaderXForwardedFor)
-		for len(xff) > 0 {
-			var hop []byte
-			if i := lastIndexByte(xff, ','); i >= 0 {
-				hop, xff = xff[i+1:], xff[:i]
-			} else {
-				hop, xff = xff, nil
-			}
-			a, err := netip.ParseAddr(strings.TrimSpace(string(hop)))
-			if err != nil {
-				break // a garbled hop: trust nothing to its left
-			}
-			client = a.Unmap()
-			if !s.isTrusted(client) {
-				break
-			}
-		}
+	if !st.trusted {
+		return st.peer.String()
 	}
-	return client.String()
+	return s.trusted.ClientAddr(st.peer, c.Request().Header.Peek(fiber.HeaderXForwardedFor)).String()
 }
 
 func lastIndexByte(b []byte, c byte) int {
