@@ -72,6 +72,7 @@ type dataPlane struct {
 	limiter   *ratelimit.Limiter
 	analytics *analytics.App
 	mail      *mail.Worker
+	pruner    *shop.Pruner
 	app       *fiber.App
 	health    *obs.Health
 
@@ -130,6 +131,16 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Relay:   mail.BundleRelay(dp.store, mail.SMTPSettings{Host: cfg.SMTPHost, Port: cfg.SMTPPort}),
 		Log:     log,
 		Metrics: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Unpaid checkout records are pruned on every replica; a record one
+	// is deleting is skipped by the others.
+	dp.pruner, err = shop.NewPruner(shop.PrunerOptions{
+		Tenants: func(context.Context) []*directory.Tenant { return servingTenants(dp.dir) },
+		DB:      dp.pools,
+		Log:     log,
 	})
 	if err != nil {
 		return nil, err
@@ -207,6 +218,13 @@ func (dp *dataPlane) serve(ctx context.Context) error {
 			dp.log.Error("mail worker stopped", "err", err)
 		}
 	}()
+	pruneDone := make(chan struct{})
+	go func() {
+		defer close(pruneDone)
+		if err := dp.pruner.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			dp.log.Error("checkout record pruner stopped", "err", err)
+		}
+	}()
 	admin := &http.Server{Handler: dp.health.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- dp.app.Listener(dp.ln) }()
@@ -231,6 +249,7 @@ func (dp *dataPlane) serve(ctx context.Context) error {
 	_ = admin.Shutdown(sctx)
 	cancel()
 	<-mailDone
+	<-pruneDone
 	dp.close(sctx)
 	dp.log.Info("data plane stopped")
 	return err
