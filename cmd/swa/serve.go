@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -107,8 +108,10 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		AcquireTimeout: cfg.PoolAcquireTimeout,
 		QueryExecMode:  cfg.TenantDBExecMode,
 		ConnParams:     cfg.TenantDBParams,
-		Metrics:        reg,
-		Log:            log,
+		// 0 in the configuration leaves the database server's own timeouts.
+		StatementTimeout: cmp.Or(cfg.TenantDBStatementTimeout, -1),
+		Metrics:          reg,
+		Log:              log,
 	})
 	if err != nil {
 		return nil, err
@@ -176,6 +179,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Metrics:        reg,
 		TrustedProxies: cfg.TrustedProxies,
 		Env:            cfg.Env,
+		RequestTimeout: cfg.RequestTimeout,
 		Middleware:     []fiber.Handler{sess.Handler(), prot.Handler()},
 		Apps:           []server.App{dp.analytics, accountApp, shopApp},
 	})
@@ -234,6 +238,9 @@ func (dp *dataPlane) serve(ctx context.Context) error {
 		}
 	}()
 	dp.log.Info("data plane serving", "addr", dp.ln.Addr().String(), "admin_addr", dp.adminLn.Addr().String(), "tenants", dp.dir.Len())
+	if isLoopback(dp.adminLn.Addr()) {
+		dp.log.Info("health and metrics answer on loopback only; set SWA_ADMIN_ADDR (e.g. :9100) for probes or a scraper on another host", "admin_addr", dp.adminLn.Addr().String())
+	}
 
 	var err error
 	select {
@@ -283,6 +290,12 @@ func splitHostPort(hp string) (string, int, error) {
 		return "", 0, err
 	}
 	return host, port, nil
+}
+
+// isLoopback reports whether a listener accepts loopback connections only.
+func isLoopback(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
 
 // servingTenants lists the tenants the data plane answers for.

@@ -28,16 +28,18 @@ type Config struct {
 	AdminAddr        string // data plane health, readiness and metrics
 	ControlPlaneAddr string // control-plane admin API listener
 	ShutdownTimeout  time.Duration
+	RequestTimeout   time.Duration // deadline of every data-plane and admin API request
 
-	PlatformDatabaseURL     string // read-write registry (control plane)
-	PlatformReadDatabaseURL string // read-only registry (data plane); defaults to PlatformDatabaseURL
-	TenantDBAdminURL        string // superuser-ish DSN of the default database server (CREATEROLE, CREATEDB)
-	TenantDBHost            string // host:port data-plane replicas use to reach tenant databases; defaults to TenantDBAdminURL's
-	TenantDBPrefix          string // prefix of tenant database and role names
-	TenantDBExecMode        string // pgx default_query_exec_mode for tenant pools ("" = pgx's default)
-	TenantDBParams          string // extra libpq parameters of tenant connections, URL query form
-	RedisURL                string
-	RedisPrefix             string // starts every Redis key; the tenant id follows
+	PlatformDatabaseURL      string        // read-write registry (control plane)
+	PlatformReadDatabaseURL  string        // read-only registry (data plane); defaults to PlatformDatabaseURL
+	TenantDBAdminURL         string        // superuser-ish DSN of the default database server (CREATEROLE, CREATEDB)
+	TenantDBHost             string        // host:port data-plane replicas use to reach tenant databases; defaults to TenantDBAdminURL's
+	TenantDBPrefix           string        // prefix of tenant database and role names
+	TenantDBExecMode         string        // pgx default_query_exec_mode for tenant pools ("" = pgx's default)
+	TenantDBParams           string        // extra libpq parameters of tenant connections, URL query form
+	TenantDBStatementTimeout time.Duration // server-side backstop of tenant queries and open transactions
+	RedisURL                 string
+	RedisPrefix              string // starts every Redis key; the tenant id follows
 
 	SecretsBackend   string // local | aws
 	MasterKey        string // base64 32 bytes; local secrets backend
@@ -153,12 +155,14 @@ var options = []option{
 		set: oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
 	{name: "HTTP_ADDR", def: ":8000", doc: "data-plane listener: the StartupWebApp API of every tenant",
 		set: addr(func(c *Config) *string { return &c.HTTPAddr })},
-	{name: "ADMIN_ADDR", def: ":9100", doc: "data-plane /healthz, /readyz and /metrics listener",
+	{name: "ADMIN_ADDR", def: "127.0.0.1:9100", doc: "data-plane /healthz, /readyz and /metrics listener; loopback only unless set (e.g. :9100 for a scraper or probes from outside)",
 		set: addr(func(c *Config) *string { return &c.AdminAddr })},
 	{name: "CONTROLPLANE_ADDR", def: ":8001", doc: "control-plane admin API listener",
 		set: addr(func(c *Config) *string { return &c.ControlPlaneAddr })},
 	{name: "SHUTDOWN_TIMEOUT", def: "15s", doc: "grace period for in-flight requests on SIGINT/SIGTERM",
 		set: duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{name: "REQUEST_TIMEOUT", def: "10s", doc: "deadline of every data-plane and admin API request: its queries and outbound calls end there and it answers 503",
+		set: duration(func(c *Config) *time.Duration { return &c.RequestTimeout })},
 	{name: "PLATFORM_DATABASE_URL", def: "postgres://swa@127.0.0.1:5433/swa_platform?sslmode=disable", secret: true,
 		doc: "platform registry database (read-write, control plane)",
 		set: dsn(func(c *Config) *string { return &c.PlatformDatabaseURL }, "postgres", "postgresql")},
@@ -206,6 +210,16 @@ var options = []option{
 				return errors.New("want URL query form, e.g. sslmode=require&connect_timeout=5")
 			}
 			c.TenantDBParams = v
+			return nil
+		}},
+	{name: "TENANT_DB_STATEMENT_TIMEOUT", def: "15s",
+		doc: "statement_timeout and idle_in_transaction_session_timeout of the data plane's tenant connections, the database's own backstop behind request deadlines; 0 leaves the server's (e.g. behind a PgBouncer that refuses startup parameters)",
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return errors.New("want a duration such as 15s, or 0")
+			}
+			c.TenantDBStatementTimeout = d
 			return nil
 		}},
 	{name: "REDIS_URL", def: "redis://127.0.0.1:6380/0", secret: true, doc: "Redis for sessions, rate limits and caches",
@@ -372,31 +386,33 @@ func (c *Config) environ() map[string]string {
 	return map[string]string{
 		"SWA_ENV": c.Env, "SWA_LOG_FORMAT": c.LogFormat, "SWA_LOG_LEVEL": c.LogLevel,
 		"SWA_HTTP_ADDR": c.HTTPAddr, "SWA_ADMIN_ADDR": c.AdminAddr, "SWA_CONTROLPLANE_ADDR": c.ControlPlaneAddr,
-		"SWA_SHUTDOWN_TIMEOUT":           c.ShutdownTimeout.String(),
-		"SWA_PLATFORM_DATABASE_URL":      c.PlatformDatabaseURL,
-		"SWA_PLATFORM_READ_DATABASE_URL": c.PlatformReadDatabaseURL,
-		"SWA_TENANT_DB_ADMIN_URL":        c.TenantDBAdminURL,
-		"SWA_TENANT_DB_HOST":             c.TenantDBHost,
-		"SWA_REDIS_URL":                  c.RedisURL,
-		"SWA_SECRETS_BACKEND":            c.SecretsBackend,
-		"SWA_MASTER_KEY":                 c.MasterKey,
-		"SWA_AWS_SECRETS_PREFIX":         c.AWSSecretsPrefix,
-		"SWA_AWS_ENDPOINT":               c.AWSEndpoint,
-		"SWA_SECRETS_CACHE_TTL":          c.SecretsCacheTTL.String(),
-		"SWA_ADMIN_TOKEN":                c.AdminToken,
-		"SWA_CONTROLPLANE_URL":           c.ControlPlaneURL,
-		"SWA_BASE_DOMAIN":                c.BaseDomain,
-		"SWA_TRUSTED_PROXIES":            strings.Join(c.TrustedProxies, ","),
-		"SWA_RATE_LIMITS":                rl,
-		"SWA_POOL_MAX_CONNS":             strconv.Itoa(int(c.PoolMaxConns)),
-		"SWA_POOL_BUDGET":                strconv.Itoa(int(c.PoolBudget)),
-		"SWA_POOL_IDLE_TIMEOUT":          c.PoolIdleTimeout.String(),
-		"SWA_POOL_ACQUIRE_TIMEOUT":       c.PoolAcquireTimeout.String(),
-		"SWA_DIRECTORY_RESYNC":           c.DirectoryResync.String(),
-		"SWA_STRIPE_API_BASE":            c.StripeAPIBase,
-		"SWA_SMTP_HOST":                  c.SMTPHost,
-		"SWA_SMTP_PORT":                  strconv.Itoa(c.SMTPPort),
-		"SWA_DEV_DIR":                    c.DevDir,
+		"SWA_SHUTDOWN_TIMEOUT":            c.ShutdownTimeout.String(),
+		"SWA_REQUEST_TIMEOUT":             c.RequestTimeout.String(),
+		"SWA_TENANT_DB_STATEMENT_TIMEOUT": c.TenantDBStatementTimeout.String(),
+		"SWA_PLATFORM_DATABASE_URL":       c.PlatformDatabaseURL,
+		"SWA_PLATFORM_READ_DATABASE_URL":  c.PlatformReadDatabaseURL,
+		"SWA_TENANT_DB_ADMIN_URL":         c.TenantDBAdminURL,
+		"SWA_TENANT_DB_HOST":              c.TenantDBHost,
+		"SWA_REDIS_URL":                   c.RedisURL,
+		"SWA_SECRETS_BACKEND":             c.SecretsBackend,
+		"SWA_MASTER_KEY":                  c.MasterKey,
+		"SWA_AWS_SECRETS_PREFIX":          c.AWSSecretsPrefix,
+		"SWA_AWS_ENDPOINT":                c.AWSEndpoint,
+		"SWA_SECRETS_CACHE_TTL":           c.SecretsCacheTTL.String(),
+		"SWA_ADMIN_TOKEN":                 c.AdminToken,
+		"SWA_CONTROLPLANE_URL":            c.ControlPlaneURL,
+		"SWA_BASE_DOMAIN":                 c.BaseDomain,
+		"SWA_TRUSTED_PROXIES":             strings.Join(c.TrustedProxies, ","),
+		"SWA_RATE_LIMITS":                 rl,
+		"SWA_POOL_MAX_CONNS":              strconv.Itoa(int(c.PoolMaxConns)),
+		"SWA_POOL_BUDGET":                 strconv.Itoa(int(c.PoolBudget)),
+		"SWA_POOL_IDLE_TIMEOUT":           c.PoolIdleTimeout.String(),
+		"SWA_POOL_ACQUIRE_TIMEOUT":        c.PoolAcquireTimeout.String(),
+		"SWA_DIRECTORY_RESYNC":            c.DirectoryResync.String(),
+		"SWA_STRIPE_API_BASE":             c.StripeAPIBase,
+		"SWA_SMTP_HOST":                   c.SMTPHost,
+		"SWA_SMTP_PORT":                   strconv.Itoa(c.SMTPPort),
+		"SWA_DEV_DIR":                     c.DevDir,
 	}
 }
 

@@ -38,6 +38,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -88,6 +89,13 @@ type Options struct {
 	// ConnParams are extra libpq parameters in URL query form, for
 	// example "sslmode=disable&connect_timeout=5".
 	ConnParams string
+	// StatementTimeout is set as statement_timeout and
+	// idle_in_transaction_session_timeout of every tenant connection
+	// (default 15s; negative: the server's own, e.g. behind a PgBouncer that
+	// refuses startup parameters), so a query or an open
+	// transaction ends on the database's side too when its caller's
+	// deadline was missed.
+	StatementTimeout time.Duration
 	// Metrics receives the pool metrics; nil means not collected.
 	Metrics prometheus.Registerer
 	Log     *slog.Logger
@@ -150,6 +158,9 @@ func New(o Options) (*Manager, error) {
 	}
 	if o.AcquireTimeout <= 0 {
 		o.AcquireTimeout = 2 * time.Second
+	}
+	if o.StatementTimeout == 0 {
+		o.StatementTimeout = 15 * time.Second
 	}
 	if !queryExecModes[o.QueryExecMode] {
 		return nil, fmt.Errorf("pools: unknown query exec mode %q", o.QueryExecMode)
@@ -368,6 +379,14 @@ func (m *Manager) open(ctx context.Context, tp *tenantPool, t *directory.Tenant)
 	if !q.Has("application_name") {
 		q.Set("application_name", "swa-dataplane")
 	}
+	if st := m.o.StatementTimeout; st > 0 {
+		ms := strconv.FormatInt(st.Milliseconds(), 10)
+		for _, p := range []string{"statement_timeout", "idle_in_transaction_session_timeout"} {
+			if !q.Has(p) {
+				q.Set(p, ms)
+			}
+		}
+	}
 	u := url.URL{
 		Scheme:   "postgres",
 		User:     url.User(t.DBRole),
@@ -383,6 +402,13 @@ func (m *Manager) open(ctx context.Context, tp *tenantPool, t *directory.Tenant)
 	cfg.MinConns = 0
 	cfg.MaxConnIdleTime = m.o.IdleTimeout
 	cfg.HealthCheckPeriod = min(max(m.o.IdleTimeout/2, 50*time.Millisecond), time.Minute)
+	// A query whose context ends is cancelled on the server (a cancel
+	// request) rather than by cutting the socket, so the connection goes
+	// back to its pool at once instead of costing a new login; the socket
+	// is cut only if the server has not answered the cancel within a second.
+	cfg.ConnConfig.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: time.Second}
+	}
 	cfg.BeforeConnect = func(_ context.Context, cc *pgx.ConnConfig) error {
 		cc.Password = *tp.password.Load()
 		return nil
@@ -394,6 +420,14 @@ func (m *Manager) open(ctx context.Context, tp *tenantPool, t *directory.Tenant)
 	}
 	dial := cfg.ConnConfig.DialFunc
 	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if _, pooled := ctx.Value(deadlineKey{}).(time.Time); !pooled {
+			// Every pool dial comes from Acquire; one without its deadline
+			// is pgconn's cancel request for a query whose context ended.
+			// The server closes it at once and it holds no session, so it
+			// takes no slot: waiting for one would hold the very connection
+			// it is freeing.
+			return dial(ctx, network, addr)
+		}
 		if err := m.takeSlot(ctx, tp); err != nil {
 			return nil, err
 		}
@@ -434,10 +468,7 @@ func (m *Manager) reloadPassword(ctx context.Context, tp *tenantPool) error {
 // errYield when the budget is full and tp has an idle connection, or gets
 // one while the dial is queued.
 func (m *Manager) takeSlot(ctx context.Context, tp *tenantPool) error {
-	deadline, ok := ctx.Value(deadlineKey{}).(time.Time)
-	if !ok {
-		deadline = time.Now().Add(m.o.AcquireTimeout)
-	}
+	deadline, _ := ctx.Value(deadlineKey{}).(time.Time)
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	if m.budget.tryTake() {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -645,4 +646,86 @@ func TestWaitersServedWhileHotTenantBusy(t *testing.T) {
 	if s := m.Stats(); s.MaxOpen > 2 {
 		t.Errorf("high-water %d over a budget of 2", s.MaxOpen)
 	}
+}
+
+// TestStatementTimeoutBackstop: every tenant connection carries the
+// configured statement_timeout and idle_in_transaction_session_timeout, so
+// the database ends a query or an abandoned transaction itself when its
+// caller's deadline was missed; a negative value leaves the server's own.
+func TestStatementTimeoutBackstop(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tn := e.tenant(t)
+	show := func(m *pools.Manager) (stmt, idle string) {
+		t.Helper()
+		err := m.Do(context.Background(), tn, func(c *pgxpool.Conn) error {
+			return c.QueryRow(context.Background(),
+				"SELECT current_setting('statement_timeout'), current_setting('idle_in_transaction_session_timeout')").Scan(&stmt, &idle)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return stmt, idle
+	}
+	if stmt, idle := show(newManager(t, pools.Options{Secrets: e.store, StatementTimeout: 1500 * time.Millisecond})); stmt != "1500ms" || idle != "1500ms" {
+		t.Errorf("statement_timeout %q, idle_in_transaction_session_timeout %q; want 1500ms both", stmt, idle)
+	}
+	if stmt, idle := show(newManager(t, pools.Options{Secrets: e.store})); stmt != "15s" || idle != "15s" {
+		t.Errorf("default: statement_timeout %q, idle_in_transaction_session_timeout %q; want 15s both", stmt, idle)
+	}
+	if stmt, idle := show(newManager(t, pools.Options{Secrets: e.store, StatementTimeout: -1})); stmt != "0" || idle != "0" {
+		t.Errorf("negative: statement_timeout %q, idle_in_transaction_session_timeout %q; want the server's 0", stmt, idle)
+	}
+
+	// The backstop fires on its own: a statement outliving it is ended by
+	// the server even though its caller never gives up.
+	m := newManager(t, pools.Options{Secrets: e.store, StatementTimeout: 200 * time.Millisecond})
+	err := m.Do(context.Background(), tn, func(c *pgxpool.Conn) error {
+		_, err := c.Exec(context.Background(), "SELECT pg_sleep(5)")
+		return err
+	})
+	if !isPgCode(err, "57014") {
+		t.Errorf("pg_sleep(5) under a 200ms statement_timeout: %v, want query_canceled (57014)", err)
+	}
+}
+
+// TestCancelledQueryKeepsConnection: a query whose context ends is cancelled
+// on the server and its connection goes back to the pool, so the next
+// request needs no new login.
+func TestCancelledQueryKeepsConnection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tn := e.tenant(t)
+	m := newManager(t, pools.Options{Secrets: e.store, MaxConns: 1, Budget: 1})
+	if _, err := whoami(context.Background(), m, tn); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := m.Do(ctx, tn, func(c *pgxpool.Conn) error {
+		_, err := c.Exec(ctx, "SELECT pg_sleep(10)")
+		return err
+	})
+	if err == nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("pg_sleep(10) under a 200ms deadline: err %v after %v, want an error soon after the deadline", err, time.Since(start))
+	}
+	waitFor(t, "the connection back in its pool", func() bool {
+		s := m.Stats()
+		return s.Acquired == 0 && s.Idle == 1
+	})
+	if _, err := whoami(context.Background(), m, tn); err != nil {
+		t.Fatal(err)
+	}
+	if s := m.Stats(); s.Opened != 1 || s.Open != 1 {
+		t.Errorf("after a cancelled query: %+v, want the one connection reused (Opened 1, Open 1)", s)
+	}
+	if n := e.backends(t, tn.DBRole); n != 1 {
+		t.Errorf("%d backends of the tenant role, want 1 (the cancelled query must not linger)", n)
+	}
+}
+
+func isPgCode(err error, code string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == code
 }

@@ -74,13 +74,18 @@ func realTenant(t *testing.T, admin *pgx.Conn, reg *pgxpool.Pool, store secrets.
 		Server: serverID, DBName: name, DBRole: name})
 }
 
-// TestBudgetExhaustedAnswers503 holds every connection the pools may open,
-// then asks for one over HTTP: the answer is a prompt 503 with the JSON
-// error and the CORS headers of the tenant, not a hung request; requests
-// that need no connection keep being served, and a freed connection serves
-// again.
-func TestBudgetExhaustedAnswers503(t *testing.T) {
-	t.Parallel()
+// dbEnv is a registry, a secrets store and real tenant databases, for
+// tests that need the server's connections to the tenants' databases.
+type dbEnv struct {
+	admin    *pgx.Conn // superuser connection to the test cluster
+	adminURL string
+	dir      *directory.Directory
+	store    secrets.Store
+}
+
+// newDBEnv registers one real tenant per slug, answering on {slug}.test.
+func newDBEnv(t *testing.T, slugs ...string) *dbEnv {
+	t.Helper()
 	ctx := context.Background()
 	adminURL := pgtest.AdminURL(t)
 	admin, err := pgx.Connect(ctx, adminURL)
@@ -99,12 +104,26 @@ func TestBudgetExhaustedAnswers503(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := directorytest.AddServer(t, reg, "default", u.Hostname(), port)
-	realTenant(t, admin, reg, store, srv, "hot", "hot.test")
-	realTenant(t, admin, reg, store, srv, "cold", "cold.test")
+	for _, slug := range slugs {
+		realTenant(t, admin, reg, store, srv, slug, slug+".test")
+	}
 	dir := directory.New(directory.Options{DB: reg, BaseDomain: "swa.test", Log: slog.New(slog.DiscardHandler)})
 	if err := dir.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return &dbEnv{admin: admin, adminURL: adminURL, dir: dir, store: store}
+}
+
+// TestBudgetExhaustedAnswers503 holds every connection the pools may open,
+// then asks for one over HTTP: the answer is a prompt 503 with the JSON
+// error and the CORS headers of the tenant, not a hung request; requests
+// that need no connection keep being served, and a freed connection serves
+// again.
+func TestBudgetExhaustedAnswers503(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	env := newDBEnv(t, "hot", "cold")
+	dir, store := env.dir, env.store
 	// One connection in all, one per tenant, and a short wait for it.
 	const acquireTimeout = 300 * time.Millisecond
 	m, err := pools.New(pools.Options{Secrets: store, MaxConns: 1, Budget: 1, AcquireTimeout: acquireTimeout, Log: slog.New(slog.DiscardHandler)})

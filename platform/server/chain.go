@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -76,6 +77,9 @@ func (s *server) frame(c *fiber.Ctx) error {
 	}
 	st.https = c.Context().IsTLS() || (st.trusted && c.Protocol() == "https")
 	c.Locals(stateKey{}, st)
+	ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout(c.Path()))
+	defer cancel()
+	c.SetUserContext(ctx)
 
 	h := &c.Response().Header
 	h.Set(fiber.HeaderXRequestID, st.requestID)

@@ -6,6 +6,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,15 +49,24 @@ type Options struct {
 	// ReadTimeout, WriteTimeout and IdleTimeout bound a connection
 	// (defaults 30s, 30s, 120s).
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// RequestTimeout is the deadline of every request's context (default
+	// 10s): the queries and outbound calls made with c.UserContext() end
+	// there, and the request answers 503. RouteTimeouts gives a longer (or
+	// shorter) deadline to the request paths named, for the few routes that
+	// need one.
+	RequestTimeout time.Duration
+	RouteTimeouts  map[string]time.Duration
 }
 
 type server struct {
-	dir     *directory.Directory
-	pools   *pools.Manager
-	log     *slog.Logger
-	trusted Proxies
-	metrics *metrics
-	ids     *idSource
+	dir           *directory.Directory
+	pools         *pools.Manager
+	log           *slog.Logger
+	trusted       Proxies
+	metrics       *metrics
+	timeout       time.Duration
+	routeTimeouts map[string]time.Duration
+	ids           *idSource
 	// middlewareRoutes are the routes of Use handlers: when one of them is
 	// the last route a request matched, no endpoint matched.
 	middlewareRoutes map[*fiber.Route]bool
@@ -92,12 +102,14 @@ func New(o Options) *fiber.App {
 		panic(fmt.Sprintf("server: %v", err))
 	}
 	s := &server{
-		dir:     o.Directory,
-		pools:   o.Pools,
-		log:     o.Log,
-		trusted: trusted,
-		metrics: newMetrics(o.Metrics),
-		ids:     newIDSource(),
+		dir:           o.Directory,
+		pools:         o.Pools,
+		log:           o.Log,
+		trusted:       trusted,
+		metrics:       newMetrics(o.Metrics),
+		ids:           newIDSource(),
+		timeout:       durationOr(o.RequestTimeout, DefaultRequestTimeout),
+		routeTimeouts: o.RouteTimeouts,
 	}
 	app := fiber.New(fiber.Config{
 		StrictRouting:           true,
@@ -108,7 +120,7 @@ func New(o Options) *fiber.App {
 		ErrorHandler:            s.handleError,
 		BodyLimit:               o.BodyLimit,
 		ReadTimeout:             durationOr(o.ReadTimeout, 30*time.Second),
-		WriteTimeout:            durationOr(o.WriteTimeout, 30*time.Second),
+		WriteTimeout:            durationOr(o.WriteTimeout, max(30*time.Second, 2*s.longestTimeout())),
 		IdleTimeout:             durationOr(o.IdleTimeout, 120*time.Second),
 		DisableStartupMessage:   true,
 		ReadBufferSize:          16 << 10, // room for long cookie headers
@@ -122,6 +134,28 @@ func New(o Options) *fiber.App {
 	}
 	s.middlewareRoutes = middlewareRoutes(app)
 	return app
+}
+
+// DefaultRequestTimeout is the deadline of a request when
+// Options.RequestTimeout is not set.
+const DefaultRequestTimeout = 10 * time.Second
+
+// longestTimeout is the longest deadline any request can get; the socket's
+// write timeout must outlast it.
+func (s *server) longestTimeout() time.Duration {
+	d := s.timeout
+	for _, rd := range s.routeTimeouts {
+		d = max(d, rd)
+	}
+	return d
+}
+
+// requestTimeout is the deadline of a request to path.
+func (s *server) requestTimeout(path string) time.Duration {
+	if d, ok := s.routeTimeouts[path]; ok && d > 0 {
+		return d
+	}
+	return s.timeout
 }
 
 func durationOr(d, def time.Duration) time.Duration {
@@ -234,6 +268,19 @@ func Conn(c *fiber.Ctx, fn func(conn *pgxpool.Conn) error) error {
 	return err
 }
 
+// TimedOut reports whether err ended the request because its deadline
+// passed: the error is the context's own, or came while the request's
+// context was already done (pgx and network errors do not always wrap it).
+func TimedOut(c *fiber.Ctx, err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	return errors.Is(c.UserContext().Err(), context.DeadlineExceeded)
+}
+
 // handleError turns an error from the chain into a contract-shaped
 // response: JSON, never a stack trace or internal detail.
 func (s *server) handleError(c *fiber.Ctx, err error) error {
@@ -253,6 +300,10 @@ func (s *server) handleError(c *fiber.Ctx, err error) error {
 	}
 	if errors.Is(err, pools.ErrBudgetExhausted) || errors.Is(err, pools.ErrNotServing) {
 		return Fail(c, http.StatusServiceUnavailable, "service-unavailable", "temporarily unavailable, retry shortly")
+	}
+	if TimedOut(c, err) {
+		s.log.Warn("request deadline passed", "request_id", RequestID(c), "tenant", tenantSlug(c), "method", c.Method(), "path", c.Path(), "err", err.Error())
+		return Fail(c, http.StatusServiceUnavailable, "request-timeout", "the request took too long; retry shortly")
 	}
 	attrs := []any{"request_id", RequestID(c), "tenant", tenantSlug(c), "method", c.Method(), "path", c.Path(), "err", err.Error()}
 	var p *panicError
