@@ -258,6 +258,8 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+const refreshTimeout = 15 * time.Second
+
 // Refresh reloads every tenant from the registry and publishes the result.
 func (d *Directory) Refresh(ctx context.Context) error {
 	return d.refresh(ctx, d.db, nil)
@@ -265,7 +267,11 @@ func (d *Directory) Refresh(ctx context.Context) error {
 
 // refresh reloads the tenants in ids (all when empty) and publishes a new
 // snapshot; ids with no registry row are removed from it.
+// A reload that takes longer than refreshTimeout is given up, so a hung
+// registry connection is replaced instead of waited on forever.
 func (d *Directory) refresh(ctx context.Context, q query, ids []int64) error {
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
 	loaded, err := d.load(ctx, q, ids)
 	if err != nil {
 		return err

@@ -46,6 +46,9 @@ type Options struct {
 	Metrics prometheus.Registerer // optional
 }
 
+// queryTimeout bounds each claim and each recorded outcome.
+const queryTimeout = 10 * time.Second
+
 // Worker drains every tenant's outbox.
 type Worker struct {
 	o       Options
@@ -189,6 +192,8 @@ func (w *Worker) RunTenant(ctx context.Context, t *directory.Tenant) (Result, er
 
 func (w *Worker) claim(ctx context.Context, t *directory.Tenant) ([]outboxRow, error) {
 	var out []outboxRow
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
 	err := w.o.Conn(ctx, t, func(c *pgxpool.Conn) error {
 		rows, err := c.Query(ctx, claimSQL, w.o.Batch, w.o.Lease.Seconds())
 		if err != nil {
@@ -247,8 +252,12 @@ func (w *Worker) deliver(ctx context.Context, t *directory.Tenant, relay SMTPSet
 	if w.results != nil {
 		w.results.WithLabelValues(t.Slug, kind).Inc()
 	}
-	err := w.o.Conn(ctx, t, func(c *pgxpool.Conn) error {
-		_, err := c.Exec(ctx, q, args...)
+	// The outcome is recorded even when shutdown has begun: a message the
+	// relay accepted but left unrecorded would be sent again after its lease.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), queryTimeout)
+	defer cancel()
+	err := w.o.Conn(rctx, t, func(c *pgxpool.Conn) error {
+		_, err := c.Exec(rctx, q, args...)
 		return err
 	})
 	if err != nil {

@@ -120,6 +120,7 @@ type PrunerOptions struct {
 	Interval    time.Duration // between passes over all tenants (default 10m)
 	Limit       int           // records deleted per tenant per pass (default 1000)
 	Concurrency int           // tenants pruned in parallel (default 2)
+	PassTimeout time.Duration // deadline of one tenant's pass (default 1m)
 	Log         *slog.Logger
 }
 
@@ -146,6 +147,9 @@ func NewPruner(o PrunerOptions) (*Pruner, error) {
 	}
 	if o.Limit <= 0 {
 		o.Limit = 1000
+	}
+	if o.PassTimeout <= 0 {
+		o.PassTimeout = time.Minute
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 2
@@ -200,7 +204,10 @@ func (p *Pruner) RunOnce(ctx context.Context) {
 }
 
 // RunTenant prunes one tenant's records, at most Limit of them.
+// A pass over one tenant ends after PassTimeout, like any request would.
 func (p *Pruner) RunTenant(ctx context.Context, t *directory.Tenant) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.o.PassTimeout)
+	defer cancel()
 	var n int64
 	err := p.o.DB.Do(ctx, t, func(c *pgxpool.Conn) error {
 		var err error
