@@ -1,5 +1,5 @@
 // Package ratelimit counts requests per tenant, limit name and key in Redis
-// fixed windows (STARTUPWEBAPP_API.md §1.9, Q12, Q28).
+// fixed windows (docs/api.md §1.9; docs/differences.md Q12, Q28).
 //
 // Every counted request increments its window's counter before the handler
 // runs, rejected ones included; a request is rejected (403 rate_limited, the

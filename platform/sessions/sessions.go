@@ -1,5 +1,5 @@
 // Package sessions keeps server-side sessions in Redis, referenced by the
-// `sessionid` cookie (STARTUPWEBAPP_API.md §1.5, §1.6).
+// `sessionid` cookie (docs/api.md §1.5, §1.6).
 //
 // Keys are tenant-scoped: a session lives at {prefix}{tenantID}:sess:{id}, so
 // a session id presented on another tenant's host is simply unknown there. A

@@ -15,7 +15,7 @@ import (
 	outbox "github.com/startupwebapp/platform/platform/mail"
 )
 
-// The mails of the contract's §8.1. Texts are ours; subjects, recipients and
+// The mails of the API's §8.1 (docs/api.md). Texts are ours; subjects, recipients and
 // links are the contract's. Each is rendered per tenant: its frontend
 // origin (links and subjects), its display name (signature) and its From.
 const (

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Signing salts and lifetimes of the contract's §1.11.
+// Signing salts and lifetimes of the API's §1.11 (docs/api.md).
 const (
 	saltEmailVerification = "email_verification"
 	saltResetPassword     = "reset_email"

@@ -1,4 +1,4 @@
-// Package analytics answers the /clientevent/* beacons (STARTUPWEBAPP_API.md
+// Package analytics answers the /clientevent/* beacons (docs/api.md
 // §6) and records them in the tenant's pageview, ajax_error, button_click and
 // link_event tables.
 //
