@@ -306,7 +306,11 @@ func (s *Server) resumeOperations(ctx context.Context) error {
 		if op.TenantSlug != nil {
 			slug = *op.TenantSlug
 		}
-		run, err := s.runner(op.Kind, slug, op.Actor)
+		who := op.Actor
+		if who == "" {
+			who = "controlplane" // recorded before operations named their actor
+		}
+		run, err := s.runner(op.Kind, slug, who)
 		if err != nil {
 			s.finish(op.ID, op.Kind, fmt.Errorf("cannot resume after a restart: %w", err))
 			continue

@@ -75,28 +75,28 @@ func (s *Server) accepted(c *fiber.Ctx, kind string, t *registry.Tenant) error {
 	if t != nil {
 		tid, slug = t.ID, t.Slug
 	}
-	return s.queue(c, kind, tid, slug, t)
+	return s.queue(c.UserContext(), c, kind, tid, slug, t)
 }
 
-// queue records an operation in a slot taken by admit and queues it.
-func (s *Server) queue(c *fiber.Ctx, kind string, tenantID int64, slug string, t *registry.Tenant) error {
+// queue records an operation in a slot taken by admit, on ctx, and queues it.
+func (s *Server) queue(ctx context.Context, c *fiber.Ctx, kind string, tenantID int64, slug string, t *registry.Tenant) error {
 	who := actor(c)
 	run, err := s.runner(kind, slug, who)
 	if err != nil {
 		s.work.release()
 		return err
 	}
-	id, err := s.reg.QueueOperation(c.UserContext(), kind, tenantID, who)
+	id, err := s.reg.QueueOperation(ctx, kind, tenantID, who)
 	if err != nil {
 		s.work.release()
 		return err
 	}
 	s.work.push(job{id: id, kind: kind, run: run})
-	return s.respondAccepted(c, id, t)
+	return s.respondAccepted(ctx, c, id, t)
 }
 
-func (s *Server) respondAccepted(c *fiber.Ctx, id uuid.UUID, t *registry.Tenant) error {
-	op, err := s.reg.GetOperation(c.UserContext(), id)
+func (s *Server) respondAccepted(ctx context.Context, c *fiber.Ctx, id uuid.UUID, t *registry.Tenant) error {
+	op, err := s.reg.GetOperation(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -210,18 +210,22 @@ func (s *Server) startCreate(c *fiber.Ctx, req provision.CreateRequest, kind str
 		s.work.release()
 		return err // refused before anything was reserved
 	}
+	// Once the tenant is reserved its operation is recorded even if the
+	// request's deadline has passed meanwhile, so the client can follow it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.UserContext()), 10*time.Second)
+	defer cancel()
 	if err != nil {
 		// Reserved, then the secrets step failed: the tenant is failed and
 		// a retry resumes it.
 		s.work.release()
-		id, oerr := s.reg.QueueOperation(c.UserContext(), kind, t.ID, actor(c))
+		id, oerr := s.reg.QueueOperation(ctx, kind, t.ID, actor(c))
 		if oerr != nil {
 			return oerr
 		}
 		s.finish(id, kind, err)
-		return s.respondAccepted(c, id, &t)
+		return s.respondAccepted(ctx, c, id, &t)
 	}
-	return s.queue(c, kind, t.ID, t.Slug, &t)
+	return s.queue(ctx, c, kind, t.ID, t.Slug, &t)
 }
 
 func (s *Server) getOperation(c *fiber.Ctx) error {

@@ -33,21 +33,30 @@ func holdAtRole(hold *atomic.Bool, arrived chan<- string) func(*provision.Option
 // TestOperationsBoundedAndResumed fills both workers (held inside their
 // creates) and the queue, sees further operations refused with 503 and
 // Retry-After without a trace, stops the server, and sees a new server on
-// the same registry run every accepted operation to the end.
+// the same registry (with a smaller pool than what is pending) run every
+// accepted operation to the end.
 func TestOperationsBoundedAndResumed(t *testing.T) {
 	t.Parallel()
 	var hold atomic.Bool
 	arrived := make(chan string, 16)
-	h := newHarnessAPI(t, holdAtRole(&hold, arrived), func(o *Options) { o.Workers, o.Queue = 2, 2 })
+	h := newHarnessAPI(t, holdAtRole(&hold, arrived), func(o *Options) { o.Workers, o.Queue = 2, 3 })
 	ctx := context.Background()
 	reg := h.prov.Registry()
 	h.create("keep", "")
+	h.create("gone", "")
 	hold.Store(true)
 
+	// Two creates take the workers; a create, a delete and a rotation wait.
 	var ids []uuid.UUID
-	for _, slug := range []string{"busy-1", "busy-2", "busy-3", "busy-4"} {
+	for _, rq := range []struct{ method, path, body string }{
+		{"POST", "/v1/tenants", `{"slug":"busy-1"}`},
+		{"POST", "/v1/tenants", `{"slug":"busy-2"}`},
+		{"POST", "/v1/tenants", `{"slug":"busy-3"}`},
+		{"DELETE", "/v1/tenants/gone", ""},
+		{"POST", "/v1/tenants/keep/rotate-secrets", ""},
+	} {
 		var acc acceptedBody
-		h.must(http.StatusAccepted, "POST", "/v1/tenants", `{"slug":"`+slug+`"}`).decode(t, &acc)
+		h.must(http.StatusAccepted, rq.method, rq.path, rq.body).decode(t, &acc)
 		ids = append(ids, acc.Operation.ID)
 	}
 	for range 2 { // both workers are inside a create
@@ -71,6 +80,7 @@ func TestOperationsBoundedAndResumed(t *testing.T) {
 		{"DELETE", "/v1/tenants/keep", ""},
 		{"POST", "/v1/tenants/keep/rotate-secrets", ""},
 		{"POST", "/v1/migrations/run", ""},
+		{"POST", "/v1/tenants/busy-3/retry", ""},
 	}
 	for _, rq := range refused {
 		r := h.must(http.StatusServiceUnavailable, rq.method, rq.path, rq.body)
@@ -101,8 +111,8 @@ func TestOperationsBoundedAndResumed(t *testing.T) {
 		}
 		return out
 	}
-	if got := statuses(); got[registry.OperationRunning] != 2 || got[registry.OperationQueued] != 2 {
-		t.Errorf("operations %v, want 2 running and 2 queued", got)
+	if got := statuses(); got[registry.OperationRunning] != 2 || got[registry.OperationQueued] != 3 {
+		t.Errorf("operations %v, want 2 running and 3 queued", got)
 	}
 
 	// Stop the server: the running creates are cut off, and they and the
@@ -112,12 +122,12 @@ func TestOperationsBoundedAndResumed(t *testing.T) {
 	if err := h.srv.Shutdown(stop); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
-	if got := statuses(); got[registry.OperationRunning] != 2 || got[registry.OperationQueued] != 2 {
-		t.Errorf("operations after the stop %v, want 2 running and 2 queued", got)
+	if got := statuses(); got[registry.OperationRunning] != 2 || got[registry.OperationQueued] != 3 {
+		t.Errorf("operations after the stop %v, want 2 running and 3 queued", got)
 	}
 
 	hold.Store(false)
-	srv, err := New(ctx, Options{Provision: h.prov, Workers: 2, Queue: 2})
+	srv, err := New(ctx, Options{Provision: h.prov, Workers: 2, Queue: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,10 +152,29 @@ func TestOperationsBoundedAndResumed(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	for _, slug := range []string{"busy-1", "busy-2", "busy-3", "busy-4"} {
+	for _, slug := range []string{"busy-1", "busy-2", "busy-3"} {
 		if tn, err := reg.Tenant(ctx, slug); err != nil || tn.Status != registry.StatusActive {
 			t.Errorf("tenant %s after the restart: %+v %v", slug, tn.Status, err)
 		}
+	}
+	if tn, err := reg.Tenant(ctx, "gone"); err != nil || tn.Status != registry.StatusDeleted {
+		t.Errorf("tenant gone after the restart: %+v %v", tn.Status, err)
+	}
+	audit, err := reg.ListAudit(ctx, registry.AuditFilter{TenantSlug: "keep"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotations := 0
+	for _, a := range audit {
+		if a.Action == "secrets.rotate" {
+			rotations++
+			if a.Actor == "" {
+				t.Error("the resumed rotation lost its actor")
+			}
+		}
+	}
+	if rotations != 1 {
+		t.Errorf("%d rotations of keep, want 1", rotations)
 	}
 }
 
