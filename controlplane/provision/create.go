@@ -40,8 +40,9 @@ const (
 	StepUpdate   = "update"   // update: the tenant row changed
 )
 
-// Points inside steps where Options.InStep runs, each after a side effect
-// that the step's record does not yet show.
+// Points inside steps where Options.InStep runs: each after a side effect
+// that the step's record does not yet show, or, for a step that commits its
+// change and its record together, inside that transaction (PointInTx).
 const (
 	PointInTx            = "in-tx"            // inside the step's transaction, before it commits
 	PointStored          = "stored"           // a new secret version written
