@@ -305,7 +305,7 @@ func (t *tenantCLI) runOperation(cmd *cobra.Command, c *apiClient, raw []byte, w
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var opRaw []byte
-	for op.Status == "running" {
+	for op.Status == "queued" || op.Status == "running" {
 		select {
 		case <-ctx.Done():
 			return &cliError{code: exitFailure, msg: fmt.Sprintf("operation %s still running after %s; poll %s", op.ID, timeout, op.URL)}

@@ -5,9 +5,14 @@
 // Every route but GET /healthz needs a bearer token (Authorization: Bearer
 // <token>), checked against the registry's hashed admin tokens; the OpenAPI
 // document at /v1/openapi.json is served to authenticated callers too.
-// Long operations (create, fork, delete, retry, rotate-secrets, migrations)
-// answer 202 with the URL of an operation to poll, and run in a goroutine
-// tied to the server's lifetime, not to the request.
+// Every request has a deadline (Options.RequestTimeout), past which it is
+// answered 503. Long operations (create, fork, delete, retry,
+// rotate-secrets, migrations) answer 202 with the URL of an operation to
+// poll, and run on a bounded pool of workers with a queue (Options.Workers,
+// Options.Queue), each with a deadline of its own; with the pool full a new
+// one is refused with 503 and Retry-After before anything is recorded. An
+// operation's record says what to run, so a new server on the same registry
+// runs again every one left queued or running.
 package api
 
 import (
@@ -15,7 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
+	"net/http"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -50,7 +55,27 @@ type Options struct {
 	// Now is the clock of the failed-authentication windows and of the
 	// last_used_at interval; nil means time.Now.
 	Now func() time.Time
+	// Workers run accepted operations, this many at a time (default 4).
+	Workers int
+	// Queue is how many accepted operations may wait for a worker (default
+	// 64); with every worker busy and the queue full, requests that would
+	// start one are answered 503 with Retry-After.
+	Queue int
+	// RequestTimeout is the deadline of every request (default 10 s); one
+	// that passes it is answered 503.
+	RequestTimeout time.Duration
+	// OperationTimeout is the deadline of each operation (default 10 min);
+	// one that passes it is recorded failed, and its tenant can be retried.
+	OperationTimeout time.Duration
 }
+
+// Defaults of Options.
+const (
+	DefaultWorkers          = 4
+	DefaultQueue            = 64
+	DefaultRequestTimeout   = 10 * time.Second
+	DefaultOperationTimeout = 10 * time.Minute
+)
 
 // Server is the admin API: a Fiber app plus the background operations it
 // started.
@@ -65,18 +90,15 @@ type Server struct {
 	failures *failureLimiter
 	usage    *usageNotes
 
-	// ctx lives as long as the server: background operations run on it.
+	// ctx lives as long as the server: operations run on it.
 	ctx    context.Context
 	cancel context.CancelFunc
-
-	mu      sync.Mutex // guards closing and ops.Add against Shutdown's Wait
-	closing bool
-	ops     sync.WaitGroup
+	work   *workers
 }
 
-// New builds the API. It registers the bootstrap token and marks operations
-// that a previous process left running as failed (their goroutine died with
-// it; the tenant can be retried with POST /v1/tenants/{slug}/retry).
+// New builds the API. It registers the bootstrap token and queues again the
+// operations a previous process left queued or running: their workflows
+// resume at their first unfinished step.
 func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Provision == nil {
 		return nil, errors.New("api: Options.Provision is required")
@@ -93,6 +115,18 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.MigrateConcurrency <= 0 {
 		o.MigrateConcurrency = 4
 	}
+	if o.Workers <= 0 {
+		o.Workers = DefaultWorkers
+	}
+	if o.Queue <= 0 {
+		o.Queue = DefaultQueue
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.OperationTimeout <= 0 {
+		o.OperationTimeout = DefaultOperationTimeout
+	}
 	trusted, err := server.ParseProxies(o.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
@@ -103,10 +137,14 @@ func New(ctx context.Context, o Options) (*Server, error) {
 			return nil, fmt.Errorf("api: %w", err)
 		}
 	}
-	if err := s.recoverOperations(ctx); err != nil {
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.work = startWorkers(o.Workers, o.Queue, s.execute)
+	if err := s.resumeOperations(ctx); err != nil {
+		s.work.close()
+		s.cancel()
+		s.work.wait()
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.mount()
 	return s, nil
 }
@@ -139,16 +177,15 @@ func (s *Server) mount() {
 // App returns the Fiber app to listen with.
 func (s *Server) App() *fiber.App { return s.app }
 
-// Shutdown stops taking requests, waits for in-flight requests and running
-// operations until ctx ends, then cancels the operations still running (their
-// tenants stay resumable) and waits for them to record their failure.
+// Shutdown stops taking requests and operations, waits for in-flight
+// requests and running operations until ctx ends, then cancels the
+// operations still running and waits for them to stop. Operations cut off,
+// and those still queued, stay so in the registry: the next start runs them.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	s.mu.Unlock()
+	s.work.close()
 	err := s.app.ShutdownWithContext(ctx)
 	done := make(chan struct{})
-	go func() { s.ops.Wait(); close(done) }()
+	go func() { s.work.wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -165,6 +202,7 @@ func (s *Server) routes() {
 	app := s.app
 	app.Use(s.requestLog)
 	app.Use(recover.New())
+	app.Use(s.deadline)
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 
 	v1 := app.Group("/v1", s.authenticate)
@@ -238,22 +276,49 @@ func requestID(c *fiber.Ctx) string {
 	return id
 }
 
-// recoverOperations marks operations left running by a dead process as
-// failed. It assumes one control-plane process owns the operations table.
-func (s *Server) recoverOperations(ctx context.Context) error {
-	n, err := s.reg.FailRunningOperations(ctx, "interrupted: the control plane stopped while it ran; retry the tenant")
+// deadline gives the request's context the request timeout; a request
+// that fails once past it is answered 503.
+func (s *Server) deadline(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), s.opts.RequestTimeout)
+	defer cancel()
+	c.SetUserContext(ctx)
+	err := c.Next()
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return errTimedOut
+	}
+	return err
+}
+
+var errTimedOut = &Error{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
+	Message: "the request took too long and was stopped; try again"}
+
+// resumeOperations queues again the operations a previous process left
+// queued or running, oldest first. It assumes one control-plane process
+// owns the operations table (the workflows themselves take a lock per
+// tenant, so one run twice only finds its steps done).
+func (s *Server) resumeOperations(ctx context.Context) error {
+	ops, err := s.reg.PendingOperations(ctx)
 	if err != nil {
-		return fmt.Errorf("recover operations: %w", err)
+		return fmt.Errorf("resume operations: %w", err)
 	}
-	if n > 0 {
-		s.log.Warn("operations interrupted by a previous stop marked failed", "count", n)
+	for _, op := range ops {
+		slug := ""
+		if op.TenantSlug != nil {
+			slug = *op.TenantSlug
+		}
+		who := op.Actor
+		if who == "" {
+			who = "controlplane" // recorded before operations named their actor
+		}
+		run, err := s.runner(op.Kind, slug, who)
+		if err != nil {
+			s.finish(op.ID, op.Kind, fmt.Errorf("cannot resume after a restart: %w", err))
+			continue
+		}
+		s.work.resume(job{id: op.ID, kind: op.Kind, run: run})
 	}
-	stuck, err := s.reg.Tenants(ctx, registry.TenantFilter{Statuses: []string{registry.StatusProvisioning}})
-	if err != nil {
-		return fmt.Errorf("recover operations: %w", err)
-	}
-	for _, t := range stuck {
-		s.log.Warn("tenant left provisioning; POST /v1/tenants/{slug}/retry resumes it", "tenant", t.Slug)
+	if len(ops) > 0 {
+		s.log.Info("operations left by a previous stop queued again", "count", len(ops))
 	}
 	return nil
 }

@@ -600,12 +600,14 @@ func TestMigrations(t *testing.T) {
 	}
 }
 
-func TestInterruptedOperationsFailAtStart(t *testing.T) {
+// TestUnresumableOperationFailsAtStart: an operation record that names no
+// tenant to work on cannot be run again after a restart, and is failed.
+func TestUnresumableOperationFailsAtStart(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	ctx := context.Background()
 	reg := h.prov.Registry()
-	id, err := reg.StartOperation(ctx, "create", 0)
+	id, err := reg.QueueOperation(ctx, "create", 0, "ops")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -619,7 +621,7 @@ func TestInterruptedOperationsFailAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if op.Status != "failed" || op.Error == nil || !strings.Contains(*op.Error, "interrupted") {
+	if op.Status != registry.OperationFailed || op.Error == nil || !strings.Contains(*op.Error, "cannot resume") {
 		t.Fatalf("operation after restart %+v", op)
 	}
 }
@@ -775,7 +777,8 @@ func TestCreateAnswersOnReservation(t *testing.T) {
 			var acc acceptedBody
 			r.decode(t, &acc)
 			if acc.Tenant == nil || acc.Tenant.Status != registry.StatusProvisioning ||
-				acc.Operation.Status != "running" || acc.Operation.Kind != tc.kind {
+				(acc.Operation.Status != registry.OperationQueued && acc.Operation.Status != registry.OperationRunning) ||
+				acc.Operation.Kind != tc.kind {
 				t.Fatalf("accepted body %s", r.Body)
 			}
 			mu.Lock()

@@ -174,7 +174,7 @@ func (h *harness) wait(r response) operationView {
 	for time.Now().Before(deadline) {
 		var op operationView
 		h.must(http.StatusOK, "GET", loc, "").decode(h.t, &op)
-		if op.Status != "running" {
+		if op.Status != registry.OperationQueued && op.Status != registry.OperationRunning {
 			return op
 		}
 		time.Sleep(50 * time.Millisecond)

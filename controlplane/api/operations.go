@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,45 +34,149 @@ type acceptedBody struct {
 	Tenant    *registry.Tenant `json:"tenant,omitempty"`
 }
 
-var errClosing = &Error{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "the control plane is shutting down; try again"}
+var (
+	errClosing = &Error{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "the control plane is shutting down; try again"}
+	errBusy    = &Error{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
+		Message: "the control plane is busy with other operations; try again after Retry-After seconds"}
+)
 
-// track registers a background goroutine, unless the server is shutting down.
-func (s *Server) track() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
+// busyRetryAfter is the Retry-After, in seconds, of a request refused
+// because every operation worker and queue slot is taken.
+const busyRetryAfter = 5
+
+// runFunc runs one operation on a context with the operation deadline.
+type runFunc func(ctx context.Context) error
+
+// admit takes a worker slot for an operation about to be accepted: 503 with
+// Retry-After when there is none, before anything is recorded.
+func (s *Server) admit(c *fiber.Ctx) error {
+	ok, closing := s.work.reserve()
+	switch {
+	case closing:
+		return errClosing
+	case !ok:
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(busyRetryAfter))
+		return errBusy
 	}
-	s.ops.Add(1)
-	return true
+	return nil
 }
 
-// accepted records an operation of kind on t, runs fn on the server's
-// lifetime context, and answers 202 with the operation and the tenant as it
+// accepted records an operation of kind on t (nil: none) as queued, hands
+// it to the workers, and answers 202 with the operation and the tenant as it
 // is now.
-func (s *Server) accepted(c *fiber.Ctx, kind string, t registry.Tenant, fn func(ctx context.Context) error) error {
-	if !s.track() {
-		return errClosing
-	}
-	id, err := s.reg.StartOperation(c.UserContext(), kind, t.ID)
-	if err != nil {
-		s.ops.Done()
+func (s *Server) accepted(c *fiber.Ctx, kind string, t *registry.Tenant) error {
+	if err := s.admit(c); err != nil {
 		return err
 	}
-	go func() {
-		defer s.ops.Done()
-		s.finish(id, kind, fn(s.ctx))
-	}()
-	return s.respondAccepted(c, id, &t)
+	var (
+		tid  int64
+		slug string
+	)
+	if t != nil {
+		tid, slug = t.ID, t.Slug
+	}
+	return s.queue(c.UserContext(), c, kind, tid, slug, t)
 }
 
-func (s *Server) respondAccepted(c *fiber.Ctx, id uuid.UUID, t *registry.Tenant) error {
-	op, err := s.reg.GetOperation(c.UserContext(), id)
+// queue records an operation in a slot taken by admit, on ctx, and queues it.
+func (s *Server) queue(ctx context.Context, c *fiber.Ctx, kind string, tenantID int64, slug string, t *registry.Tenant) error {
+	who := actor(c)
+	run, err := s.runner(kind, slug, who)
+	if err != nil {
+		s.work.release()
+		return err
+	}
+	id, err := s.reg.QueueOperation(ctx, kind, tenantID, who)
+	if err != nil {
+		s.work.release()
+		return err
+	}
+	s.work.push(job{id: id, kind: kind, run: run})
+	return s.respondAccepted(ctx, c, id, t)
+}
+
+func (s *Server) respondAccepted(ctx context.Context, c *fiber.Ctx, id uuid.UUID, t *registry.Tenant) error {
+	op, err := s.reg.GetOperation(ctx, id)
 	if err != nil {
 		return err
 	}
 	c.Location(operationURL(id))
 	return c.Status(http.StatusAccepted).JSON(acceptedBody{Operation: view(op), Tenant: t})
+}
+
+// runner is what an operation of kind on the tenant slug runs, for the
+// admin who. It is rebuilt from the operation's record after a restart, so
+// it needs nothing else: the workflows resume from their recorded steps.
+func (s *Server) runner(kind, slug, who string) (runFunc, error) {
+	if slug == "" && kind != kindMigrateAll {
+		return nil, fmt.Errorf("operation %s has no tenant", kind)
+	}
+	switch kind {
+	case provision.OpCreate, provision.OpFork, kindRetry:
+		return func(ctx context.Context) error {
+			_, err := s.prov.Retry(ctx, slug, who)
+			if errors.Is(err, registry.ErrConflict) {
+				// Finished already: resumed after a stop that came between
+				// the workflow's end and the operation's record.
+				if t, terr := s.reg.Tenant(ctx, slug); terr == nil &&
+					(t.Status == registry.StatusActive || t.Status == registry.StatusSuspended) {
+					return nil
+				}
+			}
+			return err
+		}, nil
+	case kindDelete:
+		return func(ctx context.Context) error {
+			_, err := s.prov.Delete(ctx, slug, who)
+			return err
+		}, nil
+	case kindRotate:
+		return func(ctx context.Context) error { return s.prov.RotateSecrets(ctx, slug, who) }, nil
+	case kindMigrate:
+		return func(ctx context.Context) error {
+			_, err := s.prov.Migrate(ctx, slug, who)
+			return err
+		}, nil
+	case kindMigrateAll:
+		return s.migrateAll, nil
+	}
+	return nil, fmt.Errorf("unknown operation kind %q", kind)
+}
+
+// Operation kinds besides the workflows' own (provision.OpCreate, OpFork).
+const (
+	kindRetry      = "retry"
+	kindDelete     = "delete"
+	kindRotate     = "rotate-secrets"
+	kindMigrate    = "migrate"
+	kindMigrateAll = "migrate-all"
+)
+
+// execute runs one operation on a worker, with the operation deadline, and
+// records its outcome. One cut off by the server's shutdown is left queued
+// or running in the registry: the next start runs it again.
+func (s *Server) execute(j job) {
+	rec, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	err := s.reg.OperationStarted(rec, j.id)
+	cancel()
+	if err != nil {
+		if s.ctx.Err() == nil {
+			s.log.Error("starting operation", "operation", j.id, "kind", j.kind, "err", err)
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.opts.OperationTimeout)
+	err = j.run(ctx)
+	timedOut := ctx.Err() == context.DeadlineExceeded
+	cancel()
+	if err != nil && s.ctx.Err() != nil {
+		s.log.Warn("operation stopped by the shutdown; the next start resumes it", "operation", j.id, "kind", j.kind)
+		return
+	}
+	if err != nil && timedOut {
+		err = fmt.Errorf("timed out after %s: %w", s.opts.OperationTimeout, err)
+	}
+	s.finish(j.id, j.kind, err)
 }
 
 // finish records the outcome of an operation. The recorded message has any
@@ -93,37 +198,34 @@ func (s *Server) finish(id uuid.UUID, kind string, opErr error) {
 
 // startCreate reserves the tenant (row, domains, origins and secrets) while
 // the request waits, so bad input (400) and a taken slug or hostname (409)
-// are answered directly, then runs the remaining steps in the background and
-// answers 202 with the reserved tenant and the operation to poll.
+// are answered directly, then queues the remaining steps and answers 202
+// with the reserved tenant and the operation to poll. A worker slot is taken
+// first: with none free nothing is reserved.
 func (s *Server) startCreate(c *fiber.Ctx, req provision.CreateRequest, kind string) error {
-	if !s.track() {
-		return errClosing
+	if err := s.admit(c); err != nil {
+		return err
 	}
-	ctx := c.UserContext()
-	who := actor(c)
-	t, err := s.prov.Reserve(ctx, req, who)
+	t, err := s.prov.Reserve(c.UserContext(), req, actor(c))
 	if err != nil && t.ID == 0 {
-		s.ops.Done()
+		s.work.release()
 		return err // refused before anything was reserved
 	}
-	id, oerr := s.reg.StartOperation(ctx, kind, t.ID)
-	if oerr != nil {
-		s.ops.Done()
-		return oerr
-	}
+	// Once the tenant is reserved its operation is recorded even if the
+	// request's deadline has passed meanwhile, so the client can follow it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.UserContext()), 10*time.Second)
+	defer cancel()
 	if err != nil {
 		// Reserved, then the secrets step failed: the tenant is failed and
 		// a retry resumes it.
-		s.ops.Done()
+		s.work.release()
+		id, oerr := s.reg.QueueOperation(ctx, kind, t.ID, actor(c))
+		if oerr != nil {
+			return oerr
+		}
 		s.finish(id, kind, err)
-		return s.respondAccepted(c, id, &t)
+		return s.respondAccepted(ctx, c, id, &t)
 	}
-	go func() {
-		defer s.ops.Done()
-		_, err := s.prov.Retry(s.ctx, t.Slug, who)
-		s.finish(id, kind, err)
-	}()
-	return s.respondAccepted(c, id, &t)
+	return s.queue(ctx, c, kind, t.ID, t.Slug, &t)
 }
 
 func (s *Server) getOperation(c *fiber.Ctx) error {
@@ -166,35 +268,28 @@ func (s *Server) migrationStatus(c *fiber.Ctx) error {
 }
 
 func (s *Server) runMigrations(c *fiber.Ctx) error {
-	if !s.track() {
-		return errClosing
-	}
-	id, err := s.reg.StartOperation(c.UserContext(), "migrate-all", 0)
+	return s.accepted(c, kindMigrateAll, nil)
+}
+
+// migrateAll migrates every tenant; its error names the ones that failed.
+func (s *Server) migrateAll(ctx context.Context) error {
+	results, err := s.prov.MigrateAll(ctx, s.opts.MigrateConcurrency, func(r provision.MigrateResult) {
+		if r.Error != "" {
+			s.log.Warn("tenant migration failed", "tenant", r.Slug, "err", r.Error)
+		}
+	})
 	if err != nil {
-		s.ops.Done()
-		return err
-	}
-	go func() {
-		defer s.ops.Done()
-		results, err := s.prov.MigrateAll(s.ctx, s.opts.MigrateConcurrency, func(r provision.MigrateResult) {
+		var failed []string
+		for _, r := range results {
 			if r.Error != "" {
-				s.log.Warn("tenant migration failed", "operation", id, "tenant", r.Slug, "err", r.Error)
-			}
-		})
-		if err != nil {
-			var failed []string
-			for _, r := range results {
-				if r.Error != "" {
-					failed = append(failed, r.Slug)
-				}
-			}
-			if len(failed) > 0 {
-				err = fmt.Errorf("%d of %d tenants failed to migrate: %s", len(failed), len(results), strings.Join(failed, ", "))
+				failed = append(failed, r.Slug)
 			}
 		}
-		s.finish(id, "migrate-all", err)
-	}()
-	return s.respondAccepted(c, id, nil)
+		if len(failed) > 0 {
+			err = fmt.Errorf("%d of %d tenants failed to migrate: %s", len(failed), len(results), strings.Join(failed, ", "))
+		}
+	}
+	return err
 }
 
 type auditPage struct {

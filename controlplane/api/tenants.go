@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -168,11 +167,7 @@ func (s *Server) deleteTenant(c *fiber.Ctx) error {
 	if t.Status == registry.StatusDeleted {
 		return conflict("tenant %s is already deleted", t.Slug)
 	}
-	who := actor(c)
-	return s.accepted(c, "delete", t, func(ctx context.Context) error {
-		_, err := s.prov.Delete(ctx, t.Slug, who)
-		return err
-	})
+	return s.accepted(c, kindDelete, &t)
 }
 
 func (s *Server) retryTenant(c *fiber.Ctx) error {
@@ -183,11 +178,7 @@ func (s *Server) retryTenant(c *fiber.Ctx) error {
 	if t.Status != registry.StatusProvisioning && t.Status != registry.StatusFailed {
 		return conflict("tenant %s is %s, nothing to retry", t.Slug, t.Status)
 	}
-	who := actor(c)
-	return s.accepted(c, "retry", t, func(ctx context.Context) error {
-		_, err := s.prov.Retry(ctx, t.Slug, who)
-		return err
-	})
+	return s.accepted(c, kindRetry, &t)
 }
 
 func (s *Server) rotateSecrets(c *fiber.Ctx) error {
@@ -195,10 +186,7 @@ func (s *Server) rotateSecrets(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	who := actor(c)
-	return s.accepted(c, "rotate-secrets", t, func(ctx context.Context) error {
-		return s.prov.RotateSecrets(ctx, t.Slug, who)
-	})
+	return s.accepted(c, kindRotate, &t)
 }
 
 func (s *Server) migrateTenant(c *fiber.Ctx) error {
@@ -209,11 +197,7 @@ func (s *Server) migrateTenant(c *fiber.Ctx) error {
 	if t.Status != registry.StatusActive && t.Status != registry.StatusSuspended {
 		return conflict("tenant %s is %s and cannot be migrated", t.Slug, t.Status)
 	}
-	who := actor(c)
-	return s.accepted(c, "migrate", t, func(ctx context.Context) error {
-		_, err := s.prov.Migrate(ctx, t.Slug, who)
-		return err
-	})
+	return s.accepted(c, kindMigrate, &t)
 }
 
 type hostnameRequest struct {

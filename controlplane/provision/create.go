@@ -13,11 +13,14 @@ import (
 )
 
 // Workflow and step names, as recorded in provisioning_steps and passed to
-// Options.AfterStep.
+// Options.AfterStep and Options.InStep.
 const (
-	OpCreate = "create"
-	OpFork   = "fork"
-	OpDelete = "delete"
+	OpCreate  = "create"
+	OpFork    = "fork"
+	OpDelete  = "delete"
+	OpRotate  = "rotate"  // RotateSecrets
+	OpSecrets = "secrets" // SetSecrets
+	OpUpdate  = "update"  // Update and UpdateSettings: one transaction, no step records
 
 	StepReserve  = "reserve"  // tenant row (provisioning), domains, origins
 	StepSecrets  = "secrets"  // db password, session key, Stripe/SMTP
@@ -30,7 +33,56 @@ const (
 	StepDrop    = "drop"    // delete: sessions ended, database and role dropped
 	StepForget  = "forget"  // delete: secrets deleted
 	StepRelease = "release" // delete: domains released, status deleted
+
+	StepStore    = "store"    // rotate, secrets: a new bundle version
+	StepApply    = "apply"    // rotate: the role's password set to the stored one
+	StepAnnounce = "announce" // rotate, secrets: audit entry and a new generation for the data plane
+	StepUpdate   = "update"   // update: the tenant row changed
 )
+
+// Points inside steps where Options.InStep runs: each after a side effect
+// that the step's record does not yet show, or, for a step that commits its
+// change and its record together, inside that transaction (PointInTx).
+const (
+	PointInTx            = "in-tx"            // inside the step's transaction, before it commits
+	PointStored          = "stored"           // a new secret version written
+	PointRole            = "role"             // role created or its password reset
+	PointTemplate        = "template"         // template database ready
+	PointCreated         = "created"          // tenant database created
+	PointOwned           = "owned"            // database and its objects handed to the role
+	PointMigrated        = "migrated"         // tenant migrations applied, not yet recorded
+	PointRecorded        = "recorded"         // migration result recorded
+	PointCopied          = "copied"           // fork: source rows committed into the new database
+	PointMarked          = "marked"           // delete: status deleting committed
+	PointSessionsEnded   = "sessions-ended"   // delete: sessions on the database terminated
+	PointDatabaseDropped = "database-dropped" // delete: database dropped, role still there
+	PointRoleDropped     = "role-dropped"     // delete: role dropped
+	PointForgotten       = "forgotten"        // delete: secrets deleted
+	PointApplied         = "applied"          // rotate: role password changed
+)
+
+// stopped is an error of a test hook: the workflow stops as a crash would,
+// without recording the step failed.
+type stopped struct{ err error }
+
+func (e *stopped) Error() string { return e.err.Error() }
+func (e *stopped) Unwrap() error { return e.err }
+
+// inStep runs Options.InStep at a point of a step of op.
+func (s *Service) inStep(ctx context.Context, op, step, point string) error {
+	if s.opts.InStep == nil {
+		return nil
+	}
+	if err := s.opts.InStep(ctx, op, step, point); err != nil {
+		return &stopped{err}
+	}
+	return nil
+}
+
+// at runs Options.InStep at a point of a step of the workflow.
+func (w *workflow) at(ctx context.Context, step, point string) error {
+	return w.s.inStep(ctx, w.op, step, point)
+}
 
 // CreateSteps lists the steps of a create (fork: with the copy step).
 func CreateSteps(fork bool) []string {
@@ -301,7 +353,10 @@ func (s *Service) reserve(ctx context.Context, reg *registry.Registry, n normali
 		if err := rg.StepDone(ctx, t.ID, op, StepReserve); err != nil {
 			return err
 		}
-		return rg.Audit(ctx, actor, "tenant."+op, t.ID, nil, t)
+		if err := rg.Audit(ctx, actor, "tenant."+op, t.ID, nil, t); err != nil {
+			return err
+		}
+		return s.inStep(ctx, op, StepReserve, PointInTx)
 	})
 	if err != nil {
 		return registry.Tenant{}, fmt.Errorf("provision %s: %s: %w", n.Slug, StepReserve, err)
@@ -365,7 +420,10 @@ func (w *workflow) run(ctx context.Context, steps []step) error {
 			return err
 		}
 		if err := st.run(w, ctx); err != nil {
-			w.fail(st.name, err)
+			var crash *stopped
+			if !errors.As(err, &crash) {
+				w.fail(st.name, err)
+			}
 			return fmt.Errorf("provision %s: %s %s: %w", w.t.Slug, w.op, st.name, err)
 		}
 		if err := w.reg.StepDone(ctx, w.t.ID, w.op, st.name); err != nil {
@@ -463,8 +521,10 @@ func (w *workflow) ensureSecrets(ctx context.Context) error {
 	if !changed {
 		return nil
 	}
-	_, err = secrets.SaveBundle(ctx, w.s.opts.Secrets, w.t.SecretsRef, b)
-	return err
+	if _, err := secrets.SaveBundle(ctx, w.s.opts.Secrets, w.t.SecretsRef, b); err != nil {
+		return err
+	}
+	return w.at(ctx, StepSecrets, PointStored)
 }
 
 // ensureDatabase is step 3: the role with the stored password, then the
@@ -481,7 +541,13 @@ func (w *workflow) ensureDatabase(ctx context.Context) error {
 	if err := ensureRole(ctx, sv.conn, w.t.DBRole, b.DBPassword); err != nil {
 		return err
 	}
-	return w.s.ensureDatabase(ctx, sv, w.t.DBName, w.t.DBRole)
+	if err := w.at(ctx, StepDatabase, PointRole); err != nil {
+		return err
+	}
+	if err := w.s.ensureDatabase(ctx, sv, w.t.DBName, w.t.DBRole, w.at); err != nil {
+		return err
+	}
+	return w.at(ctx, StepDatabase, PointOwned)
 }
 
 // migrate is step 4: the tenant migrations, run as the tenant's role so
@@ -492,10 +558,18 @@ func (w *workflow) migrate(ctx context.Context) error {
 		return err
 	}
 	res, err := w.s.migrateTenant(ctx, sv, w.t)
+	if err == nil {
+		if err := w.at(ctx, StepMigrate, PointMigrated); err != nil {
+			return err
+		}
+	}
 	if rerr := w.reg.RecordMigration(ctx, w.t.ID, res.To, err); rerr != nil && err == nil {
 		err = rerr
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return w.at(ctx, StepMigrate, PointRecorded)
 }
 
 // activate is the last step: status active (the trigger NOTIFYs the data
@@ -514,6 +588,9 @@ func (w *workflow) activate(ctx context.Context) error {
 		if err := rg.StepDone(ctx, w.t.ID, w.op, StepActivate); err != nil {
 			return err
 		}
-		return rg.Audit(ctx, w.actor, "tenant.activate", w.t.ID, before, after)
+		if err := rg.Audit(ctx, w.actor, "tenant.activate", w.t.ID, before, after); err != nil {
+			return err
+		}
+		return w.at(ctx, StepActivate, PointInTx)
 	})
 }

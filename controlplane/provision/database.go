@@ -160,7 +160,9 @@ func databaseExists(ctx context.Context, admin *pgx.Conn, name string) (bool, er
 // ensureDatabase creates the tenant database from the template (owner: the
 // tenant role), lets only that role connect, and hands it every object the
 // clone brought along. Each part is idempotent.
-func (s *Service) ensureDatabase(ctx context.Context, sv *server, db, role string) error {
+// at is the workflow's crash hook (see Options.InStep).
+func (s *Service) ensureDatabase(ctx context.Context, sv *server, db, role string,
+	at func(ctx context.Context, step, point string) error) error {
 	exists, err := databaseExists(ctx, sv.conn, db)
 	if err != nil {
 		return fmt.Errorf("database %s: %w", db, err)
@@ -170,10 +172,16 @@ func (s *Service) ensureDatabase(ctx context.Context, sv *server, db, role strin
 		if err != nil {
 			return err
 		}
+		if err := at(ctx, StepDatabase, PointTemplate); err != nil {
+			return err
+		}
 		// CREATE DATABASE cannot run in a transaction; it is atomic by itself.
 		stmt := fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s OWNER %s", ident(db), ident(tpl), ident(role))
 		if _, err := sv.conn.Exec(ctx, stmt); err != nil {
 			return fmt.Errorf("database %s: create: %w", db, err)
+		}
+		if err := at(ctx, StepDatabase, PointCreated); err != nil {
+			return err
 		}
 	}
 	for _, stmt := range []string{
@@ -329,16 +337,23 @@ func (s *Service) dropOldTemplates(ctx context.Context, sv *server) {
 }
 
 // dropDatabase ends every session on the tenant database and drops it and
-// its role; missing ones are fine.
-func dropDatabase(ctx context.Context, admin *pgx.Conn, db, role string) error {
+// its role; missing ones are fine. at is the workflow's crash hook.
+func dropDatabase(ctx context.Context, admin *pgx.Conn, db, role string,
+	at func(ctx context.Context, step, point string) error) error {
 	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, db); err != nil {
 		return fmt.Errorf("database %s: terminate sessions: %w", db, err)
+	}
+	if err := at(ctx, StepDrop, PointSessionsEnded); err != nil {
+		return err
 	}
 	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(db)+" WITH (FORCE)"); err != nil {
 		return fmt.Errorf("database %s: drop: %w", db, err)
 	}
+	if err := at(ctx, StepDrop, PointDatabaseDropped); err != nil {
+		return err
+	}
 	if _, err := admin.Exec(ctx, "DROP ROLE IF EXISTS "+ident(role)); err != nil {
 		return fmt.Errorf("role %s: drop: %w", role, err)
 	}
-	return nil
+	return at(ctx, StepDrop, PointRoleDropped)
 }

@@ -90,7 +90,7 @@ func (w *workflow) copyFromSource(ctx context.Context) error {
 	}
 	defer snap.Rollback(context.Background()) //nolint:errcheck
 
-	return pgx.BeginFunc(ctx, to, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, to, func(tx pgx.Tx) error {
 		quoted := make([]string, len(forkTables))
 		for i, t := range forkTables {
 			quoted[i] = ident(t)
@@ -107,6 +107,10 @@ func (w *workflow) copyFromSource(ctx context.Context) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return w.at(ctx, StepCopy, PointCopied)
 }
 
 type column struct {

@@ -30,7 +30,12 @@ type env struct {
 
 func newEnv(t testing.TB, mod func(*provision.Options)) *env {
 	t.Helper()
-	pe := provisiontest.New(t, provisiontest.Config{Options: mod})
+	return newEnvWith(t, provisiontest.Config{Options: mod})
+}
+
+func newEnvWith(t testing.TB, c provisiontest.Config) *env {
+	t.Helper()
+	pe := provisiontest.New(t, c)
 	return &env{Env: pe, t: t, admin: pe.AdminURL, pool: pe.Platform, store: pe.Secrets, prefix: pe.Prefix, svc: pe.Service}
 }
 

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -72,7 +73,7 @@ func (s *Service) Delete(ctx context.Context, slug, actor string) (registry.Tena
 	defer w.close()
 	steps := []step{
 		{StepMark, func(w *workflow, ctx context.Context) error {
-			return registry.Transact(ctx, w.reg.DB(), func(tx pgx.Tx) error {
+			err := registry.Transact(ctx, w.reg.DB(), func(tx pgx.Tx) error {
 				rg := w.reg.With(tx)
 				before, err := rg.TenantByID(ctx, w.t.ID)
 				if err != nil || before.Status == registry.StatusDeleting {
@@ -85,17 +86,27 @@ func (s *Service) Delete(ctx context.Context, slug, actor string) (registry.Tena
 				}
 				return rg.Audit(ctx, w.actor, "tenant.delete", w.t.ID, before, after)
 			})
+			if err != nil {
+				return err
+			}
+			return w.at(ctx, StepMark, PointMarked)
 		}},
 		{StepDrop, func(w *workflow, ctx context.Context) error {
 			sv, err := w.server(ctx)
 			if err != nil {
 				return err
 			}
-			return dropDatabase(ctx, sv.conn, w.t.DBName, w.t.DBRole)
+			return dropDatabase(ctx, sv.conn, w.t.DBName, w.t.DBRole, w.at)
 		}},
 		{StepForget, func(w *workflow, ctx context.Context) error {
-			return w.s.opts.Secrets.Delete(ctx, w.t.SecretsRef)
+			if err := w.s.opts.Secrets.Delete(ctx, w.t.SecretsRef); err != nil {
+				return err
+			}
+			return w.at(ctx, StepForget, PointForgotten)
 		}},
+		// The step's record commits with the status: a deleted tenant is
+		// returned as it is by a later Delete, which must not find this step
+		// unfinished.
 		{StepRelease, func(w *workflow, ctx context.Context) error {
 			return registry.Transact(ctx, w.reg.DB(), func(tx pgx.Tx) error {
 				rg := w.reg.With(tx)
@@ -110,7 +121,13 @@ func (s *Service) Delete(ctx context.Context, slug, actor string) (registry.Tena
 				if err != nil {
 					return err
 				}
-				return rg.Audit(ctx, w.actor, "tenant.deleted", w.t.ID, before, after)
+				if err := rg.StepDone(ctx, w.t.ID, w.op, StepRelease); err != nil {
+					return err
+				}
+				if err := rg.Audit(ctx, w.actor, "tenant.deleted", w.t.ID, before, after); err != nil {
+					return err
+				}
+				return w.at(ctx, StepRelease, PointInTx)
 			})
 		}},
 	}
@@ -194,7 +211,10 @@ func (s *Service) UpdateSettings(ctx context.Context, slug string, patch Setting
 		if out, err = rg.TenantByID(ctx, t.ID); err != nil {
 			return err
 		}
-		return rg.Audit(ctx, actor, "settings.update", t.ID, t.Settings, out.Settings)
+		if err := rg.Audit(ctx, actor, "settings.update", t.ID, t.Settings, out.Settings); err != nil {
+			return err
+		}
+		return s.inStep(ctx, OpUpdate, StepUpdate, PointInTx)
 	})
 	return out, err
 }
@@ -258,7 +278,10 @@ func (s *Service) Update(ctx context.Context, slug string, patch TenantPatch, ac
 		if out, err = rg.TenantByID(ctx, before.ID); err != nil {
 			return err
 		}
-		return rg.Audit(ctx, actor, "tenant.update", before.ID, before, out)
+		if err := rg.Audit(ctx, actor, "tenant.update", before.ID, before, out); err != nil {
+			return err
+		}
+		return s.inStep(ctx, OpUpdate, StepUpdate, PointInTx)
 	})
 	return out, err
 }
@@ -288,9 +311,28 @@ func (s *Service) secretsStatus(ctx context.Context, t registry.Tenant) (Secrets
 	return statusOf(b, versions[len(versions)-1]), nil
 }
 
+// unfinished says whether a workflow of n steps that left these records
+// stopped before its end.
+func unfinished(recorded []registry.Step, n int) bool {
+	if len(recorded) == 0 {
+		return false
+	}
+	if len(recorded) < n {
+		return true
+	}
+	for _, st := range recorded {
+		if st.Status != "done" {
+			return true
+		}
+	}
+	return false
+}
+
 // SetSecrets merges the given values into the tenant's bundle (a new
 // version when something changed) and says which are set. The audit entry
-// names the changed fields, never their values.
+// names the changed fields, never their values, and a new generation tells
+// the data plane. Both follow the new version in a step of their own, so an
+// earlier call that stopped between the two is announced by the next one.
 func (s *Service) SetSecrets(ctx context.Context, slug string, in SecretsInput, actor string) (SecretsStatus, error) {
 	if err := in.Validate(); err != nil {
 		return SecretsStatus{}, err
@@ -308,34 +350,135 @@ func (s *Service) SetSecrets(ctx context.Context, slug string, in SecretsInput, 
 	if t.Status == registry.StatusDeleting || t.Status == registry.StatusDeleted {
 		return SecretsStatus{}, fmt.Errorf("tenant %s is %s: %w", slug, t.Status, registry.ErrConflict)
 	}
-	b, err := secrets.LoadBundle(ctx, s.opts.Secrets, t.SecretsRef)
-	if errors.Is(err, secrets.ErrNotFound) {
+	if _, err := secrets.LoadBundle(ctx, s.opts.Secrets, t.SecretsRef); errors.Is(err, secrets.ErrNotFound) {
 		return SecretsStatus{}, fmt.Errorf("tenant %s has no secrets yet (retry its creation first): %w", slug, registry.ErrConflict)
+	} else if err != nil {
+		return SecretsStatus{}, err
 	}
+	recorded, err := reg.Steps(ctx, t.ID, OpSecrets)
 	if err != nil {
 		return SecretsStatus{}, err
 	}
-	if changed := in.apply(&b); len(changed) > 0 {
-		v, err := secrets.SaveBundle(ctx, s.opts.Secrets, t.SecretsRef, b)
-		if err != nil {
-			return SecretsStatus{}, err
-		}
-		if err := reg.Audit(ctx, actor, "secrets.set", t.ID, nil, map[string]any{"changed": changed, "version": v}); err != nil {
-			return SecretsStatus{}, err
-		}
-		// A new generation tells every data-plane replica to drop the old values.
-		if err := reg.Touch(ctx, t.ID); err != nil {
-			return SecretsStatus{}, err
-		}
+	// A call that stopped may have stored a version it never announced.
+	announce := unfinished(recorded, 2)
+	if err := reg.ClearSteps(ctx, t.ID, OpSecrets); err != nil {
+		return SecretsStatus{}, err
+	}
+	w := &workflow{s: s, reg: reg, op: OpSecrets, t: t, actor: actor}
+	defer w.close()
+	steps := []step{
+		{StepStore, func(w *workflow, ctx context.Context) error {
+			b, err := secrets.LoadBundle(ctx, s.opts.Secrets, t.SecretsRef)
+			if err != nil {
+				return err
+			}
+			if len(in.apply(&b)) == 0 {
+				return nil
+			}
+			if _, err := secrets.SaveBundle(ctx, s.opts.Secrets, t.SecretsRef, b); err != nil {
+				return err
+			}
+			announce = true
+			return w.at(ctx, StepStore, PointStored)
+		}},
+		{StepAnnounce, func(w *workflow, ctx context.Context) error {
+			if !announce {
+				return nil
+			}
+			changed, version, err := s.newestChange(ctx, t.SecretsRef)
+			if err != nil {
+				return err
+			}
+			return w.announce(ctx, StepAnnounce, "secrets.set", map[string]any{"changed": changed, "version": version})
+		}},
+	}
+	if err := w.run(ctx, steps); err != nil {
+		return SecretsStatus{}, err
 	}
 	return s.secretsStatus(ctx, t)
 }
 
-// RotateSecrets gives the tenant a new database password and session key.
-// The new bundle version is stored first and the role's password changed
-// right after: the data plane re-reads the secret when the database refuses
-// a password, so it never holds a rejected one for long. Should the ALTER
-// fail, the previous values are stored again as the newest version.
+// newestChange names the fields the newest version of a bundle changed from
+// the one before it, and that version.
+func (s *Service) newestChange(ctx context.Context, ref string) ([]string, int, error) {
+	versions, err := s.opts.Secrets.Versions(ctx, ref)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(versions) == 0 {
+		return nil, 0, fmt.Errorf("secret %s: %w", ref, secrets.ErrNotFound)
+	}
+	newest := versions[len(versions)-1]
+	cur, err := loadVersion(ctx, s.opts.Secrets, ref, newest)
+	if err != nil {
+		return nil, 0, err
+	}
+	var prev secrets.TenantBundle
+	if len(versions) > 1 {
+		if prev, err = loadVersion(ctx, s.opts.Secrets, ref, versions[len(versions)-2]); err != nil {
+			return nil, 0, err
+		}
+	}
+	changed := inputOf(cur).apply(&prev)
+	if prev.DBPassword != cur.DBPassword {
+		changed = append(changed, "db_password")
+	}
+	if prev.SessionKey != cur.SessionKey {
+		changed = append(changed, "session_key")
+	}
+	return changed, newest, nil
+}
+
+func loadVersion(ctx context.Context, store secrets.Store, ref string, version int) (secrets.TenantBundle, error) {
+	raw, err := store.GetVersion(ctx, ref, version)
+	if err != nil {
+		return secrets.TenantBundle{}, fmt.Errorf("load secret %s version %d: %w", ref, version, err)
+	}
+	var b secrets.TenantBundle
+	if err := json.Unmarshal(raw, &b); err != nil {
+		// The decoder's message could quote the value: do not wrap it.
+		return secrets.TenantBundle{}, fmt.Errorf("load secret %s version %d: malformed bundle", ref, version)
+	}
+	return b, nil
+}
+
+// inputOf is every settable field of b as an input.
+func inputOf(b secrets.TenantBundle) SecretsInput {
+	return SecretsInput{
+		StripeSecretKey: &b.StripeSecretKey, StripePublishableKey: &b.StripePublishableKey,
+		StripeWebhookSecret: &b.StripeWebhookSecret, SMTPHost: &b.SMTPHost, SMTPPort: &b.SMTPPort,
+		SMTPUsername: &b.SMTPUsername, SMTPPassword: &b.SMTPPassword,
+	}
+}
+
+// announce is the last step of a secrets change: a new generation, which
+// tells every data-plane replica to drop the old values at once, not when
+// their caches expire, the audit entry and the step's record, in one
+// transaction.
+func (w *workflow) announce(ctx context.Context, stepName, action string, detail any) error {
+	return registry.Transact(ctx, w.reg.DB(), func(tx pgx.Tx) error {
+		rg := w.reg.With(tx)
+		if err := rg.Touch(ctx, w.t.ID); err != nil {
+			return err
+		}
+		if err := rg.Audit(ctx, w.actor, action, w.t.ID, nil, detail); err != nil {
+			return err
+		}
+		if err := rg.StepDone(ctx, w.t.ID, w.op, stepName); err != nil {
+			return err
+		}
+		return w.at(ctx, stepName, PointInTx)
+	})
+}
+
+// RotateSecrets gives the tenant a new database password and session key, in
+// three recorded steps: the new bundle version is stored, the role's password
+// set to the stored one, and the change announced. The data plane re-reads
+// the secret when the database refuses a password, so between the first two
+// it never holds a rejected one for long. A rotation that stopped part way
+// is finished by the next call (which rotates no further); should the ALTER
+// fail, the previous values are stored again as the newest version and the
+// rotation is abandoned.
 func (s *Service) RotateSecrets(ctx context.Context, slug, actor string) error {
 	conn, unlock, err := s.lock(ctx, slug)
 	if err != nil {
@@ -350,33 +493,77 @@ func (s *Service) RotateSecrets(ctx context.Context, slug, actor string) error {
 	if t.Status != registry.StatusActive && t.Status != registry.StatusSuspended {
 		return fmt.Errorf("tenant %s is %s: %w", slug, t.Status, registry.ErrConflict)
 	}
-	old, err := secrets.LoadBundle(ctx, s.opts.Secrets, t.SecretsRef)
+	recorded, err := reg.Steps(ctx, t.ID, OpRotate)
 	if err != nil {
 		return err
 	}
-	sv, err := s.connect(ctx, t.DBServerID)
-	if err != nil {
-		return err
-	}
-	defer sv.close()
-	next := old
-	next.DBPassword = randomHex(32)
-	next.SessionKey = randomBase64(32)
-	v, err := secrets.SaveBundle(ctx, s.opts.Secrets, t.SecretsRef, next)
-	if err != nil {
-		return err
-	}
-	if err := setPassword(ctx, sv.conn, t.DBRole, next.DBPassword); err != nil {
-		if _, rerr := secrets.SaveBundle(context.Background(), s.opts.Secrets, t.SecretsRef, old); rerr != nil {
-			s.log.Error("restoring secrets after a failed rotation", "tenant", slug, "err", rerr)
+	if !unfinished(recorded, 3) {
+		if err := reg.ClearSteps(ctx, t.ID, OpRotate); err != nil {
+			return err
 		}
+	}
+	w := &workflow{s: s, reg: reg, op: OpRotate, t: t, actor: actor}
+	defer w.close()
+	var prev *secrets.TenantBundle // the values this call replaced, if it stored the new ones
+	steps := []step{
+		{StepStore, func(w *workflow, ctx context.Context) error {
+			old, err := secrets.LoadBundle(ctx, s.opts.Secrets, t.SecretsRef)
+			if err != nil {
+				return err
+			}
+			next := old
+			next.DBPassword = randomHex(32)
+			next.SessionKey = randomBase64(32)
+			if _, err := secrets.SaveBundle(ctx, s.opts.Secrets, t.SecretsRef, next); err != nil {
+				return err
+			}
+			prev = &old
+			return w.at(ctx, StepStore, PointStored)
+		}},
+		{StepApply, func(w *workflow, ctx context.Context) error {
+			cur, err := secrets.LoadBundle(ctx, s.opts.Secrets, t.SecretsRef)
+			if err != nil {
+				return err
+			}
+			sv, err := w.server(ctx)
+			if err != nil {
+				return err
+			}
+			if err := setPassword(ctx, sv.conn, t.DBRole, cur.DBPassword); err != nil {
+				if prev != nil {
+					s.abandonRotation(reg, t, *prev)
+				}
+				return err
+			}
+			return w.at(ctx, StepApply, PointApplied)
+		}},
+		{StepAnnounce, func(w *workflow, ctx context.Context) error {
+			_, version, err := s.newestChange(ctx, t.SecretsRef)
+			if err != nil {
+				return err
+			}
+			return w.announce(ctx, StepAnnounce, "secrets.rotate", map[string]any{
+				"rotated": []string{"db_password", "session_key"}, "version": version})
+		}},
+	}
+	if err := w.run(ctx, steps); err != nil {
 		return fmt.Errorf("rotate %s: %w", slug, err)
 	}
-	// A new generation tells every data-plane replica to drop the old key and
-	// password at once, not when their caches expire.
-	if err := reg.Touch(ctx, t.ID); err != nil {
-		return err
+	return nil
+}
+
+// abandonRotation stores the values before a rotation again as the newest
+// version (the role's password is still the old one) and forgets the
+// rotation's records, so the next call starts a new one. A rotation resumed
+// after a stop does not know those values: its apply step stays failed, and
+// the next call sets the role's password again.
+func (s *Service) abandonRotation(reg *registry.Registry, t registry.Tenant, old secrets.TenantBundle) {
+	ctx := context.Background()
+	_, err := secrets.SaveBundle(ctx, s.opts.Secrets, t.SecretsRef, old)
+	if err == nil {
+		err = reg.ClearSteps(ctx, t.ID, OpRotate)
 	}
-	return reg.Audit(ctx, actor, "secrets.rotate", t.ID, nil, map[string]any{
-		"rotated": []string{"db_password", "session_key"}, "version": v})
+	if err != nil {
+		s.log.Error("restoring secrets after a failed rotation", "tenant", t.Slug, "err", err)
+	}
 }

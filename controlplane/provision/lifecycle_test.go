@@ -228,37 +228,6 @@ func TestTransitions(t *testing.T) {
 	}
 }
 
-func TestDeleteResumes(t *testing.T) {
-	t.Parallel()
-	for _, step := range provision.DeleteSteps() {
-		t.Run(step, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t, nil)
-			ctx := context.Background()
-			tn, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "gone"}, "t")
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.tenantConnOf(tn) // a live session the delete must end
-			crashing := e.with(func(o *provision.Options) { o.AfterStep = crashAfter(provision.OpDelete, step) })
-			if _, err := crashing.Delete(ctx, "gone", "t"); !errors.Is(err, errCrash) {
-				t.Fatalf("delete: %v, want the simulated crash", err)
-			}
-			got, err := e.svc.Delete(ctx, "gone", "t")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.Status != registry.StatusDeleted || len(got.Domains) != 0 {
-				t.Errorf("status %s domains %v", got.Status, got.Domains)
-			}
-			admin := e.adminConn("")
-			if n := e.count(admin, `SELECT count(*) FROM pg_database WHERE datname = $1`, tn.DBName); n != 0 {
-				t.Error("database still there")
-			}
-		})
-	}
-}
-
 func TestDomainsOriginsSettings(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)

@@ -9,6 +9,7 @@
 package provision
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -57,6 +58,12 @@ type Options struct {
 	// AfterStep, when set, runs after each workflow step is recorded done;
 	// an error stops the workflow there as a crash would. For tests.
 	AfterStep func(op, step string) error
+	// InStep, when set, runs inside workflow steps at named points: after a
+	// side effect (a database created, a secret version written) and before
+	// the step is recorded done, or inside a step's transaction just before
+	// it commits (PointInTx). An error stops the workflow there as a crash
+	// would, recording nothing more. ctx is the workflow's. For tests.
+	InStep func(ctx context.Context, op, step, point string) error
 }
 
 // Service runs the workflows.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -216,54 +217,69 @@ func TestAuditAndOperations(t *testing.T) {
 		t.Errorf("negative limit: %v", err)
 	}
 
-	id, err := r.StartOperation(ctx, "create", tn.ID)
+	id, err := r.QueueOperation(ctx, "create", tn.ID, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
 	op, err := r.GetOperation(ctx, id)
-	if err != nil || op.Status != "running" || op.TenantSlug == nil || *op.TenantSlug != "audited" {
+	if err != nil || op.Status != OperationQueued || op.TenantSlug == nil || *op.TenantSlug != "audited" || op.Actor != "alice" {
 		t.Fatalf("operation %+v %v", op, err)
+	}
+	if err := r.OperationStarted(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if op, _ := r.GetOperation(ctx, id); op.Status != OperationRunning {
+		t.Fatalf("started operation %+v", op)
 	}
 	if err := r.FinishOperation(ctx, id, errors.New("database: boom")); err != nil {
 		t.Fatal(err)
 	}
 	op, _ = r.GetOperation(ctx, id)
-	if op.Status != "failed" || op.Error == nil || *op.Error != "database: boom" || op.FinishedAt == nil {
+	if op.Status != OperationFailed || op.Error == nil || *op.Error != "database: boom" || op.FinishedAt == nil {
 		t.Errorf("finished operation %+v", op)
 	}
-	id2, _ := r.StartOperation(ctx, "migrate-all", 0)
+	if err := r.OperationStarted(ctx, id); !errors.Is(err, ErrConflict) {
+		t.Errorf("starting a finished operation: %v, want ErrConflict", err)
+	}
+	id2, _ := r.QueueOperation(ctx, "migrate-all", 0, "bob")
 	if err := r.FinishOperation(ctx, id2, nil); err != nil {
 		t.Fatal(err)
 	}
-	if op, _ := r.GetOperation(ctx, id2); op.Status != "succeeded" || op.TenantID != nil {
+	if op, _ := r.GetOperation(ctx, id2); op.Status != OperationSucceeded || op.TenantID != nil {
 		t.Errorf("operation %+v", op)
 	}
 	if _, err := r.GetOperation(ctx, [16]byte{1}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown operation: %v", err)
 	}
 
-	// Operations still running when a process starts are failed, the
-	// finished ones left as they are.
-	running := make([][16]byte, 2)
-	for i := range running {
-		if running[i], err = r.StartOperation(ctx, "delete", tn.ID); err != nil {
+	// The operations a process left queued or running are pending, oldest
+	// first; the finished ones are not.
+	var pending []uuid.UUID
+	for i := range 3 {
+		id, err := r.QueueOperation(ctx, "delete", tn.ID, "carol")
+		if err != nil {
 			t.Fatal(err)
 		}
+		if i == 0 {
+			if err := r.OperationStarted(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pending = append(pending, id)
 	}
-	n, err := r.FailRunningOperations(ctx, "interrupted")
-	if err != nil || n != 2 {
-		t.Fatalf("FailRunningOperations: %d, %v; want 2", n, err)
+	got, err := r.PendingOperations(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, id := range running {
-		if op, _ := r.GetOperation(ctx, id); op.Status != "failed" || op.Error == nil || *op.Error != "interrupted" || op.FinishedAt == nil {
-			t.Errorf("interrupted operation %+v", op)
+	var ids []uuid.UUID
+	for _, op := range got {
+		ids = append(ids, op.ID)
+		if op.Kind != "delete" || op.Actor != "carol" || op.TenantSlug == nil || *op.TenantSlug != "audited" {
+			t.Errorf("pending operation %+v", op)
 		}
 	}
-	if op, _ := r.GetOperation(ctx, id2); op.Status != "succeeded" || op.Error != nil {
-		t.Errorf("a finished operation changed: %+v", op)
-	}
-	if n, err := r.FailRunningOperations(ctx, "interrupted"); err != nil || n != 0 {
-		t.Errorf("second FailRunningOperations: %d, %v; want 0", n, err)
+	if !slices.Equal(ids, pending) {
+		t.Errorf("pending %v, want %v", ids, pending)
 	}
 }
 
