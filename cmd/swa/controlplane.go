@@ -58,6 +58,7 @@ func newControlPlane(ctx context.Context, cfg *config.Config, log *slog.Logger) 
 		Log:            log,
 		BootstrapToken: cfg.AdminToken,
 		TrustedProxies: cfg.TrustedProxies,
+		RequestTimeout: cfg.RequestTimeout,
 	})
 	if err != nil {
 		core.Close()
