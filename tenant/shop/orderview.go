@@ -11,15 +11,21 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 
+	"github.com/startupwebapp/platform/platform/server"
 	"github.com/startupwebapp/platform/tenant/cart"
 )
 
 // memberEmailDescription is O18's HTML error text.
 const memberEmailDescription = `This email address is already associated with a member account. Please <span class="login-form-error-link"><a href="/login?next=checkout/confirm">login</a></span> to continue.`
 
-// O18 POST /order/anonymous-email-address-payment-lookup.
+// O18 POST /order/anonymous-email-address-payment-lookup. The publishable
+// key is read from the secrets store before a connection is taken.
 func (a *App) anonymousEmailLookup(c *fiber.Ctx) error {
 	const key = "anonymous_email_address_payment_lookup"
+	var pk any
+	if acct, _ := a.payments.For(c.UserContext(), server.Tenant(c)); acct != nil {
+		pk = acct.PublishableKey
+	}
 	return a.gated(c, func(rq *request) error {
 		email, ok := formValue(c, "anonymous_email_address")
 		if !ok {
@@ -42,11 +48,6 @@ func (a *App) anonymousEmailLookup(c *fiber.Ctx) error {
 			if _, _, err := ensureProspect(rq.ctx, rq.conn, signKey, email, "Captured from incomplete anonymous order"); err != nil {
 				return err
 			}
-		}
-		acct, _ := rq.a.payments.For(rq.ctx, rq.tenant)
-		var pk any
-		if acct != nil {
-			pk = acct.PublishableKey
 		}
 		return reply(c, object{{"checkout_allowed", true}, {key, "success"}, {"stripe_publishable_key", pk}, {"customer_data", nil}})
 	})
