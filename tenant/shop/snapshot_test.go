@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -131,35 +129,8 @@ func TestOrderIsWhatWasPaidFor(t *testing.T) {
 			tc.after(t, b, id)
 			d.pay(id)
 
-			var wg sync.WaitGroup
-			idents := make([]string, 4)
-			for n := range idents {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if n%2 == 0 {
-						a := b.get("/order/checkout-session-success?session_id=" + id).json(t)
-						if a["checkout_session_success"] != "success" {
-							t.Errorf("success redirect: %v", a)
-						}
-						idents[n] = fmt.Sprint(a["order_identifier"])
-						return
-					}
-					body, sig := d.event(t, id, fmt.Sprintf("evt_paidfor_%d_%d", i, n), e.whA, time.Now())
-					a := e.deliver(t, hostA, body, sig)
-					if a.status != 200 {
-						t.Errorf("webhook: %d %s", a.status, a.raw)
-						return
-					}
-					idents[n] = fmt.Sprint(a.json(t)["order_identifier"])
-				}()
-			}
-			wg.Wait()
-			for _, x := range idents {
-				if x != idents[0] || len(x) != 10 {
-					t.Fatalf("order identifiers: %v", idents)
-				}
-			}
+			// Two success redirects and two webhook events, all at once.
+			ident := raceOrder(t, e, d, b, id, 2, fmt.Sprintf("evt_paidfor_%d_1", i), fmt.Sprintf("evt_paidfor_%d_3", i))
 
 			if n := count(t, e.db, `SELECT count(*) FROM customer_order WHERE stripe_checkout_session_id = $1`, id); n != 1 {
 				t.Errorf("%d orders for the session", n)
@@ -191,7 +162,7 @@ func TestOrderIsWhatWasPaidFor(t *testing.T) {
 			}
 			mail := text(t, e.db, `SELECT string_agg(body_text, '|') FROM email_outbox WHERE kind = 'order_confirmation' AND to_addresses = $1::jsonb`,
 				fmt.Sprintf(`["paidfor%d@example.com"]`, i))
-			if strings.Count(mail, "Order Identifier: ") != 1 || !strings.Contains(mail, "Order Identifier: "+idents[0]) {
+			if strings.Count(mail, "Order Identifier: ") != 1 || !strings.Contains(mail, "Order Identifier: "+ident) {
 				t.Errorf("confirmation mails: %q", mail)
 			}
 			for _, w := range tc.wantMail {
@@ -264,35 +235,8 @@ func TestPaidSessionWhoseCartIsGone(t *testing.T) {
 			}
 			d.pay(id)
 
-			var wg sync.WaitGroup
-			idents := make([]string, 4)
-			for n := range idents {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if n%2 == 0 {
-						a := b.get("/order/checkout-session-success?session_id=" + id).json(t)
-						if a["checkout_session_success"] != "success" {
-							t.Errorf("success redirect: %v", a)
-						}
-						idents[n] = fmt.Sprint(a["order_identifier"])
-						return
-					}
-					body, sig := d.event(t, id, fmt.Sprintf("evt_gone_%d_%d", i, n), e.whA, time.Now())
-					a := e.deliver(t, hostA, body, sig)
-					if a.status != 200 {
-						t.Errorf("webhook: %d %s", a.status, a.raw)
-						return
-					}
-					idents[n] = fmt.Sprint(a.json(t)["order_identifier"])
-				}()
-			}
-			wg.Wait()
-			for _, x := range idents {
-				if x != idents[0] || len(x) != 10 {
-					t.Fatalf("order identifiers: %v", idents)
-				}
-			}
+			// Two success redirects and two webhook events, all at once.
+			ident := raceOrder(t, e, d, b, id, 2, fmt.Sprintf("evt_gone_%d_1", i), fmt.Sprintf("evt_gone_%d_3", i))
 
 			owner := `o.prospect_id = (SELECT id FROM prospect WHERE email = $2) AND o.member_id IS NULL`
 			if tc.member {
@@ -326,7 +270,7 @@ func TestPaidSessionWhoseCartIsGone(t *testing.T) {
 				}
 			}
 			mail := text(t, e.db, `SELECT body_text FROM email_outbox WHERE kind = 'order_confirmation' AND to_addresses = $1::jsonb`, `["`+email+`"]`)
-			want := []string{"Order Identifier: " + idents[0], "Order Total: $15.86"}
+			want := []string{"Order Identifier: " + ident, "Order Total: $15.86"}
 			if tc.member {
 				want = append(want, fmt.Sprintf("&mb_cd=gone%dmbcd", i))
 			}
