@@ -172,25 +172,39 @@ func TestOneCartPerMember(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewPool(t, migrations.Tenant)
 	member := newMember(t, db, "racer1")
-	var wg sync.WaitGroup
+	var wg, ready sync.WaitGroup
+	start := make(chan struct{})
 	ids := make([]int64, 8)
+	created := make([]bool, 8)
 	errs := make([]error, 8)
 	for i := range ids {
 		wg.Add(1)
+		ready.Add(1)
 		go func() {
 			defer wg.Done()
-			c, _, err := cart.FindOrCreate(context.Background(), db, cart.Owner{MemberID: member})
-			ids[i], errs[i] = c.ID, err
+			ready.Done()
+			<-start // every adder starts together
+			c, made, err := cart.FindOrCreate(context.Background(), db, cart.Owner{MemberID: member})
+			ids[i], created[i], errs[i] = c.ID, made, err
 		}()
 	}
+	ready.Wait()
+	close(start)
 	wg.Wait()
+	makers := 0
 	for i := range ids {
 		if errs[i] != nil {
 			t.Fatal(errs[i])
 		}
-		if ids[i] != ids[0] {
+		if ids[i] == 0 || ids[i] != ids[0] {
 			t.Errorf("cart ids differ: %v", ids)
 		}
+		if created[i] {
+			makers++
+		}
+	}
+	if makers != 1 {
+		t.Errorf("%d adders report creating the cart, want 1", makers)
 	}
 }
 
