@@ -6,6 +6,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/startupwebapp/platform/platform/server"
+	"github.com/startupwebapp/platform/tenant/cart"
 	"github.com/startupwebapp/platform/tenant/orders"
 )
 
@@ -57,8 +58,8 @@ func (a *App) changeConfirmationEmail(c *fiber.Ctx) error {
 			return err
 		}
 		if found {
-			if _, err := rq.conn.Exec(rq.ctx, `UPDATE cart SET payment_id = NULL, shipping_address_id = NULL WHERE id = $1`, ct.ID); err != nil {
-				return fmt.Errorf("clear cart payment: %w", err)
+			if err := cart.ClearPaymentLinks(rq.ctx, rq.conn, ct.ID); err != nil {
+				return err
 			}
 		}
 		return reply(c, object{{"checkout_allowed", true}, {"change_confirmation_email_address", "success"}})
