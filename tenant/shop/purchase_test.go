@@ -24,13 +24,16 @@ import (
 // same unpaid fixture (amount_total 0). Session creation is forwarded to
 // stripe-mock, so the parameters are still validated against Stripe's API
 // description; the double remembers each session, lets the test mark it
-// paid, and serves it back on retrieve. The real stripe-go client talks to it.
+// paid, and serves it back on retrieve. A repeated idempotency key gets the
+// session its first request made, as Stripe answers. The real stripe-go
+// client talks to it.
 type stripeDouble struct {
-	mock string
-	mu   sync.Mutex
-	n    int
-	sess map[string]*doubleSession
-	srv  *httptest.Server
+	mock  string
+	mu    sync.Mutex
+	n     int
+	sess  map[string]*doubleSession
+	byKey map[string]*doubleSession
+	srv   *httptest.Server
 }
 
 type doubleSession struct {
@@ -42,7 +45,7 @@ type doubleSession struct {
 }
 
 func newStripeDouble(t *testing.T) *stripeDouble {
-	d := &stripeDouble{mock: pgtest.Service(t, "SWA_STRIPE_API_BASE"), sess: map[string]*doubleSession{}}
+	d := &stripeDouble{mock: pgtest.Service(t, "SWA_STRIPE_API_BASE"), sess: map[string]*doubleSession{}, byKey: map[string]*doubleSession{}}
 	d.srv = httptest.NewServer(http.HandlerFunc(d.serve))
 	t.Cleanup(d.srv.Close)
 	return d
@@ -73,7 +76,13 @@ func (d *stripeDouble) serve(w http.ResponseWriter, r *http.Request) {
 			u, _ := strconv.ParseInt(f.Get(fmt.Sprintf("line_items[%d][price_data][unit_amount]", i)), 10, 64)
 			total += q * u
 		}
+		key := r.Header.Get("Idempotency-Key")
 		d.mu.Lock()
+		if s := d.byKey[key]; key != "" && s != nil {
+			d.mu.Unlock()
+			_ = json.NewEncoder(w).Encode(d.object(s))
+			return
+		}
 		d.n++
 		s := &doubleSession{ID: fmt.Sprintf("cs_test_double_%d", d.n), CartID: f.Get("metadata[cart_id]"), Email: f.Get("customer_email"), AmountTotal: total, Form: f,
 			Metadata: map[string]string{}}
@@ -83,6 +92,9 @@ func (d *stripeDouble) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		d.sess[s.ID] = s
+		if key != "" {
+			d.byKey[key] = s
+		}
 		d.mu.Unlock()
 		_ = json.NewEncoder(w).Encode(d.object(s))
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/checkout/sessions/"):

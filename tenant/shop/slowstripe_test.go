@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stripe/stripe-go/v76/webhook"
+
 	"github.com/startupwebapp/platform/platform/pgtest"
 )
 
@@ -66,10 +68,12 @@ type result struct {
 }
 
 // TestSlowStripe: alpha's Stripe stalls. Alpha's checkouts (more of them
-// than alpha's pool has connections) each answer a clear contract-shaped
-// error once the Stripe timeout passes, well inside any request deadline,
-// and no tenant connection is held while they wait on Stripe: the pool
-// lends none out and alpha's database shows no busy session. Meanwhile
+// than alpha's pool has connections), a success redirect and a webhook
+// delivery each answer a clear contract-shaped error once the Stripe
+// timeout passes, well inside any request deadline (the webhook a 500, so
+// Stripe retries it), and no tenant connection is held while they wait on
+// Stripe: the pool lends none out and alpha's database shows no busy
+// session. Meanwhile
 // beta's requests, checkout included, and alpha's own cart requests all
 // answer. Once Stripe answers again, the same cart checks out and its
 // session is recorded.
@@ -92,22 +96,45 @@ func TestSlowStripe(t *testing.T) {
 		t.Fatalf("beta add: %s", a.raw)
 	}
 
-	stalledAnswers := make(chan result, stalled)
+	// Alpha's requests that call Stripe: the checkouts, a success
+	// redirect and a webhook delivery of a paid session.
+	type stalledCall struct {
+		name string
+		call func() (answer, error)
+		want string
+	}
+	const checkoutWant = `{"create_checkout_session":"error","errors":{"error":"unexpected-error","description":"Payments did not answer in time. Please try again."},"order-api-version":"0.0.1"}`
+	var calls []stalledCall
 	for i, b := range buyers {
+		calls = append(calls, stalledCall{fmt.Sprint("alpha checkout ", i), func() (answer, error) {
+			return b.try(http.MethodPost, "/order/create-checkout-session", form("anonymous_email_address", "slow@example.com"), nil)
+		}, checkoutWant})
+	}
+	calls = append(calls, stalledCall{"alpha success redirect", func() (answer, error) {
+		return buyers[0].try(http.MethodGet, "/order/checkout-session-success?session_id=cs_test_stalled", nil, nil)
+	}, `{"checkout_session_success":"error","errors":{"error":"unexpected-error","description":"The payment could not be confirmed. Please try again."},"order-api-version":"0.0.1"}`})
+	event := []byte(`{"id":"evt_stalled","object":"event","type":"checkout.session.completed","data":{"object":` +
+		`{"id":"cs_test_stalled","object":"checkout.session","payment_status":"paid","metadata":{"cart_id":"1"}}}}`)
+	sig := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: event, Secret: e.whA, Timestamp: time.Now()}).Header
+	calls = append(calls, stalledCall{"alpha webhook", func() (answer, error) { return e.send(hostA, event, sig) }, `{"error":"processing-error"}`})
+	wantOf := map[string]string{}
+	stalledAnswers := make(chan result, len(calls))
+	for _, sc := range calls {
+		wantOf[sc.name] = sc.want
 		go func() {
 			start := time.Now()
-			a, err := b.try(http.MethodPost, "/order/create-checkout-session", form("anonymous_email_address", "slow@example.com"), nil)
-			stalledAnswers <- result{name: fmt.Sprint("alpha checkout ", i), a: a, err: err, elapsed: time.Since(start)}
+			a, err := sc.call()
+			stalledAnswers <- result{name: sc.name, a: a, err: err, elapsed: time.Since(start)}
 		}()
 	}
-	// Barrier: every alpha checkout is waiting on Stripe.
-	for range stalled {
+	// Barrier: every one of them is waiting on Stripe.
+	for range calls {
 		select {
 		case <-p.reached:
 		case r := <-stalledAnswers:
 			t.Fatalf("%s answered before reaching Stripe: %v %d %s", r.name, r.err, r.a.status, r.a.raw)
 		case <-time.After(stripeTimeout):
-			t.Fatalf("only %d of %d checkouts reached Stripe", p.held.Load(), stalled)
+			t.Fatalf("only %d of %d requests reached Stripe", p.held.Load(), len(calls))
 		}
 	}
 	if st := e.pools.Stats(); st.Acquired != 0 {
@@ -168,20 +195,23 @@ func TestSlowStripe(t *testing.T) {
 		t.Errorf("%d of %d requests answered", len(seen), len(others))
 	}
 
-	const want = `{"create_checkout_session":"error","errors":{"error":"unexpected-error","description":"Payments did not answer in time. Please try again."},"order-api-version":"0.0.1"}`
-	for range stalled {
+	for range calls {
 		var r result
 		select {
 		case r = <-stalledAnswers:
 		case <-time.After(stripeTimeout + 20*time.Second):
-			t.Fatal("a checkout on a stalled Stripe did not answer")
+			t.Fatal("a request on a stalled Stripe did not answer")
 		}
 		if r.err != nil {
 			t.Errorf("%s: %v", r.name, r.err)
 			continue
 		}
-		if r.a.status != 200 || r.a.raw != want {
-			t.Errorf("%s on a stalled Stripe: %d %s\nwant 200 %s", r.name, r.a.status, r.a.raw, want)
+		status := 200
+		if r.name == "alpha webhook" {
+			status = 500 // so that Stripe delivers it again
+		}
+		if r.a.status != status || r.a.raw != wantOf[r.name] {
+			t.Errorf("%s on a stalled Stripe: %d %s\nwant %d %s", r.name, r.a.status, r.a.raw, status, wantOf[r.name])
 		}
 		// Generous: the Stripe timeout plus a retry's pause, far from the
 		// minute and more stripe-go would wait unbounded.
@@ -189,11 +219,14 @@ func TestSlowStripe(t *testing.T) {
 			t.Errorf("%s answered after %v (Stripe timeout %v)", r.name, r.elapsed, stripeTimeout)
 		}
 	}
-	if n := int(p.held.Load()); n > stalled*3 {
-		t.Errorf("%d calls to the stalled Stripe for %d checkouts: retries are not bounded", n, stalled)
+	if n := int(p.held.Load()); n > len(calls)*3 {
+		t.Errorf("%d calls to the stalled Stripe for %d requests: retries are not bounded", n, len(calls))
 	}
-	if n := count(t, e.db, `SELECT count(*) FROM checkout_session`); n != 0 {
-		t.Errorf("%d checkout records for sessions that were never handed out", n)
+	if n := count(t, e.db, `SELECT (SELECT count(*) FROM checkout_session) + (SELECT count(*) FROM customer_order)`); n != 0 {
+		t.Errorf("%d checkout records or orders written for sessions Stripe never confirmed", n)
+	}
+	if n := count(t, e.db, `SELECT count(*) FROM stripe_webhook_event WHERE event_id = 'evt_stalled'`); n != 0 {
+		t.Error("the webhook event that failed on a stalled Stripe is recorded: its redelivery would be skipped")
 	}
 
 	// Stripe answers again: the same cart checks out and is recorded.

@@ -3,7 +3,9 @@ package shop_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -280,5 +282,73 @@ func TestPaidSessionWhoseCartIsGone(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestConcurrentIdenticalCheckouts: one click sent several times at once
+// (same cart, same e-mail, so the same idempotency key). Stripe answers
+// each with the one session; every request hands it out, and it is
+// recorded once, with the cart's lines.
+func TestConcurrentIdenticalCheckouts(t *testing.T) {
+	t.Parallel()
+	d := newStripeDouble(t)
+	e := newEnv(t, envOptions{stripeBase: d.srv.URL})
+	b := e.browser(t, hostA)
+	b.post("/order/cart-add-product-sku", form("sku_id", "1", "quantity", "2"))
+	b.post("/order/cart-add-product-sku", form("sku_id", "6", "quantity", "1"))
+	const clicks = 4
+	type click struct {
+		id  string
+		err error
+	}
+	out := make(chan click, clicks)
+	start := make(chan struct{})
+	var ready sync.WaitGroup
+	ready.Add(clicks)
+	for range clicks {
+		go func() {
+			ready.Done()
+			<-start
+			a, err := b.try(http.MethodPost, "/order/create-checkout-session", form("anonymous_email_address", "same@example.com"), nil)
+			if err != nil {
+				out <- click{err: err}
+				return
+			}
+			m, err := a.decode()
+			if err == nil && m["create_checkout_session"] != "success" {
+				err = fmt.Errorf("answer %s", a.raw)
+			}
+			id, _ := m["session_id"].(string)
+			out <- click{id: id, err: err}
+		}()
+	}
+	ready.Wait()
+	close(start)
+	ids := map[string]int{}
+	for range clicks {
+		c := <-out
+		if c.err != nil {
+			t.Errorf("click: %v", c.err)
+			continue
+		}
+		ids[c.id]++
+	}
+	if len(ids) != 1 {
+		t.Fatalf("sessions handed out: %v, want one session for every click", ids)
+	}
+	for id, n := range ids {
+		if n != clicks {
+			t.Errorf("%d of %d clicks answered with %s", n, clicks, id)
+		}
+		if n := count(t, e.db, `SELECT count(*) FROM checkout_session WHERE id = $1 AND total = 10.99`, id); n != 1 {
+			t.Errorf("session recorded %d times", n)
+		}
+		if got := text(t, e.db, `SELECT string_agg(sku_id || 'x' || quantity || '@' || price_each, ' ' ORDER BY sku_id)
+			FROM checkout_session_sku WHERE checkout_session_id = $1`, id); got != "1x2@3.50 6x1@3.99" {
+			t.Errorf("recorded lines %q", got)
+		}
+	}
+	if n := count(t, e.db, `SELECT count(*) FROM checkout_session`); n != 1 {
+		t.Errorf("%d checkout records, want 1", n)
 	}
 }
