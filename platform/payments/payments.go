@@ -34,10 +34,15 @@ type Options struct {
 	// APIBase overrides Stripe's API URL (SWA_STRIPE_API_BASE); empty means
 	// https://api.stripe.com.
 	APIBase string
-	// HTTPClient is used for Stripe calls (default: 30 s timeout).
+	// Timeout bounds one Stripe call, its retries included (default
+	// DefaultTimeout). Callers apply it with Clients.Bound; it is also each
+	// attempt's HTTP timeout when HTTPClient is not given.
+	Timeout time.Duration
+	// HTTPClient is used for Stripe calls (default: Timeout per attempt).
 	HTTPClient *http.Client
 	// MaxNetworkRetries is stripe-go's retry count for idempotent-safe
-	// failures (default 2; requests carry idempotency keys).
+	// failures (default 2; requests carry idempotency keys). Retries stop
+	// once the call's context (see Bound) is done.
 	MaxNetworkRetries int64
 	Log               *slog.Logger
 }
@@ -67,10 +72,18 @@ type cached struct {
 	api     *client.API
 }
 
+// DefaultTimeout is the default bound of one Stripe call, retries
+// included: well inside the data plane's request deadline, so a request
+// whose Stripe is slow still gets a clear answer in time.
+const DefaultTimeout = 8 * time.Second
+
 // New returns the client factory.
 func New(o Options) *Clients {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+		o.HTTPClient = &http.Client{Timeout: o.Timeout}
 	}
 	if o.MaxNetworkRetries == 0 {
 		o.MaxNetworkRetries = 2
@@ -96,6 +109,13 @@ func New(o Options) *Clients {
 		backend: stripe.Backends{API: cfg(stripe.APIBackend), Connect: cfg(stripe.ConnectBackend), Uploads: cfg(stripe.UploadsBackend)},
 		cache:   map[int64]cached{},
 	}
+}
+
+// Bound returns ctx limited to Options.Timeout, the context to put in a
+// Stripe call's params (stripe.Params.Context): the call and its retries
+// end when the request's deadline or this bound comes first.
+func (cs *Clients) Bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, cs.o.Timeout)
 }
 
 // For returns the tenant's Stripe account: its client and keys. It fails

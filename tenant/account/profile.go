@@ -1,6 +1,7 @@
 package account
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,8 +12,39 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/startupwebapp/platform/platform/sessions"
-	"github.com/startupwebapp/platform/tenant/shop"
+	"github.com/startupwebapp/platform/tenant/orders"
 )
+
+// orderHistory is U5's orders_data: a member's orders newest first, keyed
+// "1", "2", … in that order, each with upstream's members in upstream's
+// order; an empty object when there are none.
+type orderHistory []orders.Summary
+
+// MarshalJSON writes the history in order (a map would sort "10" before "2").
+func (h orderHistory) MarshalJSON() ([]byte, error) {
+	type entry struct {
+		OrderID       int64  `json:"order_id"`
+		Identifier    string `json:"identifier"`
+		OrderDateTime string `json:"order_date_time"`
+		SalesTax      string `json:"sales_tax_amt"`
+		OrderTotal    string `json:"order_total"`
+	}
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, o := range h {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		v, err := json.Marshal(entry{o.ID, o.Identifier, isoTime(o.OrderDateTime), o.SalesTax.StringFixed(2), o.OrderTotal.StringFixed(2)})
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&b, `"%d":`, i+1)
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
 
 // notAuthenticated is the JSON-flag style's answer for anonymous callers.
 func notAuthenticated(c *fiber.Ctx, key string) error {
@@ -33,14 +65,13 @@ func (a *App) accountContent(c *fiber.Ctx) error {
 		return reply(c, fiber.Map{"account_content": fiber.Map{"authenticated": "false"}})
 	}
 	var agreed *time.Time
-	var orders json.Marshaler
+	var history orderHistory
 	err = a.conn(r, func(conn *pgxpool.Conn) error {
 		if err := conn.QueryRow(r.ctx, `SELECT max(agreed_date_time) FROM terms_of_use_agreement WHERE member_id = $1`,
 			m.MemberID).Scan(&agreed); err != nil {
 			return fmt.Errorf("terms agreed: %w", err)
 		}
-		// The order list is the shop's, in the shape O20's history uses.
-		orders, err = shop.MemberOrders(r.ctx, conn, m.MemberID)
+		history, err = orders.ForMember(r.ctx, conn, m.MemberID)
 		return err
 	})
 	if err != nil {
@@ -61,7 +92,7 @@ func (a *App) accountContent(c *fiber.Ctx) error {
 		},
 		"email_data": fiber.Map{"email_address": m.Email, "email_verified": m.EmailVerified,
 			"verification_request_sent_within_24_hours": pending},
-		"orders_data": orders,
+		"orders_data": history,
 	}})
 }
 

@@ -2,9 +2,11 @@ package cart_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -172,25 +174,39 @@ func TestOneCartPerMember(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewPool(t, migrations.Tenant)
 	member := newMember(t, db, "racer1")
-	var wg sync.WaitGroup
+	var wg, ready sync.WaitGroup
+	start := make(chan struct{})
 	ids := make([]int64, 8)
+	created := make([]bool, 8)
 	errs := make([]error, 8)
 	for i := range ids {
 		wg.Add(1)
+		ready.Add(1)
 		go func() {
 			defer wg.Done()
-			c, _, err := cart.FindOrCreate(context.Background(), db, cart.Owner{MemberID: member})
-			ids[i], errs[i] = c.ID, err
+			ready.Done()
+			<-start // every adder starts together
+			c, made, err := cart.FindOrCreate(context.Background(), db, cart.Owner{MemberID: member})
+			ids[i], created[i], errs[i] = c.ID, made, err
 		}()
 	}
+	ready.Wait()
+	close(start)
 	wg.Wait()
+	makers := 0
 	for i := range ids {
 		if errs[i] != nil {
 			t.Fatal(errs[i])
 		}
-		if ids[i] != ids[0] {
+		if ids[i] == 0 || ids[i] != ids[0] {
 			t.Errorf("cart ids differ: %v", ids)
 		}
+		if created[i] {
+			makers++
+		}
+	}
+	if makers != 1 {
+		t.Errorf("%d adders report creating the cart, want 1", makers)
 	}
 }
 
@@ -317,5 +333,97 @@ func TestPricedLines(t *testing.T) {
 	}
 	if got, err := cart.PricedLines(ctx, db, nil); err != nil || len(got) != 0 {
 		t.Errorf("no lines: %v %v", got, err)
+	}
+}
+
+// TestEdits: the cart endpoints' changes, each whole or not at all.
+func TestEdits(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewPool(t, migrations.Tenant)
+	ctx := context.Background()
+	c, _, err := cart.FindOrCreate(ctx, db, cart.Owner{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := cart.Add(ctx, db, c.ID, 1, 2); err != nil || n != 1 {
+		t.Fatalf("add: %d lines, %v", n, err)
+	}
+	if n, err := cart.Add(ctx, db, c.ID, 1, 1<<31-1); err != nil || n != 1 {
+		t.Fatalf("add again: %d lines, %v", n, err)
+	}
+	if n, err := cart.Add(ctx, db, c.ID, 6, 1); err != nil || n != 2 {
+		t.Fatalf("add another SKU: %d lines, %v", n, err)
+	}
+	if got := linesOf(t, db, c.ID); got[1] != 1<<31-1 || got[6] != 1 {
+		t.Errorf("lines %v: a line is capped at the largest quantity", got)
+	}
+	line, ok, err := cart.LineOf(ctx, db, c.ID, 6)
+	if err != nil || !ok {
+		t.Fatalf("line of sku 6: %v %v", ok, err)
+	}
+	if _, ok, _ := cart.LineOf(ctx, db, c.ID, 7); ok {
+		t.Error("a line of a SKU not in the cart")
+	}
+	if err := cart.SetQuantity(ctx, db, line, 0); err != nil || linesOf(t, db, c.ID)[6] != 0 {
+		t.Errorf("set quantity 0: %v %v (the line stays)", err, linesOf(t, db, c.ID))
+	}
+
+	if ok, err := cart.SelectShipping(ctx, db, c.ID, "NoSuchMethod"); err != nil || ok || shippingOf(t, db, c.ID) != 0 {
+		t.Errorf("unknown method: %v %v", ok, err)
+	}
+	if err := cart.SelectShippingIfNone(ctx, db, c.ID, "USPSPriorityMail2Day"); err != nil || shippingOf(t, db, c.ID) != 1 {
+		t.Errorf("default with none chosen: %v, method %d want 1", err, shippingOf(t, db, c.ID))
+	}
+	if ok, err := cart.SelectShipping(ctx, db, c.ID, "USPSRetailGround"); err != nil || !ok || shippingOf(t, db, c.ID) != 2 {
+		t.Errorf("select method: %v %v", ok, err)
+	}
+	ground := shippingOf(t, db, c.ID)
+	if err := cart.SelectShippingIfNone(ctx, db, c.ID, "USPSPriorityMail2Day"); err != nil || shippingOf(t, db, c.ID) != ground {
+		t.Errorf("default over a chosen method: %v, method %d want %d", err, shippingOf(t, db, c.ID), ground)
+	}
+	// Removing a SKU that is not in the cart changes nothing; removing one
+	// that is also clears the shipping method.
+	if ok, err := cart.RemoveSKU(ctx, db, c.ID, 7); err != nil || ok || shippingOf(t, db, c.ID) != ground {
+		t.Errorf("remove a missing SKU: %v %v, method %d", ok, err, shippingOf(t, db, c.ID))
+	}
+	if ok, err := cart.RemoveSKU(ctx, db, c.ID, 6); err != nil || !ok || shippingOf(t, db, c.ID) != 0 || len(linesOf(t, db, c.ID)) != 1 {
+		t.Errorf("remove: %v %v, method %d, lines %v", ok, err, shippingOf(t, db, c.ID), linesOf(t, db, c.ID))
+	}
+
+	now := time.Now()
+	for _, tc := range []struct {
+		name string
+		code string
+		at   time.Time
+		want error
+	}{
+		{"unknown", "NOPE", now, cart.ErrCodeNotFound},
+		{"not yet active", "WELCOME10", now.Add(-time.Hour), cart.ErrCodeNotActive},
+		{"expired", "WELCOME10", now.Add(400 * 24 * time.Hour), cart.ErrCodeNotActive},
+		{"applied", "WELCOME10", now, nil},
+		{"again", "WELCOME10", now, cart.ErrCodeAlreadyApplied},
+	} {
+		if err := cart.ApplyDiscount(ctx, db, c.ID, tc.code, tc.at); !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	ds, _ := cart.Discounts(ctx, db, c.ID)
+	if len(ds) != 1 || ds[0].Code != "WELCOME10" {
+		t.Fatalf("discounts %+v", ds)
+	}
+	if ok, err := cart.RemoveDiscount(ctx, db, c.ID, ds[0].CodeID); err != nil || !ok {
+		t.Errorf("remove code: %v %v", ok, err)
+	}
+	if ok, err := cart.RemoveDiscount(ctx, db, c.ID, ds[0].CodeID); err != nil || ok {
+		t.Errorf("remove code twice: %v %v", ok, err)
+	}
+	ms, err := cart.ActiveShippingMethods(ctx, db)
+	if err != nil || len(ms) == 0 {
+		t.Fatalf("active methods: %v %v", ms, err)
+	}
+	for i := 1; i < len(ms); i++ {
+		if !ms[i].Active || ms[i].Cost.GreaterThan(ms[i-1].Cost) {
+			t.Errorf("active methods not dearest first: %+v", ms)
+		}
 	}
 }

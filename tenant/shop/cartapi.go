@@ -53,24 +53,15 @@ func methodObject(m *cart.ShippingMethod) object {
 	return object{{"identifier", m.Identifier}, {"carrier", m.Carrier}, {"shipping_cost", money(m.Cost)}, {"tracking_code_base_url", m.TrackingURL}}
 }
 
-const activeMethodsSQL = `SELECT id, identifier, carrier, shipping_cost, tracking_code_base_url, active
-FROM shipping_method WHERE active ORDER BY shipping_cost DESC, id`
-
 // activeMethods lists active methods, dearest first, keyed "0", "1", ….
 func (rq *request) activeMethods() (object, error) {
-	rows, err := rq.conn.Query(rq.ctx, activeMethodsSQL)
+	ms, err := cart.ActiveShippingMethods(rq.ctx, rq.conn)
 	if err != nil {
-		return nil, fmt.Errorf("shipping methods: %w", err)
+		return nil, err
 	}
 	out := object{}
-	var m cart.ShippingMethod
-	_, err = pgx.ForEachRow(rows, []any{&m.ID, &m.Identifier, &m.Carrier, &m.Cost, &m.TrackingURL, &m.Active}, func() error {
-		mm := m
-		out = append(out, kv{counter(len(out)), methodObject(&mm)})
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("shipping methods: %w", err)
+	for i := range ms {
+		out = append(out, kv{counter(len(out)), methodObject(&ms[i])})
 	}
 	return out, nil
 }
@@ -105,11 +96,6 @@ func (a *App) cartItems(c *fiber.Ctx) error {
 	})
 }
 
-const selectDefaultMethodSQL = `
-INSERT INTO cart_shipping_method (cart_id, shipping_method_id)
-SELECT $1, id FROM shipping_method WHERE identifier = $2
-ON CONFLICT (cart_id) DO NOTHING`
-
 // O4 GET /order/cart-shipping-methods: selects the configured default
 // method for a cart that has none.
 func (a *App) cartShippingMethods(c *fiber.Ctx) error {
@@ -131,8 +117,8 @@ func (a *App) cartShippingMethods(c *fiber.Ctx) error {
 				return err
 			}
 			if def != nil {
-				if _, err := rq.conn.Exec(rq.ctx, selectDefaultMethodSQL, ct.ID, *def); err != nil {
-					return fmt.Errorf("default shipping method: %w", err)
+				if err := cart.SelectShippingIfNone(rq.ctx, rq.conn, ct.ID, *def); err != nil {
+					return err
 				}
 				if sel, err = cart.SelectedShipping(rq.ctx, rq.conn, ct.ID); err != nil {
 					return err
@@ -199,11 +185,8 @@ func (a *App) cartUpdateSKUQuantity(c *fiber.Ctx) error {
 		skuID, ok := pyInt(posted)
 		var lineID int64
 		if ok {
-			err = rq.conn.QueryRow(rq.ctx, `SELECT id FROM cart_sku WHERE cart_id = $1 AND sku_id = $2`, ct.ID, skuID).Scan(&lineID)
-			if errors.Is(err, pgx.ErrNoRows) {
-				ok = false
-			} else if err != nil {
-				return fmt.Errorf("cart line: %w", err)
+			if lineID, ok, err = cart.LineOf(rq.ctx, rq.conn, ct.ID, skuID); err != nil {
+				return err
 			}
 		}
 		if !ok {
@@ -217,8 +200,8 @@ func (a *App) cartUpdateSKUQuantity(c *fiber.Ctx) error {
 		if !ok || qty < 0 || qty > 1<<31-1 {
 			return cartLineError(c, key, "cart-sku-not-found", &posted)
 		}
-		if _, err := rq.conn.Exec(rq.ctx, `UPDATE cart_sku SET quantity = $2 WHERE id = $1`, lineID, qty); err != nil {
-			return fmt.Errorf("update quantity: %w", err)
+		if err := cart.SetQuantity(rq.ctx, rq.conn, lineID, int(qty)); err != nil {
+			return err
 		}
 		cc, err := cart.Load(rq.ctx, rq.conn, ct)
 		if err != nil {
@@ -252,17 +235,12 @@ func (a *App) cartRemoveSKU(c *fiber.Ctx) error {
 		}
 		skuID, ok := pyInt(posted)
 		if ok {
-			tag, err := rq.conn.Exec(rq.ctx, `DELETE FROM cart_sku WHERE cart_id = $1 AND sku_id = $2`, ct.ID, skuID)
-			if err != nil {
-				return fmt.Errorf("remove line: %w", err)
+			if ok, err = cart.RemoveSKU(rq.ctx, rq.conn, ct.ID, skuID); err != nil {
+				return err
 			}
-			ok = tag.RowsAffected() == 1
 		}
 		if !ok {
 			return cartLineError(c, key, "cart-sku-not-found", &posted)
-		}
-		if _, err := rq.conn.Exec(rq.ctx, `DELETE FROM cart_shipping_method WHERE cart_id = $1`, ct.ID); err != nil {
-			return fmt.Errorf("clear shipping method: %w", err)
 		}
 		cc, err := cart.Load(rq.ctx, rq.conn, ct)
 		if err != nil {
@@ -277,10 +255,6 @@ func (a *App) cartRemoveSKU(c *fiber.Ctx) error {
 			{"shipping_method_selected", nil}, {"cart_totals_data", cc.Totals}})
 	})
 }
-
-const setMethodSQL = `
-INSERT INTO cart_shipping_method (cart_id, shipping_method_id) VALUES ($1, $2)
-ON CONFLICT (cart_id) DO UPDATE SET shipping_method_id = EXCLUDED.shipping_method_id`
 
 // O8 POST /order/cart-update-shipping-method (inactive methods are accepted,
 // as upstream).
@@ -298,16 +272,12 @@ func (a *App) cartUpdateShippingMethod(c *fiber.Ctx) error {
 		if !ok {
 			return reply(c, object{{key, "error"}, {"errors", object{{"error", "shipping-method-identifier-required"}}}})
 		}
-		var methodID int64
-		err = rq.conn.QueryRow(rq.ctx, `SELECT id FROM shipping_method WHERE identifier = $1`, ident).Scan(&methodID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return reply(c, object{{key, "error"}, {"errors", object{{"error", "error-setting-cart-shipping-method"}}}, {"shipping_method_identifier", ident}})
-		}
+		selected, err := cart.SelectShipping(rq.ctx, rq.conn, ct.ID, ident)
 		if err != nil {
-			return fmt.Errorf("shipping method: %w", err)
+			return err
 		}
-		if _, err := rq.conn.Exec(rq.ctx, setMethodSQL, ct.ID, methodID); err != nil {
-			return fmt.Errorf("set shipping method: %w", err)
+		if !selected {
+			return reply(c, object{{key, "error"}, {"errors", object{{"error", "error-setting-cart-shipping-method"}}}, {"shipping_method_identifier", ident}})
 		}
 		cc, err := cart.Load(rq.ctx, rq.conn, ct)
 		if err != nil {
@@ -341,10 +311,6 @@ var (
 )
 
 const skuOfProductSQL = `SELECT s.id FROM sku s JOIN product_sku ps ON ps.sku_id = s.id WHERE s.id = $1`
-
-const addLineSQL = `
-INSERT INTO cart_sku (cart_id, sku_id, quantity) VALUES ($1, $2, $3)
-ON CONFLICT (cart_id, sku_id) DO UPDATE SET quantity = least(cart_sku.quantity::bigint + EXCLUDED.quantity, 2147483647)::integer`
 
 // O10 POST /order/cart-add-product-sku. Unlike upstream, the cart is created
 // only when the add succeeds (§12 Q24), and an anonymous cart keeps its id
@@ -391,10 +357,8 @@ func (a *App) cartAddProductSKU(c *fiber.Ctx) error {
 			if ct, _, err = cart.FindOrCreate(rq.ctx, tx, o); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(rq.ctx, addLineSQL, ct.ID, skuID, qty); err != nil {
-				return fmt.Errorf("add line: %w", err)
-			}
-			return tx.QueryRow(rq.ctx, `SELECT count(*) FROM cart_sku WHERE cart_id = $1`, ct.ID).Scan(&count)
+			count, err = cart.Add(rq.ctx, tx, ct.ID, skuID, int(qty))
+			return err
 		})
 		if err != nil {
 			return err

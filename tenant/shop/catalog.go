@@ -27,7 +27,7 @@ ORDER BY p.id`
 
 // O1 GET /order/products.
 func (a *App) products(c *fiber.Ctx) error {
-	return a.with(c, func(rq *request) error {
+	return a.withCatalog(c, func(rq *request) error {
 		rows, err := rq.conn.Query(rq.ctx, productsSQL)
 		if err != nil {
 			return fmt.Errorf("products: %w", err)
@@ -93,7 +93,7 @@ func (a *App) product(c *fiber.Ctx) error {
 	notFound := func() error {
 		return reply(c, object{{"product", "error"}, {"errors", object{{"error", "product-identifier-not-found"}}}, {"product_identifier", ident}})
 	}
-	return a.with(c, func(rq *request) error {
+	return a.withCatalog(c, func(rq *request) error {
 		var id int64
 		var title, titleURL, pident string
 		var headline, d1, d2 *string

@@ -1,18 +1,22 @@
 package shop
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/startupwebapp/platform/platform/payments"
+	"github.com/startupwebapp/platform/platform/server"
 	"github.com/startupwebapp/platform/tenant/cart"
 )
 
@@ -189,10 +193,86 @@ func sessionParams(cc cart.Contents, tenantID int64, frontend, email string) (*s
 
 const accountEmailSQL = `SELECT email FROM account WHERE id = $1`
 
-// O15 POST /order/create-checkout-session. The cart is read in a
-// repeatable-read transaction that stays open across the Stripe call, and
-// what the session charges is recorded in it (saveSnapshot), so the record
-// is the very cart that was sent. Nothing else is written.
+// checkoutRead is what O15 reads before calling Stripe: the cart contents
+// the session charges and the address it is created for; refusal is the
+// contract's error code when there is nothing to check out.
+type checkoutRead struct {
+	cc      cart.Contents
+	email   string
+	refusal string
+}
+
+// checkoutContents reads the visitor's cart in one repeatable-read,
+// read-only transaction, so the lines, shipping method, discounts and
+// totals are one consistent state of the cart.
+func (rq *request) checkoutContents() (checkoutRead, error) {
+	ok, err := rq.checkoutAllowed()
+	if err != nil || !ok {
+		return checkoutRead{refusal: "checkout-not-allowed"}, err
+	}
+	owner, err := rq.who()
+	if err != nil {
+		return checkoutRead{}, err
+	}
+	var out checkoutRead
+	err = pgx.BeginTxFunc(rq.ctx, rq.conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		ct, found, err := cart.Find(rq.ctx, tx, owner)
+		if err != nil || !found {
+			out.refusal = "cart-not-found"
+			return err
+		}
+		if out.cc, err = cart.Load(rq.ctx, tx, ct); err != nil {
+			return err
+		}
+		if len(out.cc.ProductLines()) == 0 {
+			out.refusal = "cart-is-empty"
+			return nil
+		}
+		if owner.MemberID > 0 {
+			if err := tx.QueryRow(rq.ctx, accountEmailSQL, rq.accountID).Scan(&out.email); err != nil {
+				return fmt.Errorf("account email: %w", err)
+			}
+		} else if v, ok := formValue(rq.c, "anonymous_email_address"); ok {
+			out.email = strings.TrimSpace(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return checkoutRead{}, fmt.Errorf("checkout session: read cart: %w", err)
+	}
+	return out, nil
+}
+
+// recordSession records what session id charges (saveSnapshot) in a
+// transaction of its own. The same session recorded by a concurrent
+// identical request (same idempotency key, so the same session) counts as
+// recorded.
+func recordSession(ctx context.Context, conn *pgxpool.Conn, id string, cc cart.Contents) error {
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return saveSnapshot(ctx, tx, id, cc) })
+	if err == nil {
+		return nil
+	}
+	if recorded, lerr := snapshotExists(ctx, conn, id); lerr == nil && recorded {
+		return nil
+	}
+	return err
+}
+
+// stripeTimedOut reports whether a Stripe call ended because its time ran
+// out (the call's bound, the request's deadline or the HTTP timeout).
+func stripeTimedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// O15 POST /order/create-checkout-session, in three steps so that no
+// tenant connection is held while Stripe is called: the cart is read in one
+// consistent transaction and the connection given back; the session is
+// created with the request's context, bounded by the payments timeout;
+// then what it charges is recorded (saveSnapshot) in a second short
+// transaction, from the very contents its parameters were built from. A
+// session whose record could not be written is never handed out, so it
+// cannot be paid for. Nothing else is written.
 func (a *App) createCheckoutSession(c *fiber.Ctx) error {
 	const key = "create_checkout_session"
 	fail := func(code, desc string) error {
@@ -202,80 +282,57 @@ func (a *App) createCheckoutSession(c *fiber.Ctx) error {
 		}
 		return reply(c, object{{key, "error"}, {"errors", e}})
 	}
-	return a.with(c, func(rq *request) error {
-		ok, err := rq.checkoutAllowed()
-		if err != nil {
-			return err
+	var read checkoutRead
+	ran := false
+	if err := a.with(c, func(rq *request) error {
+		ran = true
+		var err error
+		read, err = rq.checkoutContents()
+		return err
+	}); err != nil || !ran {
+		return err
+	}
+	if read.refusal != "" {
+		return fail(read.refusal, "")
+	}
+	t := server.Tenant(c)
+	log := a.log.With("tenant", t.Slug)
+	params, err := sessionParams(read.cc, t.ID, t.Settings.FrontendOrigin, read.email)
+	if err != nil {
+		log.Error("checkout session: amounts", "err", err)
+		return fail("unexpected-error", "The cart total cannot be charged.")
+	}
+	ctx, cancel := a.payments.Bound(c.UserContext())
+	defer cancel()
+	acct, err := a.payments.For(ctx, t)
+	if err != nil {
+		log.Error("checkout session: stripe account", "err", err)
+		return fail("unexpected-error", "Payments are not available at the moment.")
+	}
+	params.Context = ctx
+	s, err := acct.API.CheckoutSessions.New(params)
+	if err != nil {
+		var se *stripe.Error
+		switch {
+		case errors.As(err, &se):
+			log.Warn("checkout session: stripe refused", "type", se.Type, "code", se.Code, "request_id", se.RequestID)
+			return fail("stripe-error", se.Msg)
+		case stripeTimedOut(err):
+			log.Warn("checkout session: stripe did not answer in time", "err", err)
+			return fail("unexpected-error", "Payments did not answer in time. Please try again.")
 		}
-		if !ok {
-			return fail("checkout-not-allowed", "")
-		}
-		owner, err := rq.who()
-		if err != nil {
-			return err
-		}
-		tx, err := rq.conn.BeginTx(rq.ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
-		if err != nil {
-			return fmt.Errorf("checkout session: begin: %w", err)
-		}
-		defer tx.Rollback(rq.ctx) //nolint:errcheck // a no-op after Commit
-		ct, found, err := cart.Find(rq.ctx, tx, owner)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return fail("cart-not-found", "")
-		}
-		cc, err := cart.Load(rq.ctx, tx, ct)
-		if err != nil {
-			return err
-		}
-		if len(cc.ProductLines()) == 0 {
-			return fail("cart-is-empty", "")
-		}
-		email := ""
-		if rq.owner.MemberID > 0 {
-			if err := tx.QueryRow(rq.ctx, accountEmailSQL, rq.accountID).Scan(&email); err != nil {
-				return fmt.Errorf("account email: %w", err)
-			}
-		} else if v, ok := formValue(c, "anonymous_email_address"); ok {
-			email = strings.TrimSpace(v)
-		}
-		params, err := sessionParams(cc, rq.tenant.ID, rq.tenant.Settings.FrontendOrigin, email)
-		if err != nil {
-			rq.a.log.Error("checkout session: amounts", "tenant", rq.tenant.Slug, "err", err)
-			return fail("unexpected-error", "The cart total cannot be charged.")
-		}
-		acct, err := rq.a.payments.For(rq.ctx, rq.tenant)
-		if err != nil {
-			rq.a.log.Error("checkout session: stripe account", "tenant", rq.tenant.Slug, "err", err)
-			return fail("unexpected-error", "Payments are not available at the moment.")
-		}
-		s, err := acct.API.CheckoutSessions.New(params)
-		if err != nil {
-			var se *stripe.Error
-			if errors.As(err, &se) {
-				rq.a.log.Warn("checkout session: stripe refused", "tenant", rq.tenant.Slug, "type", se.Type, "code", se.Code, "request_id", se.RequestID)
-				return fail("stripe-error", se.Msg)
-			}
-			rq.a.log.Error("checkout session: stripe call", "tenant", rq.tenant.Slug, "err", err)
-			return fail("unexpected-error", "Payments are not available at the moment.")
-		}
-		err = saveSnapshot(rq.ctx, tx, s.ID, cc)
-		if err == nil {
-			err = tx.Commit(rq.ctx)
-		}
-		if err != nil {
-			// The same session recorded by a concurrent identical request
-			// (same idempotency key, same session) is not a failure.
-			_ = tx.Rollback(rq.ctx)
-			if recorded, lerr := snapshotExists(rq.ctx, rq.conn, s.ID); lerr != nil || !recorded {
-				// Without its record the session must not be paid for:
-				// its URL is not handed out.
-				rq.a.log.Error("checkout session: record", "tenant", rq.tenant.Slug, "session", s.ID, "err", err)
-				return fail("unexpected-error", "Payments are not available at the moment.")
-			}
-		}
-		return reply(c, object{{key, "success"}, {"session_id", s.ID}, {"checkout_url", s.URL}})
-	})
+		log.Error("checkout session: stripe call", "err", err)
+		return fail("unexpected-error", "Payments are not available at the moment.")
+	}
+	ran, err = conn(c, func(conn *pgxpool.Conn) error { return recordSession(c.UserContext(), conn, s.ID, read.cc) })
+	if !ran {
+		return err
+	}
+	if err != nil {
+		// Without its record the session must not be paid for: its URL is
+		// not handed out.
+		log.Error("checkout session: record", "session", s.ID, "err", err)
+		return fail("unexpected-error", "Payments are not available at the moment.")
+	}
+	return reply(c, object{{key, "success"}, {"session_id", s.ID}, {"checkout_url", s.URL}})
 }

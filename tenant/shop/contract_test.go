@@ -2,7 +2,6 @@ package shop_test
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -121,34 +120,6 @@ func TestOrderDetailAccess(t *testing.T) {
 		})
 	}
 
-	t.Run("member orders (U5 orders_data)", func(t *testing.T) {
-		seedOrder(t, e.db, "mEmBeR0002", owner, "", "2026-02-01T00:00:00.5Z")
-		var member int64
-		if err := e.db.QueryRow(t.Context(), `SELECT id FROM member WHERE account_id = $1`, owner).Scan(&member); err != nil {
-			t.Fatal(err)
-		}
-		tests := []struct {
-			member int64
-			want   string
-		}{
-			{member, `{"1":{"order_id":%2,"identifier":"mEmBeR0002","order_date_time":"2026-02-01T00:00:00.500Z","sales_tax_amt":"0.00","order_total":"7.00"},` +
-				`"2":{"order_id":%1,"identifier":"mEmBeR0001","order_date_time":"2026-01-02T08:05:00Z","sales_tax_amt":"0.00","order_total":"16.56"}}`},
-			{0, `{}`},
-		}
-		for _, tc := range tests {
-			got, err := shop.MemberOrders(t.Context(), e.db, tc.member)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, _ := json.Marshal(got)
-			var ids [2]string
-			_ = e.db.QueryRow(t.Context(), `SELECT (SELECT id FROM customer_order WHERE identifier = 'mEmBeR0001')::text, (SELECT id FROM customer_order WHERE identifier = 'mEmBeR0002')::text`).Scan(&ids[0], &ids[1])
-			want := strings.NewReplacer("%1", ids[0], "%2", ids[1]).Replace(tc.want)
-			if string(raw) != want {
-				t.Errorf("member %d orders\n got %s\nwant %s", tc.member, raw, want)
-			}
-		}
-	})
 }
 
 // TestCheckoutGate pins §5.1 "Checkout allowed" for O11-O15, O18 and O19:

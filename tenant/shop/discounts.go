@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/startupwebapp/platform/tenant/cart"
 )
@@ -55,8 +54,6 @@ func (a *App) confirmDiscountCodes(c *fiber.Ctx) error {
 	})
 }
 
-const applyCodeSQL = `SELECT id, start_date_time, end_date_time FROM discount_code WHERE code = $1`
-
 // POST /order/cart-apply-discount-code: discount_code_id is the code text.
 func (a *App) cartApplyDiscountCode(c *fiber.Ctx) error {
 	const key = "cart_apply_discount_code"
@@ -75,24 +72,15 @@ func (a *App) cartApplyDiscountCode(c *fiber.Ctx) error {
 		fail := func(e string) error {
 			return reply(c, object{{key, "error"}, {"errors", object{{"error", e}}}, {"discount_code_id", code}})
 		}
-		var id int64
-		var start, end time.Time
-		err = rq.conn.QueryRow(rq.ctx, applyCodeSQL, code).Scan(&id, &start, &end)
-		if errors.Is(err, pgx.ErrNoRows) {
+		switch err := cart.ApplyDiscount(rq.ctx, rq.conn, ct.ID, code, time.Now()); {
+		case errors.Is(err, cart.ErrCodeNotFound):
 			return fail("cart-discount-code-not-found")
-		}
-		if err != nil {
-			return fmt.Errorf("discount code: %w", err)
-		}
-		if now := time.Now(); now.Before(start) || now.After(end) {
+		case errors.Is(err, cart.ErrCodeNotActive):
 			return fail("cart-discount-code-not-active")
-		}
-		tag, err := rq.conn.Exec(rq.ctx, `INSERT INTO cart_discount (cart_id, discount_code_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, ct.ID, id)
-		if err != nil {
-			return fmt.Errorf("apply discount code: %w", err)
-		}
-		if tag.RowsAffected() == 0 {
+		case errors.Is(err, cart.ErrCodeAlreadyApplied):
 			return fail("cart-discount-code-already-applied")
+		case err != nil:
+			return err
 		}
 		cc, err := cart.Load(rq.ctx, rq.conn, ct)
 		if err != nil {
@@ -120,11 +108,9 @@ func (a *App) cartRemoveDiscountCode(c *fiber.Ctx) error {
 		}
 		id, ok := pyInt(posted)
 		if ok {
-			tag, err := rq.conn.Exec(rq.ctx, `DELETE FROM cart_discount WHERE cart_id = $1 AND discount_code_id = $2`, ct.ID, id)
-			if err != nil {
-				return fmt.Errorf("remove discount code: %w", err)
+			if ok, err = cart.RemoveDiscount(rq.ctx, rq.conn, ct.ID, id); err != nil {
+				return err
 			}
-			ok = tag.RowsAffected() == 1
 		}
 		if !ok {
 			return reply(c, object{{key, "error"}, {"errors", object{{"error", "cart-discount-code-not-found"}}}, {"discount_code_id", posted}})

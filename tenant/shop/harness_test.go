@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -45,12 +46,16 @@ type env struct {
 	db    *pgxpool.Pool // alpha's database
 	dbB   *pgxpool.Pool
 	store secrets.Store
+	pools *pools.Manager
 	// webhook secrets of alpha and beta
 	whA, whB string
+	// the database roles alpha and beta connect as
+	roleA, roleB string
 }
 
 type envOptions struct {
-	stripeBase string // default: SWA_STRIPE_API_BASE (stripe-mock)
+	stripeBase    string        // default: SWA_STRIPE_API_BASE (stripe-mock)
+	stripeTimeout time.Duration // default: payments.DefaultTimeout
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -75,11 +80,13 @@ func newEnv(t testing.TB, o envOptions) *env {
 	for _, tn := range []struct {
 		slug, host, wh string
 		db             **pgxpool.Pool
-	}{{"alpha", hostA, e.whA, &e.db}, {"beta", hostB, e.whB, &e.dbB}} {
+		role           *string
+	}{{"alpha", hostA, e.whA, &e.db, &e.roleA}, {"beta", hostB, e.whB, &e.dbB, &e.roleB}} {
 		dsn := pgtest.NewDatabase(t, migrations.Tenant)
 		u, _ := url.Parse(dsn)
 		dbName := strings.TrimPrefix(u.Path, "/")
 		role, rolePW := pgtest.RandomName("shoptest_"), pgtest.RandomName("pw")
+		*tn.role = role
 		if _, err := reg.Exec(ctx, "CREATE ROLE "+role+" LOGIN PASSWORD '"+rolePW+"' IN ROLE "+admin.User.Username()); err != nil {
 			t.Fatal(err)
 		}
@@ -119,6 +126,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(pm.CloseAll)
+	e.pools = pm
 	rdb, prefix := pgtest.Redis(t)
 	keyFn := csrf.BundleKey(store, time.Minute)
 	app := server.New(server.Options{
@@ -129,7 +137,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		},
 		Apps: []server.App{
 			testRoutes{key: keyFn},
-			shop.New(shop.Options{Pools: pm, Payments: payments.New(payments.Options{Secrets: store, APIBase: o.stripeBase, Log: log}),
+			shop.New(shop.Options{Pools: pm, Payments: payments.New(payments.Options{Secrets: store, APIBase: o.stripeBase, Timeout: o.stripeTimeout, Log: log}),
 				Key: shop.KeyFunc(keyFn), Log: log}),
 		},
 	})
@@ -214,13 +222,23 @@ func (a answer) json(t testing.TB) map[string]any {
 
 func (b *browser) do(method, path string, form url.Values, header map[string]string) answer {
 	b.t.Helper()
+	a, err := b.try(method, path, form, header)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return a
+}
+
+// try is do for goroutines other than the test's: it returns the error
+// instead of failing the test.
+func (b *browser) try(method, path string, form url.Values, header map[string]string) (answer, error) {
 	var body io.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())
 	}
 	req, err := http.NewRequest(method, b.e.base+path, body)
 	if err != nil {
-		b.t.Fatal(err)
+		return answer{}, err
 	}
 	req.Host = b.host
 	if form != nil {
@@ -245,10 +263,13 @@ func (b *browser) do(method, path string, form url.Values, header map[string]str
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		b.t.Fatal(err)
+		return answer{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return answer{}, fmt.Errorf("%s %s: %w", method, path, err)
+	}
 	b.mu.Lock()
 	for _, ck := range resp.Cookies() {
 		if ck.MaxAge < 0 || ck.Value == "" || (!ck.Expires.IsZero() && ck.Expires.Before(time.Now())) {
@@ -258,7 +279,16 @@ func (b *browser) do(method, path string, form url.Values, header map[string]str
 		}
 	}
 	b.mu.Unlock()
-	return answer{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	return answer{status: resp.StatusCode, header: resp.Header, raw: string(raw)}, nil
+}
+
+// decode parses a JSON object answer, for goroutines other than the test's.
+func (a answer) decode() (map[string]any, error) {
+	var m map[string]any
+	if err := json.Unmarshal([]byte(a.raw), &m); err != nil {
+		return nil, fmt.Errorf("not JSON (%d): %q", a.status, a.raw)
+	}
+	return m, nil
 }
 
 func (b *browser) get(path string) answer { b.t.Helper(); return b.do(http.MethodGet, path, nil, nil) }

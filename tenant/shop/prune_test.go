@@ -225,14 +225,19 @@ VALUES ($1, 'Test', 1.00, 'https://example.com/') RETURNING id`, ident).Scan(&id
 }
 
 // tenantDBs hands out each test tenant's database the way pools.Do does;
-// a tenant without one fails, and one marked hung blocks until ctx ends.
+// a tenant without one fails, and one marked hung blocks until ctx ends
+// (announcing itself on reached, when set).
 type tenantDBs struct {
-	dbs  map[int64]*pgxpool.Pool
-	hung map[int64]bool
+	dbs     map[int64]*pgxpool.Pool
+	hung    map[int64]bool
+	reached chan<- int64
 }
 
 func (d tenantDBs) Do(ctx context.Context, t *directory.Tenant, fn func(*pgxpool.Conn) error) error {
 	if d.hung[t.ID] {
+		if d.reached != nil {
+			d.reached <- t.ID
+		}
 		<-ctx.Done()
 		return ctx.Err()
 	}
@@ -339,11 +344,12 @@ func TestPrunerRun(t *testing.T) {
 func TestPrunerStopsMidPass(t *testing.T) {
 	t.Parallel()
 	var logs logBuffer
+	reached := make(chan int64, 3)
 	p, err := shop.NewPruner(shop.PrunerOptions{
 		Tenants: func(context.Context) []*directory.Tenant {
 			return []*directory.Tenant{{ID: 1, Slug: "hung"}, {ID: 2, Slug: "hung-too"}, {ID: 3, Slug: "waiting"}}
 		},
-		DB:          tenantDBs{hung: map[int64]bool{1: true, 2: true, 3: true}},
+		DB:          tenantDBs{hung: map[int64]bool{1: true, 2: true, 3: true}, reached: reached},
 		Concurrency: 2,
 		Log:         slog.New(slog.NewTextHandler(&logs, nil)),
 	})
@@ -353,11 +359,20 @@ func TestPrunerStopsMidPass(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	time.Sleep(100 * time.Millisecond)
-	select {
-	case err := <-done:
-		t.Fatalf("Run returned before cancel: %v", err)
-	default:
+	// Barrier: both workers of the pass are inside a hung database.
+	got := map[int64]bool{}
+	for len(got) < 2 {
+		select {
+		case id := <-reached:
+			got[id] = true
+		case err := <-done:
+			t.Fatalf("Run returned before cancel: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the pass reached %d of 2 hung databases", len(got))
+		}
+	}
+	if got[3] {
+		t.Fatal("a third tenant was started beyond Concurrency 2")
 	}
 	cancel()
 	select {

@@ -24,13 +24,16 @@ import (
 // same unpaid fixture (amount_total 0). Session creation is forwarded to
 // stripe-mock, so the parameters are still validated against Stripe's API
 // description; the double remembers each session, lets the test mark it
-// paid, and serves it back on retrieve. The real stripe-go client talks to it.
+// paid, and serves it back on retrieve. A repeated idempotency key gets the
+// session its first request made, as Stripe answers. The real stripe-go
+// client talks to it.
 type stripeDouble struct {
-	mock string
-	mu   sync.Mutex
-	n    int
-	sess map[string]*doubleSession
-	srv  *httptest.Server
+	mock  string
+	mu    sync.Mutex
+	n     int
+	sess  map[string]*doubleSession
+	byKey map[string]*doubleSession
+	srv   *httptest.Server
 }
 
 type doubleSession struct {
@@ -42,7 +45,7 @@ type doubleSession struct {
 }
 
 func newStripeDouble(t *testing.T) *stripeDouble {
-	d := &stripeDouble{mock: pgtest.Service(t, "SWA_STRIPE_API_BASE"), sess: map[string]*doubleSession{}}
+	d := &stripeDouble{mock: pgtest.Service(t, "SWA_STRIPE_API_BASE"), sess: map[string]*doubleSession{}, byKey: map[string]*doubleSession{}}
 	d.srv = httptest.NewServer(http.HandlerFunc(d.serve))
 	t.Cleanup(d.srv.Close)
 	return d
@@ -73,7 +76,13 @@ func (d *stripeDouble) serve(w http.ResponseWriter, r *http.Request) {
 			u, _ := strconv.ParseInt(f.Get(fmt.Sprintf("line_items[%d][price_data][unit_amount]", i)), 10, 64)
 			total += q * u
 		}
+		key := r.Header.Get("Idempotency-Key")
 		d.mu.Lock()
+		if s := d.byKey[key]; key != "" && s != nil {
+			d.mu.Unlock()
+			_ = json.NewEncoder(w).Encode(d.object(s))
+			return
+		}
 		d.n++
 		s := &doubleSession{ID: fmt.Sprintf("cs_test_double_%d", d.n), CartID: f.Get("metadata[cart_id]"), Email: f.Get("customer_email"), AmountTotal: total, Form: f,
 			Metadata: map[string]string{}}
@@ -83,6 +92,9 @@ func (d *stripeDouble) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		d.sess[s.ID] = s
+		if key != "" {
+			d.byKey[key] = s
+		}
 		d.mu.Unlock()
 		_ = json.NewEncoder(w).Encode(d.object(s))
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/checkout/sessions/"):
@@ -127,15 +139,29 @@ func (d *stripeDouble) pay(id string) {
 
 // event returns a signed checkout.session.completed delivery for session id.
 func (d *stripeDouble) event(t *testing.T, id, eventID, secret string, at time.Time) ([]byte, string) {
-	obj, _ := json.Marshal(d.object(d.sess[id]))
+	d.mu.Lock()
+	s := d.sess[id]
+	d.mu.Unlock()
+	obj, _ := json.Marshal(d.object(s))
 	body := []byte(fmt.Sprintf(`{"id":%q,"object":"event","api_version":"2025-11-17.clover","type":"checkout.session.completed","data":{"object":%s}}`, eventID, obj))
 	return body, webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: secret, Timestamp: at}).Header
 }
 
 func (e *env) deliver(t *testing.T, host string, body []byte, sig string) answer {
 	t.Helper()
-	b := e.browser(t, host)
-	req, _ := http.NewRequest(http.MethodPost, e.base+"/order/stripe-webhook", bytes.NewReader(body))
+	a, err := e.send(host, body, sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// send is deliver for goroutines other than the test's.
+func (e *env) send(host string, body []byte, sig string) (answer, error) {
+	req, err := http.NewRequest(http.MethodPost, e.base+"/order/stripe-webhook", bytes.NewReader(body))
+	if err != nil {
+		return answer{}, err
+	}
 	req.Host = host
 	req.Header.Set("Content-Type", "application/json")
 	if sig != "" {
@@ -143,12 +169,102 @@ func (e *env) deliver(t *testing.T, host string, body []byte, sig string) answer
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, fmt.Errorf("webhook: %w", err)
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	_ = b
-	return answer{status: resp.StatusCode, raw: string(raw)}
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return answer{}, fmt.Errorf("webhook: %w", err)
+	}
+	return answer{status: resp.StatusCode, raw: string(raw)}, nil
+}
+
+// raceOrder delivers a paid session's success redirect (from browser b)
+// and its webhook (events eventIDs, one delivery each) all at once: every
+// party waits on one start barrier, so the two code paths overlap. Every
+// party must answer with the session's order; the identifier they agree
+// on is returned. Errors of the parties are reported here, on the test
+// goroutine.
+func raceOrder(t *testing.T, e *env, d *stripeDouble, b *browser, id string, redirects int, eventIDs ...string) string {
+	t.Helper()
+	type party struct {
+		name  string
+		ident string
+		err   error
+	}
+	n := redirects + len(eventIDs)
+	out := make(chan party, n)
+	start := make(chan struct{})
+	var ready sync.WaitGroup
+	ready.Add(n)
+	run := func(name string, fn func() (string, error)) {
+		ready.Done()
+		<-start
+		ident, err := fn()
+		out <- party{name, ident, err}
+	}
+	for i := range redirects {
+		go run(fmt.Sprint("redirect ", i), func() (string, error) {
+			a, err := b.try(http.MethodGet, "/order/checkout-session-success?session_id="+id, nil, nil)
+			if err != nil {
+				return "", err
+			}
+			m, err := a.decode()
+			if err != nil {
+				return "", err
+			}
+			if m["checkout_session_success"] != "success" {
+				return "", fmt.Errorf("answer %s", a.raw)
+			}
+			ident, _ := m["order_identifier"].(string)
+			return ident, nil
+		})
+	}
+	for _, ev := range eventIDs {
+		body, sig := d.event(t, id, ev, e.whA, time.Now())
+		go run("webhook "+ev, func() (string, error) {
+			a, err := e.send(hostA, body, sig)
+			if err != nil {
+				return "", err
+			}
+			m, err := a.decode()
+			if err != nil {
+				return "", err
+			}
+			if a.status != 200 {
+				return "", fmt.Errorf("answer %d %s", a.status, a.raw)
+			}
+			ident, _ := m["order_identifier"].(string)
+			return ident, nil
+		})
+	}
+	ready.Wait()
+	close(start)
+	var ident string
+	for range n {
+		p := <-out
+		switch {
+		case p.err != nil:
+			t.Errorf("%s: %v", p.name, p.err)
+		case len(p.ident) != 10:
+			t.Errorf("%s: order identifier %q", p.name, p.ident)
+		case ident == "":
+			ident = p.ident
+		case p.ident != ident:
+			t.Errorf("%s: order %q, another party's %q", p.name, p.ident, ident)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	// Each webhook delivery ran its own path to the end: its event is
+	// recorded with the order.
+	for _, ev := range eventIDs {
+		if n := count(t, e.db, `SELECT count(*) FROM stripe_webhook_event WHERE event_id = $1 AND outcome = 'processed: ' || $2`, ev, ident); n != 1 {
+			t.Errorf("event %s: recorded %d times with order %s", ev, n, ident)
+		}
+	}
+	return ident
 }
 
 // TestFullPurchase: anonymous add, sign-in merge, shipping, discount,
@@ -199,44 +315,9 @@ func TestFullPurchase(t *testing.T) {
 	}
 	d.pay(id)
 
-	var wg sync.WaitGroup
-	idents := make(chan string, 8)
-	for i := 0; i < 2; i++ {
-		for _, first := range []string{"redirect", "webhook"} {
-			wg.Add(2)
-			run := func(kind string, n int) {
-				defer wg.Done()
-				if kind == "redirect" {
-					a := b.get("/order/checkout-session-success?session_id=" + id).json(t)
-					if a["checkout_session_success"] != "success" {
-						t.Errorf("success redirect: %v", a)
-					}
-					idents <- fmt.Sprint(a["order_identifier"])
-					return
-				}
-				body, sig := d.event(t, id, fmt.Sprintf("evt_%d", n), e.whA, time.Now())
-				a := e.deliver(t, hostA, body, sig)
-				if a.status != 200 {
-					t.Errorf("webhook: %d %s", a.status, a.raw)
-				}
-				idents <- fmt.Sprint(a.json(t)["order_identifier"])
-			}
-			second := map[string]string{"redirect": "webhook", "webhook": "redirect"}[first]
-			go run(first, i)
-			go run(second, i)
-		}
-	}
-	wg.Wait()
-	close(idents)
-	var ident string
-	for x := range idents {
-		if ident == "" {
-			ident = x
-		}
-		if x != ident || len(x) != 10 {
-			t.Errorf("order identifiers differ: %q vs %q", x, ident)
-		}
-	}
+	// Success redirects and webhook deliveries (each event delivered
+	// twice, as Stripe may), all at once.
+	ident := raceOrder(t, e, d, b, id, 4, "evt_0", "evt_1", "evt_0", "evt_1")
 	checks := []struct {
 		sql  string
 		want int

@@ -12,6 +12,8 @@ package shop
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -154,28 +156,65 @@ type request struct {
 	tenant *directory.Tenant
 	conn   *pgxpool.Conn
 
-	resolved  bool
-	accountID int64
-	owner     cart.Owner
+	accountID int64 // the signed-in account, read before the connection
 	key       []byte
+	keyErr    error
+
+	resolved bool
+	owner    cart.Owner
+}
+
+// newRequest reads what a request needs from outside the tenant database
+// (the session's account, which the accounts app checks on a connection of
+// its own; the signing key from the secrets store) before any connection
+// is taken, so none is held while they are fetched.
+func (a *App) newRequest(c *fiber.Ctx) *request {
+	rq := &request{a: a, c: c, ctx: c.UserContext(), tenant: server.Tenant(c)}
+	rq.accountID = a.account(c)
+	rq.key, rq.keyErr = a.key(rq.ctx, rq.tenant)
+	return rq
 }
 
 // with runs fn with a tenant connection; a pool that cannot give one in time
 // answers 503.
 func (a *App) with(c *fiber.Ctx, fn func(rq *request) error) error {
+	rq := a.newRequest(c)
 	return server.Conn(c, func(conn *pgxpool.Conn) error {
-		return fn(&request{a: a, c: c, ctx: c.UserContext(), tenant: server.Tenant(c), conn: conn})
+		rq.conn = conn
+		return fn(rq)
 	})
+}
+
+// withCatalog is with for the catalogue, which does not depend on who asks:
+// the visitor is not resolved.
+func (a *App) withCatalog(c *fiber.Ctx, fn func(rq *request) error) error {
+	rq := &request{a: a, c: c, ctx: c.UserContext(), tenant: server.Tenant(c), keyErr: errNoVisitor}
+	return server.Conn(c, func(conn *pgxpool.Conn) error {
+		rq.conn = conn
+		rq.resolved = true
+		return fn(rq)
+	})
+}
+
+// errNoVisitor is the signing-key error of a catalogue request.
+var errNoVisitor = errors.New("catalogue requests do not resolve the visitor")
+
+// conn runs fn with a tenant connection held only while fn runs. It
+// reports false when none could be had in time: the 503 is then answered
+// and the caller returns nil.
+func conn(c *fiber.Ctx, fn func(conn *pgxpool.Conn) error) (bool, error) {
+	ran := false
+	err := server.Conn(c, func(conn *pgxpool.Conn) error {
+		ran = true
+		return fn(conn)
+	})
+	return ran, err
 }
 
 // signingKey returns the tenant's signing key.
 func (rq *request) signingKey() ([]byte, error) {
-	if rq.key == nil {
-		k, err := rq.a.key(rq.ctx, rq.tenant)
-		if err != nil {
-			return nil, err
-		}
-		rq.key = k
+	if rq.keyErr != nil {
+		return nil, fmt.Errorf("tenant signing key: %w", rq.keyErr)
 	}
 	return rq.key, nil
 }
@@ -186,7 +225,6 @@ func (rq *request) who() (cart.Owner, error) {
 	if rq.resolved {
 		return rq.owner, nil
 	}
-	rq.accountID = rq.a.account(rq.c)
 	if rq.accountID > 0 {
 		m, ok, err := cart.MemberForAccount(rq.ctx, rq.conn, rq.accountID)
 		if err != nil {

@@ -12,9 +12,9 @@ import (
 )
 
 // A checkout snapshot (table checkout_session) records what a Checkout
-// Session charges: written when the session is created (O15), in the
-// transaction that read the cart, and read back when the session becomes an
-// order. The order is then exactly what was paid for, whatever happened to
+// Session charges: written once Stripe has created the session (O15), from
+// the very cart contents its parameters were built from, and read back when
+// the session becomes an order. The order is then exactly what was paid for, whatever happened to
 // the cart in between (another tab adding items, a price change).
 
 const insertSnapshotSQL = `

@@ -3,10 +3,10 @@ package shop_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -131,35 +131,8 @@ func TestOrderIsWhatWasPaidFor(t *testing.T) {
 			tc.after(t, b, id)
 			d.pay(id)
 
-			var wg sync.WaitGroup
-			idents := make([]string, 4)
-			for n := range idents {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if n%2 == 0 {
-						a := b.get("/order/checkout-session-success?session_id=" + id).json(t)
-						if a["checkout_session_success"] != "success" {
-							t.Errorf("success redirect: %v", a)
-						}
-						idents[n] = fmt.Sprint(a["order_identifier"])
-						return
-					}
-					body, sig := d.event(t, id, fmt.Sprintf("evt_paidfor_%d_%d", i, n), e.whA, time.Now())
-					a := e.deliver(t, hostA, body, sig)
-					if a.status != 200 {
-						t.Errorf("webhook: %d %s", a.status, a.raw)
-						return
-					}
-					idents[n] = fmt.Sprint(a.json(t)["order_identifier"])
-				}()
-			}
-			wg.Wait()
-			for _, x := range idents {
-				if x != idents[0] || len(x) != 10 {
-					t.Fatalf("order identifiers: %v", idents)
-				}
-			}
+			// Two success redirects and two webhook events, all at once.
+			ident := raceOrder(t, e, d, b, id, 2, fmt.Sprintf("evt_paidfor_%d_1", i), fmt.Sprintf("evt_paidfor_%d_3", i))
 
 			if n := count(t, e.db, `SELECT count(*) FROM customer_order WHERE stripe_checkout_session_id = $1`, id); n != 1 {
 				t.Errorf("%d orders for the session", n)
@@ -191,7 +164,7 @@ func TestOrderIsWhatWasPaidFor(t *testing.T) {
 			}
 			mail := text(t, e.db, `SELECT string_agg(body_text, '|') FROM email_outbox WHERE kind = 'order_confirmation' AND to_addresses = $1::jsonb`,
 				fmt.Sprintf(`["paidfor%d@example.com"]`, i))
-			if strings.Count(mail, "Order Identifier: ") != 1 || !strings.Contains(mail, "Order Identifier: "+idents[0]) {
+			if strings.Count(mail, "Order Identifier: ") != 1 || !strings.Contains(mail, "Order Identifier: "+ident) {
 				t.Errorf("confirmation mails: %q", mail)
 			}
 			for _, w := range tc.wantMail {
@@ -264,35 +237,8 @@ func TestPaidSessionWhoseCartIsGone(t *testing.T) {
 			}
 			d.pay(id)
 
-			var wg sync.WaitGroup
-			idents := make([]string, 4)
-			for n := range idents {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if n%2 == 0 {
-						a := b.get("/order/checkout-session-success?session_id=" + id).json(t)
-						if a["checkout_session_success"] != "success" {
-							t.Errorf("success redirect: %v", a)
-						}
-						idents[n] = fmt.Sprint(a["order_identifier"])
-						return
-					}
-					body, sig := d.event(t, id, fmt.Sprintf("evt_gone_%d_%d", i, n), e.whA, time.Now())
-					a := e.deliver(t, hostA, body, sig)
-					if a.status != 200 {
-						t.Errorf("webhook: %d %s", a.status, a.raw)
-						return
-					}
-					idents[n] = fmt.Sprint(a.json(t)["order_identifier"])
-				}()
-			}
-			wg.Wait()
-			for _, x := range idents {
-				if x != idents[0] || len(x) != 10 {
-					t.Fatalf("order identifiers: %v", idents)
-				}
-			}
+			// Two success redirects and two webhook events, all at once.
+			ident := raceOrder(t, e, d, b, id, 2, fmt.Sprintf("evt_gone_%d_1", i), fmt.Sprintf("evt_gone_%d_3", i))
 
 			owner := `o.prospect_id = (SELECT id FROM prospect WHERE email = $2) AND o.member_id IS NULL`
 			if tc.member {
@@ -326,7 +272,7 @@ func TestPaidSessionWhoseCartIsGone(t *testing.T) {
 				}
 			}
 			mail := text(t, e.db, `SELECT body_text FROM email_outbox WHERE kind = 'order_confirmation' AND to_addresses = $1::jsonb`, `["`+email+`"]`)
-			want := []string{"Order Identifier: " + idents[0], "Order Total: $15.86"}
+			want := []string{"Order Identifier: " + ident, "Order Total: $15.86"}
 			if tc.member {
 				want = append(want, fmt.Sprintf("&mb_cd=gone%dmbcd", i))
 			}
@@ -336,5 +282,73 @@ func TestPaidSessionWhoseCartIsGone(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestConcurrentIdenticalCheckouts: one click sent several times at once
+// (same cart, same e-mail, so the same idempotency key). Stripe answers
+// each with the one session; every request hands it out, and it is
+// recorded once, with the cart's lines.
+func TestConcurrentIdenticalCheckouts(t *testing.T) {
+	t.Parallel()
+	d := newStripeDouble(t)
+	e := newEnv(t, envOptions{stripeBase: d.srv.URL})
+	b := e.browser(t, hostA)
+	b.post("/order/cart-add-product-sku", form("sku_id", "1", "quantity", "2"))
+	b.post("/order/cart-add-product-sku", form("sku_id", "6", "quantity", "1"))
+	const clicks = 4
+	type click struct {
+		id  string
+		err error
+	}
+	out := make(chan click, clicks)
+	start := make(chan struct{})
+	var ready sync.WaitGroup
+	ready.Add(clicks)
+	for range clicks {
+		go func() {
+			ready.Done()
+			<-start
+			a, err := b.try(http.MethodPost, "/order/create-checkout-session", form("anonymous_email_address", "same@example.com"), nil)
+			if err != nil {
+				out <- click{err: err}
+				return
+			}
+			m, err := a.decode()
+			if err == nil && m["create_checkout_session"] != "success" {
+				err = fmt.Errorf("answer %s", a.raw)
+			}
+			id, _ := m["session_id"].(string)
+			out <- click{id: id, err: err}
+		}()
+	}
+	ready.Wait()
+	close(start)
+	ids := map[string]int{}
+	for range clicks {
+		c := <-out
+		if c.err != nil {
+			t.Errorf("click: %v", c.err)
+			continue
+		}
+		ids[c.id]++
+	}
+	if len(ids) != 1 {
+		t.Fatalf("sessions handed out: %v, want one session for every click", ids)
+	}
+	for id, n := range ids {
+		if n != clicks {
+			t.Errorf("%d of %d clicks answered with %s", n, clicks, id)
+		}
+		if n := count(t, e.db, `SELECT count(*) FROM checkout_session WHERE id = $1 AND total = 10.99`, id); n != 1 {
+			t.Errorf("session recorded %d times", n)
+		}
+		if got := text(t, e.db, `SELECT string_agg(sku_id || 'x' || quantity || '@' || price_each, ' ' ORDER BY sku_id)
+			FROM checkout_session_sku WHERE checkout_session_id = $1`, id); got != "1x2@3.50 6x1@3.99" {
+			t.Errorf("recorded lines %q", got)
+		}
+	}
+	if n := count(t, e.db, `SELECT count(*) FROM checkout_session`); n != 1 {
+		t.Errorf("%d checkout records, want 1", n)
 	}
 }
