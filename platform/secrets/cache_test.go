@@ -22,9 +22,12 @@ type counted struct {
 	gate chan struct{}
 }
 
+// Get counts a read once it is done, so a test that saw the count knows
+// the value was read before anything it does next; with a gate the read
+// then waits there until the test opens it.
 func (c *counted) Get(ctx context.Context, name string) ([]byte, error) {
-	c.gets.Add(1)
 	v, err := c.Store.Get(ctx, name)
+	c.gets.Add(1)
 	if c.gate != nil {
 		<-c.gate
 	}
