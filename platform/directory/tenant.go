@@ -4,13 +4,15 @@
 // platform database is unreachable.
 package directory
 
+import "github.com/startupwebapp/platform/platform/tenancy"
+
 // Tenant is what the data plane knows of one tenant: enough to route a
 // request, open its database and apply its settings.
 type Tenant struct {
 	ID          int64
 	Slug        string
 	DisplayName string
-	Status      string // provisioning | active | suspended | failed | deleting | deleted
+	Status      tenancy.Status
 
 	Hosts   []string // every hostname routed to the tenant, default first
 	Origins []string // browser origins trusted for CORS and CSRF
@@ -45,7 +47,7 @@ type Settings struct {
 }
 
 // Serving reports whether requests for the tenant are answered.
-func (t *Tenant) Serving() bool { return t.Status == "active" }
+func (t *Tenant) Serving() bool { return t.Status.Serving() }
 
 // AllowsOrigin reports whether origin (scheme://host[:port], exactly as a
 // browser sends it) may call the tenant with credentials (CORS) and is

@@ -24,6 +24,7 @@ import (
 	"github.com/startupwebapp/platform/platform/pgtest"
 	"github.com/startupwebapp/platform/platform/pools"
 	"github.com/startupwebapp/platform/platform/secrets"
+	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -152,7 +153,10 @@ func TestAcquireOpensLazilyPerTenant(t *testing.T) {
 		t.Errorf("server sees %d backends, want 2", n)
 	}
 
-	for _, st := range []string{"suspended", "provisioning", "deleted"} {
+	for _, st := range tenancy.Statuses() {
+		if st.Serving() {
+			continue
+		}
 		off := *a
 		off.Status = st
 		if _, err := m.Acquire(ctx, &off); !errors.Is(err, pools.ErrNotServing) {
