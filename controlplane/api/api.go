@@ -25,6 +25,7 @@ import (
 	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/platform/server"
+	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
 // Options configures the admin API.
@@ -248,7 +249,7 @@ func (s *Server) recoverOperations(ctx context.Context) error {
 	if n > 0 {
 		s.log.Warn("operations interrupted by a previous stop marked failed", "count", n)
 	}
-	stuck, err := s.reg.Tenants(ctx, registry.TenantFilter{Statuses: []string{registry.StatusProvisioning}})
+	stuck, err := s.reg.Tenants(ctx, registry.TenantFilter{Statuses: []tenancy.Status{registry.StatusProvisioning}})
 	if err != nil {
 		return fmt.Errorf("recover operations: %w", err)
 	}

@@ -8,18 +8,20 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
 // Operation is a long-running admin operation, polled by its id.
 type Operation struct {
-	ID         uuid.UUID  `json:"id"`
-	TenantID   *int64     `json:"tenant_id"`
-	TenantSlug *string    `json:"tenant"`
-	Kind       string     `json:"kind"`
-	Status     string     `json:"status"` // running | succeeded | failed
-	Error      *string    `json:"error"`
-	CreatedAt  time.Time  `json:"created_at"`
-	FinishedAt *time.Time `json:"finished_at"`
+	ID         uuid.UUID               `json:"id"`
+	TenantID   *int64                  `json:"tenant_id"`
+	TenantSlug *string                 `json:"tenant"`
+	Kind       string                  `json:"kind"`
+	Status     tenancy.OperationStatus `json:"status"`
+	Error      *string                 `json:"error"`
+	CreatedAt  time.Time               `json:"created_at"`
+	FinishedAt *time.Time              `json:"finished_at"`
 }
 
 // StartOperation records a running operation of kind on a tenant (0: none).
@@ -32,8 +34,8 @@ func (r *Registry) StartOperation(ctx context.Context, kind string, tenantID int
 	if tenantID != 0 {
 		tid = &tenantID
 	}
-	if _, err := r.db.Exec(ctx, `INSERT INTO operations (id, tenant_id, kind, status) VALUES ($1, $2, $3, 'running')`,
-		id, tid, kind); err != nil {
+	if _, err := r.db.Exec(ctx, `INSERT INTO operations (id, tenant_id, kind, status) VALUES ($1, $2, $3, $4)`,
+		id, tid, kind, string(tenancy.OperationRunning)); err != nil {
 		return uuid.Nil, fmt.Errorf("start operation %s: %w", kind, err)
 	}
 	return id, nil
@@ -41,13 +43,13 @@ func (r *Registry) StartOperation(ctx context.Context, kind string, tenantID int
 
 // FinishOperation marks an operation succeeded (opErr nil) or failed.
 func (r *Registry) FinishOperation(ctx context.Context, id uuid.UUID, opErr error) error {
-	status, msg := "succeeded", (*string)(nil)
+	status, msg := tenancy.OperationSucceeded, (*string)(nil)
 	if opErr != nil {
-		status = "failed"
+		status = tenancy.OperationFailed
 		m := opErr.Error()
 		msg = &m
 	}
-	tag, err := r.db.Exec(ctx, `UPDATE operations SET status = $2, error = $3, finished_at = now() WHERE id = $1`, id, status, msg)
+	tag, err := r.db.Exec(ctx, `UPDATE operations SET status = $2, error = $3, finished_at = now() WHERE id = $1`, id, string(status), msg)
 	if err != nil {
 		return fmt.Errorf("finish operation %s: %w", id, err)
 	}
@@ -76,8 +78,8 @@ func (r *Registry) GetOperation(ctx context.Context, id uuid.UUID) (Operation, e
 // says how many there were. The API runs it at start: an operation still
 // running then belonged to a process that died with it.
 func (r *Registry) FailRunningOperations(ctx context.Context, msg string) (int64, error) {
-	tag, err := r.db.Exec(ctx, `UPDATE operations SET status = 'failed', finished_at = now(), error = $1
-		WHERE status = 'running'`, msg)
+	tag, err := r.db.Exec(ctx, `UPDATE operations SET status = $2, finished_at = now(), error = $1
+		WHERE status = $3`, msg, string(tenancy.OperationFailed), string(tenancy.OperationRunning))
 	if err != nil {
 		return 0, fmt.Errorf("fail running operations: %w", err)
 	}
