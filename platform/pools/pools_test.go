@@ -362,11 +362,13 @@ func TestBudget(t *testing.T) {
 	var exhausted atomic.Int32
 	var wg sync.WaitGroup
 	errs := make(chan error, 1000)
+	begin := make(chan struct{}) // every load loop starts at once
 	for i, tn := range list {
 		for range 4 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				<-begin
 				for range 8 {
 					err := m.Do(context.Background(), tn, func(c *pgxpool.Conn) error {
 						_, err := c.Exec(context.Background(), "SELECT pg_sleep(0.02)")
@@ -384,6 +386,7 @@ func TestBudget(t *testing.T) {
 			}()
 		}
 	}
+	close(begin)
 	wg.Wait()
 	close(stop)
 	<-sampled
@@ -583,7 +586,7 @@ func TestQueuedDialTakesOwnIdleConnection(t *testing.T) {
 		defer c.Release()
 		got <- result{pid: c.Conn().PgConn().PID()}
 	}()
-	time.Sleep(100 * time.Millisecond) // let it queue
+	waitFor(t, "the second Acquire to queue for the budget", func() bool { return m.BudgetWaiters() == 1 })
 	start := time.Now()
 	held.Release()
 	r := <-got
@@ -634,6 +637,8 @@ func TestWaitersServedWhileHotTenantBusy(t *testing.T) {
 			}
 		}()
 	}
+	// The cold tenants start only once the hot one holds the whole budget.
+	waitFor(t, "the hot tenant to fill the budget", func() bool { return m.Stats().Open == 2 })
 	for i, tn := range cold {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			if _, err := whoami(ctx, m, tn); err != nil {
