@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/startupwebapp/platform/platform/directory"
 	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
@@ -40,7 +39,7 @@ type Tenant struct {
 	LastMigrationStatus *tenancy.MigrationStatus `json:"last_migration_status"`
 	LastMigrationError  *string                  `json:"last_migration_error"`
 	LastMigrationAt     *time.Time               `json:"last_migration_at"`
-	Settings            directory.Settings       `json:"settings"`
+	Settings            tenancy.Settings         `json:"settings"`
 	Domains             []string                 `json:"domains"` // the default domain first
 	Origins             []string                 `json:"origins"`
 	CreatedAt           time.Time                `json:"created_at"`
@@ -132,7 +131,7 @@ type NewTenant struct {
 	DBServerID              int64
 	DBName, DBRole          string
 	ForkOfID                *int64
-	Settings                directory.Settings
+	Settings                tenancy.Settings
 	SecretsRef              string
 	DefaultDomain           string
 	Domains                 []string // normalized, without the default
@@ -302,7 +301,7 @@ func (r *Registry) RemoveOrigin(ctx context.Context, tenantID int64, origin stri
 }
 
 // ValidateSettings checks the fields of a settings document.
-func ValidateSettings(s directory.Settings) error {
+func ValidateSettings(s tenancy.Settings) error {
 	if s.FrontendOrigin != "" {
 		if _, err := NormalizeOrigin(s.FrontendOrigin); err != nil || strings.Contains(s.FrontendOrigin, "*") {
 			return invalid("settings.frontend_origin", "want scheme://host[:port]")
@@ -341,7 +340,7 @@ func validRateLimit(v string) bool {
 }
 
 // UpdateSettings replaces the tenant's settings document.
-func (r *Registry) UpdateSettings(ctx context.Context, tenantID int64, s directory.Settings) error {
+func (r *Registry) UpdateSettings(ctx context.Context, tenantID int64, s tenancy.Settings) error {
 	if err := ValidateSettings(s); err != nil {
 		return err
 	}

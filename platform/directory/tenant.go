@@ -30,21 +30,9 @@ type Tenant struct {
 	Generation int64
 }
 
-// Settings is the JSON document in tenants.settings.
-type Settings struct {
-	// FrontendOrigin is the public origin of the tenant's frontend, used in
-	// email links and Stripe redirect URLs (e.g. http://localhost:8080).
-	FrontendOrigin string `json:"frontend_origin,omitempty"`
-	// FromAddress is the From header of the tenant's email.
-	FromAddress string `json:"from_address,omitempty"`
-	// CookieDomain is the Domain attribute of the tenant's cookies; empty
-	// means host-only cookies.
-	CookieDomain string `json:"cookie_domain,omitempty"`
-	// RateLimits overrides platform defaults by limit name (login,
-	// create_account, reset_password, chat, notify_me), as "N/period" with
-	// period s, m, h or d (e.g. "10/h"), or "off".
-	RateLimits map[string]string `json:"rate_limits,omitempty"`
-}
+// Settings is the JSON document in tenants.settings; the type belongs to
+// package tenancy, which the control plane writes it with.
+type Settings = tenancy.Settings
 
 // Serving reports whether requests for the tenant are answered.
 func (t *Tenant) Serving() bool { return t.Status.Serving() }
