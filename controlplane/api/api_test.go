@@ -23,6 +23,7 @@ import (
 
 	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/registry"
+	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
 // bareServer has the routes but no database: enough to compare routes.
@@ -277,7 +278,7 @@ func TestErrors(t *testing.T) {
 	}
 	// None of the refused creates left a tenant behind.
 	var page tenantPage
-	h.must(http.StatusOK, "GET", "/v1/tenants?status=provisioning,active,suspended,failed,deleting,deleted", "").decode(t, &page)
+	h.must(http.StatusOK, "GET", "/v1/tenants?status="+strings.Join(names(tenancy.Statuses()), ","), "").decode(t, &page)
 	if len(page.Tenants) != 1 || page.Tenants[0].Slug != "acme" {
 		t.Errorf("tenants after refused creates: %v", slugs(page.Tenants))
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/registry"
+	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
 // operationView is an operation with the URL to poll it at.
@@ -242,13 +243,13 @@ func (s *Server) getOperation(c *fiber.Ctx) error {
 
 // tenantVersion is one line of the migration status.
 type tenantVersion struct {
-	Slug                string     `json:"slug"`
-	Status              string     `json:"status"`
-	SchemaVersion       int64      `json:"schema_version"`
-	Current             bool       `json:"current"`
-	LastMigrationStatus *string    `json:"last_migration_status"`
-	LastMigrationError  *string    `json:"last_migration_error"`
-	LastMigrationAt     *time.Time `json:"last_migration_at"`
+	Slug                string                   `json:"slug"`
+	Status              tenancy.Status           `json:"status"`
+	SchemaVersion       int64                    `json:"schema_version"`
+	Current             bool                     `json:"current"`
+	LastMigrationStatus *tenancy.MigrationStatus `json:"last_migration_status"`
+	LastMigrationError  *string                  `json:"last_migration_error"`
+	LastMigrationAt     *time.Time               `json:"last_migration_at"`
 }
 
 func (s *Server) migrationStatus(c *fiber.Ctx) error {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -13,12 +12,8 @@ import (
 	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/platform/directory"
+	"github.com/startupwebapp/platform/platform/tenancy"
 )
-
-var statuses = []string{
-	registry.StatusProvisioning, registry.StatusActive, registry.StatusSuspended,
-	registry.StatusFailed, registry.StatusDeleting, registry.StatusDeleted,
-}
 
 // intParam reads an optional positive integer query parameter.
 func intParam(c *fiber.Ctx, name string, def, max int64) (int64, error) {
@@ -48,6 +43,18 @@ func (s *Server) tenant(c *fiber.Ctx) (registry.Tenant, error) {
 	return s.reg.Tenant(c.UserContext(), c.Params("slug"))
 }
 
+// statusList names every tenant status for error messages.
+func statusList() string {
+	var b strings.Builder
+	for i, st := range tenancy.Statuses() {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(string(st))
+	}
+	return b.String()
+}
+
 type tenantPage struct {
 	Tenants   []registry.Tenant `json:"tenants"`
 	NextAfter *string           `json:"next_after"`
@@ -61,10 +68,10 @@ func (s *Server) listTenants(c *fiber.Ctx) error {
 	var f registry.TenantFilter
 	if st := c.Query("status"); st != "" {
 		for _, v := range strings.Split(st, ",") {
-			if !slices.Contains(statuses, v) {
-				return invalid("status", "want one or more of %s, comma-separated", strings.Join(statuses, ", "))
+			if !tenancy.Status(v).Valid() {
+				return invalid("status", "want one or more of %s, comma-separated", statusList())
 			}
-			f.Statuses = append(f.Statuses, v)
+			f.Statuses = append(f.Statuses, tenancy.Status(v))
 		}
 	}
 	// One more than the page tells whether another page follows.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/registry"
+	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
 // holdAtRole returns an InStep hook that, while hold is set, stops every
@@ -100,8 +101,8 @@ func TestOperationsBoundedAndResumed(t *testing.T) {
 	if tn, err := reg.Tenant(ctx, "keep"); err != nil || tn.Status != registry.StatusActive {
 		t.Errorf("keep after the refused delete: %+v %v", tn, err)
 	}
-	statuses := func() map[string]int {
-		out := map[string]int{}
+	statuses := func() map[tenancy.OperationStatus]int {
+		out := map[tenancy.OperationStatus]int{}
 		for _, id := range ids {
 			op, err := reg.GetOperation(ctx, id)
 			if err != nil {

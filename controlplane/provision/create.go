@@ -10,6 +10,7 @@ import (
 
 	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/platform/secrets"
+	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
 // Workflow and step names, as recorded in provisioning_steps and passed to
@@ -192,7 +193,7 @@ func validateDisplayName(name string) error {
 }
 
 func validatePlan(plan string) error {
-	if !planRE.MatchString(plan) {
+	if !tenancy.ValidPlan(plan) {
 		return &registry.InvalidError{Field: "plan", Message: "want 1-40 characters of a-z, 0-9 and '-'"}
 	}
 	return nil
@@ -446,7 +447,7 @@ func (w *workflow) fail(stepName string, err error) {
 		w.s.log.Error("recording failed step", "tenant", w.t.Slug, "op", w.op, "step", stepName, "err", e)
 	}
 	if w.op == OpCreate || w.op == OpFork {
-		if _, e := w.reg.SetStatus(ctx, w.t.ID, []string{registry.StatusProvisioning}, registry.StatusFailed); e != nil {
+		if _, e := w.reg.SetStatus(ctx, w.t.ID, []tenancy.Status{registry.StatusProvisioning}, registry.StatusFailed); e != nil {
 			w.s.log.Error("marking tenant failed", "tenant", w.t.Slug, "err", e)
 		}
 	}
@@ -456,7 +457,7 @@ func (w *workflow) fail(stepName string, err error) {
 func (s *Service) resumeCreate(ctx context.Context, reg *registry.Registry, t registry.Tenant, in *SecretsInput, actor string) (registry.Tenant, error) {
 	if t.Status == registry.StatusFailed {
 		var err error
-		if t, err = reg.SetStatus(ctx, t.ID, []string{registry.StatusFailed}, registry.StatusProvisioning); err != nil {
+		if t, err = reg.SetStatus(ctx, t.ID, []tenancy.Status{registry.StatusFailed}, registry.StatusProvisioning); err != nil {
 			return t, err
 		}
 	}
@@ -581,7 +582,7 @@ func (w *workflow) activate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		after, err := rg.SetStatus(ctx, w.t.ID, []string{registry.StatusProvisioning}, registry.StatusActive)
+		after, err := rg.SetStatus(ctx, w.t.ID, []tenancy.Status{registry.StatusProvisioning}, registry.StatusActive)
 		if err != nil {
 			return err
 		}

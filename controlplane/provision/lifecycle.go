@@ -11,11 +11,12 @@ import (
 
 	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/platform/secrets"
+	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
 // transition moves a tenant between statuses in one transaction with its
 // audit entry; any other current status is ErrConflict.
-func (s *Service) transition(ctx context.Context, slug, actor, action string, from []string, to string) (registry.Tenant, error) {
+func (s *Service) transition(ctx context.Context, slug, actor, action string, from []tenancy.Status, to tenancy.Status) (registry.Tenant, error) {
 	var after registry.Tenant
 	err := registry.Transact(ctx, s.opts.Platform, func(tx pgx.Tx) error {
 		rg := s.reg.With(tx)
@@ -36,12 +37,12 @@ func (s *Service) transition(ctx context.Context, slug, actor, action string, fr
 
 // Suspend stops routing an active tenant: the data plane answers 503.
 func (s *Service) Suspend(ctx context.Context, slug, actor string) (registry.Tenant, error) {
-	return s.transition(ctx, slug, actor, "tenant.suspend", []string{registry.StatusActive}, registry.StatusSuspended)
+	return s.transition(ctx, slug, actor, "tenant.suspend", []tenancy.Status{registry.StatusActive}, registry.StatusSuspended)
 }
 
 // Resume routes a suspended tenant again.
 func (s *Service) Resume(ctx context.Context, slug, actor string) (registry.Tenant, error) {
-	return s.transition(ctx, slug, actor, "tenant.resume", []string{registry.StatusSuspended}, registry.StatusActive)
+	return s.transition(ctx, slug, actor, "tenant.resume", []tenancy.Status{registry.StatusSuspended}, registry.StatusActive)
 }
 
 // Delete removes a tenant for good: status deleting (no longer routed), its
@@ -79,7 +80,7 @@ func (s *Service) Delete(ctx context.Context, slug, actor string) (registry.Tena
 				if err != nil || before.Status == registry.StatusDeleting {
 					return err
 				}
-				after, err := rg.SetStatus(ctx, w.t.ID, []string{registry.StatusProvisioning, registry.StatusActive,
+				after, err := rg.SetStatus(ctx, w.t.ID, []tenancy.Status{registry.StatusProvisioning, registry.StatusActive,
 					registry.StatusSuspended, registry.StatusFailed}, registry.StatusDeleting)
 				if err != nil {
 					return err
@@ -117,7 +118,7 @@ func (s *Service) Delete(ctx context.Context, slug, actor string) (registry.Tena
 				if err != nil {
 					return err
 				}
-				after, err := rg.SetStatus(ctx, w.t.ID, []string{registry.StatusDeleting}, registry.StatusDeleted)
+				after, err := rg.SetStatus(ctx, w.t.ID, []tenancy.Status{registry.StatusDeleting}, registry.StatusDeleted)
 				if err != nil {
 					return err
 				}

@@ -16,6 +16,7 @@ import (
 	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/platform/directory"
 	"github.com/startupwebapp/platform/platform/secrets"
+	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
 func TestIsolation(t *testing.T) {
@@ -159,7 +160,7 @@ func TestTransitions(t *testing.T) {
 	steps := []struct {
 		name   string
 		do     func() (registry.Tenant, error)
-		status string // want, or "" for ErrConflict
+		status tenancy.Status // want, or "" for ErrConflict
 	}{
 		{"resume active", func() (registry.Tenant, error) { return e.svc.Resume(ctx, "cycle", "ops") }, ""},
 		{"suspend", func() (registry.Tenant, error) { return e.svc.Suspend(ctx, "cycle", "ops") }, registry.StatusSuspended},

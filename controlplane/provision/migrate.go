@@ -12,6 +12,7 @@ import (
 	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/migrations"
 	"github.com/startupwebapp/platform/platform/secrets"
+	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
 // MigrateResult is the outcome of migrating one tenant's database.
@@ -101,7 +102,7 @@ func (s *Service) MigrateAll(ctx context.Context, concurrency int, progress func
 	if concurrency < 1 {
 		concurrency = 1
 	}
-	tenants, err := s.reg.Tenants(ctx, registry.TenantFilter{Statuses: []string{registry.StatusActive, registry.StatusSuspended}})
+	tenants, err := s.reg.Tenants(ctx, registry.TenantFilter{Statuses: []tenancy.Status{registry.StatusActive, registry.StatusSuspended}})
 	if err != nil {
 		return nil, err
 	}

@@ -76,8 +76,6 @@ type Service struct {
 	tenantFS fs.FS  // the tenant migrations
 }
 
-var planRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
-
 var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,19}$`)
 
 // New returns a Service. The platform pool and the secrets store are required.

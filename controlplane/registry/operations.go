@@ -8,29 +8,31 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
 // Operation statuses: an accepted operation is queued until a worker takes
 // it, then running until it succeeds or fails.
 const (
-	OperationQueued    = "queued"
-	OperationRunning   = "running"
-	OperationSucceeded = "succeeded"
-	OperationFailed    = "failed"
+	OperationQueued    = tenancy.OperationQueued
+	OperationRunning   = tenancy.OperationRunning
+	OperationSucceeded = tenancy.OperationSucceeded
+	OperationFailed    = tenancy.OperationFailed
 )
 
 // Operation is a long-running admin operation, polled by its id. Its record
 // says what to run (kind, tenant, actor), so a control plane that restarts
 // runs again what was left queued or running; it never holds a secret.
 type Operation struct {
-	ID         uuid.UUID  `json:"id"`
-	TenantID   *int64     `json:"tenant_id"`
-	TenantSlug *string    `json:"tenant"`
-	Kind       string     `json:"kind"`
-	Status     string     `json:"status"` // queued | running | succeeded | failed
-	Error      *string    `json:"error"`
-	CreatedAt  time.Time  `json:"created_at"`
-	FinishedAt *time.Time `json:"finished_at"`
+	ID         uuid.UUID               `json:"id"`
+	TenantID   *int64                  `json:"tenant_id"`
+	TenantSlug *string                 `json:"tenant"`
+	Kind       string                  `json:"kind"`
+	Status     tenancy.OperationStatus `json:"status"`
+	Error      *string                 `json:"error"`
+	CreatedAt  time.Time               `json:"created_at"`
+	FinishedAt *time.Time              `json:"finished_at"`
 	// Actor is the admin the operation acts for (its audit entries' actor).
 	Actor string `json:"-"`
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/startupwebapp/platform/migrations"
 	"github.com/startupwebapp/platform/platform/pgtest"
 	"github.com/startupwebapp/platform/platform/secrets"
+	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
 func newRegistry(t *testing.T) (*Registry, *pgxpool.Pool, secrets.Store) {
@@ -318,17 +319,17 @@ func TestTenantQueries(t *testing.T) {
 	if _, err := r.Tenant(ctx, "beta"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a failed insert left a row: %v", err)
 	}
-	if _, err := r.SetStatus(ctx, a.ID, []string{StatusActive}, StatusSuspended); !errors.Is(err, ErrConflict) {
+	if _, err := r.SetStatus(ctx, a.ID, []tenancy.Status{StatusActive}, StatusSuspended); !errors.Is(err, ErrConflict) {
 		t.Errorf("suspend a provisioning tenant: %v", err)
 	}
-	if got, err := r.SetStatus(ctx, a.ID, []string{StatusProvisioning}, StatusActive); err != nil || got.Status != StatusActive || !got.UpdatedAt.After(a.UpdatedAt) {
+	if got, err := r.SetStatus(ctx, a.ID, []tenancy.Status{StatusProvisioning}, StatusActive); err != nil || got.Status != StatusActive || !got.UpdatedAt.After(a.UpdatedAt) {
 		t.Errorf("activate: %+v %v", got, err)
 	}
 	list, err := r.Tenants(ctx, TenantFilter{})
 	if err != nil || len(list) != 1 {
 		t.Errorf("tenants %v %v", list, err)
 	}
-	if list, _ := r.Tenants(ctx, TenantFilter{Statuses: []string{StatusSuspended}}); len(list) != 0 {
+	if list, _ := r.Tenants(ctx, TenantFilter{Statuses: []tenancy.Status{StatusSuspended}}); len(list) != 0 {
 		t.Errorf("suspended tenants %v", list)
 	}
 	if err := r.RecordMigration(ctx, a.ID, 7, nil); err != nil {
@@ -382,8 +383,8 @@ func TestTenantPages(t *testing.T) {
 		{"second page", TenantFilter{After: "cat", Limit: 2}, []string{"dog", "eel"}},
 		{"after the last", TenantFilter{After: "eel", Limit: 2}, []string{}},
 		{"after a slug not listed", TenantFilter{After: "b"}, []string{"cat", "dog", "eel"}},
-		{"deleted ones when asked", TenantFilter{Statuses: []string{StatusDeleted, StatusSuspended}}, []string{"bee", "dog"}},
-		{"status and page", TenantFilter{Statuses: []string{StatusActive}, After: "ant", Limit: 1}, []string{"cat"}},
+		{"deleted ones when asked", TenantFilter{Statuses: []tenancy.Status{StatusDeleted, StatusSuspended}}, []string{"bee", "dog"}},
+		{"status and page", TenantFilter{Statuses: []tenancy.Status{StatusActive}, After: "ant", Limit: 1}, []string{"cat"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

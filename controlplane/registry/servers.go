@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/startupwebapp/platform/platform/secrets"
+	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
 // DBServer is a Postgres server that holds tenant databases.
@@ -29,7 +30,7 @@ type DBServer struct {
 func DBServerSecretName(name string) string { return "swa/dbservers/" + name }
 
 const serverColumns = `s.id, s.name, s.host, s.port, s.capacity,
-	(SELECT count(*) FROM tenants t WHERE t.db_server_id = s.id AND t.status <> 'deleted'),
+	(SELECT count(*) FROM tenants t WHERE t.db_server_id = s.id AND t.status <> '` + string(tenancy.Deleted) + `'),
 	s.admin_secret_ref, s.created_at FROM db_servers s`
 
 func scanServer(row pgx.Row) (DBServer, error) {
@@ -42,7 +43,7 @@ func scanServer(row pgx.Row) (DBServer, error) {
 // the secrets store (a new version only when it changed), host and port to
 // the table. Calling it at every start is cheap and idempotent.
 func (r *Registry) EnsureDBServer(ctx context.Context, name, adminDSN, host string, port int) (DBServer, error) {
-	if !slugRE.MatchString(name) {
+	if !tenancy.ValidSlug(name) { // server names follow the slug rule
 		return DBServer{}, invalid("name", "want 2-40 characters of a-z, 0-9 and '-', starting with a letter")
 	}
 	if adminDSN == "" {

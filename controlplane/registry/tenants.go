@@ -9,40 +9,41 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/startupwebapp/platform/platform/directory"
+	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
-// Tenant statuses. Only active tenants are routed by the data plane.
+// Tenant statuses: the registry's names for the statuses of package
+// tenancy, which owns the list and what each means for routing.
 const (
-	StatusProvisioning = "provisioning"
-	StatusActive       = "active"
-	StatusSuspended    = "suspended"
-	StatusFailed       = "failed"
-	StatusDeleting     = "deleting"
-	StatusDeleted      = "deleted"
+	StatusProvisioning = tenancy.Provisioning
+	StatusActive       = tenancy.Active
+	StatusSuspended    = tenancy.Suspended
+	StatusFailed       = tenancy.Failed
+	StatusDeleting     = tenancy.Deleting
+	StatusDeleted      = tenancy.Deleted
 )
 
 // Tenant is one row of the registry with its domains and origins, in the
 // shape the admin API returns.
 type Tenant struct {
-	ID                  int64              `json:"id"`
-	Slug                string             `json:"slug"`
-	DisplayName         string             `json:"display_name"`
-	Status              string             `json:"status"`
-	Plan                string             `json:"plan"`
-	ForkOf              *string            `json:"fork_of"`
-	DBServer            *string            `json:"db_server"`
-	DBName              string             `json:"db_name"`
-	DBRole              string             `json:"db_role"`
-	SchemaVersion       int64              `json:"schema_version"`
-	LastMigrationStatus *string            `json:"last_migration_status"`
-	LastMigrationError  *string            `json:"last_migration_error"`
-	LastMigrationAt     *time.Time         `json:"last_migration_at"`
-	Settings            directory.Settings `json:"settings"`
-	Domains             []string           `json:"domains"` // the default domain first
-	Origins             []string           `json:"origins"`
-	CreatedAt           time.Time          `json:"created_at"`
-	UpdatedAt           time.Time          `json:"updated_at"`
+	ID                  int64                    `json:"id"`
+	Slug                string                   `json:"slug"`
+	DisplayName         string                   `json:"display_name"`
+	Status              tenancy.Status           `json:"status"`
+	Plan                string                   `json:"plan"`
+	ForkOf              *string                  `json:"fork_of"`
+	DBServer            *string                  `json:"db_server"`
+	DBName              string                   `json:"db_name"`
+	DBRole              string                   `json:"db_role"`
+	SchemaVersion       int64                    `json:"schema_version"`
+	LastMigrationStatus *tenancy.MigrationStatus `json:"last_migration_status"`
+	LastMigrationError  *string                  `json:"last_migration_error"`
+	LastMigrationAt     *time.Time               `json:"last_migration_at"`
+	Settings            tenancy.Settings         `json:"settings"`
+	Domains             []string                 `json:"domains"` // the default domain first
+	Origins             []string                 `json:"origins"`
+	CreatedAt           time.Time                `json:"created_at"`
+	UpdatedAt           time.Time                `json:"updated_at"`
 
 	ForkOfID   *int64 `json:"-"`
 	DBServerID *int64 `json:"-"`
@@ -91,9 +92,9 @@ func (r *Registry) TenantByID(ctx context.Context, id int64) (Tenant, error) {
 // TenantFilter narrows Tenants; the zero value lists every tenant but the
 // deleted.
 type TenantFilter struct {
-	Statuses []string // empty: every status but deleted
-	After    string   // only slugs after this one (the previous page's last)
-	Limit    int      // at most this many (0: no limit)
+	Statuses []tenancy.Status // empty: every status but deleted
+	After    string           // only slugs after this one (the previous page's last)
+	Limit    int              // at most this many (0: no limit)
 }
 
 // Tenants lists tenants by slug.
@@ -102,18 +103,18 @@ func (r *Registry) Tenants(ctx context.Context, f TenantFilter) ([]Tenant, error
 		return nil, invalid("limit", "want a positive number")
 	}
 	var statuses []string // nil: every status but deleted
-	if len(f.Statuses) > 0 {
-		statuses = f.Statuses
+	for _, st := range f.Statuses {
+		statuses = append(statuses, string(st))
 	}
 	var limit *int
 	if f.Limit > 0 {
 		limit = &f.Limit
 	}
 	q := "SELECT " + tenantColumns + `
-		WHERE (CASE WHEN $1::text[] IS NULL THEN t.status <> 'deleted' ELSE t.status = ANY($1) END)
+		WHERE (CASE WHEN $1::text[] IS NULL THEN t.status <> $4 ELSE t.status = ANY($1) END)
 		  AND t.slug > $2
 		ORDER BY t.slug LIMIT $3`
-	rows, err := r.db.Query(ctx, q, statuses, f.After, limit)
+	rows, err := r.db.Query(ctx, q, statuses, f.After, limit, string(tenancy.Deleted))
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
 	}
@@ -130,7 +131,7 @@ type NewTenant struct {
 	DBServerID              int64
 	DBName, DBRole          string
 	ForkOfID                *int64
-	Settings                directory.Settings
+	Settings                tenancy.Settings
 	SecretsRef              string
 	DefaultDomain           string
 	Domains                 []string // normalized, without the default
@@ -146,7 +147,7 @@ func (r *Registry) InsertTenant(ctx context.Context, n NewTenant) (Tenant, error
 	}
 	plan := n.Plan
 	if plan == "" {
-		plan = "standard"
+		plan = tenancy.DefaultPlan
 	}
 	const ins = `INSERT INTO tenants (slug, display_name, plan, db_server_id, db_name, db_role, fork_of, settings, secrets_ref)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`
@@ -193,8 +194,12 @@ func (r *Registry) insertDomain(ctx context.Context, tenantID int64, host string
 
 // SetStatus moves tenant id to status to, if its status is one of from;
 // otherwise ErrConflict naming the current status.
-func (r *Registry) SetStatus(ctx context.Context, id int64, from []string, to string) (Tenant, error) {
-	tag, err := r.db.Exec(ctx, `UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1 AND status = ANY($3)`, id, to, from)
+func (r *Registry) SetStatus(ctx context.Context, id int64, from []tenancy.Status, to tenancy.Status) (Tenant, error) {
+	froms := make([]string, len(from))
+	for i, st := range from {
+		froms[i] = string(st)
+	}
+	tag, err := r.db.Exec(ctx, `UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1 AND status = ANY($3)`, id, string(to), froms)
 	if err != nil {
 		return Tenant{}, fmt.Errorf("tenant %d: set status %s: %w", id, to, err)
 	}
@@ -296,7 +301,7 @@ func (r *Registry) RemoveOrigin(ctx context.Context, tenantID int64, origin stri
 }
 
 // ValidateSettings checks the fields of a settings document.
-func ValidateSettings(s directory.Settings) error {
+func ValidateSettings(s tenancy.Settings) error {
 	if s.FrontendOrigin != "" {
 		if _, err := NormalizeOrigin(s.FrontendOrigin); err != nil || strings.Contains(s.FrontendOrigin, "*") {
 			return invalid("settings.frontend_origin", "want scheme://host[:port]")
@@ -335,7 +340,7 @@ func validRateLimit(v string) bool {
 }
 
 // UpdateSettings replaces the tenant's settings document.
-func (r *Registry) UpdateSettings(ctx context.Context, tenantID int64, s directory.Settings) error {
+func (r *Registry) UpdateSettings(ctx context.Context, tenantID int64, s tenancy.Settings) error {
 	if err := ValidateSettings(s); err != nil {
 		return err
 	}
@@ -362,15 +367,15 @@ func (r *Registry) Rename(ctx context.Context, tenantID int64, displayName, plan
 // version is the schema version the database is at, migErr the failure (nil
 // for success).
 func (r *Registry) RecordMigration(ctx context.Context, tenantID, version int64, migErr error) error {
-	status, msg := "ok", (*string)(nil)
+	status, msg := tenancy.MigrationOK, (*string)(nil)
 	if migErr != nil {
-		status = "failed"
+		status = tenancy.MigrationFailed
 		m := migErr.Error()
 		msg = &m
 	}
 	const q = `UPDATE tenants SET schema_version = CASE WHEN $2 > 0 THEN $2 ELSE schema_version END,
 		last_migration_status = $3, last_migration_error = $4, last_migrated_at = now() WHERE id = $1`
-	if _, err := r.db.Exec(ctx, q, tenantID, version, status, msg); err != nil {
+	if _, err := r.db.Exec(ctx, q, tenantID, version, string(status), msg); err != nil {
 		return fmt.Errorf("tenant %d: record migration: %w", tenantID, err)
 	}
 	return nil

@@ -3,17 +3,16 @@ package registry
 import (
 	"net"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
-)
 
-var slugRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,38}[a-z0-9]$`)
+	"github.com/startupwebapp/platform/platform/tenancy"
+)
 
 // ValidateSlug checks a tenant slug: 2 to 40 characters, lowercase letters,
 // digits and '-', starting with a letter and not ending with '-'.
 func ValidateSlug(slug string) error {
-	if !slugRE.MatchString(slug) {
+	if !tenancy.ValidSlug(slug) {
 		return invalid("slug", "want 2-40 characters of a-z, 0-9 and '-', starting with a letter and not ending with '-'")
 	}
 	return nil

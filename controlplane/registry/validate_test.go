@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/startupwebapp/platform/platform/directory"
+	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
 func TestValidateSlug(t *testing.T) {
@@ -119,20 +119,20 @@ func TestValidateSettings(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name  string
-		s     directory.Settings
+		s     tenancy.Settings
 		field string // "" for valid
 	}{
-		{"empty", directory.Settings{}, ""},
-		{"full", directory.Settings{FrontendOrigin: "http://localhost:8080", FromAddress: "a@b.test", CookieDomain: ".shop.test",
+		{"empty", tenancy.Settings{}, ""},
+		{"full", tenancy.Settings{FrontendOrigin: "http://localhost:8080", FromAddress: "a@b.test", CookieDomain: ".shop.test",
 			RateLimits: map[string]string{"login": "10/m", "chat": "off", "notify_me": "100/d"}}, ""},
-		{"origin", directory.Settings{FrontendOrigin: "localhost:8080"}, "settings.frontend_origin"},
-		{"origin pattern", directory.Settings{FrontendOrigin: "https://*.shop.test"}, "settings.frontend_origin"},
-		{"from", directory.Settings{FromAddress: "nobody"}, "settings.from_address"},
-		{"from header injection", directory.Settings{FromAddress: "a@b.test\r\nBcc: x@y.test"}, "settings.from_address"},
-		{"cookie domain", directory.Settings{CookieDomain: "shop.test:80"}, "settings.cookie_domain"},
-		{"rate zero", directory.Settings{RateLimits: map[string]string{"login": "0/m"}}, "settings.rate_limits.login"},
-		{"rate period", directory.Settings{RateLimits: map[string]string{"login": "10/w"}}, "settings.rate_limits.login"},
-		{"rate word", directory.Settings{RateLimits: map[string]string{"chat": "many"}}, "settings.rate_limits.chat"},
+		{"origin", tenancy.Settings{FrontendOrigin: "localhost:8080"}, "settings.frontend_origin"},
+		{"origin pattern", tenancy.Settings{FrontendOrigin: "https://*.shop.test"}, "settings.frontend_origin"},
+		{"from", tenancy.Settings{FromAddress: "nobody"}, "settings.from_address"},
+		{"from header injection", tenancy.Settings{FromAddress: "a@b.test\r\nBcc: x@y.test"}, "settings.from_address"},
+		{"cookie domain", tenancy.Settings{CookieDomain: "shop.test:80"}, "settings.cookie_domain"},
+		{"rate zero", tenancy.Settings{RateLimits: map[string]string{"login": "0/m"}}, "settings.rate_limits.login"},
+		{"rate period", tenancy.Settings{RateLimits: map[string]string{"login": "10/w"}}, "settings.rate_limits.login"},
+		{"rate word", tenancy.Settings{RateLimits: map[string]string{"chat": "many"}}, "settings.rate_limits.chat"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

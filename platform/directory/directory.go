@@ -17,20 +17,22 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
 // Result says what Lookup found for a host.
 type Result int
 
-// Lookup outcomes. Only Found routes a request; the server answers 503 for
-// Suspended and 404 for every other result, so a client cannot tell an
-// unknown host from a deleted or unfinished tenant.
+// Lookup outcomes, one per tenancy.Routing class plus Unknown. Only Found
+// routes a request; the server answers 503 for Suspended and 404 for Gone
+// and Unknown alike, so a client cannot tell an unknown host from a deleted
+// or unfinished tenant.
 const (
 	Unknown   Result = iota // no tenant answers on the host
-	Found                   // an active tenant
-	Suspended               // the tenant exists but is suspended
-	Deleted                 // the tenant is being deleted or is deleted
-	Pending                 // provisioning or failed: not routable until active
+	Found                   // a tenant whose status is served (tenancy.Serve)
+	Suspended               // the tenant exists but is switched off (tenancy.Unavailable)
+	Gone                    // provisioning, failed, deleting or deleted (tenancy.Gone)
 )
 
 func (r Result) String() string {
@@ -39,12 +41,22 @@ func (r Result) String() string {
 		return "found"
 	case Suspended:
 		return "suspended"
-	case Deleted:
-		return "deleted"
-	case Pending:
-		return "pending"
+	case Gone:
+		return "gone"
 	default:
 		return "unknown"
+	}
+}
+
+// resultOf is the tenant's lookup result, from its status's routing class.
+func resultOf(s tenancy.Status) Result {
+	switch s.Routing() {
+	case tenancy.Serve:
+		return Found
+	case tenancy.Unavailable:
+		return Suspended
+	default:
+		return Gone
 	}
 }
 
@@ -124,19 +136,6 @@ func (d *Directory) Lookup(host string) (*Tenant, Result) {
 		}
 	}
 	return t, resultOf(t.Status)
-}
-
-func resultOf(status string) Result {
-	switch status {
-	case "active":
-		return Found
-	case "suspended":
-		return Suspended
-	case "deleting", "deleted":
-		return Deleted
-	default:
-		return Pending
-	}
 }
 
 // normalizeHost lowercases host and strips a port and a trailing dot. It

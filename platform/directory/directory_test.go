@@ -16,9 +16,43 @@ import (
 	"github.com/startupwebapp/platform/platform/directory"
 	"github.com/startupwebapp/platform/platform/directory/directorytest"
 	"github.com/startupwebapp/platform/platform/pgtest"
+	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// Every status a tenant can have routes as its tenancy class says: a new
+// status is answered by the class it was given, never by accident.
+func TestEveryStatusRoutesByItsClass(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewPool(t, migrations.Platform)
+	want := map[tenancy.Routing]directory.Result{
+		tenancy.Serve: directory.Found, tenancy.Unavailable: directory.Suspended, tenancy.Gone: directory.Gone,
+	}
+	for _, st := range tenancy.Statuses() {
+		directorytest.AddTenant(t, db, directorytest.Tenant{Slug: "s-" + string(st), Status: st})
+	}
+	d := directory.New(directory.Options{DB: db, BaseDomain: "swa.test", Log: quietLog()})
+	if err := d.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range tenancy.Statuses() {
+		res, ok := want[st.Routing()]
+		if !ok {
+			t.Errorf("status %q is routed as %v, which platform/directory/directory.go (resultOf) has no result for", st, st.Routing())
+			continue
+		}
+		tn, got := d.Lookup("s-" + string(st) + ".swa.test")
+		if got != res || tn == nil || tn.Status != st || tn.Serving() != (res == directory.Found) {
+			t.Errorf("status %q: Lookup = %v (tenant %+v), want %v", st, got, tn, res)
+		}
+	}
+	// A status this binary does not know (written by a newer control plane)
+	// is refused, not served.
+	if got := directory.ResultOf("no-such-status"); got != directory.Gone {
+		t.Errorf("unknown status: result %v, want gone", got)
+	}
+}
 
 func TestLookup(t *testing.T) {
 	t.Parallel()
@@ -56,10 +90,10 @@ func TestLookup(t *testing.T) {
 		{"acme2.swa.test", "squatter", directory.Found},
 		{"sleepy.test", "sleepy", directory.Suspended},
 		{"sleepy.swa.test", "sleepy", directory.Suspended},
-		{"gone.test", "gone", directory.Deleted},
-		{"going.swa.test", "going", directory.Deleted},
-		{"newbie.swa.test", "newbie", directory.Pending},
-		{"broken.swa.test", "broken", directory.Pending},
+		{"gone.test", "gone", directory.Gone},
+		{"going.swa.test", "going", directory.Gone},
+		{"newbie.swa.test", "newbie", directory.Gone},
+		{"broken.swa.test", "broken", directory.Gone},
 		{"nobody.swa.test", "", directory.Unknown},
 		{"x.acme.swa.test", "", directory.Unknown},
 		{"swa.test", "", directory.Unknown},
@@ -142,7 +176,7 @@ func (r *recorder) record(old, new *directory.Tenant) {
 		if t == nil {
 			return "nil"
 		}
-		return t.Slug + "/" + t.Status
+		return t.Slug + "/" + string(t.Status)
 	}
 	r.changes = append(r.changes, describe(old)+"->"+describe(new))
 }

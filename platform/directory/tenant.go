@@ -4,13 +4,15 @@
 // platform database is unreachable.
 package directory
 
+import "github.com/startupwebapp/platform/platform/tenancy"
+
 // Tenant is what the data plane knows of one tenant: enough to route a
 // request, open its database and apply its settings.
 type Tenant struct {
 	ID          int64
 	Slug        string
 	DisplayName string
-	Status      string // provisioning | active | suspended | failed | deleting | deleted
+	Status      tenancy.Status
 
 	Hosts   []string // every hostname routed to the tenant, default first
 	Origins []string // browser origins trusted for CORS and CSRF
@@ -28,24 +30,12 @@ type Tenant struct {
 	Generation int64
 }
 
-// Settings is the JSON document in tenants.settings.
-type Settings struct {
-	// FrontendOrigin is the public origin of the tenant's frontend, used in
-	// email links and Stripe redirect URLs (e.g. http://localhost:8080).
-	FrontendOrigin string `json:"frontend_origin,omitempty"`
-	// FromAddress is the From header of the tenant's email.
-	FromAddress string `json:"from_address,omitempty"`
-	// CookieDomain is the Domain attribute of the tenant's cookies; empty
-	// means host-only cookies.
-	CookieDomain string `json:"cookie_domain,omitempty"`
-	// RateLimits overrides platform defaults by limit name (login,
-	// create_account, reset_password, chat, notify_me), as "N/period" with
-	// period s, m, h or d (e.g. "10/h"), or "off".
-	RateLimits map[string]string `json:"rate_limits,omitempty"`
-}
+// Settings is the JSON document in tenants.settings; the type belongs to
+// package tenancy, which the control plane writes it with.
+type Settings = tenancy.Settings
 
 // Serving reports whether requests for the tenant are answered.
-func (t *Tenant) Serving() bool { return t.Status == "active" }
+func (t *Tenant) Serving() bool { return t.Status.Serving() }
 
 // AllowsOrigin reports whether origin (scheme://host[:port], exactly as a
 // browser sends it) may call the tenant with credentials (CORS) and is

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -391,35 +392,121 @@ func TestRelayUnavailableSkipsTenantWithoutSpendingAttempts(t *testing.T) {
 	}
 }
 
+// holdFirst is a Sender for one of several workers: it delivers through
+// real SMTP, but the worker's first message waits until every worker has
+// reached its first send. A worker sends only what it claimed, so while the
+// first sends wait, every worker holds a claim of its own at the same time:
+// the overlap the claim query must survive is forced, not hoped for.
+type holdFirst struct {
+	next    mail.Sender
+	arrived *sync.WaitGroup // Done once per worker, at its first send
+	all     <-chan struct{} // closed once every worker arrived
+	once    sync.Once
+
+	mu   sync.Mutex
+	sent []string // subjects this worker delivered
+}
+
+func (h *holdFirst) Send(ctx context.Context, relay mail.SMTPSettings, m mail.Message) error {
+	h.once.Do(h.arrived.Done)
+	select {
+	case <-h.all:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(20 * time.Second):
+		return errors.New("not every worker claimed mail while this one held its first claim")
+	}
+	if err := h.next.Send(ctx, relay, m); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	h.sent = append(h.sent, m.Subject)
+	h.mu.Unlock()
+	return nil
+}
+
 func TestWorkersShareAnOutboxWithoutDoubleSending(t *testing.T) {
 	t.Parallel()
+	const workers, messages = 3, 12
 	s := newStack(t)
 	_, rcpt := unique(t)
-	for i := range 12 {
+	for i := range messages {
 		m := valid()
 		m.To = []string{rcpt}
-		m.Subject = "parallel " + strconv.Itoa(i)
+		m.Subject = rcpt + " parallel " + strconv.Itoa(i)
 		s.enqueue(t, m, true)
 	}
-	a, b := s.worker(t, mail.Options{Batch: 3}), s.worker(t, mail.Options{Batch: 3})
-	ctx := context.Background()
-	done := make(chan mail.Result, 2)
-	for _, w := range []*mail.Worker{a, b} {
+
+	var arrived sync.WaitGroup
+	arrived.Add(workers)
+	all := make(chan struct{})
+	go func() { arrived.Wait(); close(all) }()
+	senders := make([]*holdFirst, workers)
+	ws := make([]*mail.Worker, workers)
+	for i := range workers {
+		senders[i] = &holdFirst{next: mail.SMTP{}, arrived: &arrived, all: all}
+		ws[i] = s.worker(t, mail.Options{Batch: 2, Sender: senders[i]})
+	}
+
+	type outcome struct {
+		res mail.Result
+		err error
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := make(chan struct{})
+	done := make(chan outcome, workers)
+	for _, w := range ws {
 		go func() {
+			<-start
 			res, err := w.RunTenant(ctx, s.tenant)
-			if err != nil {
-				t.Error(err)
-			}
-			done <- res
+			done <- outcome{res, err}
 		}()
 	}
-	r1, r2 := <-done, <-done
-	if r1.Sent+r2.Sent != 12 {
-		t.Fatalf("sent %d + %d, want 12 in all", r1.Sent, r2.Sent)
+	close(start)
+	var total mail.Result
+	for range workers {
+		o := <-done
+		if o.err != nil {
+			t.Errorf("RunTenant: %v", o.err)
+		}
+		total.Sent, total.Retried, total.Failed = total.Sent+o.res.Sent, total.Retried+o.res.Retried, total.Failed+o.res.Failed
 	}
-	s.mp.Wait(t, `to:"`+rcpt+`"`, 12, 10*time.Second)
+	if total != (mail.Result{Sent: messages}) {
+		t.Fatalf("workers did %+v in all, want %d sent and nothing retried or failed", total, messages)
+	}
+
+	seen := map[string]int{}
+	for i, h := range senders {
+		if len(h.sent) == 0 {
+			t.Errorf("worker %d sent nothing: the work was not shared", i)
+		}
+		for _, subj := range h.sent {
+			seen[subj]++
+		}
+	}
+	for i := range messages {
+		if subj := rcpt + " parallel " + strconv.Itoa(i); seen[subj] != 1 {
+			t.Errorf("%q handed to SMTP %d times, want once", subj, seen[subj])
+		}
+	}
+	for i, r := range s.rows(t) {
+		if r.status != "sent" || r.attempts != 1 {
+			t.Errorf("outbox row %d: %s after %d attempts, want sent after one", i, r.status, r.attempts)
+		}
+	}
+	got := s.mp.Wait(t, `to:"`+rcpt+`"`, messages, 10*time.Second)
 	time.Sleep(200 * time.Millisecond)
-	if n := s.mp.Count(t, `to:"`+rcpt+`"`); n != 12 {
-		t.Fatalf("%d messages delivered, want 12", n)
+	if n := s.mp.Count(t, `to:"`+rcpt+`"`); n != messages {
+		t.Fatalf("%d messages delivered, want %d", n, messages)
+	}
+	delivered := map[string]int{}
+	for _, m := range got {
+		delivered[m.Subject]++
+	}
+	for subj, n := range delivered {
+		if n != 1 {
+			t.Errorf("Mailpit holds %q %d times", subj, n)
+		}
 	}
 }

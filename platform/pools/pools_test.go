@@ -25,6 +25,7 @@ import (
 	"github.com/startupwebapp/platform/platform/pgtest"
 	"github.com/startupwebapp/platform/platform/pools"
 	"github.com/startupwebapp/platform/platform/secrets"
+	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -153,7 +154,10 @@ func TestAcquireOpensLazilyPerTenant(t *testing.T) {
 		t.Errorf("server sees %d backends, want 2", n)
 	}
 
-	for _, st := range []string{"suspended", "provisioning", "deleted"} {
+	for _, st := range tenancy.Statuses() {
+		if st.Serving() {
+			continue
+		}
 		off := *a
 		off.Status = st
 		if _, err := m.Acquire(ctx, &off); !errors.Is(err, pools.ErrNotServing) {
@@ -359,11 +363,13 @@ func TestBudget(t *testing.T) {
 	var exhausted atomic.Int32
 	var wg sync.WaitGroup
 	errs := make(chan error, 1000)
+	begin := make(chan struct{}) // every load loop starts at once
 	for i, tn := range list {
 		for range 4 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				<-begin
 				for range 8 {
 					err := m.Do(context.Background(), tn, func(c *pgxpool.Conn) error {
 						_, err := c.Exec(context.Background(), "SELECT pg_sleep(0.02)")
@@ -381,6 +387,7 @@ func TestBudget(t *testing.T) {
 			}()
 		}
 	}
+	close(begin)
 	wg.Wait()
 	close(stop)
 	<-sampled
@@ -580,7 +587,7 @@ func TestQueuedDialTakesOwnIdleConnection(t *testing.T) {
 		defer c.Release()
 		got <- result{pid: c.Conn().PgConn().PID()}
 	}()
-	time.Sleep(100 * time.Millisecond) // let it queue
+	waitFor(t, "the second Acquire to queue for the budget", func() bool { return m.BudgetWaiters() == 1 })
 	start := time.Now()
 	held.Release()
 	r := <-got
@@ -631,6 +638,8 @@ func TestWaitersServedWhileHotTenantBusy(t *testing.T) {
 			}
 		}()
 	}
+	// The cold tenants start only once the hot one holds the whole budget.
+	waitFor(t, "the hot tenant to fill the budget", func() bool { return m.Stats().Open == 2 })
 	for i, tn := range cold {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			if _, err := whoami(ctx, m, tn); err != nil {

@@ -287,3 +287,70 @@ func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return 0
 }
+
+// Two replicas (limiters sharing Redis) hit by concurrent logins from one
+// address, all released at once, let exactly the limit through between
+// them: the count lives in Redis, not in either process.
+func TestConcurrentRequestsAcrossReplicasShareOneLimit(t *testing.T) {
+	t.Parallel()
+	dir := newDirectory(t)
+	rdb, prefix := pgtest.Redis(t)
+	// A generous Redis timeout: thirty connections dialled at once under
+	// -race can take longer than the default, and this test is about
+	// counting, not failing open (each limiter's metric says if it did).
+	regs := []*prometheus.Registry{prometheus.NewRegistry(), prometheus.NewRegistry()}
+	replicas := make([]*fiber.App, len(regs))
+	for i, reg := range regs {
+		replicas[i] = newApp(dir, ratelimit.New(ratelimit.Options{Redis: rdb, Prefix: prefix, Timeout: 10 * time.Second, Metrics: reg}))
+	}
+	const n, limit = 30, 10 // login's default is 10/h
+	type answer struct {
+		replica, status int
+		err             error
+	}
+	start := make(chan struct{})
+	answers := make(chan answer, n)
+	for i := range n {
+		go func() {
+			<-start
+			hr := httptest.NewRequest("POST", "http://"+hostA+"/user/login", strings.NewReader(""))
+			hr.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			hr.Header.Set("X-Forwarded-For", "10.9.9.9")
+			res, err := replicas[i%2].Test(hr, -1)
+			if err != nil {
+				answers <- answer{replica: i % 2, err: err}
+				return
+			}
+			res.Body.Close()
+			answers <- answer{replica: i % 2, status: res.StatusCode}
+		}()
+	}
+	close(start)
+	passed, rejected := 0, 0
+	answered := [2]int{}
+	for range n {
+		a := <-answers
+		switch {
+		case a.err != nil:
+			t.Errorf("replica %d: %v", a.replica, a.err)
+		case a.status == 200:
+			passed++
+		case a.status == 403:
+			rejected++
+		default:
+			t.Errorf("replica %d answered %d", a.replica, a.status)
+		}
+		answered[a.replica]++
+	}
+	if passed != limit || rejected != n-limit {
+		t.Errorf("passed %d, rejected %d; want %d, %d across both replicas", passed, rejected, limit, n-limit)
+	}
+	if answered[0] != n/2 || answered[1] != n/2 {
+		t.Errorf("replicas answered %v, want %d each", answered, n/2)
+	}
+	for i, reg := range regs {
+		if got := counterSum(t, reg, "swa_ratelimit_fail_open_total"); got != 0 {
+			t.Errorf("replica %d failed open %v times", i, got)
+		}
+	}
+}

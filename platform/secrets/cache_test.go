@@ -240,9 +240,22 @@ func TestCacheNotFoundIsNotStale(t *testing.T) {
 	}
 }
 
+// arrivalCtx reports, once, the first time a Get selects on its Done
+// channel: the Cache does so only after joining (or starting) the shared
+// read, so the test knows each caller is waiting on the read in flight.
+type arrivalCtx struct {
+	context.Context
+	once    sync.Once
+	arrived *sync.WaitGroup
+}
+
+func (c *arrivalCtx) Done() <-chan struct{} {
+	c.once.Do(c.arrived.Done)
+	return c.Context.Done()
+}
+
 // TestCacheSingleflight: concurrent misses of one name make one backend read.
-// The read is held back by a real table lock so that every Get arrives while
-// it is in flight.
+// The read is held back by a real table lock until every Get has joined it.
 func TestCacheSingleflight(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -259,11 +272,14 @@ func TestCacheSingleflight(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 100
-	var wg sync.WaitGroup
+	var wg, arrived sync.WaitGroup
+	arrived.Add(n)
+	start := make(chan struct{})
 	results := make([]string, n)
 	for i := range n {
 		wg.Go(func() {
-			v, err := c.Get(ctx, "swa/tenants/acme")
+			<-start
+			v, err := c.Get(&arrivalCtx{Context: ctx, arrived: &arrived}, "swa/tenants/acme")
 			if err != nil {
 				results[i] = err.Error()
 				return
@@ -271,8 +287,14 @@ func TestCacheSingleflight(t *testing.T) {
 			results[i] = string(v)
 		})
 	}
-	waitFor(t, func() bool { return inner.gets.Load() >= 1 })
-	time.Sleep(100 * time.Millisecond) // let every goroutine reach the cache
+	close(start)
+	all := make(chan struct{})
+	go func() { arrived.Wait(); close(all) }()
+	select {
+	case <-all:
+	case <-time.After(10 * time.Second):
+		t.Error("not every Get joined the read while it was held back")
+	}
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -309,8 +331,10 @@ func TestCacheConcurrentUse(t *testing.T) {
 	c := secrets.NewCache(l, 5*time.Millisecond, nil)
 	mustPut(t, c, "swa/tenants/acme", "start")
 	var wg sync.WaitGroup
+	start := make(chan struct{}) // every goroutine begins at once
 	for i := range 8 {
 		wg.Go(func() {
+			<-start
 			for j := range 20 {
 				switch (i + j) % 4 {
 				case 0:
@@ -325,6 +349,7 @@ func TestCacheConcurrentUse(t *testing.T) {
 			}
 		})
 	}
+	close(start)
 	wg.Wait()
 	mustPut(t, c, "swa/tenants/acme", "final")
 	mustGet(t, c, "swa/tenants/acme", "final")

@@ -147,8 +147,10 @@ func testConcurrentPuts(t *testing.T, s secrets.Store, name string, n int) {
 		written = map[int][]byte{}
 		errs    []error
 	)
+	start := make(chan struct{}) // every Put begins at once
 	for i := range n {
 		wg.Go(func() {
+			<-start
 			value := []byte(pgtest.RandomName("concurrent-"))
 			v, err := s.Put(ctx, name, value)
 			mu.Lock()
@@ -163,6 +165,7 @@ func testConcurrentPuts(t *testing.T, s secrets.Store, name string, n int) {
 			written[v] = value
 		})
 	}
+	close(start)
 	wg.Wait()
 	for _, err := range errs {
 		t.Errorf("Put: %v", err)

@@ -64,8 +64,12 @@ var templates = map[string]emailTemplate{
 		"Welcome to {{.Site}}! Your username is {{.Username}}.\n\nPlease verify your email address by following this link (it is valid for 24 hours):\n{{.Link}}",
 		`<p>Welcome to {{.Site}}! Your username is <b>{{.Username}}</b>.</p><p>Please <a href="{{.Link}}">verify your email address</a> (the link is valid for 24 hours):<br>{{.Link}}</p>`),
 	kindVerification: newTemplate("Email Verification Request for {{.Origin}}",
-		"We received a request to verify your email address. Please follow this link (it is valid for 24 hours):\n{{.Link}}",
-		`<p>We received a request to verify your email address. Please <a href="{{.Link}}">verify it here</a> (the link is valid for 24 hours):<br>{{.Link}}</p>`),
+		"We received a request to verify this email address for the username {{.Username}} at {{.Origin}}. "+
+			"If you made it, please confirm that you may use this address by following this link (it is valid for 24 hours from this request):\n{{.Link}}"+
+			"\n\nDo not follow the link if the request was not yours.",
+		`<p>We received a request to verify this email address for the username <b>{{.Username}}</b> at {{.Origin}}. `+
+			`If you made it, please <a href="{{.Link}}">confirm that you may use this address</a> (the link is valid for 24 hours from this request):<br>{{.Link}}</p>`+
+			`<p>Do not follow the link if the request was not yours.</p>`),
 	kindPasswordReset: newTemplate("Password Reset Request for {{.Origin}}",
 		"We received a request to reset the password of your account {{.Username}}. Choose a new password by following this link (it expires in 1 hour):\n{{.Link}}",
 		`<p>We received a request to reset the password of your account <b>{{.Username}}</b>. <a href="{{.Link}}">Choose a new password</a> (the link expires in 1 hour):<br>{{.Link}}</p>`),

@@ -310,9 +310,8 @@ func TestCreateAccountVerifyEmail(t *testing.T) {
 
 	// A new code by mail, then the anonymous answers.
 	want(t, "new code", b.call("GET", "/user/verify-email-address", nil), `{"verify_email_address":"verification_email_sent"}`)
-	if got := f.deliver(t, email, 2); !strings.HasPrefix(got[0].Subject, "Email Verification Request for ") {
-		t.Fatalf("newest mail = %q", got[0].Subject)
-	}
+	verification := f.deliver(t, email, 2)[0]
+	wantVerificationMail(t, verification, "Jane Doe", "jane_doe", f.a.DisplayName)
 	want(t, "logout", b.call("GET", "/user/logout", nil), `{"logout":"true"}`)
 	if b.cookies["sessionid"] != "" || b.cookies["anonymousclientevent"] == ace {
 		t.Fatalf("logout cookies = %v", b.cookies)
@@ -321,6 +320,39 @@ func TestCreateAccountVerifyEmail(t *testing.T) {
 		want(t, path, b.call("GET", path, nil), `{"`+key+`":"user_not_authenticated"}`)
 	}
 	want(t, "anon content", b.call("GET", "/user/account-content", nil), `{"account_content":{"authenticated":"false"}}`)
+}
+
+// wantVerificationMail compares a delivered verification mail (E2) as a
+// whole: it names the username that claims the address, so the address's
+// owner can tell which account asked.
+func wantVerificationMail(t *testing.T, m mailpit.Message, name, username, site string) {
+	t.Helper()
+	code := codeRE.FindStringSubmatch(m.Text)
+	if code == nil {
+		t.Fatalf("no verification code in %q", m.Text)
+	}
+	link := frontend + "/account/?email_verification_code=" + code[1]
+	for _, c := range []struct{ part, got, want string }{
+		{"subject", m.Subject, "Email Verification Request for " + frontend},
+		{"text", m.Text, "Hi " + name + ",\r\n\r\n" +
+			"We received a request to verify this email address for the username " + username + " at " + frontend + ". " +
+			"If you made it, please confirm that you may use this address by following this link (it is valid for 24 hours from this request):\r\n" +
+			link + "\r\n\r\n" +
+			"Do not follow the link if the request was not yours.\r\n\r\n" +
+			"If you did not request this, please forward this email to owner-a@example.com and let us know.\r\n\r\n" +
+			"Questions? Call us toll-free at 1-800-123-4567.\r\n\r\n" +
+			"Thank you,\r\n" + site + "\r\n"},
+		{"html", m.HTML, "<p>Hi " + name + ",</p>" +
+			"<p>We received a request to verify this email address for the username <b>" + username + "</b> at " + frontend + ". " +
+			`If you made it, please <a href="` + link + `">confirm that you may use this address</a> (the link is valid for 24 hours from this request):<br>` + link + "</p>" +
+			"<p>Do not follow the link if the request was not yours.</p>" +
+			`<p>If you did not request this, please forward this email to <a href="mailto:owner-a@example.com">owner-a@example.com</a> and let us know.</p>` +
+			"<p>Questions? Call us toll-free at 1-800-123-4567.</p><p>Thank you,<br>" + site + "</p>"},
+	} {
+		if c.got != c.want {
+			t.Errorf("verification mail %s:\n got %q\nwant %q", c.part, c.got, c.want)
+		}
+	}
 }
 
 func TestLoginRehashesImportedPasswordAndMergesCart(t *testing.T) {
