@@ -373,11 +373,14 @@ func TestCacheCallerCancel(t *testing.T) {
 		t.Errorf("cancelled Get: err = %v", err)
 	}
 	close(inner.gate)
-	// The shared read finished for the others and filled the cache.
+	// The shared read finished for the others and filled the cache. (Polled
+	// without Get: a Get between the read's end and the fill would
+	// rightly read again.)
 	waitFor(t, func() bool {
-		v, err := c.Get(context.Background(), "swa/tenants/acme")
-		return err == nil && string(v) == "v"
+		v, ok := c.Cached("swa/tenants/acme")
+		return ok && string(v) == "v"
 	})
+	mustGet(t, c, "swa/tenants/acme", "v")
 	if n := inner.gets.Load(); n != 1 {
 		t.Errorf("backend reads = %d, want 1", n)
 	}
