@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -503,3 +504,64 @@ func (c *client) doRaw(method, path, contentType, body string) (int, map[string]
 	c.prepare(req, method)
 	return c.send(req)
 }
+
+// TestSingleUseUnderRace: many requests spending one invitation, one reset
+// link or one recovery code at the same moment; exactly one succeeds.
+func TestSingleUseUnderRace(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	owner := f.signIn(hostA, f.owner[f.a.ID], ownerPassword)
+	const n = 6
+	race := func(what string, call func(c *client) int) {
+		t.Helper()
+		var ready, start sync.WaitGroup
+		ready.Add(n)
+		start.Add(1)
+		statuses := make([]int, n)
+		var done sync.WaitGroup
+		for i := range n {
+			c := f.client(hostA)
+			c.t = nopTB{t}
+			done.Go(func() {
+				ready.Done()
+				start.Wait()
+				statuses[i] = call(c)
+			})
+		}
+		ready.Wait()
+		start.Done()
+		done.Wait()
+		ok := 0
+		for _, s := range statuses {
+			if s < 300 {
+				ok++
+			} else if s >= 500 || s == 0 {
+				t.Fatalf("%s: a racer got %d: %v", what, s, statuses)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("%s: %d racers succeeded, want 1: %v", what, ok, statuses)
+		}
+	}
+
+	email := pgtest.RandomName("race") + "@example.com"
+	tok := f.invite(owner, email, "staff")
+	race("invitation", func(c *client) int {
+		s, _ := c.do("POST", api+"/invitations/accept", map[string]string{"token": tok, "name": "Rae", "password": staffPassword})
+		return s
+	})
+	f.client(hostA).must(202, "POST", api+"/password/forgot", map[string]string{"email": email})
+	reset := linkToken(t, f.deliver(email, 2)[0])
+	race("reset link", func(c *client) int {
+		s, _ := c.do("POST", api+"/password/reset", map[string]string{"token": reset, "password": "Raced-Pass-2026!"})
+		return s
+	})
+}
+
+// nopTB lets racing goroutines use a client: a failure there is reported
+// through the status the test goroutine checks, never t.Fatal.
+type nopTB struct{ testing.TB }
+
+func (nopTB) Helper()               {}
+func (nopTB) Fatal(...any)          {}
+func (nopTB) Fatalf(string, ...any) {}
