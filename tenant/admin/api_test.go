@@ -413,7 +413,7 @@ func TestIdentitiesAreSeparate(t *testing.T) {
 	member := f.client(hostA)
 	member.do("GET", "/user/token", nil)
 	member.header["X-CSRFToken"] = member.cookies["csrftoken"]
-	status, _ := member.formJSON("/user/create-account", "firstname", "Mia", "lastname", "Member", "username", pgtest.RandomName("mia"),
+	status, _ := member.form("/user/create-account", "firstname", "Mia", "lastname", "Member", "username", pgtest.RandomName("mia"),
 		"email_address", f.owner[f.a.ID], "password", ownerPassword, "confirm_password", ownerPassword, "newsletter", "false", "remember_me", "true")
 	if status != 200 || member.cookies["sessionid"] == "" || !strings.Contains(member.raw, `"create_account":"true"`) {
 		t.Fatalf("member sign-up = %d %s", status, member.raw)
@@ -459,13 +459,6 @@ func TestIdentitiesAreSeparate(t *testing.T) {
 	if a["id"] != b["id"] || a["email"] == b["email"] {
 		t.Fatalf("want the same id with different people: %v %v", a, b)
 	}
-}
-
-// formJSON posts a form to the member API and decodes its JSON answer.
-func (c *client) formJSON(path string, kv ...string) (int, map[string]any) {
-	c.t.Helper()
-	status, _ := c.form(path, kv...)
-	return status, nil
 }
 
 func TestBadInputIsAClearClientError(t *testing.T) {
@@ -565,3 +558,48 @@ type nopTB struct{ testing.TB }
 func (nopTB) Helper()               {}
 func (nopTB) Fatal(...any)          {}
 func (nopTB) Fatalf(string, ...any) {}
+
+// TestTOTPGuessesLock: wrong codes count towards the lockout, and signing
+// in again with the password does not forgive them.
+func TestTOTPGuessesLock(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	email := f.owner[f.a.ID]
+	owner := f.signIn(hostA, email, ownerPassword)
+	secret := owner.must(200, "POST", api+"/me/totp", nil)["secret"].(string)
+	owner.must(200, "POST", api+"/me/totp/confirm", map[string]string{"code": f.code(t, secret, 0)})
+
+	wrong := func(c *client) string {
+		for _, code := range []string{"000000", "111111", "222222"} {
+			if code != f.code(t, secret, -1) && code != f.code(t, secret, 0) && code != f.code(t, secret, 1) {
+				return code
+			}
+		}
+		t.Fatal("no wrong code")
+		return ""
+	}
+	for i := range admin.DefaultMaxFailures {
+		c := f.client(hostA)
+		c.csrf = c.must(200, "POST", api+"/session", map[string]string{"email": email, "password": ownerPassword})["csrf_token"].(string)
+		if i == admin.DefaultMaxFailures-1 {
+			c.refused(401, "code-invalid", "code", "POST", api+"/session/totp", map[string]string{"code": wrong(c)})
+			// Locked now: even the right code is refused, with the sign-in answer.
+			c.refused(401, "sign-in-failed", "", "POST", api+"/session/totp", map[string]string{"code": f.code(t, secret, 1)})
+			break
+		}
+		c.refused(401, "code-invalid", "code", "POST", api+"/session/totp", map[string]string{"code": wrong(c)})
+	}
+	f.client(hostA).refused(401, "sign-in-failed", "", "POST", api+"/session", map[string]string{"email": email, "password": ownerPassword})
+}
+
+// TestSessionAbsoluteExpiry: a session ends AbsoluteTimeout after sign-in
+// however much it is used.
+func TestSessionAbsoluteExpiry(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	owner := f.signIn(hostA, f.owner[f.a.ID], ownerPassword)
+	f.skewBy(admin.DefaultAbsoluteTimeout - time.Minute)
+	owner.must(200, "GET", api+"/me", nil)
+	f.skewBy(2 * time.Minute)
+	owner.refused(401, "unauthenticated", "", "GET", api+"/me", nil)
+}

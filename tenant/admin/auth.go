@@ -51,21 +51,19 @@ func (a *App) signIn(r *req, email, password string) (*staffSession, error) {
 	if s.TOTPEnabled {
 		stage = stageTOTP
 	}
-	err = a.tx(r, func(tx pgx.Tx) error {
-		q := `UPDATE staff SET failed_logins = 0, locked_until = NULL WHERE id = $1`
-		if stage == stageFull {
-			q = `UPDATE staff SET failed_logins = 0, locked_until = NULL, last_login = $2 WHERE id = $1`
-			if _, err := tx.Exec(r.ctx, q, s.ID, now); err != nil {
+	// With a second factor the failures are only forgiven once it passes:
+	// a known password must not reset the count of wrong codes.
+	if stage == stageFull {
+		err = a.tx(r, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(r.ctx, `UPDATE staff SET failed_logins = 0, locked_until = NULL, last_login = $2 WHERE id = $1`, s.ID, now); err != nil {
 				return err
 			}
 			return writeAudit(r.ctx, tx, auditEntry{StaffID: s.ID, Actor: s.Email, Action: "session.signed_in",
 				TargetType: "staff", TargetID: s.ID, ClientIP: r.clientIP, RequestID: r.requestID})
+		})
+		if err != nil {
+			return nil, fmt.Errorf("sign in: %w", err)
 		}
-		_, err := tx.Exec(r.ctx, q, s.ID)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sign in: %w", err)
 	}
 	return a.startSession(r, s, stage)
 }
@@ -125,7 +123,7 @@ func (a *App) signInTOTP(r *req, code, recovery string) (*staffSession, error) {
 		how = "recovery_code"
 	}
 	err = a.tx(r, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(r.ctx, `UPDATE staff SET failed_logins = 0, last_login = $2 WHERE id = $1`, s.ID, a.now()); err != nil {
+		if _, err := tx.Exec(r.ctx, `UPDATE staff SET failed_logins = 0, locked_until = NULL, last_login = $2 WHERE id = $1`, s.ID, a.now()); err != nil {
 			return err
 		}
 		return r.audit(tx, auditEntry{Action: "session.signed_in", TargetType: "staff", TargetID: s.ID,
