@@ -603,3 +603,34 @@ func TestSessionAbsoluteExpiry(t *testing.T) {
 	f.skewBy(2 * time.Minute)
 	owner.refused(401, "unauthenticated", "", "GET", api+"/me", nil)
 }
+
+// TestSessionIdleExpiry: a session unused for IdleTimeout is gone (Redis
+// expires it; the wait is well past the timeout).
+func TestSessionIdleExpiry(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{idle: time.Second})
+	owner := f.signIn(hostA, f.owner[f.a.ID], ownerPassword)
+	owner.must(200, "GET", api+"/me", nil)
+	time.Sleep(2500 * time.Millisecond)
+	owner.refused(401, "unauthenticated", "", "GET", api+"/me", nil)
+}
+
+// TestCookieOverHTTPS: behind a TLS-terminating proxy the staff cookie is
+// Secure, and the origin check expects https.
+func TestCookieOverHTTPS(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{trustProxy: true})
+	c := f.client(hostA)
+	c.header["X-Forwarded-Proto"] = "https"
+	c.header["Origin"] = "https://" + hostA
+	out := c.must(200, "POST", api+"/session", map[string]string{"email": f.owner[f.a.ID], "password": ownerPassword})
+	ck := c.last.Cookies()[0]
+	if ck.Name != admin.CookieName || !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/admin" {
+		t.Fatalf("cookie over HTTPS = %+v", ck)
+	}
+	c.csrf = out["csrf_token"].(string)
+	c.header["Origin"] = "http://" + hostA
+	c.refused(403, "csrf-failed", "", "POST", api+"/tokens", map[string]string{"name": "x"})
+	c.header["Origin"] = "https://" + hostA
+	c.must(201, "POST", api+"/tokens", map[string]string{"name": "x"})
+}

@@ -90,6 +90,10 @@ type fixture struct {
 
 type fixtureOptions struct {
 	limits map[string]ratelimit.Rate
+	// idle is the sessions' idle timeout (default the package's).
+	idle time.Duration
+	// trustProxy believes X-Forwarded-* from the test client's address.
+	trustProxy bool
 }
 
 // newFixture serves two tenants, each with its own database, the member
@@ -134,9 +138,13 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	}
 	limiter := ratelimit.New(ratelimit.Options{Redis: rdb, Prefix: prefix, Defaults: limits, Timeout: time.Second})
 	back := admin.New(admin.Options{DB: f.dbs, Key: key, Redis: rdb, Prefix: prefix, Limiter: limiter, Hasher: f.hasher,
-		Log: log, Now: now})
+		Log: log, Now: now, IdleTimeout: o.idle})
 	prot := csrf.New(csrf.Options{Key: csrf.KeyFunc(key), ExemptPrefixes: []string{"/admin/"}})
-	f.app = server.New(server.Options{Directory: dir, Log: log,
+	var proxies []string
+	if o.trustProxy {
+		proxies = []string{"0.0.0.0"}
+	}
+	f.app = server.New(server.Options{Directory: dir, Log: log, TrustedProxies: proxies,
 		Middleware: []fiber.Handler{store.Handler(), prot.Handler()},
 		Apps:       []server.App{members, back}})
 	w, err := mail.NewWorker(mail.Options{
