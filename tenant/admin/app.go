@@ -212,6 +212,10 @@ func (a *App) Mount(r fiber.Router) {
 // frame runs around every /admin request: who is asking, no caching, a
 // strict CSP, no CORS, and client errors in the API's shape.
 func (a *App) frame(c *fiber.Ctx) error {
+	// Fiber's prefix match also takes /administrator and the like.
+	if p := c.Path(); p != "/admin" && !strings.HasPrefix(p, "/admin/") {
+		return c.Next()
+	}
 	h := &c.Response().Header
 	h.Set(fiber.HeaderCacheControl, "no-store")
 	h.Set(fiber.HeaderContentSecurityPolicy, csp)

@@ -111,6 +111,7 @@ func (a *App) mountPages(g fiber.Router) {
 	post := func(path string, acc access, limits []fiber.Handler, h fiber.Handler) {
 		g.Post(path, append(limits, a.pageGuard(acc), h)...)
 	}
+	g.Get("", func(c *fiber.Ctx) error { return c.Redirect("/admin/", fiber.StatusMovedPermanently) })
 	g.Get("/", a.pageGuard(anyStaff), a.pageDashboard)
 	g.Get("/sign-in", a.pageSignIn)
 	post("/sign-in", public, lim("admin_login", "admin_login_account"), a.pageSignInPost)

@@ -27,6 +27,13 @@ func TestPagesSignInAndEscaping(t *testing.T) {
 	if status != http.StatusSeeOther || b.last.Header.Get("Location") != "/admin/sign-in" {
 		t.Fatalf("dashboard signed out = %d %s", status, b.last.Header.Get("Location"))
 	}
+	if status, _ = b.get("/admin"); status != http.StatusMovedPermanently || b.last.Header.Get("Location") != "/admin/" {
+		t.Fatalf("/admin = %d %s", status, b.last.Header.Get("Location"))
+	}
+	// Only /admin and below are the back office's.
+	if status, _ = b.get("/administrator"); status != 404 || b.last.Header.Get("Content-Security-Policy") != "" {
+		t.Fatalf("/administrator = %d, CSP %q", status, b.last.Header.Get("Content-Security-Policy"))
+	}
 	status, html := b.get("/admin/sign-in")
 	if status != 200 || !strings.Contains(html, `<label for="email">`) {
 		t.Fatalf("sign-in page = %d %s", status, html)
