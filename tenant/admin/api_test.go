@@ -634,3 +634,67 @@ func TestCookieOverHTTPS(t *testing.T) {
 	c.header["Origin"] = "https://" + hostA
 	c.must(201, "POST", api+"/tokens", map[string]string{"name": "x"})
 }
+
+// TestOwnersDemotingEachOther: two owners demote each other at the same
+// moment; one wins, the shop keeps exactly one owner.
+func TestOwnersDemotingEachOther(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	first := f.signIn(hostA, f.owner[f.a.ID], ownerPassword)
+	secondEmail := f.addStaff(first, "owner")
+	second := f.signIn(hostA, secondEmail, staffPassword)
+	ids := map[*client]string{}
+	for _, c := range []*client{first, second} {
+		ids[c] = fmt.Sprint(c.must(200, "GET", api+"/me", nil)["staff"].(map[string]any)["id"])
+	}
+	for round := range 3 {
+		var ready, start, done sync.WaitGroup
+		ready.Add(2)
+		start.Add(1)
+		statuses := map[*client]int{}
+		var mu sync.Mutex
+		pairs := [][2]*client{{first, second}, {second, first}}
+		for _, p := range pairs {
+			actor, target := p[0], p[1]
+			actor.t = nopTB{t}
+			done.Go(func() {
+				ready.Done()
+				start.Wait()
+				s, _ := actor.do("PATCH", api+"/staff/"+ids[target], map[string]any{"role": "staff"})
+				mu.Lock()
+				statuses[actor] = s
+				mu.Unlock()
+			})
+		}
+		ready.Wait()
+		start.Done()
+		done.Wait()
+		first.t, second.t = t, t
+		ok, refused := 0, 0
+		for _, s := range statuses {
+			switch s {
+			case 200:
+				ok++
+			case 403, 409:
+				refused++
+			}
+		}
+		var owners int
+		if err := f.dbs[f.a.ID].QueryRow(context.Background(), `SELECT count(*) FROM staff WHERE role = 'owner' AND is_active`).Scan(&owners); err != nil {
+			t.Fatal(err)
+		}
+		if ok != 1 || refused != 1 || owners != 1 {
+			t.Fatalf("round %d: statuses %v, %d owners left; want one success, one refusal, one owner", round, statuses, owners)
+		}
+		// Restore the second owner for the next round, by whoever won.
+		for c, s := range statuses {
+			if s == 200 {
+				target := first
+				if c == first {
+					target = second
+				}
+				c.must(200, "PATCH", api+"/staff/"+ids[target], map[string]any{"role": "owner"})
+			}
+		}
+	}
+}

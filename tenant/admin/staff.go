@@ -69,6 +69,16 @@ func (a *App) updateStaff(r *req, id int64, ch staffChange) (*staffJSON, error) 
 		if _, err := tx.Exec(r.ctx, `SELECT id FROM staff WHERE role = 'owner' AND is_active ORDER BY id FOR UPDATE`); err != nil {
 			return err
 		}
+		// The caller was an owner when the request began; a demotion
+		// committed since then wins.
+		var stillOwner bool
+		if err := tx.QueryRow(r.ctx, `SELECT EXISTS (SELECT 1 FROM staff WHERE id = $1 AND role = 'owner' AND is_active)`,
+			r.who.staff.ID).Scan(&stillOwner); err != nil {
+			return err
+		}
+		if !stillOwner {
+			return errForbidden
+		}
 		s, err := scanStaff(tx.QueryRow(r.ctx, `SELECT `+staffColumns+` WHERE id = $1 FOR UPDATE`, id))
 		if err != nil {
 			return err
