@@ -31,7 +31,7 @@ test: stack-up
 # starting each time from the seeds alone (a corpus grown by earlier runs
 # would make the baseline outlast FUZZTIME); plain `make test` already runs
 # the full seed corpora.
-FUZZ_PKGS ?= ./tenant/account/ ./tenant/shop/
+FUZZ_PKGS ?= ./tenant/account/ ./tenant/shop/ ./tenant/admin/
 FUZZTIME ?= 4s
 fuzz: stack-up
 	@eval "$$($(STACK) env)" && set -e && bin=$$(mktemp -d) && trap 'rm -rf "$$bin"' EXIT && \

@@ -30,7 +30,8 @@ var tenantTables = []string{
 	"order_shipping_address", "order_shipping_method", "order_sku", "order_status", "order_status_history",
 	"pageview", "product", "product_image", "product_sku", "product_video", "prospect",
 	"schema_migrations", "shipping_method", "sku", "sku_image", "sku_inventory", "sku_price", "sku_type",
-	"staff", "stripe_webhook_event", "terms_of_use_agreement", "terms_of_use_version",
+	"staff", "staff_audit_log", "staff_invitation", "staff_password_reset", "staff_recovery_code", "staff_token",
+	"stripe_webhook_event", "terms_of_use_agreement", "terms_of_use_version",
 }
 
 // referenceRows is the row count of every table holding §10 reference data.
@@ -509,6 +510,10 @@ func TestTenantConstraints(t *testing.T) {
 		{"duplicate product identifier", `UPDATE product SET identifier = 'bSusp6dBHm' WHERE id = 2`, "23505", "product_identifier_key"},
 		{"staff email differing in case", `INSERT INTO staff (email, password_hash) VALUES ('owner@EXAMPLE.com', 'x')`, "23505", "staff_email_key"},
 		{"unknown staff role", `INSERT INTO staff (email, password_hash, role) VALUES ('x@example.com', 'x', 'root')`, "23514", "staff_role_check"},
+		{"the retired admin role", `INSERT INTO staff (email, password_hash, role) VALUES ('x@example.com', 'x', 'admin')`, "23514", "staff_role_check"},
+		{"api token stored twice", `INSERT INTO staff_token (staff_id, name, token_hash) SELECT id, 'a', '\x01'::bytea FROM staff UNION ALL SELECT id, 'b', '\x01'::bytea FROM staff`, "23505", "staff_token_token_hash_key"},
+		{"invitation with an unknown role", `INSERT INTO staff_invitation (email, role, token_hash, expires_at) VALUES ('x@example.com', 'root', '\x02', now())`, "23514", "staff_invitation_role_check"},
+		{"negative failed sign-ins", `UPDATE staff SET failed_logins = -1`, "23514", "staff_failed_logins_check"},
 		{"webhook event seen twice", `INSERT INTO stripe_webhook_event (event_id, type) VALUES ('evt_1', 'x')`, "23505", "stripe_webhook_event_event_id_key"},
 		{"outbox unknown status", `INSERT INTO email_outbox (to_addresses, from_address, subject, body_text, kind, status) VALUES ('["a@example.com"]', 'f@example.com', 's', 'b', 'test', 'lost')`, "23514", "email_outbox_status_check"},
 		{"outbox without recipients", `INSERT INTO email_outbox (to_addresses, from_address, subject, body_text, kind) VALUES ('[]', 'f@example.com', 's', 'b', 'test')`, "23514", "email_outbox_to_addresses_check"},

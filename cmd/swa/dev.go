@@ -13,12 +13,16 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/platform/directory"
 	"github.com/startupwebapp/platform/platform/obs"
 	"github.com/startupwebapp/platform/platform/secrets"
+	"github.com/startupwebapp/platform/tenant/account"
+	"github.com/startupwebapp/platform/tenant/admin"
 )
 
 // demoTenant is one of the tenants `swa dev` provisions on first start.
@@ -157,7 +161,17 @@ func runDev(ctx context.Context, e env, ready func(devURLs)) error {
 		wg.Wait()
 		return err
 	}
+	ownerPassword, err := readOrCreate(filepath.Join(dir, "staff-owner.password"), func() string { return "Dev-" + randomHex(8) + "!" })
+	if err == nil {
+		err = ensureDemoOwners(ctx, dp, ownerPassword)
+	}
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
 	printDevBanner(e, cfg.BaseDomain, dp.ln.Addr(), urls.Control, dir)
+	printBackOffice(e, cfg.BaseDomain, dp.ln.Addr(), ownerPassword)
 	if ready != nil {
 		ready(urls)
 	}
@@ -196,6 +210,41 @@ func ensureDemoTenants(ctx context.Context, core *controlPlaneCore, dataAddr net
 		}
 	}
 	return nil
+}
+
+// demoOwnerEmail is the back-office owner `swa dev` creates on a demo tenant.
+func demoOwnerEmail(slug string) string { return "owner@" + slug + ".localhost" }
+
+// ensureDemoOwners gives every demo tenant a back-office owner with the dev
+// password, unless it has one with that address already.
+func ensureDemoOwners(ctx context.Context, dp *dataPlane, password string) error {
+	hasher := account.NewHasher(account.DefaultArgon2)
+	for _, d := range demoTenants {
+		t, _ := dp.dir.Lookup(d.slug + "." + dp.cfg.BaseDomain)
+		if t == nil {
+			return fmt.Errorf("dev: tenant %s is not in the directory", d.slug)
+		}
+		err := dp.pools.Do(ctx, t, func(c *pgxpool.Conn) error {
+			return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+				_, err := admin.CreateOwner(ctx, tx, hasher, demoOwnerEmail(d.slug), d.name+" Owner", password, "swa dev")
+				return err
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("dev: back-office owner of %s: %w", d.slug, err)
+		}
+	}
+	return nil
+}
+
+// printBackOffice prints each demo tenant's back-office address and login.
+func printBackOffice(e env, baseDomain string, dataAddr net.Addr, password string) {
+	_, port, _ := net.SplitHostPort(dataAddr.String())
+	fmt.Fprintf(e.stdout, "  back office (staff sign-in; the password is in staff-owner.password of the dev directory):\n")
+	for _, d := range demoTenants {
+		fmt.Fprintf(e.stdout, "  %-14s http://%s.%s:%s/admin/  %s  %s\n", d.slug, d.slug, baseDomain, port, demoOwnerEmail(d.slug), password)
+	}
+	fmt.Fprintln(e.stdout)
 }
 
 // writeDevEnv writes the export lines a second terminal needs; deploy/dev/stack

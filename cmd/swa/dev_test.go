@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -34,6 +35,7 @@ type devHarness struct {
 	done   chan error
 	mu     sync.Mutex
 	logs   bytes.Buffer
+	out    bytes.Buffer // what swa dev prints
 }
 
 func newDevHarness(t testing.TB) *devHarness {
@@ -80,7 +82,7 @@ func (h *devHarness) start() {
 	h.cancel = cancel
 	h.done = make(chan error, 1)
 	ready := make(chan devURLs, 1)
-	e := env{stdout: io.Discard, stderr: &lockedWriter{mu: &h.mu, w: &h.logs}, getenv: func(k string) string { return h.env[k] }}
+	e := env{stdout: &lockedWriter{mu: &h.mu, w: &h.out}, stderr: &lockedWriter{mu: &h.mu, w: &h.logs}, getenv: func(k string) string { return h.env[k] }}
 	go func() { h.done <- runDev(ctx, e, func(u devURLs) { ready <- u }) }()
 	select {
 	case h.urls = <-ready:
@@ -259,6 +261,31 @@ func TestDevRunsThePlatformWithDemoTenants(t *testing.T) {
 	want := map[string]string{"startupwebapp": "active/", "healthtech": "active/startupwebapp", "fintech": "active/startupwebapp"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("tenants = %v, want %v", got, want)
+	}
+
+	// The banner names each demo tenant's back office with its owner's
+	// login, and the login works there.
+	h.mu.Lock()
+	banner := h.out.String()
+	h.mu.Unlock()
+	for _, d := range demoTenants {
+		m := regexp.MustCompile(d.slug + `\s+http://(` + d.slug + `\.localhost):\d+/admin/\s+(\S+@\S+)\s+(\S+)`).FindStringSubmatch(banner)
+		if m == nil {
+			t.Fatalf("the banner has no back-office login for %s:\n%s", d.slug, banner)
+		}
+		req, err := http.NewRequest(http.MethodPost, h.urls.Data+"/admin/api/v1/session",
+			strings.NewReader(`{"email":"`+m[2]+`","password":"`+m[3]+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = m[1]
+		req.Header.Set("Content-Type", "application/json")
+		if code, body := do(t, req); code != 200 || !strings.Contains(body, `"totp_required":false`) {
+			t.Fatalf("back-office sign-in on %s = %d %s", d.slug, code, body)
+		}
+		if strings.Contains(h.logText(), m[3]) {
+			t.Fatal("the dev owner's password appears in the log")
+		}
 	}
 
 	// .dev/swa.env lets a second terminal reach the control plane.

@@ -29,6 +29,7 @@ import (
 	"github.com/startupwebapp/platform/platform/server"
 	"github.com/startupwebapp/platform/platform/sessions"
 	"github.com/startupwebapp/platform/tenant/account"
+	"github.com/startupwebapp/platform/tenant/admin"
 	"github.com/startupwebapp/platform/tenant/analytics"
 	"github.com/startupwebapp/platform/tenant/shop"
 )
@@ -167,10 +168,23 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Account:  accountApp.AccountID,
 		Log:      log,
 	})
+	// The back office checks its own token, bound to the staff session.
+	backOffice := admin.New(admin.Options{
+		DB:     dp.pools,
+		Key:    admin.KeyFunc(tenantKey),
+		Redis:  dp.rdb,
+		Prefix: cfg.RedisPrefix,
+		Limiter: ratelimit.New(ratelimit.Options{
+			Redis: dp.rdb, Prefix: cfg.RedisPrefix, Defaults: admin.RateDefaults(), Disabled: !cfg.RateLimits, Log: log, Metrics: reg,
+		}),
+		DefaultFrom: "StartupWebApp <no-reply@" + cfg.BaseDomain + ">",
+		Log:         log,
+	})
 	prot := csrf.New(csrf.Options{
-		Key:    tenantKey,
-		Exempt: []string{"/order/stripe-webhook"},
-		Log:    log,
+		Key:            tenantKey,
+		Exempt:         []string{"/order/stripe-webhook"},
+		ExemptPrefixes: []string{"/admin/"},
+		Log:            log,
 	})
 	dp.app = server.New(server.Options{
 		Directory:      dp.dir,
@@ -181,7 +195,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Env:            cfg.Env,
 		RequestTimeout: cfg.RequestTimeout,
 		Middleware:     []fiber.Handler{sess.Handler(), prot.Handler()},
-		Apps:           []server.App{dp.analytics, accountApp, shopApp},
+		Apps:           []server.App{dp.analytics, accountApp, shopApp, backOffice},
 	})
 	dp.health = obs.NewHealth(reg,
 		obs.Check{Name: "platform_db", Fn: func(ctx context.Context) error { return dp.readPool.Ping(ctx) }},

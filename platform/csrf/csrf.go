@@ -62,14 +62,19 @@ type Options struct {
 	Key KeyFunc
 	// Exempt lists exact paths never checked (e.g. "/order/stripe-webhook").
 	Exempt []string
-	Log    *slog.Logger
+	// ExemptPrefixes lists path prefixes never checked: an app under one
+	// that protects itself (the back office, /admin/, with a token bound to
+	// its own session).
+	ExemptPrefixes []string
+	Log            *slog.Logger
 }
 
 // Protector checks unsafe requests and mints tokens.
 type Protector struct {
-	key    KeyFunc
-	exempt map[string]bool
-	log    *slog.Logger
+	key      KeyFunc
+	exempt   map[string]bool
+	prefixes []string
+	log      *slog.Logger
 }
 
 // New returns a Protector; opts.Key is required.
@@ -77,7 +82,7 @@ func New(opts Options) *Protector {
 	if opts.Key == nil {
 		panic("csrf: Options.Key is required")
 	}
-	p := &Protector{key: opts.Key, exempt: map[string]bool{}, log: opts.Log}
+	p := &Protector{key: opts.Key, exempt: map[string]bool{}, prefixes: opts.ExemptPrefixes, log: opts.Log}
 	for _, e := range opts.Exempt {
 		p.exempt[e] = true
 	}
@@ -107,7 +112,7 @@ func (p *Protector) Handler() fiber.Handler {
 		default:
 			return c.Next()
 		}
-		if p.exempt[c.Path()] {
+		if p.exempted(c.Path()) {
 			return c.Next()
 		}
 		if reason := p.check(c); reason != "" {
@@ -117,6 +122,18 @@ func (p *Protector) Handler() fiber.Handler {
 		}
 		return c.Next()
 	}
+}
+
+func (p *Protector) exempted(path string) bool {
+	if p.exempt[path] {
+		return true
+	}
+	for _, pre := range p.prefixes {
+		if strings.HasPrefix(path, pre) {
+			return true
+		}
+	}
+	return false
 }
 
 // check returns "" when the request passes, else a short reason.

@@ -34,7 +34,7 @@ func (m mount) Mount(r fiber.Router) { m(r) }
 func routes(r fiber.Router) {
 	r.Get("/token", func(c *fiber.Ctx) error { return c.SendString(csrf.Ensure(c)) })
 	r.Get("/rotate", func(c *fiber.Ctx) error { return c.SendString(csrf.Rotate(c)) })
-	for _, p := range []string{"/action", "/order/stripe-webhook"} {
+	for _, p := range []string{"/action", "/order/stripe-webhook", "/admin/api/v1/session", "/admin"} {
 		r.All(p, func(c *fiber.Ctx) error { return c.SendString("done") })
 	}
 }
@@ -65,7 +65,8 @@ func newApp(t *testing.T) *fiber.App {
 			t.Fatal(err)
 		}
 	}
-	mw := csrf.Middleware(csrf.Options{Key: csrf.BundleKey(store, 0), Exempt: []string{"/order/stripe-webhook"}})
+	mw := csrf.Middleware(csrf.Options{Key: csrf.BundleKey(store, 0), Exempt: []string{"/order/stripe-webhook"},
+		ExemptPrefixes: []string{"/admin/"}})
 	return server.New(server.Options{Directory: dir, TrustedProxies: []string{"0.0.0.0"},
 		Middleware: []fiber.Handler{mw}, Apps: []server.App{mount(routes)}})
 }
@@ -204,6 +205,8 @@ func TestCheck(t *testing.T) {
 			header: h(csrf.HeaderName, tokA, https, "https", "Referer", "::not a url")}, 403},
 		{"exempt path", req{method: "POST", path: "/order/stripe-webhook"}, 200},
 		{"exempt means exact path", req{method: "POST", path: "/order/stripe-webhook/x"}, 403},
+		{"exempt prefix", req{method: "POST", path: "/admin/api/v1/session"}, 200},
+		{"exempt prefix means the whole prefix", req{method: "POST", path: "/admin"}, 403},
 		{"token of tenant B on tenant A", req{method: "POST", path: "/action", cookie: tokB,
 			header: h(csrf.HeaderName, tokB)}, 403},
 		{"well-formed token never issued", req{method: "POST", path: "/action", cookie: strings.Repeat("Ab1", 10) + "xy",

@@ -1,0 +1,365 @@
+package admin_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/startupwebapp/platform/migrations"
+	"github.com/startupwebapp/platform/platform/csrf"
+	"github.com/startupwebapp/platform/platform/directory"
+	"github.com/startupwebapp/platform/platform/directory/directorytest"
+	"github.com/startupwebapp/platform/platform/mail"
+	"github.com/startupwebapp/platform/platform/mail/mailpit"
+	"github.com/startupwebapp/platform/platform/pgtest"
+	"github.com/startupwebapp/platform/platform/ratelimit"
+	"github.com/startupwebapp/platform/platform/server"
+	"github.com/startupwebapp/platform/platform/sessions"
+	"github.com/startupwebapp/platform/tenant/account"
+	"github.com/startupwebapp/platform/tenant/admin"
+)
+
+const (
+	hostA    = "a.admin.test"
+	hostB    = "b.admin.test"
+	frontend = "http://front.admin.test"
+	// ownerPassword passes the members' policy.
+	ownerPassword = "Owner-Pass-2026!"
+	staffPassword = "Staff-Pass-2026!"
+)
+
+// tenantDBs gives each tenant its own real database.
+type tenantDBs map[int64]*pgxpool.Pool
+
+func (d tenantDBs) Do(ctx context.Context, t *directory.Tenant, fn func(*pgxpool.Conn) error) error {
+	conn, err := d[t.ID].Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	return fn(conn)
+}
+
+// syncBuffer collects the log, to check no secret reaches it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type fixture struct {
+	t      testing.TB
+	app    *fiber.App
+	dbs    tenantDBs
+	a, b   *directory.Tenant
+	skew   *atomic.Int64
+	worker *mail.Worker
+	mp     *mailpit.Client
+	hasher *account.Hasher
+	logs   *syncBuffer
+	// owner is the address of each tenant's first owner.
+	owner map[int64]string
+}
+
+type fixtureOptions struct {
+	limits map[string]ratelimit.Rate
+	// idle is the sessions' idle timeout (default the package's).
+	idle time.Duration
+	// trustProxy believes X-Forwarded-* from the test client's address.
+	trustProxy bool
+}
+
+// newFixture serves two tenants, each with its own database, the member
+// API (sessions, member CSRF with /admin/ exempt) and the back office, the
+// way the data plane wires them. Each tenant has an owner.
+func newFixture(t testing.TB, o fixtureOptions) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	mp := mailpit.New(pgtest.Service(t, "SWA_MAILPIT_URL"))
+	smtpPort, _ := strconv.Atoi(pgtest.Require(t, "SWA_SMTP_PORT"))
+	relay := mail.SMTPSettings{Host: pgtest.Require(t, "SWA_SMTP_HOST"), Port: smtpPort}
+	rdb, prefix := pgtest.Redis(t)
+
+	reg := pgtest.NewPool(t, migrations.Platform)
+	for _, tn := range []struct{ slug, host string }{{"adma", hostA}, {"admb", hostB}} {
+		directorytest.AddTenant(t, reg, directorytest.Tenant{Slug: tn.slug + pgtest.RandomName("")[:6], Domains: []string{tn.host},
+			Origins: []string{frontend}, Settings: directory.Settings{FrontendOrigin: frontend, FromAddress: "Shop <owner@example.com>"}})
+	}
+	dir := directory.New(directory.Options{DB: reg, BaseDomain: "example.invalid"})
+	if err := dir.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, mp: mp, skew: new(atomic.Int64), logs: &syncBuffer{}, owner: map[int64]string{}}
+	f.a, _ = dir.Lookup(hostA)
+	f.b, _ = dir.Lookup(hostB)
+	if f.a == nil || f.b == nil {
+		t.Fatal("tenants not in the directory")
+	}
+	f.dbs = tenantDBs{f.a.ID: pgtest.NewPool(t, migrations.Tenant), f.b.ID: pgtest.NewPool(t, migrations.Tenant)}
+	keys := map[int64][]byte{f.a.ID: []byte("session-key-of-tenant-a-32-bytes"), f.b.ID: []byte("session-key-of-tenant-b-32-bytes")}
+	key := func(_ context.Context, t *directory.Tenant) ([]byte, error) { return keys[t.ID], nil }
+	now := func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) }
+	// Cheap hashing keeps the tests fast.
+	f.hasher = account.NewHasher(account.Argon2Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
+	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	store := sessions.New(sessions.Options{Redis: rdb, Prefix: prefix})
+	members := account.New(account.Options{DB: f.dbs, Key: key, Sessions: store, Log: log, Hasher: f.hasher, Now: now})
+	limits := admin.RateDefaults()
+	for k, v := range o.limits {
+		limits[k] = v
+	}
+	limiter := ratelimit.New(ratelimit.Options{Redis: rdb, Prefix: prefix, Defaults: limits, Timeout: time.Second})
+	back := admin.New(admin.Options{DB: f.dbs, Key: key, Redis: rdb, Prefix: prefix, Limiter: limiter, Hasher: f.hasher,
+		Log: log, Now: now, IdleTimeout: o.idle})
+	prot := csrf.New(csrf.Options{Key: csrf.KeyFunc(key), ExemptPrefixes: []string{"/admin/"}})
+	var proxies []string
+	if o.trustProxy {
+		proxies = []string{"0.0.0.0"}
+	}
+	f.app = server.New(server.Options{Directory: dir, Log: log, TrustedProxies: proxies,
+		Middleware: []fiber.Handler{store.Handler(), prot.Handler()},
+		Apps:       []server.App{members, back}})
+	w, err := mail.NewWorker(mail.Options{
+		Tenants: func(context.Context) []*directory.Tenant { return []*directory.Tenant{f.a, f.b} },
+		Conn:    f.dbs.Do,
+		Relay:   func(context.Context, *directory.Tenant) (mail.SMTPSettings, error) { return relay, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.worker = w
+	for _, tn := range []*directory.Tenant{f.a, f.b} {
+		f.owner[tn.ID] = pgtest.RandomName("owner") + "@example.com"
+		f.createOwner(tn, f.owner[tn.ID])
+	}
+	return f
+}
+
+func (f *fixture) createOwner(tn *directory.Tenant, email string) {
+	f.t.Helper()
+	err := pgx.BeginFunc(context.Background(), f.dbs[tn.ID], func(tx pgx.Tx) error {
+		created, err := admin.CreateOwner(context.Background(), tx, f.hasher, email, "Olive Owner", ownerPassword, "test")
+		if err == nil && !created {
+			f.t.Fatal("owner not created")
+		}
+		return err
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// deliver runs the mail worker once and returns the messages to rcpt.
+func (f *fixture) deliver(rcpt string, n int) []mailpit.Message {
+	f.t.Helper()
+	f.worker.RunOnce(context.Background())
+	return f.mp.Wait(f.t, `to:"`+rcpt+`"`, n, 10*time.Second)
+}
+
+var linkTokenRE = regexp.MustCompile(`/admin/(?:accept-invitation|reset-password)\?token=([A-Za-z0-9_%-]+)`)
+
+// linkToken is the token of the back-office link in a mail.
+func linkToken(t testing.TB, m mailpit.Message) string {
+	t.Helper()
+	match := linkTokenRE.FindStringSubmatch(m.Text)
+	if match == nil {
+		t.Fatalf("no back-office link in %q", m.Text)
+	}
+	tok, err := url.QueryUnescape(match[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func (f *fixture) skewBy(d time.Duration) { f.skew.Add(int64(d)) }
+
+// client is one caller: a host, a cookie jar, the session's CSRF token, or
+// a bearer token.
+type client struct {
+	t       testing.TB
+	f       *fixture
+	host    string
+	cookies map[string]string
+	csrf    string
+	bearer  string
+	header  map[string]string
+	last    *http.Response
+	raw     string
+}
+
+func (f *fixture) client(host string) *client {
+	return &client{t: f.t, f: f, host: host, cookies: map[string]string{}, header: map[string]string{}}
+}
+
+// do sends a JSON body (nil for none) and decodes the JSON answer.
+func (c *client) do(method, path string, in any) (int, map[string]any) {
+	c.t.Helper()
+	var rd io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		rd = bytes.NewReader(b)
+	}
+	req := httptest.NewRequest(method, "http://"+c.host+path, rd)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	c.prepare(req, method)
+	return c.send(req)
+}
+
+// form posts a form (the pages).
+func (c *client) form(path string, kv ...string) (int, string) {
+	c.t.Helper()
+	v := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		v.Set(kv[i], kv[i+1])
+	}
+	req := httptest.NewRequest(http.MethodPost, "http://"+c.host+path, strings.NewReader(v.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	c.prepare(req, http.MethodGet) // the page form carries its own token
+	status, _ := c.send(req)
+	return status, c.raw
+}
+
+func (c *client) prepare(req *http.Request, method string) {
+	var jar []string
+	for k, v := range c.cookies {
+		jar = append(jar, k+"="+v)
+	}
+	if len(jar) > 0 {
+		req.Header.Set("Cookie", strings.Join(jar, "; "))
+	}
+	if c.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+c.bearer)
+	}
+	if c.csrf != "" && method != http.MethodGet {
+		req.Header.Set("X-CSRF-Token", c.csrf)
+	}
+	for k, v := range c.header {
+		req.Header.Set(k, v)
+	}
+}
+
+func (c *client) send(req *http.Request) (int, map[string]any) {
+	c.t.Helper()
+	res, err := c.f.app.Test(req, -1)
+	if err != nil {
+		c.t.Fatal(err)
+		return 0, nil // a racing goroutine's client does not stop here
+	}
+	defer res.Body.Close()
+	c.last = res
+	for _, ck := range res.Cookies() {
+		if ck.MaxAge < 0 || (!ck.Expires.IsZero() && ck.Expires.Before(time.Now())) {
+			delete(c.cookies, ck.Name)
+		} else {
+			c.cookies[ck.Name] = ck.Value
+		}
+	}
+	raw, _ := io.ReadAll(res.Body)
+	c.raw = string(raw)
+	var out map[string]any
+	if strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			c.t.Fatalf("%s %s: %v: %s", req.Method, req.URL.Path, err, raw)
+		}
+	}
+	return res.StatusCode, out
+}
+
+// must is do for answers that must have the status.
+func (c *client) must(status int, method, path string, in any) map[string]any {
+	c.t.Helper()
+	got, out := c.do(method, path, in)
+	if got != status {
+		c.t.Fatalf("%s %s = %d %s, want %d", method, path, got, c.raw, status)
+	}
+	return out
+}
+
+// refused checks a client error: status, code and (when given) field.
+func (c *client) refused(status int, code, field, method, path string, in any) map[string]any {
+	c.t.Helper()
+	out := c.must(status, method, path, in)
+	if out["error"] != code || (field != "" && out["field"] != field) {
+		c.t.Fatalf("%s %s = %s, want error %q field %q", method, path, c.raw, code, field)
+	}
+	if _, ok := out["detail"].(string); !ok {
+		c.t.Fatalf("%s %s: error without detail: %s", method, path, c.raw)
+	}
+	return out
+}
+
+const api = admin.APIPrefix
+
+// signIn signs a client in with a password (no TOTP) and keeps the token.
+func (f *fixture) signIn(host, email, password string) *client {
+	f.t.Helper()
+	c := f.client(host)
+	out := c.must(200, "POST", api+"/session", map[string]string{"email": email, "password": password})
+	if out["totp_required"] != false {
+		f.t.Fatalf("sign-in: %s", c.raw)
+	}
+	c.csrf = out["csrf_token"].(string)
+	return c
+}
+
+// invite has the owner client invite email as role and returns the token
+// from the mail.
+func (f *fixture) invite(owner *client, email, role string) string {
+	f.t.Helper()
+	owner.must(201, "POST", api+"/staff/invitations", map[string]string{"email": email, "role": role})
+	return linkToken(f.t, f.deliver(email, 1)[0])
+}
+
+// addStaff invites and accepts a staff member, returning the address.
+func (f *fixture) addStaff(owner *client, role string) string {
+	f.t.Helper()
+	email := pgtest.RandomName("staff") + "@example.com"
+	tok := f.invite(owner, email, role)
+	f.client(owner.host).must(201, "POST", api+"/invitations/accept", map[string]string{"token": tok, "name": "Sam Staff", "password": staffPassword})
+	return email
+}
+
+// auditActions lists a tenant's audit actions, oldest first.
+func (f *fixture) auditActions(tn *directory.Tenant) []string {
+	f.t.Helper()
+	rows, err := f.dbs[tn.ID].Query(context.Background(), `SELECT action FROM staff_audit_log ORDER BY id`)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return out
+}
