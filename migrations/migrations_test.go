@@ -22,7 +22,7 @@ import (
 // tenantTables is every table the tenant set creates, plus the ledger.
 var tenantTables = []string{
 	"account", "ad", "ad_status", "ad_type", "ajax_error", "button_click",
-	"cart", "cart_discount", "cart_payment", "cart_shipping_address", "cart_shipping_method", "cart_sku",
+	"cart", "cart_discount", "cart_payment", "cart_shipping_address", "cart_shipping_method", "cart_sku", "catalog_version",
 	"chat_message", "checkout_session", "checkout_session_discount", "checkout_session_sku", "clientevent_configuration", "customer_order", "default_shipping_address",
 	"discount_code", "discount_type", "email", "email_outbox", "email_sent", "email_status", "email_type",
 	"email_unsubscribe_reason", "link_event", "member",
@@ -37,6 +37,7 @@ var tenantTables = []string{
 // referenceRows is the row count of every table holding §10 reference data.
 // Every other tenant table starts empty.
 var referenceRows = map[string]int64{
+	"catalog_version":           1,
 	"clientevent_configuration": 1,
 	"terms_of_use_version":      1,
 	"email_type":                2,

@@ -166,6 +166,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Payments: payments.New(payments.Options{Secrets: dp.store, APIBase: cfg.StripeAPIBase, Log: log}),
 		Key:      shop.KeyFunc(tenantKey),
 		Account:  accountApp.AccountID,
+		Metrics:  reg,
 		Log:      log,
 	})
 	// The back office checks its own token, bound to the staff session.

@@ -27,10 +27,10 @@ ORDER BY p.id`
 
 // O1 GET /order/products.
 func (a *App) products(c *fiber.Ctx) error {
-	return a.withCatalog(c, func(rq *request) error {
+	return a.catalogAnswer(c, "products", func(rq *request) (object, error) {
 		rows, err := rq.conn.Query(rq.ctx, productsSQL)
 		if err != nil {
-			return fmt.Errorf("products: %w", err)
+			return nil, fmt.Errorf("products: %w", err)
 		}
 		defer rows.Close()
 		var list object
@@ -39,7 +39,7 @@ func (a *App) products(c *fiber.Ctx) error {
 			var headline, d1, d2, image *string
 			var low, high decimal.NullDecimal
 			if err := rows.Scan(&title, &titleURL, &ident, &headline, &d1, &d2, &low, &high, &image); err != nil {
-				return fmt.Errorf("products: %w", err)
+				return nil, fmt.Errorf("products: %w", err)
 			}
 			list = append(list, kv{ident, object{
 				{"title", title}, {"title_url", titleURL}, {"identifier", ident},
@@ -49,12 +49,12 @@ func (a *App) products(c *fiber.Ctx) error {
 			}})
 		}
 		if err := rows.Err(); err != nil {
-			return fmt.Errorf("products: %w", err)
+			return nil, fmt.Errorf("products: %w", err)
 		}
 		if list == nil {
 			list = object{}
 		}
-		return reply(c, object{{"products_data", list}})
+		return object{{"products_data", list}}, nil
 	})
 }
 
@@ -90,10 +90,10 @@ WHERE ps.product_id = $1 ORDER BY si.sku_id, si.id`
 // O2 GET /order/product/<identifier>.
 func (a *App) product(c *fiber.Ctx) error {
 	ident := c.Params("identifier")
-	notFound := func() error {
-		return reply(c, object{{"product", "error"}, {"errors", object{{"error", "product-identifier-not-found"}}}, {"product_identifier", ident}})
+	notFound := func() (object, error) {
+		return object{{"product", "error"}, {"errors", object{{"error", "product-identifier-not-found"}}}, {"product_identifier", ident}}, nil
 	}
-	return a.withCatalog(c, func(rq *request) error {
+	return a.catalogAnswer(c, "product/"+ident, func(rq *request) (object, error) {
 		var id int64
 		var title, titleURL, pident string
 		var headline, d1, d2 *string
@@ -102,16 +102,16 @@ func (a *App) product(c *fiber.Ctx) error {
 			return notFound()
 		}
 		if err != nil {
-			return fmt.Errorf("product: %w", err)
+			return nil, fmt.Errorf("product: %w", err)
 		}
 		images, err := imageObjects(rq, productImagesSQL, id)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		videos := object{}
 		rows, err := rq.conn.Query(rq.ctx, productVideosSQL, id)
 		if err != nil {
-			return fmt.Errorf("product videos: %w", err)
+			return nil, fmt.Errorf("product videos: %w", err)
 		}
 		var vid int64
 		var vurl, thumb string
@@ -121,12 +121,12 @@ func (a *App) product(c *fiber.Ctx) error {
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("product videos: %w", err)
+			return nil, fmt.Errorf("product videos: %w", err)
 		}
 		skuImages := map[int64]object{}
 		rows, err = rq.conn.Query(rq.ctx, skuImagesSQL, id)
 		if err != nil {
-			return fmt.Errorf("sku images: %w", err)
+			return nil, fmt.Errorf("sku images: %w", err)
 		}
 		var skuID, imgID int64
 		var url string
@@ -136,12 +136,12 @@ func (a *App) product(c *fiber.Ctx) error {
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("sku images: %w", err)
+			return nil, fmt.Errorf("sku images: %w", err)
 		}
 		skus := object{}
 		rows, err = rq.conn.Query(rq.ctx, productSKUsSQL, id)
 		if err != nil {
-			return fmt.Errorf("product skus: %w", err)
+			return nil, fmt.Errorf("product skus: %w", err)
 		}
 		var color, size, desc, invDesc *string
 		var price decimal.NullDecimal
@@ -164,12 +164,12 @@ func (a *App) product(c *fiber.Ctx) error {
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("product skus: %w", err)
+			return nil, fmt.Errorf("product skus: %w", err)
 		}
 		if missingPrice {
 			return notFound() // as upstream (§5 O2)
 		}
-		return reply(c, object{
+		return object{
 			{"product", "success"},
 			{"product_identifier", ident},
 			{"product_data", object{
@@ -177,7 +177,7 @@ func (a *App) product(c *fiber.Ctx) error {
 				{"headline", headline}, {"description_part_1", d1}, {"description_part_2", d2},
 				{"product_images", images}, {"product_videos", videos}, {"skus", skus},
 			}},
-		})
+		}, nil
 	})
 }
 

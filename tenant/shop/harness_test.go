@@ -18,6 +18,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/startupwebapp/platform/migrations"
 	"github.com/startupwebapp/platform/platform/csrf"
@@ -42,11 +43,12 @@ const (
 // env is a running data plane with two tenants (alpha, beta), each with its
 // own database, secrets and Stripe keys.
 type env struct {
-	base  string
-	db    *pgxpool.Pool // alpha's database
-	dbB   *pgxpool.Pool
-	store secrets.Store
-	pools *pools.Manager
+	base    string
+	replica string        // the second data plane's base URL, with envOptions.replica
+	db      *pgxpool.Pool // alpha's database
+	dbB     *pgxpool.Pool
+	store   secrets.Store
+	pools   *pools.Manager
 	// webhook secrets of alpha and beta
 	whA, whB string
 	// the database roles alpha and beta connect as
@@ -56,6 +58,10 @@ type env struct {
 type envOptions struct {
 	stripeBase    string        // default: SWA_STRIPE_API_BASE (stripe-mock)
 	stripeTimeout time.Duration // default: payments.DefaultTimeout
+	// replica starts a second data plane on the same tenants (env.replica)
+	replica bool
+	// catalogCacheBytes is the shop's Options.CatalogCacheBytes
+	catalogCacheBytes int64
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -121,13 +127,22 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err := dir.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
+	rdb, prefix := pgtest.Redis(t)
+	e.base, e.pools = serveReplica(t, o, dir, store, rdb, prefix, log)
+	if o.replica {
+		e.replica, _ = serveReplica(t, o, dir, store, rdb, prefix, log)
+	}
+	return e
+}
+
+// serveReplica starts one data plane on the tenants of dir, with pools and
+// a shop (and so a catalogue cache) of its own, as a replica has.
+func serveReplica(t testing.TB, o envOptions, dir *directory.Directory, store secrets.Store, rdb *redis.Client, prefix string, log *slog.Logger) (string, *pools.Manager) {
 	pm, err := pools.New(pools.Options{Secrets: store, ConnParams: "sslmode=disable", MaxConns: 8, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pm.CloseAll)
-	e.pools = pm
-	rdb, prefix := pgtest.Redis(t)
 	keyFn := csrf.BundleKey(store, time.Minute)
 	app := server.New(server.Options{
 		Directory: dir, Pools: pm, Log: log, Env: "dev",
@@ -138,7 +153,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		Apps: []server.App{
 			testRoutes{key: keyFn},
 			shop.New(shop.Options{Pools: pm, Payments: payments.New(payments.Options{Secrets: store, APIBase: o.stripeBase, Timeout: o.stripeTimeout, Log: log}),
-				Key: shop.KeyFunc(keyFn), Log: log}),
+				Key: shop.KeyFunc(keyFn), CatalogCacheBytes: o.catalogCacheBytes, Log: log}),
 		},
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -147,8 +162,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	go func() { _ = app.Listener(ln) }()
 	t.Cleanup(func() { _ = app.ShutdownWithTimeout(5 * time.Second) })
-	e.base = "http://" + ln.Addr().String()
-	return e
+	return "http://" + ln.Addr().String(), pm
 }
 
 // testRoutes stand in for the accounts app, which this package does not
@@ -196,6 +210,7 @@ type browser struct {
 	t    testing.TB
 	e    *env
 	host string
+	base string // the data plane it talks to: env.base unless set
 
 	mu      sync.Mutex
 	cookies map[string]string
@@ -236,7 +251,11 @@ func (b *browser) try(method, path string, form url.Values, header map[string]st
 	if form != nil {
 		body = strings.NewReader(form.Encode())
 	}
-	req, err := http.NewRequest(method, b.e.base+path, body)
+	base := b.base
+	if base == "" {
+		base = b.e.base
+	}
+	req, err := http.NewRequest(method, base+path, body)
 	if err != nil {
 		return answer{}, err
 	}

@@ -1,4 +1,4 @@
-// Package shop is the /order/* API of StartupWebApp (STARTUPWEBAPP_API.md §5,
+// Package shop is the /order/* API of StartupWebApp (docs/api.md §5,
 // §7, §11): catalogue, cart, shipping, discount codes, Stripe Checkout and
 // orders. Carts live in tenant/cart; Stripe clients and webhook signatures
 // in platform/payments; the confirmation e-mail goes through platform/mail's
@@ -11,6 +11,7 @@
 package shop
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,10 +19,12 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/startupwebapp/platform/platform/directory"
 	"github.com/startupwebapp/platform/platform/payments"
@@ -58,6 +61,15 @@ type Options struct {
 	// accounts app should pass its own, which also checks the session's
 	// password hash.
 	Account func(c *fiber.Ctx) int64
+	// CatalogCacheBytes bounds the catalogue answers kept in memory across
+	// tenants (default DefaultCatalogCacheBytes; negative: no cache), and
+	// CatalogFresh is how long a tenant's catalogue version, once read, is
+	// trusted (default DefaultCatalogFresh): a catalogue write shows on
+	// every replica within it.
+	CatalogCacheBytes int64
+	CatalogFresh      time.Duration
+	// Metrics receives the catalogue cache's counters; nil: not collected.
+	Metrics prometheus.Registerer
 	Log     *slog.Logger
 }
 
@@ -67,6 +79,7 @@ type App struct {
 	payments *payments.Clients
 	key      KeyFunc
 	account  func(c *fiber.Ctx) int64
+	catalog  *catalogCache // nil: catalogue answers are always built
 	log      *slog.Logger
 }
 
@@ -78,7 +91,11 @@ func New(o Options) *App {
 	if o.Account == nil {
 		o.Account = sessionAccount
 	}
-	return &App{db: o.Pools, payments: o.Payments, key: o.Key, account: o.Account, log: o.Log}
+	a := &App{db: o.Pools, payments: o.Payments, key: o.Key, account: o.Account, log: o.Log}
+	if o.CatalogCacheBytes >= 0 {
+		a.catalog = newCatalogCache(cmp.Or(o.CatalogCacheBytes, DefaultCatalogCacheBytes), cmp.Or(o.CatalogFresh, DefaultCatalogFresh), o.Metrics, o.Log)
+	}
+	return a
 }
 
 func sessionAccount(c *fiber.Ctx) int64 {
