@@ -3,6 +3,7 @@ package admin
 import (
 	"embed"
 	"html/template"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -84,11 +85,23 @@ func (a *App) render(c *fiber.Ctx, name string, v *view, err error) error {
 		if !ok {
 			return err
 		}
-		status, v.Error, v.ErrorField = ae.Status, ae.Detail, ae.Field
+		status, v.Error, v.ErrorField = ae.Status, sentence(ae.Detail), ae.Field
 	}
 	c.Status(status)
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 	return pageTemplates[name].ExecuteTemplate(c.Response().BodyWriter(), "layout.html", v)
+}
+
+// sentence capitalises an API detail for a page.
+func sentence(s string) string {
+	if s == "" {
+		return s
+	}
+	s = strings.ToUpper(s[:1]) + s[1:]
+	if !strings.HasSuffix(s, ".") {
+		s += "."
+	}
+	return s
 }
 
 func (a *App) mountPages(g fiber.Router) {

@@ -52,7 +52,7 @@ func TestPagesSignInAndEscaping(t *testing.T) {
 
 	// A wrong password shows the one refusal on the page, with the status.
 	status, html = b.form("/admin/sign-in", "email", f.owner[f.a.ID], "password", "wrong")
-	if status != 401 || !strings.Contains(html, `role="alert"`) || !strings.Contains(html, "address or password is wrong") {
+	if status != 401 || !strings.Contains(html, `role="alert"`) || !strings.Contains(html, "The address or password is wrong") {
 		t.Fatalf("wrong password page = %d %s", status, html)
 	}
 	status, _ = b.form("/admin/sign-in", "email", f.owner[f.a.ID], "password", ownerPassword)
@@ -79,7 +79,7 @@ func TestPagesSignInAndEscaping(t *testing.T) {
 	}
 	// A destructive action needs its confirmation box.
 	status, html = b.form("/admin/staff/1", "csrf_token", tok, "action", "deactivate")
-	if status != 400 || !strings.Contains(html, "tick the box") {
+	if status != 400 || !strings.Contains(html, "Tick the box") {
 		t.Fatalf("unconfirmed deactivation = %d %s", status, html)
 	}
 
