@@ -151,6 +151,14 @@ func TestBrowserSignInWithTOTP(t *testing.T) {
 	if audit := text(`tbody`); !strings.Contains(audit, "totp.enabled") || !strings.Contains(audit, "invitation.created") {
 		t.Fatalf("audit page lacks the journey's changes: %q", audit)
 	}
+	run("API token",
+		chromedp.Navigate(base+"/admin/security"),
+		chromedp.WaitVisible(chromedp.CSS(`#token-name`)),
+		chromedp.SendKeys(chromedp.CSS(`#token-name`), "stock sync"),
+		chromedp.Click(chromedp.CSS(`form[action="/admin/security/tokens"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`.notice`)),
+		shot("08b-security-token"),
+	)
 	run("phone",
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
 		chromedp.Navigate(base+"/admin/staff"),

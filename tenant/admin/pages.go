@@ -3,6 +3,7 @@ package admin
 import (
 	"embed"
 	"html/template"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -84,11 +85,23 @@ func (a *App) render(c *fiber.Ctx, name string, v *view, err error) error {
 		if !ok {
 			return err
 		}
-		status, v.Error, v.ErrorField = ae.Status, ae.Detail, ae.Field
+		status, v.Error, v.ErrorField = ae.Status, sentence(ae.Detail), ae.Field
 	}
 	c.Status(status)
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 	return pageTemplates[name].ExecuteTemplate(c.Response().BodyWriter(), "layout.html", v)
+}
+
+// sentence capitalises an API detail for a page.
+func sentence(s string) string {
+	if s == "" {
+		return s
+	}
+	s = strings.ToUpper(s[:1]) + s[1:]
+	if !strings.HasSuffix(s, ".") {
+		s += "."
+	}
+	return s
 }
 
 func (a *App) mountPages(g fiber.Router) {
@@ -133,6 +146,8 @@ func (a *App) mountPages(g fiber.Router) {
 	post("/security/totp/confirm", sessionOnly, nil, a.pageTOTPConfirm)
 	post("/security/totp/disable", sessionOnly, nil, a.pageTOTPDisable)
 	post("/security/password", sessionOnly, nil, a.pagePassword)
+	post("/security/tokens", sessionOnly, nil, a.pageTokenCreate)
+	post("/security/tokens/:id/revoke", sessionOnly, nil, a.pageTokenRevoke)
 	g.Get("/audit", a.pageGuard(ownerOnly), a.pageAudit)
 }
 
@@ -351,72 +366,101 @@ type securityPage struct {
 	TOTPEnabled   bool
 	Enrol         map[string]any // while enrolling: secret, QR
 	RecoveryCodes []string
+	Tokens        []tokenJSON
+	NewToken      string // the token just created, shown this once
 }
 
-func (a *App) pageSecurity(c *fiber.Ctx) error {
+// security is the security page's data, with the signed-in staff
+// member's own API tokens.
+func (a *App) security(r *req) (*securityPage, error) {
+	d := &securityPage{TOTPEnabled: r.who.staff.TOTPEnabled}
+	toks, _, err := a.listTokens(r, page{limit: maxLimit})
+	for _, t := range toks {
+		if t.StaffID == r.who.staff.ID && t.RevokedAt == nil {
+			d.Tokens = append(d.Tokens, t)
+		}
+	}
+	return d, err
+}
+
+// securityPage renders the security page after an action: its data read
+// afresh, adjusted by fill, with the action's notice or error.
+func (a *App) securityView(c *fiber.Ctx, notice string, actionErr error, fill func(*securityPage)) error {
 	r := a.r(c)
 	v := a.view(r, "Security", "security")
-	v.Data = &securityPage{TOTPEnabled: r.who.staff.TOTPEnabled}
-	return a.render(c, "security", v, nil)
+	d, err := a.security(r)
+	if err != nil {
+		return err
+	}
+	if fill != nil {
+		fill(d)
+	}
+	v.Data = d
+	if actionErr == nil {
+		v.Notice = notice
+	}
+	return a.render(c, "security", v, actionErr)
+}
+
+func (a *App) pageSecurity(c *fiber.Ctx) error { return a.securityView(c, "", nil, nil) }
+
+func (a *App) pageTokenCreate(c *fiber.Ctx) error {
+	tok, err := a.createToken(a.r(c), formValue(c, "name"))
+	if err != nil {
+		return a.securityView(c, "", err, nil)
+	}
+	return a.securityView(c, "Token "+tok.Name+" created. Copy it now: it is shown this once.", nil,
+		func(d *securityPage) { d.NewToken = tok.Token })
+}
+
+func (a *App) pageTokenRevoke(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	if formValue(c, "confirm") != "yes" {
+		return a.securityView(c, "", errConfirm, nil)
+	}
+	return a.securityView(c, "Token revoked.", a.revokeToken(a.r(c), id), nil)
 }
 
 func (a *App) pageTOTPEnrol(c *fiber.Ctx) error {
-	r := a.r(c)
-	v := a.view(r, "Security", "security")
-	d := &securityPage{TOTPEnabled: r.who.staff.TOTPEnabled}
-	v.Data = d
-	out, err := a.enrolTOTP(r)
-	if err == nil {
-		d.Enrol = out
-		// The data: URL is ours (a PNG we just encoded); html/template
-		// would otherwise refuse it in src.
-		d.Enrol["qr"] = template.URL(out["qr_png"].(string))
-	}
-	return a.render(c, "security", v, err)
+	out, err := a.enrolTOTP(a.r(c))
+	return a.securityView(c, "", err, func(d *securityPage) {
+		if err == nil {
+			d.Enrol = out
+			// The data: URL is ours (a PNG we just encoded); html/template
+			// would otherwise refuse it in src.
+			d.Enrol["qr"] = template.URL(out["qr_png"].(string))
+		}
+	})
 }
 
 func (a *App) pageTOTPConfirm(c *fiber.Ctx) error {
-	r := a.r(c)
-	v := a.view(r, "Security", "security")
-	d := &securityPage{}
-	v.Data = d
-	codes, err := a.confirmTOTP(r, formValue(c, "code"))
-	if err != nil {
-		d.TOTPEnabled = r.who.staff.TOTPEnabled
-		return a.render(c, "security", v, err)
-	}
-	d.TOTPEnabled, d.RecoveryCodes = true, codes
-	v.Notice = "The second factor is on. Keep the recovery codes below somewhere safe: they are shown this once."
-	return a.render(c, "security", v, nil)
+	codes, err := a.confirmTOTP(a.r(c), formValue(c, "code"))
+	return a.securityView(c, "The second factor is on. Keep the recovery codes below somewhere safe: they are shown this once.", err,
+		func(d *securityPage) {
+			if err == nil {
+				d.TOTPEnabled, d.RecoveryCodes = true, codes
+			}
+		})
 }
 
 func (a *App) pageTOTPDisable(c *fiber.Ctx) error {
-	r := a.r(c)
-	v := a.view(r, "Security", "security")
-	d := &securityPage{TOTPEnabled: r.who.staff.TOTPEnabled}
-	v.Data = d
 	if formValue(c, "confirm") != "yes" {
-		return a.render(c, "security", v, errConfirm)
+		return a.securityView(c, "", errConfirm, nil)
 	}
-	if err := a.disableTOTP(r, formValue(c, "password")); err != nil {
-		return a.render(c, "security", v, err)
-	}
-	d.TOTPEnabled = false
-	v.Notice = "The second factor is off."
-	return a.render(c, "security", v, nil)
+	err := a.disableTOTP(a.r(c), formValue(c, "password"))
+	return a.securityView(c, "The second factor is off.", err, func(d *securityPage) {
+		if err == nil {
+			d.TOTPEnabled = false
+		}
+	})
 }
 
 func (a *App) pagePassword(c *fiber.Ctx) error {
-	r := a.r(c)
-	v := a.view(r, "Security", "security")
-	v.Data = &securityPage{TOTPEnabled: r.who.staff.TOTPEnabled}
-	if err := a.changePassword(r, formValue(c, "current_password"), formValue(c, "new_password"), formValue(c, "confirm_password")); err != nil {
-		return a.render(c, "security", v, err)
-	}
-	v = a.view(r, "Security", "security")
-	v.Data = &securityPage{TOTPEnabled: r.who.staff.TOTPEnabled}
-	v.Notice = "Password changed; your other sessions have ended."
-	return a.render(c, "security", v, nil)
+	err := a.changePassword(a.r(c), formValue(c, "current_password"), formValue(c, "new_password"), formValue(c, "confirm_password"))
+	return a.securityView(c, "Password changed; your other sessions have ended.", err, nil)
 }
 
 type auditPage struct {

@@ -52,7 +52,7 @@ func TestPagesSignInAndEscaping(t *testing.T) {
 
 	// A wrong password shows the one refusal on the page, with the status.
 	status, html = b.form("/admin/sign-in", "email", f.owner[f.a.ID], "password", "wrong")
-	if status != 401 || !strings.Contains(html, `role="alert"`) || !strings.Contains(html, "address or password is wrong") {
+	if status != 401 || !strings.Contains(html, `role="alert"`) || !strings.Contains(html, "The address or password is wrong") {
 		t.Fatalf("wrong password page = %d %s", status, html)
 	}
 	status, _ = b.form("/admin/sign-in", "email", f.owner[f.a.ID], "password", ownerPassword)
@@ -79,7 +79,7 @@ func TestPagesSignInAndEscaping(t *testing.T) {
 	}
 	// A destructive action needs its confirmation box.
 	status, html = b.form("/admin/staff/1", "csrf_token", tok, "action", "deactivate")
-	if status != 400 || !strings.Contains(html, "tick the box") {
+	if status != 400 || !strings.Contains(html, "Tick the box") {
 		t.Fatalf("unconfirmed deactivation = %d %s", status, html)
 	}
 
@@ -99,6 +99,48 @@ func TestPagesSignInAndEscaping(t *testing.T) {
 	status, html = b.get("/admin/audit")
 	if status != 200 || strings.Contains(html, "<script>alert") || !strings.Contains(html, "invitation.accepted") {
 		t.Fatalf("audit page = %d\n%s", status, html)
+	}
+
+	// API tokens from the security page: shown once, then revoked with a
+	// confirmation; the token works in between.
+	status, html = b.form("/admin/security/tokens", "csrf_token", tok, "name", "stock sync")
+	m = regexp.MustCompile(`New token: <code class="secret">(swa_staff_[A-Za-z0-9_-]+)</code>`).FindStringSubmatch(html)
+	if status != 200 || m == nil {
+		t.Fatalf("token created = %d %s", status, html)
+	}
+	bot := f.client(hostA)
+	bot.bearer = m[1]
+	bot.must(200, "GET", api+"/me", nil)
+	if _, html = b.get("/admin/security"); strings.Contains(html, m[1]) || !strings.Contains(html, "stock sync") {
+		t.Fatalf("security page shows the token again, or not its name:\n%s", html)
+	}
+	id := regexp.MustCompile(`/admin/security/tokens/(\d+)/revoke`).FindStringSubmatch(html)
+	if status, _ = b.form("/admin/security/tokens/"+id[1]+"/revoke", "csrf_token", tok); status != 400 {
+		t.Fatalf("unconfirmed revoke = %d", status)
+	}
+	if status, html = b.form("/admin/security/tokens/"+id[1]+"/revoke", "csrf_token", tok, "confirm", "yes"); status != 200 || !strings.Contains(html, "Token revoked.") {
+		t.Fatalf("revoke = %d %s", status, html)
+	}
+	bot.refused(401, "token-invalid", "", "GET", api+"/me", nil)
+
+	// A password change from the page keeps this session, with a new token.
+	newPass := "Paged-Pass-2026!"
+	status, html = b.form("/admin/security/password", "csrf_token", tok, "current_password", ownerPassword,
+		"new_password", newPass, "confirm_password", "mismatch")
+	if status != 400 || !strings.Contains(html, "match") {
+		t.Fatalf("mismatched confirmation = %d %s", status, html)
+	}
+	status, html = b.form("/admin/security/password", "csrf_token", tok, "current_password", ownerPassword,
+		"new_password", newPass, "confirm_password", newPass)
+	if status != 200 || !strings.Contains(html, "Password changed") {
+		t.Fatalf("password change = %d %s", status, html)
+	}
+	m = csrfFieldRE.FindStringSubmatch(html)
+	if m == nil || m[1] == tok {
+		t.Fatal("the session's token did not change with the password")
+	}
+	if status, _ = b.get("/admin/staff"); status != 200 {
+		t.Fatalf("after the change = %d", status)
 	}
 
 	// Staff do not see the audit page or the owner's forms.
