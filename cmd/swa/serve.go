@@ -31,6 +31,7 @@ import (
 	"github.com/startupwebapp/platform/tenant/account"
 	"github.com/startupwebapp/platform/tenant/analytics"
 	"github.com/startupwebapp/platform/tenant/shop"
+	"github.com/startupwebapp/platform/tenant/storefront"
 )
 
 func serveCommand(e env) *cobra.Command {
@@ -167,6 +168,10 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Account:  accountApp.AccountID,
 		Log:      log,
 	})
+	site, err := storefront.New(storefront.Options{Account: accountApp, Shop: shopApp, Analytics: dp.analytics, Log: log})
+	if err != nil {
+		return nil, err
+	}
 	prot := csrf.New(csrf.Options{
 		Key:    tenantKey,
 		Exempt: []string{"/order/stripe-webhook"},
@@ -181,7 +186,9 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Env:            cfg.Env,
 		RequestTimeout: cfg.RequestTimeout,
 		Middleware:     []fiber.Handler{sess.Handler(), prot.Handler()},
-		Apps:           []server.App{dp.analytics, accountApp, shopApp},
+		// The storefront comes last: its pages are the paths no API prefix
+		// claims.
+		Apps: []server.App{dp.analytics, accountApp, shopApp, site},
 	})
 	dp.health = obs.NewHealth(reg,
 		obs.Check{Name: "platform_db", Fn: func(ctx context.Context) error { return dp.readPool.Ping(ctx) }},
