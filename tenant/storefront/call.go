@@ -26,6 +26,9 @@ func call(c *fiber.Ctx, h fiber.Handler) (*Obj, error) {
 	if h == nil {
 		return nil, fmt.Errorf("storefront: endpoint not found")
 	}
+	// The status of an earlier answer (a guard's refusal being turned into
+	// a page) must not pass for this endpoint's.
+	c.Status(http.StatusOK)
 	if err := h(c); err != nil {
 		return nil, err
 	}
