@@ -58,6 +58,14 @@ var funcs = template.FuncMap{
 		return "/product?" + url.Values{"name": {str(titleURL)}, "id": {str(ident)}}.Encode()
 	},
 	"join": strings.Join,
+	// nonzero is an amount that is not zero, else nil (a discount row
+	// with nothing off is not shown).
+	"nonzero": func(v any) any {
+		if d, err := decimal.NewFromString(str(v)); err != nil || d.IsZero() {
+			return nil
+		}
+		return v
+	},
 	// times is a line's subtotal: price times quantity, exactly.
 	"times": func(price, qty any) string {
 		p, err := decimal.NewFromString(str(price))
