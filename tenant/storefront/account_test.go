@@ -57,12 +57,18 @@ func TestAccountJourney(t *testing.T) {
 	if got := c.api("/user/logged-in"); got["logged_in"] != false {
 		t.Fatalf("still signed in after sign-out: %v", got)
 	}
+	// What the visitor put in the cart while signed out comes along when
+	// signing in (the API's merge).
+	if p := c.post("/product", url.Values{"name": {"RubberBands"}, "id": {"v26ujdy3N1"}, "sku_id": {"7"}, "quantity": {"2"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("anonymous add = %d", p.status)
+	}
 	wrong := c.post("/login", url.Values{"username": {user}, "password": {"wrong"}})
 	mustContain(t, wrong, "The username or password is not correct.", `value="`+user+`"`)
 	in := c.post("/login", url.Values{"username": {user}, "password": {"Xq7!first#Pw"}, "remember_me": {"true"}})
 	if in.location() != "/account/?notice=signed-in" {
 		t.Fatalf("sign in = %d %q", in.status, in.location())
 	}
+	mustContain(t, c.get("/cart"), "Multiple sizes and colors", `value="2"`, `aria-label="1 items in cart"`)
 	// next= from the original's links ("checkout/confirm") is honoured;
 	// another site is not.
 	c2 := e.client(t, hostA)

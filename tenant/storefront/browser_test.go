@@ -2,6 +2,7 @@ package storefront_test
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"net/url"
 	"os"
@@ -188,6 +189,7 @@ func (j *journey) shot(name string, primary string) {
 	if want := "2 " + rgbOf(primary); styled != want {
 		j.t.Errorf("%s: styles %q, want %q", name, styled, want)
 	}
+	j.accessible(name)
 	img, err := chromedp.Run(j.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		j.t.Fatalf("screenshot: %v", err)
@@ -198,6 +200,33 @@ func (j *journey) shot(name string, primary string) {
 		j.t.Fatal(err)
 	}
 	j.t.Logf("screenshot %s", p)
+}
+
+// axeSource is axe-core, vendored from its npm package (see testdata).
+//
+//go:embed testdata/axe-core-4.14.1.min.js
+var axeSource string
+
+// axeRun runs axe-core's WCAG 2.1 A and AA rules and answers the serious
+// and critical violations as JSON.
+const axeRun = `axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+	.then(r => JSON.stringify(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+		.map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))))`
+
+// accessible runs axe-core in the page (WCAG 2.1 A and AA rules) and fails
+// on serious or critical violations.
+func (j *journey) accessible(name string) {
+	j.t.Helper()
+	if _, err := chromedp.Run(j.ctx, chromedp.Evaluate[bool](axeSource+";true")); err != nil {
+		j.t.Fatalf("inject axe-core: %v", err)
+	}
+	found, err := chromedp.Run(j.ctx, chromedp.Evaluate[string](axeRun, chromedp.EvalAwaitPromise))
+	if err != nil {
+		j.t.Fatalf("axe-core on %s: %v", name, err)
+	}
+	if found != "[]" {
+		j.t.Errorf("%s (%dpx): accessibility violations: %s", name, j.width, found)
+	}
 }
 
 func rgbOf(hex string) string {
@@ -343,5 +372,25 @@ func TestBrowserAccount(t *testing.T) {
 	phone.open("/contact")
 	if n, _ := chromedp.Run(phone.ctx, chromedp.Evaluate[int](`document.querySelectorAll('#cookie-notice').length`)); n != 0 {
 		t.Error("the cookie notice is back after it was dismissed")
+	}
+}
+
+// TestAccessibilityCheckFails shows the check used by the journeys finds
+// what it is meant to: a page with an unlabelled field and an image
+// without alternative text fails it.
+func TestAccessibilityCheckFails(t *testing.T) {
+	j := &journey{t: t, ctx: tab(t), width: 1280}
+	j.do(chromedp.Navigate(`data:text/html,<!doctype html><html lang="en"><title>t</title><main><img src="x.png"><input id="f"></main></html>`))
+	if _, err := chromedp.Run(j.ctx, chromedp.Evaluate[bool](axeSource+";true")); err != nil {
+		t.Fatal(err)
+	}
+	found, err := chromedp.Run(j.ctx, chromedp.Evaluate[string](axeRun, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{`"image-alt"`, `"label"`} {
+		if !strings.Contains(found, id) {
+			t.Errorf("axe-core did not report %s: %s", id, found)
+		}
 	}
 }

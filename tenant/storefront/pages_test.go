@@ -209,8 +209,12 @@ func TestShoppingJourney(t *testing.T) {
 	b := e.client(t, hostB)
 	mustContain(t, b.get("/account/order?identifier="+ident[1]), "We could not find that order.")
 	mustContain(t, b.get("/cart"), "Your cart is empty.")
-	// The pages were counted as page views.
-	waitRows(t, e, "SELECT count(*) FROM pageview WHERE url LIKE '%/checkout/success%'", 1)
+	// The pages were counted as page views, the first one already with the
+	// visitor's anonymous id, and the mail's link as a link event of the
+	// template and the prospect who bought.
+	waitRows(t, e, "SELECT count(*) FROM pageview WHERE url LIKE '%/checkout/success%' AND account_id IS NULL", 1)
+	waitRows(t, e, "SELECT count(*) FROM pageview WHERE url = '"+e.origin(hostA)+"/' AND anonymous_id IS NOT NULL", 1)
+	waitRows(t, e, "SELECT count(*) FROM link_event WHERE url LIKE '%/account/order?identifier="+ident[1]+"%' AND email_id IS NOT NULL AND prospect_id IS NOT NULL", 1)
 }
 
 func mustRequest(u string) *http.Request {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/shopspring/decimal"
+	"github.com/valyala/fasthttp"
 
 	"github.com/startupwebapp/platform/platform/server"
 )
@@ -185,6 +186,12 @@ func (a *App) render(c *fiber.Ctx, status int, name, title string, data map[stri
 func (a *App) recordVisit(c *fiber.Ctx, hdr *Obj) {
 	u := c.BaseURL() + c.OriginalURL()
 	anon := c.Cookies("anonymousclientevent")
+	// A first visit gets its cookie from U2 in this very response.
+	var ck fasthttp.Cookie
+	ck.SetKey("anonymousclientevent")
+	if c.Response().Header.Cookie(&ck) {
+		anon = string(ck.Value())
+	}
 	if truthy(hdr.Get("log_client_events")) || hdr.Get("log_client_events") == nil {
 		a.analytics.Pageview(c, u, anon, number(hdr.Get("client_event_id")))
 	}
