@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -224,6 +225,20 @@ func TestDevRunsThePlatformWithDemoTenants(t *testing.T) {
 	}
 	if code, _ := h.get("unknown.localhost", "/clientevent/"); code != 404 {
 		t.Fatalf("unknown host = %d, want 404", code)
+	}
+
+	// Each demo tenant's storefront home is there, each in its own look.
+	themes := map[string]string{}
+	for host, name := range map[string]string{"localhost": "StartupWebApp", "healthtech.localhost": "HealthTech Supply", "fintech.localhost": "FinTech Store"} {
+		code, body := h.get(host, "/")
+		theme := regexp.MustCompile(`/_/theme-[0-9a-f]+\.css`).FindString(body)
+		if code != 200 || !strings.Contains(body, "<title>"+name+"</title>") || theme == "" {
+			t.Fatalf("%s / = %d, want the storefront of %s:\n%.400s", host, code, name, body)
+		}
+		if other, seen := themes[theme]; seen {
+			t.Fatalf("%s and %s share the theme %s", host, other, theme)
+		}
+		themes[theme] = host
 	}
 
 	// A beacon on healthtech lands in healthtech's database only.
