@@ -30,15 +30,23 @@ type demoTenant struct {
 	slug, name, forkOf string
 	domains            []string
 	frontend           string // origin of the tenant's frontend
+	branding           directory.Branding
 }
 
 // demoTenants: startupwebapp owns localhost so the StartupWebApp frontend
 // at http://localhost:8080 works against http://localhost:8000 unchanged;
 // the two forks show onboarding a fork of it.
 var demoTenants = []demoTenant{
-	{slug: "startupwebapp", name: "StartupWebApp", domains: []string{"localhost"}, frontend: "http://localhost:8080"},
-	{slug: "healthtech", name: "HealthTech", forkOf: "startupwebapp", frontend: "http://healthtech.localhost:8080"},
-	{slug: "fintech", name: "FinTech", forkOf: "startupwebapp", frontend: "http://fintech.localhost:8080"},
+	{slug: "startupwebapp", name: "StartupWebApp", domains: []string{"localhost"}, frontend: "http://localhost:8080",
+		branding: directory.Branding{Tagline: "Office supplies that hold everything together.", PrimaryColor: "#2457a6", AccentColor: "#f2b705",
+			ContactEmail: "hello@startupwebapp.localhost", ContactPhone: "1-800-123-4567"}},
+	{slug: "healthtech", name: "HealthTech", forkOf: "startupwebapp", frontend: "http://healthtech.localhost:8080",
+		branding: directory.Branding{ShopName: "HealthTech Supply", Tagline: "Clinic and office essentials, shipped fast.", PrimaryColor: "#0b7a5c", AccentColor: "#7fd1b9",
+			ContactEmail: "care@healthtech.localhost", ContactPhone: "1-800-555-0142",
+			FooterLinks: []directory.FooterLink{{Label: "Clinic accounts", URL: "/contact"}}}},
+	{slug: "fintech", name: "FinTech", forkOf: "startupwebapp", frontend: "http://fintech.localhost:8080",
+		branding: directory.Branding{ShopName: "FinTech Store", Tagline: "Tools for tidy books and tidier desks.", PrimaryColor: "#4b2a86", AccentColor: "#ff8a3d",
+			ContactEmail: "desk@fintech.localhost", ContactPhone: "1-800-555-0199"}},
 }
 
 func devCommand(e env) *cobra.Command {
@@ -193,10 +201,18 @@ func ensureDemoTenants(ctx context.Context, core *controlPlaneCore, dataAddr net
 			Settings: directory.Settings{
 				FrontendOrigin: d.frontend,
 				FromAddress:    d.name + " <hello@" + d.slug + ".localhost>",
+				Branding:       &d.branding,
 			},
 		}
-		if _, err := core.prov.Ensure(ctx, req, "swa dev"); err != nil {
+		tn, err := core.prov.Ensure(ctx, req, "swa dev")
+		if err != nil {
 			return fmt.Errorf("dev: tenant %s: %w", d.slug, err)
+		}
+		// State kept from before the storefront had branding gets it now.
+		if tn.Settings.Branding == nil {
+			if _, err := core.prov.UpdateSettings(ctx, d.slug, provision.SettingsPatch{Branding: &d.branding}, "swa dev"); err != nil {
+				return fmt.Errorf("dev: tenant %s: branding: %w", d.slug, err)
+			}
 		}
 		status, err := core.prov.SecretsStatus(ctx, d.slug)
 		if err != nil {

@@ -228,6 +228,20 @@ func TestDevRunsThePlatformWithDemoTenants(t *testing.T) {
 		t.Fatalf("unknown host = %d, want 404", code)
 	}
 
+	// Each demo tenant's storefront home is there, each in its own look.
+	themes := map[string]string{}
+	for host, name := range map[string]string{"localhost": "StartupWebApp", "healthtech.localhost": "HealthTech Supply", "fintech.localhost": "FinTech Store"} {
+		code, body := h.get(host, "/")
+		theme := regexp.MustCompile(`/_/theme-[0-9a-f]+\.css`).FindString(body)
+		if code != 200 || !strings.Contains(body, "<title>"+name+"</title>") || theme == "" {
+			t.Fatalf("%s / = %d, want the storefront of %s:\n%.400s", host, code, name, body)
+		}
+		if other, seen := themes[theme]; seen {
+			t.Fatalf("%s and %s share the theme %s", host, other, theme)
+		}
+		themes[theme] = host
+	}
+
 	// A beacon on healthtech lands in healthtech's database only.
 	code, body := h.get("healthtech.localhost", "/clientevent/pageview?client_event_id=null&anonymous_id=dev-test&url=http%3A%2F%2Fhealthtech.localhost%3A8080%2F&pageWidth=800")
 	if code != 200 || body != `"thank you"` {

@@ -32,6 +32,7 @@ import (
 	"github.com/startupwebapp/platform/tenant/admin"
 	"github.com/startupwebapp/platform/tenant/analytics"
 	"github.com/startupwebapp/platform/tenant/shop"
+	"github.com/startupwebapp/platform/tenant/storefront"
 )
 
 func serveCommand(e env) *cobra.Command {
@@ -181,6 +182,10 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		DefaultFrom: "StartupWebApp <no-reply@" + cfg.BaseDomain + ">",
 		Log:         log,
 	})
+	site, err := storefront.New(storefront.Options{Account: accountApp, Shop: shopApp, Analytics: dp.analytics, Log: log})
+	if err != nil {
+		return nil, err
+	}
 	prot := csrf.New(csrf.Options{
 		Key:            tenantKey,
 		Exempt:         []string{"/order/stripe-webhook"},
@@ -196,7 +201,9 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Env:            cfg.Env,
 		RequestTimeout: cfg.RequestTimeout,
 		Middleware:     []fiber.Handler{sess.Handler(), prot.Handler()},
-		Apps:           []server.App{dp.analytics, accountApp, shopApp, backOffice},
+		// The storefront comes last: its pages are the paths no API prefix
+		// claims.
+		Apps: []server.App{dp.analytics, accountApp, shopApp, backOffice, site},
 	})
 	dp.health = obs.NewHealth(reg,
 		obs.Check{Name: "platform_db", Fn: func(ctx context.Context) error { return dp.readPool.Ping(ctx) }},

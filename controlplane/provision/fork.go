@@ -38,6 +38,11 @@ func mergeSettings(src, req directory.Settings) directory.Settings {
 	if req.CookieDomain != "" {
 		out.CookieDomain = req.CookieDomain
 	}
+	// A fork looks like its source unless the request brings a look of
+	// its own.
+	if req.Branding != nil {
+		out.Branding = req.Branding
+	}
 	if len(src.RateLimits)+len(req.RateLimits) > 0 {
 		out.RateLimits = map[string]string{}
 		for k, v := range src.RateLimits {

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"reflect"
 	"regexp"
 	"strings"
 
@@ -261,6 +262,9 @@ type SettingsPatch struct {
 	FromAddress    *string           `json:"from_address,omitempty"`
 	CookieDomain   *string           `json:"cookie_domain,omitempty"`
 	RateLimits     map[string]string `json:"rate_limits,omitempty"`
+	// Branding replaces the storefront branding as a whole; an empty
+	// object clears it.
+	Branding *directory.Branding `json:"branding,omitempty"`
 }
 
 func (p SettingsPatch) apply(s directory.Settings) directory.Settings {
@@ -288,6 +292,12 @@ func (p SettingsPatch) apply(s directory.Settings) directory.Settings {
 		s.RateLimits = m
 		if len(m) == 0 {
 			s.RateLimits = nil
+		}
+	}
+	if p.Branding != nil {
+		s.Branding = p.Branding
+		if reflect.DeepEqual(*p.Branding, directory.Branding{}) {
+			s.Branding = nil
 		}
 	}
 	return s

@@ -34,6 +34,12 @@ type Tenant struct {
 // package tenancy, which the control plane writes it with.
 type Settings = tenancy.Settings
 
+// Branding and FooterLink are the storefront's part of Settings.
+type (
+	Branding   = tenancy.Branding
+	FooterLink = tenancy.FooterLink
+)
+
 // Serving reports whether requests for the tenant are answered.
 func (t *Tenant) Serving() bool { return t.Status.Serving() }
 

@@ -15,4 +15,32 @@ type Settings struct {
 	// create_account, reset_password, chat, notify_me), as "N/period" with
 	// period s, m, h or d (e.g. "10/h"), or "off".
 	RateLimits map[string]string `json:"rate_limits,omitempty"`
+	// Branding is how the built-in storefront presents the tenant; nil
+	// means defaults drawn from the display name.
+	Branding *Branding `json:"branding,omitempty"`
+}
+
+// Branding is the built-in storefront's look and shop details. Every field
+// is optional; colours are #rrggbb (anything else is ignored).
+type Branding struct {
+	ShopName     string `json:"shop_name,omitempty"`
+	Tagline      string `json:"tagline,omitempty"`
+	LogoURL      string `json:"logo_url,omitempty"`
+	PrimaryColor string `json:"primary_color,omitempty"`
+	AccentColor  string `json:"accent_color,omitempty"`
+	ContactEmail string `json:"contact_email,omitempty"`
+	ContactPhone string `json:"contact_phone,omitempty"`
+	// About, PrivacyPolicy, TermsOfUse and TermsOfSale are plain text
+	// (paragraphs separated by blank lines) for those pages.
+	About         string       `json:"about,omitempty"`
+	PrivacyPolicy string       `json:"privacy_policy,omitempty"`
+	TermsOfUse    string       `json:"terms_of_use,omitempty"`
+	TermsOfSale   string       `json:"terms_of_sale,omitempty"`
+	FooterLinks   []FooterLink `json:"footer_links,omitempty"`
+}
+
+// FooterLink is one extra link in the storefront's footer.
+type FooterLink struct {
+	Label string `json:"label"`
+	URL   string `json:"url"`
 }

@@ -92,12 +92,20 @@ func New(o Options) *App {
 // upstream's did; form fields are read from POST bodies only.
 func (a *App) Mount(r fiber.Router) {
 	r.Get("/user/", a.root)
-	routes := []struct {
-		name  string
-		limit string
-		key   ratelimit.KeyFunc
-		h     fiber.Handler
-	}{
+	for _, rt := range a.routes() {
+		r.All("/user/"+rt.name, append(a.guard(rt), rt.h)...)
+	}
+}
+
+type route struct {
+	name  string
+	limit string
+	key   ratelimit.KeyFunc
+	h     fiber.Handler
+}
+
+func (a *App) routes() []route {
+	return []route{
 		{"token", "", nil, a.token},
 		{"logged-in", "", nil, a.loggedIn},
 		{"login", "login", ratelimit.ByClientIP, a.login},
@@ -120,13 +128,44 @@ func (a *App) Mount(r fiber.Router) {
 		{"put-chat-message", "chat", ratelimit.ByClientIP, a.putChatMessage},
 		{"pythonabot-notify-me", "notify_me", ratelimit.ByClientIP, a.notifyMe},
 	}
-	for _, rt := range routes {
-		handlers := []fiber.Handler{refuseNUL, rt.h}
-		if rt.limit != "" && a.limiter != nil {
-			handlers = append([]fiber.Handler{a.limiter.Handler(rt.limit, rt.key)}, handlers...)
-		}
-		r.All("/user/"+rt.name, handlers...)
+}
+
+// guard is the middleware in front of a route: its rate limit, if any, and
+// the NUL-byte refusal.
+func (a *App) guard(rt route) []fiber.Handler {
+	handlers := []fiber.Handler{refuseNUL}
+	if rt.limit != "" && a.limiter != nil {
+		handlers = append([]fiber.Handler{a.limiter.Handler(rt.limit, rt.key)}, handlers...)
 	}
+	return handlers
+}
+
+// Endpoint returns the handler of /user/<name>, or nil for an unknown
+// name. The built-in storefront runs these in-process on its own page
+// requests (its forms post the API's field names) and renders their
+// answers, so pages and API share every rule, mail and message. The
+// handler writes its JSON answer into c; Guard gives what must run before
+// it.
+func (a *App) Endpoint(name string) fiber.Handler {
+	for _, rt := range a.routes() {
+		if rt.name == name {
+			return rt.h
+		}
+	}
+	return nil
+}
+
+// Guard returns the middleware /user/<name> runs before its handler (the
+// endpoint's rate limit and the NUL-byte refusal), for a page route that
+// calls Endpoint(name) to mount in front of its own handler, so a form
+// post counts against the same limit as the API call.
+func (a *App) Guard(name string) []fiber.Handler {
+	for _, rt := range a.routes() {
+		if rt.name == name {
+			return a.guard(rt)
+		}
+	}
+	return nil
 }
 
 // postField keys a limit by a field of the POST body (missing or empty: one

@@ -226,6 +226,41 @@ func (a *App) beacon(k kind) fiber.Handler {
 	}
 }
 
+// Pageview records a pageview of url for a page the server rendered
+// itself (the built-in storefront, which works without script), as the
+// /clientevent/pageview beacon records one: the request's client address
+// header and user agent, the visitor's anonymousclientevent value and the
+// signed-in account (0: none). It never blocks on the database.
+func (a *App) Pageview(c *fiber.Ctx, url, anonymousID string, accountID int64) {
+	e := event{
+		kind:        kindPageview,
+		url:         clean(url, maxURL),
+		anonymousID: clean(anonymousID, maxAnonymousID),
+		accountID:   accountID,
+		userAgent:   clean(string(c.Request().Header.UserAgent()), maxUserAgent),
+		at:          time.Now().UTC(),
+	}
+	if xff := c.Request().Header.Peek(fiber.HeaderXForwardedFor); len(xff) > 0 {
+		e.remoteAddr = clean(string(xff), maxRemoteAddr)
+	} else {
+		e.remoteAddr = clean(c.Context().RemoteIP().String(), maxRemoteAddr)
+	}
+	a.record(server.Tenant(c), e)
+}
+
+// LinkEvent records the arrival on url from a campaign link (a mail's
+// mb_cd/pr_cd with em_cd, or an ad's ad_cd), as the /clientevent/linkevent
+// beacon does; unknown codes become NULL when the row is written.
+func (a *App) LinkEvent(c *fiber.Ctx, url, anonymousID, mbCd, prCd, emCd, adCd string) {
+	a.record(server.Tenant(c), event{
+		kind:        kindLinkEvent,
+		url:         clean(url, maxURL),
+		anonymousID: clean(anonymousID, maxAnonymousID),
+		mbCd:        code(mbCd), prCd: code(prCd), emCd: code(emCd), adCd: code(adCd),
+		at: time.Now().UTC(),
+	})
+}
+
 // parse reads the query of a beacon; ok is false when no row is due (no url).
 func parse(c *fiber.Ctx, k kind) (event, bool) {
 	args := c.Context().QueryArgs()

@@ -88,8 +88,7 @@ FROM sku_image si JOIN product_sku ps ON ps.sku_id = si.sku_id
 WHERE ps.product_id = $1 ORDER BY si.sku_id, si.id`
 
 // O2 GET /order/product/<identifier>.
-func (a *App) product(c *fiber.Ctx) error {
-	ident := c.Params("identifier")
+func (a *App) product(c *fiber.Ctx, ident string) error {
 	notFound := func() (object, error) {
 		return object{{"product", "error"}, {"errors", object{{"error", "product-identifier-not-found"}}}, {"product_identifier", ident}}, nil
 	}

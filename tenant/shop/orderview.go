@@ -68,8 +68,7 @@ func (a *App) changeConfirmationEmail(c *fiber.Ctx) error {
 
 // O20 GET /order/<order_identifier>, with the order page's access rule
 // (orders.AccessFor).
-func (a *App) orderDetail(c *fiber.Ctx) error {
-	ident := c.Params("identifier")
+func (a *App) orderDetail(c *fiber.Ctx, ident string) error {
 	fail := func(code string) error {
 		return reply(c, object{{"order_detail", "error"}, {"errors", object{{"error", code}}}, {"order_identifier", ident}})
 	}

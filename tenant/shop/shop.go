@@ -115,10 +115,31 @@ var identifierRE = regexp.MustCompile(`^[A-Za-z0-9]+$`)
 // read only from POST bodies.
 func (a *App) Mount(r fiber.Router) {
 	r.All("/order/", a.root)
-	fixed := []struct {
-		name string
-		h    fiber.Handler
-	}{
+	for _, f := range a.fixed() {
+		r.All("/order/"+f.name, f.h)
+	}
+	r.All("/order/product/:identifier", func(c *fiber.Ctx) error {
+		if !identifierRE.MatchString(c.Params("identifier")) {
+			return fiber.ErrNotFound
+		}
+		return a.product(c, c.Params("identifier"))
+	})
+	r.All("/order/:identifier", func(c *fiber.Ctx) error {
+		if !identifierRE.MatchString(c.Params("identifier")) {
+			return fiber.ErrNotFound
+		}
+		return a.orderDetail(c, c.Params("identifier"))
+	})
+}
+
+type endpoint struct {
+	name string
+	h    fiber.Handler
+}
+
+// fixed lists the fixed names under /order/, in routing order.
+func (a *App) fixed() []endpoint {
+	return []endpoint{
 		{"products", a.products},
 		{"cart-items", a.cartItems},
 		{"cart-shipping-methods", a.cartShippingMethods},
@@ -142,21 +163,32 @@ func (a *App) Mount(r fiber.Router) {
 		{"anonymous-email-address-payment-lookup", a.anonymousEmailLookup},
 		{"change-confirmation-email-address", a.changeConfirmationEmail},
 	}
-	for _, f := range fixed {
-		r.All("/order/"+f.name, f.h)
+}
+
+// Endpoint returns the handler of /order/<name>, one of the fixed names
+// Mount registers, or nil. The built-in storefront runs these in-process
+// on its own page requests (its forms post the API's field names) and
+// renders their answers, so the pages and the API share every rule and
+// message. Like the route, the handler writes its JSON answer into c.
+func (a *App) Endpoint(name string) fiber.Handler {
+	for _, f := range a.fixed() {
+		if f.name == name {
+			return f.h
+		}
 	}
-	r.All("/order/product/:identifier", func(c *fiber.Ctx) error {
-		if !identifierRE.MatchString(c.Params("identifier")) {
-			return fiber.ErrNotFound
-		}
-		return a.product(c)
-	})
-	r.All("/order/:identifier", func(c *fiber.Ctx) error {
-		if !identifierRE.MatchString(c.Params("identifier")) {
-			return fiber.ErrNotFound
-		}
-		return a.orderDetail(c)
-	})
+	return nil
+}
+
+// ProductEndpoint is Endpoint for O2, the product with the given
+// identifier.
+func (a *App) ProductEndpoint(ident string) fiber.Handler {
+	return func(c *fiber.Ctx) error { return a.product(c, ident) }
+}
+
+// OrderEndpoint is Endpoint for O20, the order with the given identifier
+// and the order page's access rule.
+func (a *App) OrderEndpoint(ident string) fiber.Handler {
+	return func(c *fiber.Ctx) error { return a.orderDetail(c, ident) }
 }
 
 func (a *App) root(c *fiber.Ctx) error {
