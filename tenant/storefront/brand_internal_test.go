@@ -19,7 +19,7 @@ func TestBrandDefaultsAndSanitising(t *testing.T) {
 	hostile := brandOf(&directory.Tenant{ID: 2, Slug: "x", Settings: directory.Settings{Branding: &directory.Branding{
 		ShopName: "X", PrimaryColor: "red;}body{display:none", AccentColor: "#12345", LogoURL: "javascript:alert(1)",
 		FooterLinks: []directory.FooterLink{{Label: "ok", URL: "/contact"}, {Label: "bad", URL: "//evil.test"}, {Label: "data", URL: "data:text/html,x"}, {Label: "web", URL: "https://x.test/a"}},
-		About: "First.\r\n\r\nSecond.",
+		About:       "First.\r\n\r\nSecond.",
 	}}})
 	if strings.Contains(hostile.Theme, "display:none") || !strings.Contains(hostile.Theme, "--primary:"+defaultPrimary) || !strings.Contains(hostile.Theme, "--accent:"+defaultAccent) {
 		t.Errorf("colours not sanitised: %s", hostile.Theme)

@@ -291,6 +291,13 @@ func shopJourney(t *testing.T, e *env, host, primary string, width int64) {
 	j.open(mailLink(t, msg, "/account/order?identifier="))
 	j.see("Order "+ident, "UPS Ground")
 	j.shot("order", primary)
+	// The page script sent the button clicks to the analytics beacon, as
+	// the original frontend did.
+	db := e.dbA
+	if host == hostB {
+		db = e.dbB
+	}
+	waitCount(t, db, `SELECT count(*) FROM button_click WHERE button_id IN ('add-to-cart', 'continue-to-payment') AND anonymous_id IS NOT NULL`, 3)
 }
 
 // TestBrowserShopping runs the shopping journey on two tenants at once,

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // TestPagesAnswer: every page of the storefront answers HTML with the
@@ -230,10 +232,16 @@ func randomWord() string { return strings.ReplaceAll(time.Now().Format("150405.0
 // waitRows polls tenant alpha's database until query counts at least n.
 func waitRows(t *testing.T, e *env, query string, n int) {
 	t.Helper()
+	waitCount(t, e.dbA, query, n)
+}
+
+// waitCount polls db until query counts at least n.
+func waitCount(t *testing.T, db *pgxpool.Pool, query string, n int) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var got int
-		if err := e.dbA.QueryRow(context.Background(), query).Scan(&got); err != nil {
+		if err := db.QueryRow(context.Background(), query).Scan(&got); err != nil {
 			t.Fatal(err)
 		}
 		if got >= n {
