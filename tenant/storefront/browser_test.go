@@ -68,11 +68,11 @@ func tab(t *testing.T) context.Context {
 	return ctx
 }
 
-// artifacts is where screenshots go: SWA_ARTIFACTS when set (kept), else
+// artifacts is where screenshots go: SWA_ARTIFACTS_DIR when set (kept), else
 // the test's temporary directory.
 func artifacts(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("SWA_ARTIFACTS")
+	dir := os.Getenv("SWA_ARTIFACTS_DIR")
 	if dir == "" {
 		return t.TempDir()
 	}
