@@ -193,9 +193,11 @@ SELECT t.id, t.slug, t.display_name, t.status, t.db_name, t.db_role, t.secrets_r
        coalesce((SELECT array_agg(d.hostname ORDER BY d.is_default DESC, d.hostname)
                    FROM domains d WHERE d.tenant_id = t.id), '{}'),
        coalesce((SELECT array_agg(o.origin ORDER BY o.origin)
-                   FROM tenant_origins o WHERE o.tenant_id = t.id), '{}')
+                   FROM tenant_origins o WHERE o.tenant_id = t.id), '{}'),
+       coalesce(si.current_version, 0), coalesce(si.domain, '')
   FROM tenants t
-  LEFT JOIN db_servers s ON s.id = t.db_server_id`
+  LEFT JOIN db_servers s ON s.id = t.db_server_id
+  LEFT JOIN sites si ON si.tenant_id = t.id`
 
 // query is the subset of pgx both a pool and a single connection offer.
 type query interface {
@@ -226,9 +228,13 @@ func (d *Directory) load(ctx context.Context, q query, ids []int64) ([]*Tenant, 
 		var t Tenant
 		var settings []byte
 		var updated time.Time
+		var site Site
 		if err := row.Scan(&t.ID, &t.Slug, &t.DisplayName, &t.Status, &t.DBName, &t.DBRole, &t.SecretsRef,
-			&settings, &updated, &t.DBHost, &t.DBPort, &t.Hosts, &t.Origins); err != nil {
+			&settings, &updated, &t.DBHost, &t.DBPort, &t.Hosts, &t.Origins, &site.Version, &site.Domain); err != nil {
 			return nil, err
+		}
+		if site.Version != 0 {
+			t.Site = &site
 		}
 		if len(settings) > 0 {
 			if err := json.Unmarshal(settings, &t.Settings); err != nil {
@@ -342,7 +348,7 @@ func same(a, b *Tenant) bool {
 	return a.Generation == b.Generation && a.Status == b.Status &&
 		a.DBHost == b.DBHost && a.DBPort == b.DBPort &&
 		reflect.DeepEqual(a.Hosts, b.Hosts) && reflect.DeepEqual(a.Origins, b.Origins) &&
-		reflect.DeepEqual(a.Settings, b.Settings)
+		reflect.DeepEqual(a.Settings, b.Settings) && reflect.DeepEqual(a.Site, b.Site)
 }
 
 // Run keeps the snapshot current until ctx ends: it LISTENs on

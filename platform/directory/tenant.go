@@ -25,6 +25,10 @@ type Tenant struct {
 
 	Settings Settings
 
+	// Site is the tenant's own deployed frontend (platform/sites); nil
+	// when it has none.
+	Site *Site
+
 	// Generation changes whenever the registry row changes (updated_at), so
 	// caches keyed by tenant can tell a rotated tenant from the one they hold.
 	Generation int64
@@ -52,5 +56,36 @@ func (t *Tenant) AllowsOrigin(origin string) bool {
 			return true
 		}
 	}
+	// A site served on a domain of its own calls the API on the tenant's
+	// other hosts: its origin is the tenant's, on either scheme and any port.
+	if t.Site != nil && t.Site.Domain != "" {
+		if scheme, host, _, ok := splitOrigin(origin); ok && asciiEqualFold(host, t.Site.Domain) &&
+			(asciiEqualFold(scheme, "https") || asciiEqualFold(scheme, "http")) {
+			return true
+		}
+	}
 	return false
+}
+
+// Site is what the data plane needs of a tenant's deployed frontend: which
+// version to serve, and where.
+type Site struct {
+	// Version is the id of the site version served (site_versions.id).
+	Version int64
+	// Domain, when set, is the one host the site is served on; the tenant's
+	// other hosts keep the built-in storefront. Empty: the site replaces the
+	// storefront on every host of the tenant.
+	Domain string
+}
+
+// SiteOn returns the site version served on host (as a request names it,
+// with or without a port), or false when the tenant serves no site there.
+func (t *Tenant) SiteOn(host string) (int64, bool) {
+	if t.Site == nil {
+		return 0, false
+	}
+	if t.Site.Domain != "" && normalizeHost(host) != t.Site.Domain {
+		return 0, false
+	}
+	return t.Site.Version, true
 }
