@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net"
@@ -272,3 +273,5 @@ func (e *env) mustGet(t *testing.T, host, path string, headers ...string) respon
 }
 
 func repeat(s string, n int) string { return strings.Repeat(s, n) }
+
+func sha(b []byte) [32]byte { return sha256.Sum256(b) }
