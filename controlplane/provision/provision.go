@@ -27,6 +27,7 @@ import (
 	"github.com/startupwebapp/platform/migrations"
 	"github.com/startupwebapp/platform/platform/directory"
 	"github.com/startupwebapp/platform/platform/secrets"
+	"github.com/startupwebapp/platform/platform/sites"
 )
 
 // Options configures a Service.
@@ -65,6 +66,11 @@ type Options struct {
 	// it commits (PointInTx). An error stops the workflow there as a crash
 	// would, recording nothing more. ctx is the workflow's. For tests.
 	InStep func(ctx context.Context, op, step, point string) error
+
+	// SiteBlobs keeps tenants' site files (default: the platform database);
+	// SiteRetain is how many site versions a tenant keeps (default 10).
+	SiteBlobs  sites.Blobs
+	SiteRetain int
 }
 
 // Service runs the workflows.
@@ -75,6 +81,7 @@ type Service struct {
 	template string // name of the template database at the newest tenant migration
 	latest   int64  // newest tenant migration version
 	tenantFS fs.FS  // the tenant migrations
+	sites    *sites.Store
 }
 
 var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,19}$`)
@@ -117,14 +124,18 @@ func New(o Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("provision: tenant migrations: %w", err)
 	}
-	return &Service{
+	svc := &Service{
 		opts:     o,
 		reg:      registry.New(o.Platform, o.Secrets),
 		log:      o.Log,
 		template: fmt.Sprintf("%s_template_%d_%s", o.DBPrefix, latest, sum[:10]),
 		latest:   latest,
 		tenantFS: o.TenantMigrations,
-	}, nil
+	}
+	if svc.sites, err = svc.newSites(); err != nil {
+		return nil, fmt.Errorf("provision: %w", err)
+	}
+	return svc, nil
 }
 
 // LatestMigration is the newest version of the tenant migrations: the
