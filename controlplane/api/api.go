@@ -30,6 +30,7 @@ import (
 	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/platform/server"
+	"github.com/startupwebapp/platform/platform/sites"
 )
 
 // Options configures the admin API.
@@ -67,6 +68,11 @@ type Options struct {
 	// OperationTimeout is the deadline of each operation (default 10 min);
 	// one that passes it is recorded failed, and its tenant can be retried.
 	OperationTimeout time.Duration
+	// SiteLimits bound a tenant's site bundle (sites.Limits defaults);
+	// SiteDeployTimeout is a site deploy's deadline, in place of
+	// RequestTimeout (default 3 min).
+	SiteLimits        sites.Limits
+	SiteDeployTimeout time.Duration
 }
 
 // Defaults of Options.
@@ -94,6 +100,8 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	work   *workers
+
+	deploys chan struct{} // a slot per site deploy running
 }
 
 // New builds the API. It registers the bootstrap token and queues again the
@@ -127,11 +135,18 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.OperationTimeout <= 0 {
 		o.OperationTimeout = DefaultOperationTimeout
 	}
+	if o.SiteLimits.BundleBytes <= 0 {
+		o.SiteLimits.BundleBytes = sites.DefaultBundleBytes
+	}
+	if o.SiteDeployTimeout <= 0 {
+		o.SiteDeployTimeout = DefaultSiteDeployTimeout
+	}
 	trusted, err := server.ParseProxies(o.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	s := &Server{prov: o.Provision, reg: o.Registry, log: o.Log, opts: o, trusted: trusted}
+	s := &Server{prov: o.Provision, reg: o.Registry, log: o.Log, opts: o, trusted: trusted,
+		deploys: make(chan struct{}, DefaultSiteDeploys)}
 	if o.BootstrapToken != "" {
 		if err := s.reg.EnsureBootstrapToken(ctx, o.BootstrapToken); err != nil {
 			return nil, fmt.Errorf("api: %w", err)
@@ -158,8 +173,10 @@ func (s *Server) mount() {
 	s.failures = newFailureLimiter(authFailureLimit, authFailureWindow, authFailureClients, now)
 	s.usage = newUsageNotes(lastUsedInterval, usageNotesMax, now)
 	s.app = fiber.New(fiber.Config{
-		AppName:      "swa controlplane",
-		BodyLimit:    s.opts.BodyLimit,
+		AppName: "swa controlplane",
+		// The largest body of any route; requestConfig gives every other
+		// route BodyLimit as soon as its header is read.
+		BodyLimit:    max(s.opts.BodyLimit, int(s.opts.SiteLimits.BundleBytes)+1),
 		ErrorHandler: s.handleError,
 		// As in the data plane: X-Forwarded-For counts only from a trusted
 		// proxy (clientAddr reads it), never from any caller.
@@ -171,6 +188,7 @@ func (s *Server) mount() {
 		WriteTimeout:            30 * time.Second,
 		IdleTimeout:             2 * time.Minute,
 	})
+	s.app.Server().HeaderReceived = s.requestConfig
 	s.routes()
 }
 
@@ -231,6 +249,12 @@ func (s *Server) routes() {
 	v1.Post("/tenants/:slug/origins", s.addOrigin)
 	v1.Delete("/tenants/:slug/origins/:origin", s.removeOrigin)
 
+	v1.Get("/tenants/:slug/site", s.getSite)
+	v1.Post("/tenants/:slug/site/versions", s.deploySite)
+	v1.Delete("/tenants/:slug/site/versions/:number", s.deleteSiteVersion)
+	v1.Post("/tenants/:slug/site/rollback", s.rollbackSite)
+	v1.Put("/tenants/:slug/site/mode", s.setSiteMode)
+
 	v1.Get("/tenants/:slug/secrets", s.getSecrets)
 	v1.Put("/tenants/:slug/secrets", s.putSecrets)
 
@@ -279,7 +303,7 @@ func requestID(c *fiber.Ctx) string {
 // deadline gives the request's context the request timeout; a request
 // that fails once past it is answered 503.
 func (s *Server) deadline(c *fiber.Ctx) error {
-	ctx, cancel := context.WithTimeout(c.UserContext(), s.opts.RequestTimeout)
+	ctx, cancel := context.WithTimeout(c.UserContext(), s.timeoutOf(c))
 	defer cancel()
 	c.SetUserContext(ctx)
 	err := c.Next()

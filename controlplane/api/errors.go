@@ -111,6 +111,11 @@ func fromFiber(e *fiber.Error) *Error {
 // handleError writes err as the JSON error body. Internal detail goes to the
 // log with the request id, never to the client.
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	var fe *fiber.Error
+	if errors.As(err, &fe) && fe.Code == http.StatusRequestEntityTooLarge &&
+		isSiteDeploy(c.Request().Header.Method(), c.Request().URI().Path()) {
+		err = s.bundleTooLarge()
+	}
 	e := classify(err)
 	rid := requestID(c)
 	if e.Status >= 500 {

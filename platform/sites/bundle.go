@@ -55,7 +55,7 @@ func ReadBundle(r io.Reader, lim Limits) (*Bundle, error) {
 		return nil, fmt.Errorf("read bundle: %w", err)
 	}
 	if int64(len(raw)) > lim.BundleBytes {
-		return nil, &BundleError{Limit: "bundle size", Message: fmt.Sprintf("the upload is over the limit of %s (compressed)", mib(lim.BundleBytes))}
+		return nil, lim.TooLarge()
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(raw))
 	if err != nil {
@@ -152,6 +152,13 @@ func ReadBundle(r io.Reader, lim Limits) (*Bundle, error) {
 		return nil, err
 	}
 	return &Bundle{Files: files, Bytes: total, Digest: digest(files)}, nil
+}
+
+// TooLarge is the error of an upload over l.BundleBytes, for a server that
+// refuses one before reading it.
+func (l Limits) TooLarge() *BundleError {
+	l = l.withDefaults()
+	return &BundleError{Limit: "bundle size", Message: fmt.Sprintf("the upload is over the limit of %s (compressed)", mib(l.BundleBytes))}
 }
 
 // cleanPath checks an archive name and returns it relative and clean, or
