@@ -93,6 +93,11 @@ func openControlPlaneCore(ctx context.Context, cfg *config.Config, log *slog.Log
 		pool.Close()
 		return nil, err
 	}
+	siteBlobs, err := openSiteBlobs(ctx, cfg, pool)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
 	prov, err := provision.New(provision.Options{
 		Platform:         pool,
 		Secrets:          store,
@@ -100,6 +105,7 @@ func openControlPlaneCore(ctx context.Context, cfg *config.Config, log *slog.Log
 		BaseDomain:       cfg.BaseDomain,
 		DBPrefix:         cfg.TenantDBPrefix,
 		DevStripeAPIBase: devOnly(cfg, cfg.StripeAPIBase),
+		SiteBlobs:        siteBlobs,
 	})
 	if err != nil {
 		pool.Close()

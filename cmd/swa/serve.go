@@ -28,6 +28,7 @@ import (
 	"github.com/startupwebapp/platform/platform/secrets"
 	"github.com/startupwebapp/platform/platform/server"
 	"github.com/startupwebapp/platform/platform/sessions"
+	"github.com/startupwebapp/platform/platform/sites"
 	"github.com/startupwebapp/platform/tenant/account"
 	"github.com/startupwebapp/platform/tenant/admin"
 	"github.com/startupwebapp/platform/tenant/analytics"
@@ -186,6 +187,13 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	if err != nil {
 		return nil, err
 	}
+	// Tenants' own frontends, after the API apps and the back office so
+	// /user, /order, /clientevent and /admin never reach them.
+	siteBlobs, err := openSiteBlobs(ctx, cfg, dp.readPool)
+	if err != nil {
+		return nil, err
+	}
+	siteApp := sites.NewHandler(sites.HandlerOptions{DB: dp.readPool, Blobs: siteBlobs, Log: log})
 	prot := csrf.New(csrf.Options{
 		Key:            tenantKey,
 		Exempt:         []string{"/order/stripe-webhook"},
@@ -201,9 +209,10 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Env:            cfg.Env,
 		RequestTimeout: cfg.RequestTimeout,
 		Middleware:     []fiber.Handler{sess.Handler(), prot.Handler()},
-		// The storefront comes last: its pages are the paths no API prefix
-		// claims.
-		Apps: []server.App{dp.analytics, accountApp, shopApp, backOffice, site},
+		// Tenants' own sites answer before the storefront on the hosts where
+		// they apply; the storefront comes last: its pages are the paths no
+		// API prefix claims.
+		Apps: []server.App{dp.analytics, accountApp, shopApp, backOffice, siteApp, site},
 	})
 	dp.health = obs.NewHealth(reg,
 		obs.Check{Name: "platform_db", Fn: func(ctx context.Context) error { return dp.readPool.Ping(ctx) }},

@@ -63,7 +63,7 @@ Exit status: 0 ok, 1 server or operation error, 2 usage, 3 not found, 4 conflict
 		t.longCmd("rotate-secrets", "Give a tenant a new database password and session key", "POST", "/rotate-secrets"),
 		t.listedCmd("domains", "hostname", "Hostnames routed to a tenant"),
 		t.listedCmd("origins", "origin", "Browser origins a tenant trusts for CORS and CSRF"),
-		t.secretsCmd(), t.migrateCmd(),
+		t.secretsCmd(), t.migrateCmd(), t.siteCmd(),
 	)
 	silence(cmd)
 	return cmd
@@ -150,7 +150,10 @@ type apiErrorBody struct {
 // becomes a cliError with the matching exit status.
 func (c *apiClient) do(ctx context.Context, method, path string, body any) ([]byte, http.Header, error) {
 	var rd io.Reader
-	if body != nil {
+	contentType := "application/json"
+	if raw, ok := body.(rawBody); ok {
+		rd, contentType = bytes.NewReader(raw.data), raw.contentType
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return nil, nil, err
@@ -164,7 +167,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, body any) ([]by
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	res, err := c.http.Do(req)
 	if err != nil {

@@ -47,6 +47,11 @@ type Config struct {
 	AWSEndpoint      string // override for emulators; empty in production
 	SecretsCacheTTL  time.Duration
 
+	SitesBackend    string // db | s3: where tenants' site files are kept
+	SitesS3Bucket   string
+	SitesS3Prefix   string
+	SitesS3Endpoint string // override for emulators; empty in production
+
 	AdminToken      string // bootstrap token of the control-plane API
 	ControlPlaneURL string // where `swa tenant ...` sends its calls
 
@@ -242,6 +247,14 @@ var options = []option{
 		set: dsn(func(c *Config) *string { return &c.AWSEndpoint }, "http", "https")},
 	{name: "SECRETS_CACHE_TTL", def: "1m", doc: "how long a read secret is served from memory",
 		set: duration(func(c *Config) *time.Duration { return &c.SecretsCacheTTL })},
+	{name: "SITES_BACKEND", def: "db", doc: "where tenants' own site files are kept: db (the platform database) or s3",
+		set: oneOf(func(c *Config) *string { return &c.SitesBackend }, "db", "s3")},
+	{name: "SITES_S3_BUCKET", def: "", doc: "S3 bucket of site files when SITES_BACKEND is s3 (region and credentials from the AWS environment)",
+		set: str(func(c *Config) *string { return &c.SitesS3Bucket })},
+	{name: "SITES_S3_PREFIX", def: "sites/", doc: "starts the name of every site file object in SITES_S3_BUCKET",
+		set: str(func(c *Config) *string { return &c.SitesS3Prefix })},
+	{name: "SITES_S3_ENDPOINT", def: "", doc: "S3 endpoint override (emulators only); empty in production",
+		set: dsn(func(c *Config) *string { return &c.SitesS3Endpoint }, "http", "https")},
 	{name: "ADMIN_TOKEN", def: "", secret: true, doc: "bootstrap bearer token of the control-plane API",
 		set: str(func(c *Config) *string { return &c.AdminToken })},
 	{name: "CONTROLPLANE_URL", def: "http://127.0.0.1:8001", doc: "control-plane API base URL used by `swa tenant`",
@@ -399,6 +412,10 @@ func (c *Config) environ() map[string]string {
 		"SWA_AWS_SECRETS_PREFIX":          c.AWSSecretsPrefix,
 		"SWA_AWS_ENDPOINT":                c.AWSEndpoint,
 		"SWA_SECRETS_CACHE_TTL":           c.SecretsCacheTTL.String(),
+		"SWA_SITES_BACKEND":               c.SitesBackend,
+		"SWA_SITES_S3_BUCKET":             c.SitesS3Bucket,
+		"SWA_SITES_S3_PREFIX":             c.SitesS3Prefix,
+		"SWA_SITES_S3_ENDPOINT":           c.SitesS3Endpoint,
 		"SWA_ADMIN_TOKEN":                 c.AdminToken,
 		"SWA_CONTROLPLANE_URL":            c.ControlPlaneURL,
 		"SWA_BASE_DOMAIN":                 c.BaseDomain,

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/jackc/pgx/v5"
@@ -73,6 +76,32 @@ func (b *DBBlobs) Delete(ctx context.Context, tenantID int64, sum Sum) error {
 		return fmt.Errorf("delete site blob %s: %w", sum.Hex(), err)
 	}
 	return nil
+}
+
+// s3CallTimeout bounds one S3 call, so a hung endpoint cannot hold a
+// deploy or a request forever; callers' deadlines still apply.
+const s3CallTimeout = time.Minute
+
+// NewS3Client returns an S3 client from the default AWS configuration
+// (environment, shared files, instance role), with a deadline on every call.
+// A non-empty endpoint (emulators only) is addressed path-style.
+func NewS3Client(ctx context.Context, endpoint string, optFns ...func(*config.LoadOptions) error) (*s3.Client, error) {
+	opts := append([]func(*config.LoadOptions) error{
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(s3CallTimeout)),
+	}, optFns...)
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("sites s3: load configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("sites s3: no region (set AWS_REGION)")
+	}
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+			o.UsePathStyle = true
+		}
+	}), nil
 }
 
 // S3Blobs keeps blobs in an S3 bucket, as objects {prefix}{tenant id}/{sha256

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/startupwebapp/platform/platform/sites"
+)
+
+// `swa tenant site` against a running `swa dev`: a directory deployed is
+// served by the data plane on the tenant's hosts, listed, rolled back and
+// moved to a domain of its own; the other tenants never see it.
+func TestTenantSiteCLI(t *testing.T) {
+	h := newDevHarness(t)
+	h.start()
+	env := map[string]string{"SWA_CONTROLPLANE_URL": h.urls.Control, "SWA_ADMIN_TOKEN": h.token}
+	run := func(args ...string) (string, string, int) {
+		cmd := tenantCommand(func(k string) string { return env[k] })
+		var out bytes.Buffer
+		cmd.SetArgs(args)
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := cmd.ExecuteContext(ctx); err != nil {
+			return out.String(), err.Error(), exitCode(err)
+		}
+		return out.String(), "", 0
+	}
+	ok := func(args ...string) string {
+		t.Helper()
+		out, msg, code := run(args...)
+		if code != 0 {
+			t.Fatalf("swa tenant %s: exit %d: %s", strings.Join(args, " "), code, msg)
+		}
+		return out
+	}
+	// waitFor polls the data plane until host/path answers with want in it.
+	waitFor := func(host, path, want string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			code, body := h.get(host, path)
+			if strings.Contains(body, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s%s = %d %.60q, want %q", host, path, code, body, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	dir := t.TempDir()
+	write := func(name, body string) {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("index.html", "<h1>fork frontend one</h1>")
+	write("about.html", "<h1>about us</h1>")
+	if out := ok("site", "deploy", "healthtech", dir); !strings.Contains(out, "site version 1 served") {
+		t.Errorf("deploy: %q", out)
+	}
+	waitFor("healthtech.localhost", "/", "fork frontend one")
+	waitFor("healthtech.localhost", "/about", "about us")
+	if _, body := h.get("fintech.localhost", "/about"); strings.Contains(body, "about us") {
+		t.Errorf("another tenant serves healthtech's site")
+	}
+	if code, body := h.get("healthtech.localhost", "/clientevent/"); code != 200 || !strings.Contains(body, "clientevent API") {
+		t.Errorf("the API behind the site: %d %q", code, body)
+	}
+
+	// A .tar.gz works as well as a directory.
+	write("index.html", "<h1>fork frontend two</h1>")
+	bundle := filepath.Join(t.TempDir(), "site.tar.gz")
+	f, err := os.Create(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sites.Pack(dir, f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	ok("site", "deploy", "healthtech", bundle)
+	waitFor("healthtech.localhost", "/", "fork frontend two")
+
+	out := ok("site", "list", "healthtech")
+	for _, want := range []string{"mode replace: served on every host", "2", "ready (served)", "1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("list lacks %q:\n%s", want, out)
+		}
+	}
+	ok("site", "rollback", "healthtech", "1")
+	waitFor("healthtech.localhost", "/", "fork frontend one")
+
+	ok("domains", "add", "healthtech", "www.healthtech.test")
+	if out := ok("site", "mode", "healthtech", "domain", "--domain", "www.healthtech.test"); !strings.Contains(out, "www.healthtech.test only") {
+		t.Errorf("mode: %q", out)
+	}
+	waitFor("www.healthtech.test", "/", "fork frontend one")
+	waitFor("healthtech.localhost", "/about", "not-found")
+
+	if _, msg, code := run("site", "delete", "healthtech", "1"); code != exitConflict || !strings.Contains(msg, "served") {
+		t.Errorf("deleting the served version: exit %d %q", code, msg)
+	}
+	ok("site", "delete", "healthtech", "2")
+	write("user/login.html", "x")
+	if _, msg, code := run("site", "deploy", "healthtech", dir); code != exitUsage || !strings.Contains(msg, `"user/login.html"`) {
+		t.Errorf("deploying under /user/: exit %d %q", code, msg)
+	}
+	if _, msg, code := run("site", "rollback", "healthtech", "two"); code != exitUsage || !strings.Contains(msg, "VERSION") {
+		t.Errorf("rollback two: exit %d %q", code, msg)
+	}
+}
