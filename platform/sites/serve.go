@@ -104,7 +104,7 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 	if t == nil {
 		return c.Next()
 	}
-	version, ok := t.SiteOn(c.Hostname())
+	version, ok := t.SiteOn(strings.TrimSpace(c.Hostname()))
 	if !ok {
 		return c.Next()
 	}
