@@ -38,7 +38,7 @@ type siteView struct {
 
 type siteVersionView struct {
 	Number    int       `json:"number"`
-	Status    string    `json:"status"`
+	Ready     bool      `json:"ready"`
 	Current   bool      `json:"current"`
 	Files     int       `json:"files"`
 	Bytes     int64     `json:"bytes"`
@@ -212,7 +212,10 @@ func (t *tenantCLI) printSite(cmd *cobra.Command, raw []byte) error {
 	}
 	fmt.Fprintln(w, "VERSION\tSTATUS\tFILES\tBYTES\tDEPLOYED\tBY")
 	for _, v := range s.Versions {
-		status := v.Status
+		status := "ready"
+		if !v.Ready {
+			status = "pending (deploy again to finish)"
+		}
 		if v.Current {
 			status += " (served)"
 		}

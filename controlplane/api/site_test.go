@@ -77,7 +77,7 @@ func TestSiteRoutes(t *testing.T) {
 	}
 	var v sites.Version
 	r.decode(t, &v)
-	if v.Number != 1 || !v.Current || v.Status != "ready" || v.Files != 1 || !strings.HasPrefix(v.Actor, "token:") {
+	if v.Number != 1 || !v.Current || !v.Ready || v.Files != 1 || !strings.HasPrefix(v.Actor, "token:") {
 		t.Errorf("deployed %+v", v)
 	}
 	if r := h.upload("acme", siteTgz(t, "index.html", "<h1>two</h1>")); r.Status != http.StatusCreated {

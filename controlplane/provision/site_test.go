@@ -78,7 +78,7 @@ func TestSiteDeployCrashAndResume(t *testing.T) {
 		if err != nil {
 			t.Fatalf("retry after a stop at %s: %v", point, err)
 		}
-		if v.Number != i+2 || !v.Current || v.Status != "ready" {
+		if v.Number != i+2 || !v.Current || !v.Ready {
 			t.Errorf("retry after a stop at %s: version %+v, want number %d, current and ready", point, v, i+2)
 		}
 	}

@@ -61,9 +61,3 @@ func (c *lru[K, V]) add(k K, v V, cost int64) {
 		c.used -= it.cost
 	}
 }
-
-func (c *lru[K, V]) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.items)
-}

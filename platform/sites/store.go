@@ -75,8 +75,10 @@ func New(o Options) (*Store, error) {
 
 // Version is one deployed version of a site.
 type Version struct {
-	Number    int        `json:"number"`
-	Status    string     `json:"status"` // pending (a deploy not finished) or ready
+	Number int `json:"number"`
+	// Ready is false for a version whose deploy was cut off: deploying its
+	// bundle again completes it.
+	Ready     bool       `json:"ready"`
 	Current   bool       `json:"current"`
 	Files     int        `json:"files"`
 	Bytes     int64      `json:"bytes"`
@@ -445,14 +447,14 @@ func (s *Store) get(ctx context.Context, db DB, tenantID int64) (Site, error) {
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return Site{}, fmt.Errorf("site: %w", err)
 	}
-	rows, err := db.Query(ctx, `SELECT id, number, status, files, bytes, actor, created_at, ready_at
+	rows, err := db.Query(ctx, `SELECT id, number, status = 'ready', files, bytes, actor, created_at, ready_at
 		FROM site_versions WHERE tenant_id = $1 ORDER BY number DESC`, tenantID)
 	if err != nil {
 		return Site{}, fmt.Errorf("site: versions: %w", err)
 	}
 	vs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Version, error) {
 		var v Version
-		err := row.Scan(&v.ID, &v.Number, &v.Status, &v.Files, &v.Bytes, &v.Actor, &v.CreatedAt, &v.ReadyAt)
+		err := row.Scan(&v.ID, &v.Number, &v.Ready, &v.Files, &v.Bytes, &v.Actor, &v.CreatedAt, &v.ReadyAt)
 		return v, err
 	})
 	if err != nil {
