@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -119,7 +120,7 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 	}
 	f, redirect := m.resolve(p)
 	if redirect {
-		target := p + "/"
+		target := (&url.URL{Path: p + "/"}).EscapedPath()
 		if q := c.Request().URI().QueryString(); len(q) > 0 {
 			target += "?" + string(q)
 		}
