@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net"
@@ -67,7 +68,7 @@ func (h *harness) upload(slug string, bundle []byte) response {
 func TestSiteRoutes(t *testing.T) {
 	t.Parallel()
 	h := newHarnessAPI(t, nil, func(o *Options) {
-		o.SiteLimits = sites.Limits{BundleBytes: 48 << 10, Files: 3, FileBytes: 32 << 10}
+		o.SiteLimits = sites.Limits{BundleBytes: 256 << 10, Files: 3, FileBytes: 160 << 10}
 	})
 	h.create("acme", `,"domains":["www.acme.test"]`)
 
@@ -83,9 +84,16 @@ func TestSiteRoutes(t *testing.T) {
 	if r := h.upload("acme", siteTgz(t, "index.html", "<h1>two</h1>")); r.Status != http.StatusCreated {
 		t.Fatalf("second deploy: %d %s", r.Status, r.Body)
 	}
+	// A bundle larger than the API's body limit (64 KiB here) but within
+	// the bundle limit is taken.
+	noise := make([]byte, 100<<10)
+	_, _ = rand.Read(noise)
+	if r := h.upload("acme", siteTgz(t, "index.html", "<h1>two</h1>", "noise.bin", string(noise))); r.Status != http.StatusCreated {
+		t.Fatalf("deploy of %d bytes: %d %s", len(noise), r.Status, r.Body)
+	}
 	var site sites.Site
 	h.must(http.StatusOK, "GET", "/v1/tenants/acme/site", "").decode(t, &site)
-	if site.Mode != "replace" || site.CurrentVersion == nil || *site.CurrentVersion != 2 || len(site.Versions) != 2 {
+	if site.Mode != "replace" || site.CurrentVersion == nil || *site.CurrentVersion != 3 || len(site.Versions) != 3 {
 		t.Errorf("site %+v", site)
 	}
 	h.must(http.StatusOK, "POST", "/v1/tenants/acme/site/rollback", `{"version":1}`).decode(t, &site)
@@ -97,9 +105,9 @@ func TestSiteRoutes(t *testing.T) {
 		t.Errorf("after mode: %+v", site)
 	}
 	h.must(http.StatusConflict, "DELETE", "/v1/tenants/acme/site/versions/1", "")
-	h.must(http.StatusNoContent, "DELETE", "/v1/tenants/acme/site/versions/2", "")
-	h.must(http.StatusNotFound, "DELETE", "/v1/tenants/acme/site/versions/2", "")
-	h.must(http.StatusNotFound, "POST", "/v1/tenants/acme/site/rollback", `{"version":2}`)
+	h.must(http.StatusNoContent, "DELETE", "/v1/tenants/acme/site/versions/3", "")
+	h.must(http.StatusNotFound, "DELETE", "/v1/tenants/acme/site/versions/3", "")
+	h.must(http.StatusNotFound, "POST", "/v1/tenants/acme/site/rollback", `{"version":3}`)
 
 	var audit auditPage
 	h.must(http.StatusOK, "GET", "/v1/audit?tenant=acme", "").decode(t, &audit)
@@ -109,7 +117,7 @@ func TestSiteRoutes(t *testing.T) {
 			actions = append(actions, e.Action)
 		}
 	}
-	if got := strings.Join(actions, " "); got != "site.delete-version site.mode site.rollback site.deploy site.deploy" {
+	if got := strings.Join(actions, " "); got != "site.delete-version site.mode site.rollback site.deploy site.deploy site.deploy" {
 		t.Errorf("audited %q", got)
 	}
 
@@ -133,7 +141,7 @@ func TestSiteRoutes(t *testing.T) {
 		}
 	}
 
-	big := strings.Repeat("x", 33<<10)
+	big := strings.Repeat("x", 161<<10)
 	for _, tc := range []struct {
 		name   string
 		bundle []byte
@@ -143,7 +151,7 @@ func TestSiteRoutes(t *testing.T) {
 		{"traversal", siteTgz(t, "index.html", "x", "../../etc/cron.d/evil", "x"), 400, `bundle entry "../../etc/cron.d/evil": leaves the site's root`},
 		{"api prefix", siteTgz(t, "order/index.html", "x"), 400, "lies under /order/"},
 		{"too many files", siteTgz(t, "a", "1", "b", "2", "c", "3", "d", "4"), 413, "more than 3 files, the limit"},
-		{"file too big", siteTgz(t, "big.bin", big), 413, `"big.bin": is 33 KiB, over the limit of 32 KiB per file`},
+		{"file too big", siteTgz(t, "big.bin", big), 413, `"big.bin": is 161 KiB, over the limit of 160 KiB per file`},
 		{"not a bundle", []byte(`{"json":true}`), 400, "not a gzip-compressed tar archive"},
 	} {
 		r := h.upload("acme", tc.bundle)
@@ -156,7 +164,7 @@ func TestSiteRoutes(t *testing.T) {
 		t.Errorf("deploy to an unknown tenant: %d", r.Status)
 	}
 	h.must(http.StatusOK, "GET", "/v1/tenants/acme/site", "").decode(t, &site)
-	if len(site.Versions) != 1 {
+	if len(site.Versions) != 2 {
 		t.Errorf("refused bundles left versions: %+v", site.Versions)
 	}
 
@@ -169,7 +177,7 @@ func TestSiteRoutes(t *testing.T) {
 		length int
 		msg    string
 	}{
-		{"/v1/tenants/acme/site/versions", 60 << 10, "bundle: the upload is over the limit of 48 KiB (compressed)"},
+		{"/v1/tenants/acme/site/versions", 300 << 10, "bundle: the upload is over the limit of 256 KiB (compressed)"},
 		{"/v1/tenants", 70 << 10, "request body too large"},
 	} {
 		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
