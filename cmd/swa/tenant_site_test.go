@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/startupwebapp/platform/platform/config"
 	"github.com/startupwebapp/platform/platform/sites"
 )
 
@@ -130,5 +131,26 @@ func TestTenantSiteCLI(t *testing.T) {
 	}
 	if _, msg, code := run("site", "rollback", "healthtech", "two"); code != exitUsage || !strings.Contains(msg, "VERSION") {
 		t.Errorf("rollback two: exit %d %q", code, msg)
+	}
+}
+
+// SWA_SITES_BACKEND picks the site file backend; s3 needs a bucket.
+func TestOpenSiteBlobs(t *testing.T) {
+	ctx := context.Background()
+	if b, err := openSiteBlobs(ctx, &config.Config{SitesBackend: "db"}, nil); err != nil {
+		t.Errorf("db: %v", err)
+	} else if _, ok := b.(*sites.DBBlobs); !ok {
+		t.Errorf("db: got %T", b)
+	}
+	if _, err := openSiteBlobs(ctx, &config.Config{SitesBackend: "s3"}, nil); err == nil || !strings.Contains(err.Error(), "SWA_SITES_S3_BUCKET") {
+		t.Errorf("s3 without a bucket: %v, want an error naming SWA_SITES_S3_BUCKET", err)
+	}
+	t.Setenv("AWS_REGION", "eu-west-1")
+	b, err := openSiteBlobs(ctx, &config.Config{SitesBackend: "s3", SitesS3Bucket: "b", SitesS3Prefix: "p/", SitesS3Endpoint: "http://127.0.0.1:1"}, nil)
+	if err != nil {
+		t.Fatalf("s3: %v", err)
+	}
+	if s3b, ok := b.(*sites.S3Blobs); !ok || s3b.Key(7, sites.Sum{}) != "p/7/"+strings.Repeat("0", 64) {
+		t.Errorf("s3: got %T", b)
 	}
 }
