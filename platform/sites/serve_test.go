@@ -287,6 +287,11 @@ func TestDeployWhileDownloading(t *testing.T) {
 			defer wg.Done()
 			<-started
 			seen, first := "1", true
+			defer func() {
+				if first { // failed before its first pair: release the deploy
+					sawV1.Done()
+				}
+			}()
 			accept := []string{"", "gzip", "br"}[i%3]
 			for n := 0; !stop.Load(); n++ {
 				var pair [2]string
