@@ -186,7 +186,8 @@ func TestOperationDeadline(t *testing.T) {
 	var hold atomic.Bool
 	hold.Store(true)
 	arrived := make(chan string, 4)
-	h := newHarnessAPI(t, holdAtRole(&hold, arrived), func(o *Options) { o.OperationTimeout = 10 * time.Second // room to reach the held point on a loaded machine })
+	// 10 s: room to reach the held point on a loaded machine.
+	h := newHarnessAPI(t, holdAtRole(&hold, arrived), func(o *Options) { o.OperationTimeout = 10 * time.Second })
 	op := h.wait(h.must(http.StatusAccepted, "POST", "/v1/tenants", `{"slug":"stuck"}`))
 	if op.Status != registry.OperationFailed || op.Error == nil || !strings.Contains(*op.Error, "timed out") {
 		t.Fatalf("operation %+v %s, want failed for timing out", op, deref(op.Error))
