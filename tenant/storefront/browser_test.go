@@ -314,8 +314,9 @@ func TestBrowserShopping(t *testing.T) {
 	})
 }
 
-// TestBrowserAccount: sign up, verify with the mailed link, sign out and
-// in, the account pages, a password change; then the other pages, shot at
+// TestBrowserAccount: sign up, verify with the mailed link, sign out, fill
+// a cart and sign in (the carts merge), the account pages, a password
+// change, a newsletter's unsubscribe link; then the other pages, shot at
 // phone width.
 func TestBrowserAccount(t *testing.T) {
 	e := newEnv(t)
@@ -344,11 +345,21 @@ func TestBrowserAccount(t *testing.T) {
 	if !strings.HasPrefix(j.location(), j.base+"/login") {
 		t.Fatalf("after sign-out at %s", j.location())
 	}
+	// Signed out, the visitor fills a cart; signing in merges it into the
+	// member's.
+	j.open("/product?name=RubberBands&id=v26ujdy3N1")
+	j.submit(`.add button[type=submit]`)
+	j.see("The item was added to your cart.")
+	j.open("/login")
 	j.fill("#username", user)
 	j.fill("#password", "Xq7!browser#Pw")
 	j.shot("login", primary)
 	j.submit(`form[action="/login"] button`)
 	j.see("You are signed in.", "Bea Rowser")
+	j.open("/cart")
+	j.see("Rubber Bands")
+	j.shot("cart-merged", primary)
+	j.open("/account/")
 	j.submit(`a[href="/account/edit-my-information"]`)
 	j.see("Edit my information")
 	j.shot("edit-information", primary)
@@ -362,6 +373,22 @@ func TestBrowserAccount(t *testing.T) {
 	j.submit(`form[action="/account/change-password"] button`)
 	j.see("Your password was changed.")
 	e.deliver(t, `to:"`+email+`" subject:"Password Changed"`, 1)
+
+	// The unsubscribe link a newsletter carries (its token is the member's
+	// signed unsubscribe string), followed from a fresh browser.
+	var token string
+	if err := e.dbA.QueryRow(context.Background(), `SELECT m.email_unsubscribe_string_signed FROM member m
+		JOIN account a ON a.id = m.account_id WHERE a.username = $1`, user).Scan(&token); err != nil {
+		t.Fatal(err)
+	}
+	mail := newJourney(t, e, hostA, 1280)
+	mail.dismissCookies()
+	mail.open("/account/email-unsubscribe?token=" + url.QueryEscape(token))
+	mail.see("Yes, remove me")
+	mail.shot("unsubscribe", primary)
+	mail.submit(`form[action="/account/email-unsubscribe"] button`)
+	mail.see("is unsubscribed")
+	mail.shot("unsubscribed", primary)
 
 	phone := newJourney(t, e, hostA, 390)
 	for _, p := range []struct{ name, path string }{
