@@ -181,6 +181,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		}),
 		DefaultFrom: "StartupWebApp <no-reply@" + cfg.BaseDomain + ">",
 		Log:         log,
+		Sessions:    sess,
 	})
 	site, err := storefront.New(storefront.Options{Account: accountApp, Shop: shopApp, Analytics: dp.analytics, Log: log})
 	if err != nil {
@@ -200,7 +201,10 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		TrustedProxies: cfg.TrustedProxies,
 		Env:            cfg.Env,
 		RequestTimeout: cfg.RequestTimeout,
-		Middleware:     []fiber.Handler{sess.Handler(), prot.Handler()},
+		// Room for the back office's CSV uploads, which it limits itself
+		// with an answer naming the limit.
+		BodyLimit:  admin.MaxUploadBody,
+		Middleware: []fiber.Handler{sess.Handler(), prot.Handler()},
 		// The storefront comes last: its pages are the paths no API prefix
 		// claims.
 		Apps: []server.App{dp.analytics, accountApp, shopApp, backOffice, site},
