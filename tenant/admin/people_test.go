@@ -485,8 +485,19 @@ func TestImportCatalog(t *testing.T) {
 		staff.must(202, "POST", fmt.Sprintf("%s/imports/%v/apply", api, job["id"]), nil)
 		return counts(t, staff.waitJob(job["id"])["result"])
 	}
+	version := func() int { return f.count(f.a, `SELECT version FROM catalog_version`) }
+	v0 := version()
+	if status, _ := staff.uploadCSV("catalog", "cat.csv", []byte(file)); status != 201 || version() != v0 {
+		t.Fatalf("a dry run = %d moved the catalogue version %d -> %d", status, v0, version())
+	}
 	if c := apply(file); c["create"] != 2 || c["refused"] != 3 {
 		t.Fatalf("first catalog import = %v", c)
+	}
+	// The shop's in-memory catalogue follows catalog_version, which the
+	// tenant database's triggers bump on these writes: the import shows on
+	// GET /order/products with nothing more to do.
+	if version() <= v0 {
+		t.Fatal("applying the catalogue import did not bump catalog_version")
 	}
 	if n := f.count(f.a, `SELECT count(*) FROM sku s JOIN product_sku ps ON ps.sku_id = s.id JOIN product p ON p.id = ps.product_id
 JOIN sku_price sp ON sp.sku_id = s.id WHERE p.identifier = 'mug-01' AND sp.price = 12.50`); n != 2 {
