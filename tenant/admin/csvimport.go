@@ -573,6 +573,9 @@ func (a *App) listJobs(r *req, p page) ([]jobJSON, string, error) {
 	}
 	for i := range out {
 		out[i].DryRun = nil // the list is a summary
+		if out[i].Status == "queued" {
+			a.startJob(r.tenant, r.key, out[i].ID) // resumes a job whose worker went away
+		}
 	}
 	return pageTail(out, p, func(j jobJSON) int64 { return j.ID })
 }
