@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/startupwebapp/platform/platform/directory"
@@ -160,6 +161,12 @@ func (a *App) apiExport(c *fiber.Ctx) error {
 	kind := c.Params("kind")
 	if _, ok := exports[kind]; !ok {
 		return &apiError{Status: fiber.StatusNotFound, Code: "not-found", Detail: "no export of that name", Field: "kind"}
+	}
+	// Exports carry personal data: who took which is on the audit log.
+	if err := a.tx(r, func(tx pgx.Tx) error {
+		return r.audit(tx, auditEntry{Action: "export.downloaded", TargetType: "export", After: map[string]string{"kind": kind}})
+	}); err != nil {
+		return fmt.Errorf("audit export: %w", err)
 	}
 	t, log, reqID := r.tenant, a.log, r.requestID
 	name := fmt.Sprintf("%s-%s-%s.csv", t.Slug, kind, a.now().UTC().Format("2006-01-02"))

@@ -147,7 +147,6 @@ func parseCSV(kind string, content []byte) ([]csvRecord, error) {
 	}
 	var out []csvRecord
 	for {
-		line, _ := rd.FieldPos(0)
 		rec, err := rd.Read()
 		if errors.Is(err, io.EOF) {
 			break
@@ -155,7 +154,7 @@ func parseCSV(kind string, content []byte) ([]csvRecord, error) {
 		if err != nil {
 			return nil, csvError(err)
 		}
-		line, _ = rd.FieldPos(0)
+		line, _ := rd.FieldPos(0) // where the record starts
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue // a blank line
 		}

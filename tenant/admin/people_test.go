@@ -280,6 +280,9 @@ func TestExportsAreCSVWithFormulasEscaped(t *testing.T) {
 	if o := staff.readCSV("orders"); o[1][1] != "'=1+1" || o[1][11] != "10.00" {
 		t.Fatalf("orders = %q", o)
 	}
+	if n := f.count(f.a, `SELECT count(*) FROM staff_audit_log WHERE action = 'export.downloaded' AND after->>'kind' = 'members'`); n != 2 {
+		t.Fatalf("members export audited %d times, want 2 (two downloads)", n)
+	}
 	staff.refused(404, "not-found", "kind", "GET", api+"/exports/passwords", nil)
 	f.client(hostA).refused(401, "unauthenticated", "", "GET", api+"/exports/members", nil)
 }
