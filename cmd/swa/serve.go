@@ -182,6 +182,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		}),
 		DefaultFrom: "StartupWebApp <no-reply@" + cfg.BaseDomain + ">",
 		Log:         log,
+		Sessions:    sess,
 	})
 	site, err := storefront.New(storefront.Options{Account: accountApp, Shop: shopApp, Analytics: dp.analytics, Log: log})
 	if err != nil {
@@ -208,7 +209,10 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		TrustedProxies: cfg.TrustedProxies,
 		Env:            cfg.Env,
 		RequestTimeout: cfg.RequestTimeout,
-		Middleware:     []fiber.Handler{sess.Handler(), prot.Handler()},
+		// Room for the back office's CSV uploads, which it limits itself
+		// with an answer naming the limit.
+		BodyLimit:  admin.MaxUploadBody,
+		Middleware: []fiber.Handler{sess.Handler(), prot.Handler()},
 		// Tenants' own sites answer before the storefront on the hosts where
 		// they apply; the storefront comes last: its pages are the paths no
 		// API prefix claims.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -79,6 +80,15 @@ type Options struct {
 	// Lockout.
 	MaxFailures int
 	Lockout     time.Duration
+	// Sessions is the member session store; deactivating a member ends
+	// their sessions in it.
+	Sessions *sessions.Store
+	// MaxImportBytes is the largest CSV upload (default MaxImportBytes);
+	// the server's body limit must allow it (MaxUploadBody).
+	MaxImportBytes int
+	// JobTimeout is the deadline of an import's apply job (default
+	// DefaultJobTimeout).
+	JobTimeout time.Duration
 }
 
 // App is the back office; it implements server.App.
@@ -96,6 +106,10 @@ type App struct {
 	absolute    time.Duration
 	maxFailures int
 	lockout     time.Duration
+	sessions    *sessions.Store
+	maxImport   int
+	jobTimeout  time.Duration
+	jobs        sync.Map // import jobs running in this process, by tenant and id
 }
 
 // New returns the back office. DB, Key and Redis are required.
@@ -105,7 +119,14 @@ func New(o Options) *App {
 	}
 	a := &App{db: o.DB, key: o.Key, rdb: o.Redis, prefix: o.Prefix, limiter: o.Limiter, hasher: o.Hasher,
 		from: o.DefaultFrom, log: o.Log, now: o.Now, idle: o.IdleTimeout, absolute: o.AbsoluteTimeout,
-		maxFailures: o.MaxFailures, lockout: o.Lockout}
+		maxFailures: o.MaxFailures, lockout: o.Lockout,
+		sessions: o.Sessions, maxImport: o.MaxImportBytes, jobTimeout: o.JobTimeout}
+	if a.maxImport <= 0 {
+		a.maxImport = MaxImportBytes
+	}
+	if a.jobTimeout <= 0 {
+		a.jobTimeout = DefaultJobTimeout
+	}
 	if a.hasher == nil {
 		a.hasher = account.NewHasher(account.DefaultArgon2)
 	}
@@ -165,7 +186,7 @@ func (a *App) routes() []route {
 	byAccount := limit{"admin_login_account", bodyEmail}
 	resetByIP := limit{"admin_reset", ratelimit.ByClientIP}
 	linkByIP := limit{"admin_link", ratelimit.ByClientIP}
-	return []route{
+	return append([]route{
 		{"GET", "/openapi.json", public, nil, a.apiOpenAPI},
 		{"POST", "/session", public, []limit{byIP, byAccount}, a.apiSignIn},
 		{"POST", "/session/totp", totpStage, []limit{byIP}, a.apiSignInTOTP},
@@ -188,7 +209,7 @@ func (a *App) routes() []route {
 		{"POST", "/tokens", sessionOnly, nil, a.apiTokenCreate},
 		{"DELETE", "/tokens/:id", anyStaff, nil, a.apiTokenRevoke},
 		{"GET", "/audit", ownerOnly, nil, a.apiAudit},
-	}
+	}, a.peopleRoutes()...)
 }
 
 // Mount registers the back office: the API under APIPrefix and the pages

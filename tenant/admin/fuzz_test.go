@@ -1,6 +1,8 @@
 package admin_test
 
 import (
+	"context"
+	"fmt"
 	"testing"
 
 	"github.com/startupwebapp/platform/platform/ratelimit"
@@ -63,3 +65,69 @@ func FuzzAPIBodies(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCSVImport uploads arbitrary files as either import kind: every
+// answer is below 500 with the error shape when refused, the dry run
+// writes nothing, and applying either writes every row it reported or
+// nothing at all.
+func FuzzCSVImport(f *testing.F) {
+	for _, seed := range []string{
+		prospectsCSV,
+		"email\n", "", "\xef\xbb\xbfemail,first_name\nx@example.com,X\n", "email;phone\na@b.c;1\n",
+		"email,first_name\n\"unterminated,x\n", "email\n\xff\xfe\n", "email,first_name\na@example.com,\x00\n",
+		"product_identifier,product_title,product_title_url,sku_color,price\np1,P,p,red,1.00\np1,,,red,abc\np2,,,,-1\n",
+		"product_identifier,price\np1,99999999.99\np1,1e3\n",
+	} {
+		f.Add(uint8(0), seed)
+		f.Add(uint8(1), seed)
+	}
+	fx := newFixture(f, fixtureOptions{})
+	owner := fx.signIn(hostA, fx.owner[fx.a.ID], ownerPassword)
+	const state = `SELECT (SELECT count(*) FROM prospect) + (SELECT count(*) FROM product) + (SELECT count(*) FROM sku) + (SELECT count(*) FROM sku_price)`
+	f.Fuzz(func(t *testing.T, which uint8, body string) {
+		kind := importKindsForFuzz[int(which)%len(importKindsForFuzz)]
+		c := *owner
+		c.t = t
+		c.cookies = map[string]string{}
+		for k, v := range owner.cookies {
+			c.cookies[k] = v
+		}
+		count := func() int {
+			var n int
+			if err := fx.dbs[fx.a.ID].QueryRow(context.Background(), state).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		before := count()
+		status, out := c.uploadCSV(kind, "fuzz.csv", []byte(body))
+		if status >= 500 || status == 0 {
+			t.Fatalf("upload %s %q = %d %s", kind, body, status, c.raw)
+		}
+		if status >= 400 {
+			if _, ok := out["error"].(string); !ok {
+				t.Fatalf("upload %q = %d without the error shape: %s", body, status, c.raw)
+			}
+			return
+		}
+		if after := count(); after != before {
+			t.Fatalf("the dry run of %q wrote: %d rows became %d", body, before, after)
+		}
+		applied := c.must(202, "POST", fmt.Sprintf("%s/imports/%v/apply", api, out["id"]), nil)
+		done := c.waitJob(applied["id"])
+		if done["status"] != "done" {
+			t.Fatalf("job of %q = %s", body, c.raw)
+		}
+		n := counts(t, done["result"])
+		after := count()
+		if n["create"]+n["update"] == 0 && after != before {
+			t.Fatalf("a job that reported no change wrote: %q", body)
+		}
+		if n["create"] > 0 && after <= before {
+			t.Fatalf("a job that reported creations wrote nothing: %q", body)
+		}
+	})
+}
+
+// importKindsForFuzz are the kinds the fuzz target picks from.
+var importKindsForFuzz = []string{"prospects", "catalog"}

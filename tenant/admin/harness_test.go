@@ -94,6 +94,8 @@ type fixtureOptions struct {
 	idle time.Duration
 	// trustProxy believes X-Forwarded-* from the test client's address.
 	trustProxy bool
+	// jobTimeout is the import jobs' deadline (default the package's).
+	jobTimeout time.Duration
 }
 
 // newFixture serves two tenants, each with its own database, the member
@@ -138,13 +140,13 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	}
 	limiter := ratelimit.New(ratelimit.Options{Redis: rdb, Prefix: prefix, Defaults: limits, Timeout: time.Second})
 	back := admin.New(admin.Options{DB: f.dbs, Key: key, Redis: rdb, Prefix: prefix, Limiter: limiter, Hasher: f.hasher,
-		Log: log, Now: now, IdleTimeout: o.idle})
+		Log: log, Now: now, IdleTimeout: o.idle, Sessions: store, JobTimeout: o.jobTimeout})
 	prot := csrf.New(csrf.Options{Key: csrf.KeyFunc(key), ExemptPrefixes: []string{"/admin/"}})
 	var proxies []string
 	if o.trustProxy {
 		proxies = []string{"0.0.0.0"}
 	}
-	f.app = server.New(server.Options{Directory: dir, Log: log, TrustedProxies: proxies,
+	f.app = server.New(server.Options{Directory: dir, Log: log, TrustedProxies: proxies, BodyLimit: admin.MaxUploadBody,
 		Middleware: []fiber.Handler{store.Handler(), prot.Handler()},
 		Apps:       []server.App{members, back}})
 	w, err := mail.NewWorker(mail.Options{

@@ -22,7 +22,8 @@ var templateFS embed.FS
 //go:embed static/admin.css
 var stylesheet []byte
 
-var pageNames = []string{"sign-in", "totp", "accept", "forgot", "reset", "dashboard", "staff", "security", "audit", "done"}
+var pageNames = append([]string{"sign-in", "totp", "accept", "forgot", "reset", "dashboard", "staff", "security", "audit", "done"},
+	peoplePageNames...)
 
 var pageTemplates = func() map[string]*template.Template {
 	funcs := template.FuncMap{
@@ -149,6 +150,7 @@ func (a *App) mountPages(g fiber.Router) {
 	post("/security/tokens", sessionOnly, nil, a.pageTokenCreate)
 	post("/security/tokens/:id/revoke", sessionOnly, nil, a.pageTokenRevoke)
 	g.Get("/audit", a.pageGuard(ownerOnly), a.pageAudit)
+	a.mountPeoplePages(g)
 }
 
 // pageGuard is guard for pages: a signed-out visitor is sent to sign in
