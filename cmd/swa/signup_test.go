@@ -192,8 +192,11 @@ func TestSignUpJourney(t *testing.T) {
 	fb := newBrowser(t, h, true)
 	fb.c.Jar = b.c.Jar
 	resp, page = fb.do("GET", handoff, nil)
-	if resp.StatusCode != 200 || resp.Request.URL.Path != "/admin/" {
+	if resp.StatusCode != 200 || !strings.Contains(page, `content="0;url=/admin/"`) {
 		t.Fatalf("handoff: %d at %s\n%s", resp.StatusCode, resp.Request.URL, page)
+	}
+	if resp, page = fb.do("GET", b.url(slug, "/admin/"), nil); resp.StatusCode != 200 || resp.Request.URL.Path != "/admin/" {
+		t.Fatalf("back office after the handoff: %d at %s\n%s", resp.StatusCode, resp.Request.URL, page)
 	}
 	resp, page = fb.do("GET", b.url(slug, "/admin/api/v1/me"), nil)
 	if resp.StatusCode != 200 || !strings.Contains(page, email) || !strings.Contains(page, `"owner"`) {

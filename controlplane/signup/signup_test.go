@@ -49,7 +49,6 @@ type harness struct {
 	t    *testing.T
 	env  *provisiontest.Env
 	site *Site
-	srv  *httptest.Server
 	mp   *mailpit.Client
 	mu   sync.Mutex
 	now  time.Time

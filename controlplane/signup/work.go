@@ -116,7 +116,9 @@ func (s *Site) ensureTenant(ctx context.Context, r *record) (registry.Tenant, er
 		Plan:        planForSignUps,
 		Settings: directory.Settings{
 			FromAddress: r.ShopName + " <hello@" + r.Slug + "." + s.opts.BaseDomain + ">",
-			Branding:    &directory.Branding{ShopName: r.ShopName, ContactEmail: r.Email},
+			// The founder's address stays private: the shop has no
+			// contact address until they give one.
+			Branding: &directory.Branding{ShopName: r.ShopName},
 		},
 	}
 	if st := s.opts.StarterTenant; st != "" {

@@ -77,7 +77,8 @@ ON CONFLICT (lower(email)) DO NOTHING RETURNING id`, email, name, passwordHash).
 }
 
 // pageHandoff uses a handoff token: a session for its staff member (at the
-// second-factor stage if they have one), then the dashboard. A used,
+// second-factor stage if they have one), then a page that moves on to the
+// dashboard. A used,
 // expired or unknown token leads to the sign-in page.
 func (a *App) pageHandoff(c *fiber.Ctx) error {
 	r := a.r(c)
@@ -113,5 +114,12 @@ func (a *App) pageHandoff(c *fiber.Ctx) error {
 	if _, err := a.startSession(r, s, stage); err != nil {
 		return err
 	}
-	return c.Redirect(next, fiber.StatusSeeOther)
+	// Not a redirect: the link is followed from the platform site, another
+	// site to the browser, and a redirect chain that began there does not
+	// carry the SameSite=Strict session cookie. A page of the shop's own
+	// that moves on by itself does.
+	c.Set(fiber.HeaderContentType, "text/html; charset=utf-8")
+	return c.SendString(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signing you in</title>` +
+		`<meta http-equiv="refresh" content="0;url=` + next + `"><link rel="stylesheet" href="/admin/static/admin.css"></head>` +
+		`<body><main><p>Signing you in… <a href="` + next + `">Continue to the back office</a></p></main></body></html>`)
 }
