@@ -300,8 +300,11 @@ func (s *Site) routes() {
 	})
 }
 
-// frame: the request deadline, a strict CSP, no caching of personal pages.
+// frame: the request deadline, a strict CSP, no caching of personal pages,
+// and one log line per request (its path without the query, which may hold
+// a token).
 func (s *Site) frame(c *fiber.Ctx) error {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(c.UserContext(), s.opts.RequestTimeout)
 	defer cancel()
 	c.SetUserContext(ctx)
@@ -310,7 +313,19 @@ func (s *Site) frame(c *fiber.Ctx) error {
 	h.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 	h.Set(fiber.HeaderReferrerPolicy, "no-referrer")
 	h.Set(fiber.HeaderCacheControl, "no-store")
-	return c.Next()
+	err := c.Next()
+	if err != nil {
+		err = s.handleError(c, err)
+	}
+	status := c.Response().StatusCode()
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	s.log.LogAttrs(ctx, level, "platform site request", slog.String("method", c.Method()),
+		slog.String("path", strings.Clone(c.Path())), slog.String("client", c.IP()), slog.Int("status", status),
+		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
+	return err
 }
 
 func (s *Site) handleError(c *fiber.Ctx, err error) error {
