@@ -6,10 +6,14 @@ import (
 	"log/slog"
 	"net"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/startupwebapp/platform/controlplane/api"
+	"github.com/startupwebapp/platform/controlplane/signup"
 	"github.com/startupwebapp/platform/platform/config"
+	"github.com/startupwebapp/platform/platform/mail"
+	"github.com/startupwebapp/platform/platform/ratelimit"
 )
 
 func controlplaneCommand(e env) *cobra.Command {
@@ -34,6 +38,11 @@ SWA_CONTROLPLANE_ADDR (bearer tokens; SWA_ADMIN_TOKEN is the bootstrap token).`,
 				cp.close()
 				return err
 			}
+			if err := cp.startSite(cmd.Context(), "https://"+platformHosts(cfg)[0], nil, true); err != nil {
+				cp.ln.Close()
+				cp.close()
+				return err
+			}
 			return cp.serve(cmd.Context())
 		},
 	}
@@ -46,6 +55,61 @@ type controlPlane struct {
 	core *controlPlaneCore
 	api  *api.Server
 	ln   net.Listener
+	// site is the platform's own site (sign-up) on the platform hosts,
+	// answered on the control-plane listener; rdb is its Redis.
+	site *signup.Site
+	rdb  *redis.Client
+}
+
+// platformHosts are the hostnames of the platform site.
+func platformHosts(cfg *config.Config) []string {
+	if len(cfg.PlatformHosts) > 0 {
+		return cfg.PlatformHosts
+	}
+	return []string{"www." + cfg.BaseDomain, cfg.BaseDomain}
+}
+
+// startSite builds the platform site and puts it in front of the admin API
+// for the platform hosts. siteURL is its base URL in mails; tenantURL, when
+// set, is a shop's base URL (default https://{slug}.{base}).
+func (cp *controlPlane) startSite(ctx context.Context, siteURL string, tenantURL func(string) string, secure bool) error {
+	rdb, err := openRedis(ctx, cp.cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	site, err := signup.New(ctx, signup.Options{
+		Provision:      cp.core.prov,
+		DB:             cp.core.pool,
+		Redis:          rdb,
+		RedisPrefix:    cp.cfg.RedisPrefix,
+		Hosts:          platformHosts(cp.cfg),
+		SiteURL:        siteURL,
+		BaseDomain:     cp.cfg.BaseDomain,
+		TenantURL:      tenantURL,
+		SMTP:           mail.SMTPSettings{Host: cp.cfg.SMTPHost, Port: cp.cfg.SMTPPort},
+		Secure:         secure,
+		RateLimit:      signupRate(cp.cfg),
+		RequestTimeout: cp.cfg.RequestTimeout,
+		TrustedProxies: cp.cfg.TrustedProxies,
+		Log:            cp.log,
+	})
+	if err != nil {
+		rdb.Close()
+		return err
+	}
+	cp.site, cp.rdb = site, rdb
+	srv := cp.api.App().Server()
+	srv.Handler = site.Front(srv.Handler)
+	return nil
+}
+
+// signupRate is the sign-up site's rate per client address; SWA_RATE_LIMITS=off
+// turns it off with the others.
+func signupRate(cfg *config.Config) (r ratelimit.Rate) {
+	if !cfg.RateLimits {
+		return ratelimit.Rate{}
+	}
+	return signup.DefaultRateLimit
 }
 
 func newControlPlane(ctx context.Context, cfg *config.Config, log *slog.Logger) (*controlPlane, error) {
@@ -91,9 +155,17 @@ func (cp *controlPlane) serve(ctx context.Context) error {
 	if serr := cp.api.Shutdown(sctx); serr != nil {
 		cp.log.Warn("control plane shutdown", "err", serr)
 	}
+	if cp.site != nil {
+		cp.site.Close(sctx)
+	}
 	cp.close()
 	cp.log.Info("control plane stopped")
 	return err
 }
 
-func (cp *controlPlane) close() { cp.core.Close() }
+func (cp *controlPlane) close() {
+	if cp.rdb != nil {
+		cp.rdb.Close()
+	}
+	cp.core.Close()
+}

@@ -73,11 +73,15 @@ var devDefaults = map[string]string{
 	"SWA_HTTP_ADDR":         "127.0.0.1:8000",
 	"SWA_ADMIN_ADDR":        "127.0.0.1:9100",
 	"SWA_CONTROLPLANE_ADDR": "127.0.0.1:8001",
+	// The bare localhost is the startupwebapp tenant's (the original
+	// frontend talks to it), so the platform site has www only.
+	"SWA_PLATFORM_HOSTS": "www.localhost",
 }
 
 // devURLs are the base URLs of a running `swa dev`.
 type devURLs struct {
 	Data, Admin, Control string
+	Site                 string // the platform site (sign-up)
 }
 
 // runDev runs `swa dev` until ctx ends. ready, when set, receives the base
@@ -121,6 +125,7 @@ func runDev(ctx context.Context, e env, ready func(devURLs)) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var urls devURLs
 	cp, err := newControlPlane(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -142,16 +147,33 @@ func runDev(ctx context.Context, e env, ready func(devURLs)) error {
 		return err
 	}
 
+	// The platform site answers on the data plane's port too, so the
+	// sign-up journey runs on http://www.localhost:8000 and its shops on
+	// http://{slug}.localhost:8000.
+	_, dataPort, _ := net.SplitHostPort(dp.ln.Addr().String())
+	siteURL := "http://" + platformHosts(cfg)[0] + ":" + dataPort
+	tenantURL := func(slug string) string { return "http://" + slug + "." + cfg.BaseDomain + ":" + dataPort }
+	if err := cp.startSite(ctx, siteURL, tenantURL, false); err != nil {
+		cp.ln.Close()
+		cp.close()
+		dp.ln.Close()
+		dp.adminLn.Close()
+		dp.close(context.Background())
+		return err
+	}
+	dsrv := dp.app.Server()
+	dsrv.Handler = cp.site.Front(dsrv.Handler)
+	urls.Site = siteURL
+
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	wg.Go(func() { errs[0] = cp.serve(ctx); cancel() })
 	wg.Go(func() { errs[1] = dp.serve(ctx); cancel() })
 
-	urls := devURLs{
-		Data:    "http://" + dp.ln.Addr().String(),
-		Admin:   "http://" + dp.adminLn.Addr().String(),
-		Control: "http://" + cp.ln.Addr().String(),
-	}
+	urls.Data = "http://" + dp.ln.Addr().String()
+	urls.Admin = "http://" + dp.adminLn.Addr().String()
+	urls.Control = "http://" + cp.ln.Addr().String()
+
 	if err := ensureDemoTenants(ctx, cp.core, dp.ln.Addr()); err != nil {
 		cancel()
 		wg.Wait()
@@ -178,7 +200,7 @@ func runDev(ctx context.Context, e env, ready func(devURLs)) error {
 		wg.Wait()
 		return err
 	}
-	printDevBanner(e, cfg.BaseDomain, dp.ln.Addr(), urls.Control, dir)
+	printDevBanner(e, cfg.BaseDomain, dp.ln.Addr(), urls.Control, urls.Site, dir)
 	printBackOffice(e, cfg.BaseDomain, dp.ln.Addr(), ownerPassword)
 	if ready != nil {
 		ready(urls)
@@ -284,7 +306,7 @@ func writeDevEnv(ctx context.Context, dir, controlURL, token, masterKey string, 
 	return nil
 }
 
-func printDevBanner(e env, baseDomain string, dataAddr net.Addr, controlURL, dir string) {
+func printDevBanner(e env, baseDomain string, dataAddr net.Addr, controlURL, siteURL, dir string) {
 	_, port, _ := net.SplitHostPort(dataAddr.String())
 	fmt.Fprintf(e.stdout, "\nStartupWebApp platform is running.\n\n")
 	for _, d := range demoTenants {
@@ -295,6 +317,7 @@ func printDevBanner(e env, baseDomain string, dataAddr net.Addr, controlURL, dir
 		urls = append(urls, "http://"+d.slug+"."+baseDomain+":"+port)
 		fmt.Fprintf(e.stdout, "  %-14s %s\n", d.slug, strings.Join(urls, "  "))
 	}
+	fmt.Fprintf(e.stdout, "\n  platform site  %s  (sign up a shop of your own)\n", siteURL)
 	fmt.Fprintf(e.stdout, "\n  control plane  %s  (admin token and URL in %s/swa.env;\n", controlURL, dir)
 	fmt.Fprintf(e.stdout, "                 in another terminal: eval \"$(deploy/dev/stack env)\" && bin/swa tenant list)\n\n")
 }

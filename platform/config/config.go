@@ -57,6 +57,7 @@ type Config struct {
 
 	BaseDomain     string   // tenants answer on {slug}.{BaseDomain}
 	TrustedProxies []string // addresses or CIDRs whose X-Forwarded-* headers are believed
+	PlatformHosts  []string // hostnames of the platform's own site (sign-up); empty: www.{BaseDomain} and {BaseDomain}
 	RateLimits     bool     // false turns every rate limit off
 
 	PoolMaxConns       int32         // per tenant
@@ -285,6 +286,21 @@ var options = []option{
 			}
 			return nil
 		}},
+	{name: "PLATFORM_HOSTS", def: "", doc: "comma-separated hostnames of the platform's own site (landing page, sign-up), served by the control plane; empty means www.{BASE_DOMAIN} and {BASE_DOMAIN}",
+		set: func(c *Config, v string) error {
+			c.PlatformHosts = nil
+			for _, h := range strings.Split(v, ",") {
+				h = strings.ToLower(strings.TrimSpace(h))
+				if h == "" {
+					continue
+				}
+				if strings.ContainsAny(h, ":/ ") {
+					return fmt.Errorf("%q: want a hostname without scheme, port or path", h)
+				}
+				c.PlatformHosts = append(c.PlatformHosts, h)
+			}
+			return nil
+		}},
 	{name: "RATE_LIMITS", def: "on", doc: "on, or off to disable every rate limit (load tests only)",
 		set: func(c *Config, v string) error {
 			switch v {
@@ -420,6 +436,7 @@ func (c *Config) environ() map[string]string {
 		"SWA_CONTROLPLANE_URL":            c.ControlPlaneURL,
 		"SWA_BASE_DOMAIN":                 c.BaseDomain,
 		"SWA_TRUSTED_PROXIES":             strings.Join(c.TrustedProxies, ","),
+		"SWA_PLATFORM_HOSTS":              strings.Join(c.PlatformHosts, ","),
 		"SWA_RATE_LIMITS":                 rl,
 		"SWA_POOL_MAX_CONNS":              strconv.Itoa(int(c.PoolMaxConns)),
 		"SWA_POOL_BUDGET":                 strconv.Itoa(int(c.PoolBudget)),

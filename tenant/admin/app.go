@@ -227,6 +227,7 @@ func (a *App) Mount(r fiber.Router) {
 		hs = append(hs, a.guard(rt.access), rt.h)
 		api.Add(rt.method, rt.path, hs...)
 	}
+	g.Get("/handoff", a.pageHandoff)
 	a.mountPages(g)
 }
 

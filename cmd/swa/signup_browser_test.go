@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/startupwebapp/platform/platform/mail/mailpit"
+	"github.com/startupwebapp/platform/platform/pgtest"
+)
+
+// signupArtifacts is where the sign-up journey's screenshots go:
+// SWA_ARTIFACTS_DIR when set, else testdata/artifacts (ignored by git).
+func signupArtifacts(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("SWA_ARTIFACTS_DIR")
+	if dir == "" {
+		dir = filepath.Join("testdata", "artifacts")
+	}
+	dir = filepath.Join(dir, "signup")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs(dir)
+	return abs
+}
+
+// TestBrowserSignUpJourney is a founder's sign-up in headless Chromium on
+// swa dev: the form on http://www.localhost, the link from Mailpit, the
+// confirmation, the waiting page that moves on by itself, and the new
+// shop's back office, signed in; then the shop's storefront. It logs the
+// time from the confirmation click to the back office's first page, and
+// saves a screenshot of every step.
+func TestBrowserSignUpJourney(t *testing.T) {
+	chromium := pgtest.Require(t, "SWA_CHROMIUM")
+	mp := mailpit.New(pgtest.Service(t, "SWA_MAILPIT_URL"))
+	h := newDevHarness(t)
+	h.start()
+	site := strings.Replace(h.urls.Data, "127.0.0.1", "www.localhost", 1)
+	port := site[strings.LastIndexByte(site, ':')+1:]
+	suffix := strings.ReplaceAll(strings.ToLower(pgtest.RandomName("b")), "_", "")
+	email, slug := "founder-"+suffix+"@example.test", "br-"+suffix
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("host-resolver-rules", "MAP *.localhost 127.0.0.1"),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 120*time.Second)
+	defer cancelT()
+
+	dir := signupArtifacts(t)
+	shot := func(name string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			png, err := chromedp.FullScreenshot(100)(ctx, tg)
+			if err != nil {
+				return err
+			}
+			path := filepath.Join(dir, name+".png")
+			t.Log("screenshot:", path)
+			return os.WriteFile(path, png, 0o644)
+		})
+	}
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v\n%s", what, err, h.logText())
+		}
+	}
+
+	run("landing and pricing",
+		chromedp.Navigate(site+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`.hero`)),
+		shot("1-landing"),
+		chromedp.Navigate(site+"/pricing"),
+		chromedp.WaitVisible(chromedp.CSS(`.plans`)),
+		shot("2-pricing"),
+	)
+	run("a reserved subdomain",
+		chromedp.Navigate(site+"/signup"),
+		chromedp.WaitVisible(chromedp.CSS(`#email`)),
+		chromedp.SendKeys(chromedp.CSS(`#email`), email),
+		chromedp.SendKeys(chromedp.CSS(`#password`), "Founder-Pass-42!"),
+		chromedp.SendKeys(chromedp.CSS(`#shop_name`), "Browser Shop"),
+		chromedp.SendKeys(chromedp.CSS(`#subdomain`), "admin"),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#subdomain-error`)),
+		shot("3-signup-error"),
+	)
+	run("sign up",
+		chromedp.Clear(chromedp.CSS(`#subdomain`)),
+		chromedp.SendKeys(chromedp.CSS(`#subdomain`), slug),
+		chromedp.SendKeys(chromedp.CSS(`#password`), "Founder-Pass-42!"),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`main h1`)),
+		shot("4-check-your-email"),
+	)
+	msgs := mp.Wait(t, `to:"`+email+`"`, 1, 30*time.Second)
+	link := regexp.MustCompile(`http://www\.localhost:\d+/verify\?token=[A-Za-z0-9_-]+`).FindString(msgs[0].Text)
+	if link == "" || !strings.Contains(link, ":"+port+"/") {
+		t.Fatalf("verification link %q (data plane port %s) in:\n%s", link, port, msgs[0].Text)
+	}
+	run("verification landing",
+		chromedp.Navigate(link),
+		chromedp.WaitVisible(chromedp.CSS(`form[action="/verify"] button`)),
+		shot("5-confirm"),
+	)
+	clicked := time.Now()
+	run("confirm", chromedp.Click(chromedp.CSS(`form[action="/verify"] button`)))
+	waiting := false
+	for {
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		if err != nil {
+			t.Fatalf("location: %v", err)
+		}
+		if strings.HasPrefix(loc, "http://"+slug+".localhost:"+port+"/admin/") {
+			break
+		}
+		if !waiting && strings.HasSuffix(loc, "/welcome") {
+			if s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`main h1`))); err == nil && strings.Contains(s, "being created") {
+				waiting = true
+				run("waiting page", shot("6-being-created"))
+			}
+		}
+		if time.Since(clicked) > 60*time.Second {
+			t.Fatalf("still at %s a minute after the confirmation\n%s", loc, h.logText())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	run("back office", chromedp.WaitVisible(chromedp.CSS(`.grid`)))
+	t.Logf("confirmation click to the first page (200) on %s.localhost: %s", slug, time.Since(clicked).Round(time.Millisecond))
+	run("back office screenshot", shot("7-back-office"))
+	run("storefront",
+		chromedp.Navigate("http://"+slug+".localhost:"+port+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`body`)),
+		shot("8-storefront"),
+	)
+	title, err := chromedp.Run(ctx, chromedp.Title())
+	if err != nil || !strings.Contains(title, "Browser Shop") {
+		t.Errorf("storefront title %q (%v), want the shop's name", title, err)
+	}
+	run("phone-sized sign-up form",
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
+		chromedp.Navigate(site+"/signup"),
+		chromedp.WaitVisible(chromedp.CSS(`#email`)),
+		shot("9-signup-phone"),
+	)
+}
