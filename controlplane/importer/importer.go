@@ -116,6 +116,10 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // ErrNotStartupWebApp is returned for a source without the original's tables.
 var ErrNotStartupWebApp = errors.New("the source is not a StartupWebApp database (no auth_user, user_member and order_order tables)")
 
+// ErrWrongKey is returned when the given Django SECRET_KEY signed none of the
+// source's unsubscribe tokens: adopting it would break every link.
+var ErrWrongKey = errors.New("the given Django SECRET_KEY does not sign this database's unsubscribe tokens")
+
 // ErrNotEmpty is returned when RequireEmpty finds people, orders or carts.
 var ErrNotEmpty = errors.New("the tenant already has members, prospects, orders or carts")
 
@@ -156,6 +160,9 @@ func Import(ctx context.Context, src, dst *pgx.Conn, o Options) (*Report, error)
 	}
 	sig, err := newSignedValues(o)
 	if err != nil {
+		return nil, err
+	}
+	if err := sig.checkKey(ctx, snap); err != nil {
 		return nil, err
 	}
 
@@ -566,6 +573,38 @@ func newSignedValues(o Options) (*signedValues, error) {
 // anyway (a verification code lasts a day, a reset code an hour).
 var droppedColumns = map[string][]string{
 	"member": {"email_verification_string", "email_verification_string_signed", "reset_password_string", "reset_password_string_signed"},
+}
+
+// checkKey refuses a Django key under which none of a sample of the
+// source's unsubscribe tokens verifies.
+func (s *signedValues) checkKey(ctx context.Context, snap pgx.Tx) error {
+	if !s.withKey {
+		return nil
+	}
+	rows, err := snap.Query(ctx, `(SELECT email_unsubscribe_string, email_unsubscribe_string_signed FROM user_member
+	WHERE email_unsubscribe_string IS NOT NULL AND email_unsubscribe_string_signed IS NOT NULL ORDER BY id DESC LIMIT 20)
+UNION ALL (SELECT email_unsubscribe_string, email_unsubscribe_string_signed FROM user_prospect
+	WHERE email_unsubscribe_string IS NOT NULL AND email_unsubscribe_string_signed IS NOT NULL ORDER BY id DESC LIMIT 20)`)
+	if err != nil {
+		return fmt.Errorf("import: source tokens: %w", err)
+	}
+	pairs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {
+		var p [2]string
+		err := r.Scan(&p[0], &p[1])
+		return p, err
+	})
+	if err != nil {
+		return fmt.Errorf("import: source tokens: %w", err)
+	}
+	for _, p := range pairs {
+		if s.django.CheckUnsubscribeToken(p[0], p[1]) {
+			return nil
+		}
+	}
+	if len(pairs) == 0 {
+		return nil
+	}
+	return ErrWrongKey
 }
 
 // columns is the table's columns for this run.

@@ -17,6 +17,7 @@ import (
 	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/provision/provisiontest"
 	"github.com/startupwebapp/platform/platform/pgtest"
+	"github.com/startupwebapp/platform/tenant/account"
 )
 
 // restoreFixture restores testdata/django-startupwebapp.sql (a pg_dump of
@@ -443,4 +444,103 @@ func TestImportResumesAfterACrash(t *testing.T) {
 
 func provisionRequest(slug string) provision.CreateRequest {
 	return provision.CreateRequest{Slug: slug}
+}
+
+// TestImportWithDjangoKey imports a source whose SECRET_KEY is known (the
+// fixture's signatures are made again with a test key, as the source's own
+// would be): the tenant then signs with that key, so the links and codes
+// in mail already sent keep their values and work. The source also holds
+// two carts for one member, which the original only prevented in code.
+func TestImportWithDjangoKey(t *testing.T) {
+	e := newEnv(t)
+	src := restoreFixture(t)
+	ctx := context.Background()
+	djangoKey := "django-insecure-" + pgtest.RandomName("k")
+	signer := account.NewSigner([]byte(djangoKey))
+
+	sc, err := pgx.Connect(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close(ctx)
+	for _, tbl := range []string{"user_member", "user_prospect"} {
+		rows, _ := sc.Query(ctx, "SELECT id, email_unsubscribe_string FROM "+tbl)
+		type pair struct {
+			id  int64
+			str string
+		}
+		ps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pair, error) {
+			var p pair
+			return p, r.Scan(&p.id, &p.str)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			if _, err := sc.Exec(ctx, "UPDATE "+tbl+" SET email_unsubscribe_string_signed = $2 WHERE id = $1", p.id, signer.UnsubscribeToken(p.str)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var verification string
+	if err := sc.QueryRow(ctx, `SELECT email_verification_string FROM user_member WHERE id = 3`).Scan(&verification); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.Exec(ctx, `UPDATE user_member SET email_verification_string_signed = $1 WHERE id = 3`, signer.VerificationCode(verification)); err != nil {
+		t.Fatal(err)
+	}
+	// A second cart for member08 (cart 10): the newer one is kept.
+	if _, err := sc.Exec(ctx, `INSERT INTO order_cart (id, member_id) VALUES (20, 8);
+		INSERT INTO order_cart_sku (id, quantity, cart_id, sku_id) VALUES (40, 5, 20, 7)`); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := e.runner.Run(ctx, importer.Request{Slug: "keyed", From: src, DjangoSecretKey: "not-the-key"}, "test", ""); !errors.Is(err, importer.ErrWrongKey) {
+		t.Fatalf("a wrong key: %v", err)
+	}
+	rep, err := e.runner.Run(ctx, importer.Request{Slug: "keyed", From: src, DjangoSecretKey: djangoKey}, "test", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cart, lines, method := find(rep, "cart"), find(rep, "cart_sku"), find(rep, "cart_shipping_method")
+	if len(cart.Refused) != 1 || cart.Refused[0].ID != 10 || !strings.Contains(cart.Refused[0].Reason, "id 20, is imported") ||
+		!strings.Contains(string(cart.Refused[0].Row), `"member_id":8`) {
+		t.Fatalf("cart refusals: %+v", cart.Refused)
+	}
+	if len(lines.Refused) != 2 || len(method.Refused) != 1 || rep.Refused != 4 {
+		t.Fatalf("the refused cart's lines and method are refused too, with their rows: %+v %+v (%d)", lines.Refused, method.Refused, rep.Refused)
+	}
+	if find(rep, "member").Notes != nil || !hasNote(rep.Notes, "signs with the Django SECRET_KEY") {
+		t.Fatalf("notes: %q %q", find(rep, "member").Notes, rep.Notes)
+	}
+
+	h := newDataPlane(t, e)
+	var oldToken string
+	if err := sc.QueryRow(ctx, `SELECT email_unsubscribe_string_signed FROM user_member WHERE id = 1`).Scan(&oldToken); err != nil {
+		t.Fatal(err)
+	}
+	anon := h.browser(t, "keyed")
+	if got := anon.get("/user/email-unsubscribe-lookup?token=" + url.QueryEscape(oldToken)); got["email_unsubscribe_lookup"] != "success" {
+		t.Fatalf("the mailed token: %v", got)
+	}
+	b := h.browser(t, "keyed")
+	if got := b.login("member03", "Fixture-Pass-03!"); got != "true" {
+		t.Fatalf("member03 signs in: %v", got)
+	}
+	email := b.get("/user/account-content")["account_content"].(map[string]any)["email_data"].(map[string]any)
+	if email["verification_request_sent_within_24_hours"] != true {
+		t.Fatalf("member03's pending verification code no longer verifies: %v", email)
+	}
+	if got := b.get("/user/logged-in"); got["logged_in"] != true {
+		t.Fatalf("logged-in: %v", got)
+	}
+	// member08 has the newer cart (sku 7 x 5).
+	b8 := h.browser(t, "keyed")
+	if got := b8.login("member08", "Fixture-Pass-08!"); got != "true" {
+		t.Fatalf("member08 signs in: %v", got)
+	}
+	items := b8.get("/order/cart-items")["item_data"].(map[string]any)["product_sku_data"].(map[string]any)
+	if len(items) != 1 || items["0"].(map[string]any)["sku_id"] != float64(7) {
+		t.Fatalf("member08's cart: %v", items)
+	}
 }

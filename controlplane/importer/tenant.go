@@ -261,8 +261,11 @@ func (r *Runner) adoptKey(ctx context.Context, reg *registry.Registry, t registr
 	if err != nil {
 		return err
 	}
-	if err := reg.Touch(ctx, t.ID); err != nil {
-		return fmt.Errorf("import %s: announce the new key: %w", t.Slug, err)
-	}
-	return reg.Audit(ctx, actor, ActionKey, t.ID, nil, map[string]any{"changed": []string{"session_key"}, "version": version})
+	return registry.Transact(ctx, reg.DB(), func(tx pgx.Tx) error {
+		rg := reg.With(tx)
+		if err := rg.Touch(ctx, t.ID); err != nil {
+			return fmt.Errorf("import %s: announce the new key: %w", t.Slug, err)
+		}
+		return rg.Audit(ctx, actor, ActionKey, t.ID, nil, map[string]any{"changed": []string{"session_key"}, "version": version})
+	})
 }
