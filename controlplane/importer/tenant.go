@@ -133,6 +133,14 @@ func (r *Runner) Run(ctx context.Context, req Request, actor, operation string) 
 		return nil, err
 	}
 	defer dst.Close(context.WithoutCancel(ctx))
+	// One import at a time into a tenant: the lock is the connection's.
+	var locked bool
+	if err := dst.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext('swa:import-django'))`).Scan(&locked); err != nil {
+		return nil, fmt.Errorf("import %s: lock: %w", t.Slug, err)
+	}
+	if !locked {
+		return nil, fmt.Errorf("import %s: another import into this tenant is running: %w", t.Slug, registry.ErrConflict)
+	}
 	srcCfg, err := pgx.ParseConfig(req.From)
 	if err != nil {
 		return nil, &registry.InvalidError{Field: "from", Message: "the connection string does not parse"}
