@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -542,5 +543,19 @@ func TestImportWithDjangoKey(t *testing.T) {
 	items := b8.get("/order/cart-items")["item_data"].(map[string]any)["product_sku_data"].(map[string]any)
 	if len(items) != 1 || items["0"].(map[string]any)["sku_id"] != float64(7) {
 		t.Fatalf("member08's cart: %v", items)
+	}
+}
+
+// TestDocsListEveryTable keeps docs/import.md's map in step with the code's.
+func TestDocsListEveryTable(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "import.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range importer.Tables() {
+		row := fmt.Sprintf("| `%s` | `%s` |", tb[0], tb[1])
+		if !strings.Contains(string(doc), row) {
+			t.Errorf("docs/import.md has no row %s", row)
+		}
 	}
 }

@@ -174,3 +174,12 @@ var notImported = []struct{ Table, Why string }{
 	{"django_content_type", "Django's model registry"},
 	{"django_migrations", "Django's migration ledger; the tenant has its own"},
 }
+
+// Tables lists the map as (destination, source) pairs, in import order.
+func Tables() [][2]string {
+	out := make([][2]string, len(tables))
+	for i, t := range tables {
+		out[i] = [2]string{t.Dest, t.Source}
+	}
+	return out
+}
