@@ -52,7 +52,9 @@ func newDataPlane(t *testing.T, e *env) *dataPlane {
 		Hasher: account.NewHasher(account.Argon2Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})})
 	shopApp := shop.New(shop.Options{Pools: pm, Payments: payments.New(payments.Options{Secrets: e.Secrets, Log: log}),
 		Key: shop.KeyFunc(key), Account: accounts.AccountID, Log: log})
-	app := server.New(server.Options{Directory: dir, Pools: pm, Log: log, Env: "dev",
+	// A 1,000,000-iteration pbkdf2 check takes seconds under the race
+	// detector: the request deadline is generous.
+	app := server.New(server.Options{Directory: dir, Pools: pm, Log: log, Env: "dev", RequestTimeout: 2 * time.Minute,
 		Middleware: []fiber.Handler{sess.Handler(), csrf.New(csrf.Options{Key: key, Log: log}).Handler()},
 		Apps:       []server.App{accounts, shopApp}})
 	return &dataPlane{app: app}
