@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/startupwebapp/platform/controlplane/provision"
+	"github.com/startupwebapp/platform/controlplane/provision/provisiontest"
 	"github.com/startupwebapp/platform/platform/pgtest"
 )
 
@@ -60,5 +64,49 @@ func TestTenantImportDjangoCLI(t *testing.T) {
 	cfg, _ := pgx.ParseConfig(src)
 	if strings.Contains(h.logs.String(), cfg.Password) {
 		t.Error("the source's password is in the control plane's log")
+	}
+}
+
+// TestTenantExportRestoreCLI exports a tenant with `swa tenant export` and
+// restores it under another slug with `swa tenant restore`, on the
+// platform's databases directly.
+func TestTenantExportRestoreCLI(t *testing.T) {
+	t.Parallel()
+	pe := provisiontest.New(t, provisiontest.Config{Tag: "x"})
+	ctx := context.Background()
+	if _, err := pe.Service.Create(ctx, provision.CreateRequest{Slug: "orig", DisplayName: "Orig", Origins: []string{"https://www.orig.test"}}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := pgx.ParseConfig(pe.AdminURL)
+	env := map[string]string{
+		"SWA_ENV": "dev", "SWA_PLATFORM_DATABASE_URL": pe.PlatformURL, "SWA_TENANT_DB_ADMIN_URL": pe.AdminURL,
+		"SWA_TENANT_DB_HOST": admin.Host + ":" + strconv.Itoa(int(admin.Port)), "SWA_TENANT_DB_PREFIX": pe.Prefix,
+		"SWA_MASTER_KEY": pe.MasterKey, "SWA_BASE_DOMAIN": "example.test", "SWA_LOG_LEVEL": "error",
+	}
+	run := func(args ...string) (string, string, int) {
+		cmd := tenantCommand(func(k string) string { return env[k] })
+		var out, errOut bytes.Buffer
+		cmd.SetArgs(args)
+		cmd.SetOut(&out)
+		cmd.SetErr(&errOut)
+		err := cmd.ExecuteContext(ctx)
+		if err != nil {
+			return out.String(), err.Error(), exitCode(err)
+		}
+		return out.String(), "", 0
+	}
+	file := filepath.Join(t.TempDir(), "orig.swa.gz")
+	if out, msg, code := run("export", "orig", "--to", file); code != 0 || !strings.Contains(out, "exported orig at migration") {
+		t.Fatalf("export: exit %d %s %s", code, msg, out)
+	}
+	if _, _, code := run("export", "orig", "--to", file); code != 2 {
+		t.Fatalf("export over an existing file: exit %d", code)
+	}
+	if out, msg, code := run("restore", file, "--slug", "copy"); code != 0 || !strings.Contains(out, "restored orig") {
+		t.Fatalf("restore: exit %d %s %s", code, msg, out)
+	}
+	tn, err := pe.Registry.Tenant(ctx, "copy")
+	if err != nil || tn.DisplayName != "Orig" || len(tn.Origins) != 1 {
+		t.Fatalf("restored tenant %+v %v", tn, err)
 	}
 }
