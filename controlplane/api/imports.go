@@ -22,7 +22,8 @@ const kindImport = "import-django"
 // The request of an accepted import, with its source connection string and
 // any Django SECRET_KEY, is kept in the secrets store under the tenant (never
 // in the operation record or a log), so a control plane that restarts can
-// run it again; it is deleted once the import has finished either way.
+// run it again; it is deleted once the import has finished either way (a
+// new import of the tenant replaces one left behind).
 func importSecretName(slug string) string { return secrets.TenantSecretName(slug) + "/import-django" }
 
 // errImportLost answers a resumed import whose stored request is gone.
@@ -51,10 +52,14 @@ func (s *Server) importDjango(c *fiber.Ctx) error {
 	}
 	ctx := c.UserContext()
 	store := s.prov.Secrets()
-	if _, err := store.Get(ctx, importSecretName(req.Slug)); err == nil {
-		return conflict("an import into %s is already queued or running", req.Slug)
-	} else if !errors.Is(err, secrets.ErrNotFound) {
+	pending, err := s.reg.PendingOperations(ctx)
+	if err != nil {
 		return err
+	}
+	for _, op := range pending {
+		if op.Kind == kindImport && op.TenantSlug != nil && *op.TenantSlug == req.Slug {
+			return conflict("an import into %s is already queued or running (operation %s)", req.Slug, op.ID)
+		}
 	}
 	t, err := s.reg.Tenant(ctx, req.Slug)
 	if errors.Is(err, registry.ErrNotFound) && req.DryRun {
@@ -104,7 +109,7 @@ func (s *Server) runImport(slug, who string) runFunc {
 			return fmt.Errorf("import %s: stored request is malformed", slug)
 		}
 		_, runErr := s.importer().Run(ctx, req, who, operationID(ctx))
-		if runErr != nil && ctx.Err() != nil {
+		if runErr != nil && s.ctx.Err() != nil {
 			return runErr // stopped by the shutdown: kept for the next start
 		}
 		forget, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -48,6 +48,10 @@ type Options struct {
 	BatchSize int
 	// Progress, when set, receives each table's report once it is done.
 	Progress func(TableReport)
+	// BeforeWrite, when set, runs once the source and the destination have
+	// been checked and before anything is written (not on a dry run); an
+	// error stops the import.
+	BeforeWrite func() error
 	// AfterTable, when set, runs once a table is committed; an error stops
 	// the import there, as a crash would. For tests.
 	AfterTable func(table string) error
@@ -164,6 +168,12 @@ func Import(ctx context.Context, src, dst *pgx.Conn, o Options) (*Report, error)
 	}
 	if err := sig.checkKey(ctx, snap); err != nil {
 		return nil, err
+	}
+
+	if o.BeforeWrite != nil && !o.DryRun {
+		if err := o.BeforeWrite(); err != nil {
+			return nil, fmt.Errorf("import: %w", err)
+		}
 	}
 
 	// A dry run nests every table in one transaction that is rolled back;

@@ -109,11 +109,6 @@ func (r *Runner) Run(ctx context.Context, req Request, actor, operation string) 
 	if err != nil {
 		return nil, err
 	}
-	if !req.DryRun && !begun {
-		if err := reg.Audit(ctx, actor, ActionStart, t.ID, nil, map[string]any{"operation": operation}); err != nil {
-			return nil, err
-		}
-	}
 
 	bundle, err := secrets.LoadBundle(ctx, r.Secrets, t.SecretsRef)
 	if err != nil {
@@ -154,6 +149,14 @@ func (r *Runner) Run(ctx context.Context, req Request, actor, operation string) 
 	rep, err := Import(ctx, src, dst, Options{
 		TenantKey: tenantKey, DjangoSecretKey: djangoKey, DryRun: req.DryRun, RequireEmpty: !begun,
 		AfterTable: r.AfterTable,
+		// Recorded once the tenant passed the emptiness check, so a re-run
+		// after a stop may find it half full.
+		BeforeWrite: func() error {
+			if begun {
+				return nil
+			}
+			return reg.Audit(ctx, actor, ActionStart, t.ID, nil, map[string]any{"operation": operation})
+		},
 		Progress: func(tr TableReport) {
 			log.Info("import: table done", "tenant", t.Slug, "table", tr.Table, "read", tr.Read, "inserted", tr.Inserted,
 				"updated", tr.Updated, "unchanged", tr.Unchanged, "deleted", tr.Deleted, "refused", len(tr.Refused),
