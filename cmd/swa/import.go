@@ -152,10 +152,17 @@ func (t *tenantCLI) printImportReport(cmd *cobra.Command, c *apiClient, opID str
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", tr.Table, tr.Source, tr.Read, tr.Inserted, tr.Updated,
 			tr.Unchanged, tr.Deleted, len(tr.Refused), time.Duration(tr.Duration).Round(time.Millisecond))
 	}
+	tables := rep.Tables
+	if rep.Staff != nil {
+		tr := *rep.Staff
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", tr.Table, "auth_user (staff)", tr.Read, tr.Inserted, tr.Updated,
+			tr.Unchanged, tr.Deleted, len(tr.Refused), time.Duration(tr.Duration).Round(time.Millisecond))
+		tables = append(tables[:len(tables):len(tables)], tr)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	for _, tr := range rep.Tables {
+	for _, tr := range tables {
 		for _, r := range tr.Refused {
 			fmt.Fprintf(out, "refused %s id %d: %s\n  %s\n", tr.Source, r.ID, r.Reason, r.Row)
 		}

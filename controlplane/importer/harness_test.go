@@ -22,6 +22,7 @@ import (
 	"github.com/startupwebapp/platform/platform/server"
 	"github.com/startupwebapp/platform/platform/sessions"
 	"github.com/startupwebapp/platform/tenant/account"
+	"github.com/startupwebapp/platform/tenant/admin"
 	"github.com/startupwebapp/platform/tenant/shop"
 )
 
@@ -54,9 +55,11 @@ func newDataPlane(t *testing.T, e *env) *dataPlane {
 		Key: shop.KeyFunc(key), Account: accounts.AccountID, Log: log})
 	// A 1,000,000-iteration pbkdf2 check takes seconds under the race
 	// detector: the request deadline is generous.
+	back := admin.New(admin.Options{DB: pm, Key: admin.KeyFunc(key), Redis: rdb, Prefix: prefix, Log: log,
+		Hasher: account.NewHasher(account.Argon2Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})})
 	app := server.New(server.Options{Directory: dir, Pools: pm, Log: log, Env: "dev", RequestTimeout: 2 * time.Minute,
-		Middleware: []fiber.Handler{sess.Handler(), csrf.New(csrf.Options{Key: key, Log: log}).Handler()},
-		Apps:       []server.App{accounts, shopApp}})
+		Middleware: []fiber.Handler{sess.Handler(), csrf.New(csrf.Options{Key: key, Log: log, ExemptPrefixes: []string{"/admin/"}}).Handler()},
+		Apps:       []server.App{accounts, shopApp, back}})
 	return &dataPlane{app: app}
 }
 
@@ -125,4 +128,22 @@ func (b *browser) post(path string, form url.Values) map[string]any {
 // login signs in and returns the answer's "login" value.
 func (b *browser) login(username, password string) any {
 	return b.post("/user/login", url.Values{"username": {username}, "password": {password}, "remember_me": {"false"}})["login"]
+}
+
+// staffSignIn signs in to the back office's API and returns its status and
+// answer.
+func (b *browser) staffSignIn(email, password string) (int, map[string]any) {
+	b.t.Helper()
+	body, _ := json.Marshal(map[string]string{"email": email, "password": password})
+	req := httptest.NewRequest(http.MethodPost, "http://"+b.host+admin.APIPrefix+"/session", strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := b.h.app.Test(req, -1)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(res.Body)
+	_ = json.Unmarshal(raw, &out)
+	return res.StatusCode, out
 }

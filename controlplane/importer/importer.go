@@ -59,8 +59,10 @@ type Options struct {
 
 // Report is what an import read, wrote and refused.
 type Report struct {
-	DryRun   bool           `json:"dry_run"`
-	Tables   []TableReport  `json:"tables"`
+	DryRun bool          `json:"dry_run"`
+	Tables []TableReport `json:"tables"`
+	// Staff is the source's staff users made back-office staff.
+	Staff    *TableReport   `json:"staff"`
 	Skipped  []SkippedTable `json:"not_imported"`
 	Notes    []string       `json:"notes"`
 	Changes  int64          `json:"changes"` // rows inserted, updated or deleted, every table
@@ -223,30 +225,94 @@ func Import(ctx context.Context, src, dst *pgx.Conn, o Options) (*Report, error)
 		rep.Skipped = append(rep.Skipped, SkippedTable{Table: nt.Table, Rows: n, Why: nt.Why})
 	}
 	rep.Notes = append(rep.Notes, sig.notes()...)
-	note, err := importStaff(ctx, snap)
+	staff, err := importStaff(ctx, snap, begin)
 	if err != nil {
 		return nil, fmt.Errorf("import: staff: %w", err)
 	}
-	if note != "" {
-		rep.Notes = append(rep.Notes, note)
+	rep.Staff = staff
+	rep.Changes += staff.Inserted + staff.Updated
+	rep.Refused += int64(len(staff.Refused))
+	if o.Progress != nil {
+		o.Progress(*staff)
 	}
 	rep.Duration = Duration(time.Since(rep.Started))
 	return rep, nil
 }
 
-// importStaff is where Django staff users would become back-office staff.
-// The back office's staff table is still being shaped, so today staff keep
-// what the schema has for them: their account row with is_staff (and its
-// password hash); the note says how many there are.
-func importStaff(ctx context.Context, snap pgx.Tx) (string, error) {
-	var n int64
-	if err := snap.QueryRow(ctx, `SELECT count(*) FROM auth_user WHERE is_staff OR is_superuser`).Scan(&n); err != nil {
-		return "", err
+// importStaff makes the source's staff users (is_staff or is_superuser)
+// back-office staff, matched by e-mail address (the staff table's key;
+// its ids are the platform's own): a superuser becomes an owner, the others
+// staff, each keeping the Django password hash, which the back office
+// verifies and re-hashes like the members'. They also keep their account
+// row with is_staff. A user without an address cannot sign in there and is
+// refused, with the row in the report.
+func importStaff(ctx context.Context, snap pgx.Tx, begin func(context.Context) (pgx.Tx, error)) (*TableReport, error) {
+	start := time.Now()
+	tr := &TableReport{Table: "staff", Source: "auth_user"}
+	rows, err := snap.Query(ctx, `SELECT row_to_json(x)::text FROM (
+	SELECT id, email, btrim(first_name || ' ' || last_name) AS name, password AS password_hash,
+		CASE WHEN is_superuser THEN 'owner' ELSE 'staff' END AS role, is_active, last_login, date_joined AS created_at
+	FROM auth_user WHERE is_staff OR is_superuser ORDER BY id) x`)
+	if err != nil {
+		return nil, err
 	}
-	if n == 0 {
-		return "", nil
+	raw, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
 	}
-	return fmt.Sprintf("%d staff user(s) imported as accounts with is_staff set; the back-office staff table is not filled by this import", n), nil
+	tx, err := begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+	const upsert = `WITH src AS (SELECT * FROM json_populate_record(NULL::staff, $1::json)),
+up AS (INSERT INTO staff AS d (email, name, password_hash, role, is_active, last_login, created_at)
+	SELECT email, name, password_hash, role, is_active, last_login, created_at FROM src
+	ON CONFLICT (lower(email)) DO UPDATE SET name = EXCLUDED.name,
+		password_hash = CASE WHEN d.password_hash LIKE '$argon2id$%' THEN d.password_hash ELSE EXCLUDED.password_hash END,
+		role = EXCLUDED.role, is_active = EXCLUDED.is_active, last_login = GREATEST(d.last_login, EXCLUDED.last_login)
+	WHERE ROW(d.name, d.password_hash, d.role, d.is_active, d.last_login) IS DISTINCT FROM
+		ROW(EXCLUDED.name, CASE WHEN d.password_hash LIKE '$argon2id$%' THEN d.password_hash ELSE EXCLUDED.password_hash END,
+			EXCLUDED.role, EXCLUDED.is_active, GREATEST(d.last_login, EXCLUDED.last_login))
+	RETURNING (xmax = 0) AS inserted)
+SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up`
+	for _, r := range raw {
+		tr.Read++
+		var row map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(r), &row); err != nil {
+			return nil, err
+		}
+		var id int64
+		_ = json.Unmarshal(row["id"], &id)
+		if email, _ := str(row, "email"); strings.TrimSpace(email) == "" {
+			tr.Refused = append(tr.Refused, refused(id, "a staff user without an e-mail address cannot sign in to the back office (the account is imported)", row))
+			continue
+		}
+		sp, err := tx.Begin(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var c counts
+		if err := sp.QueryRow(ctx, upsert, r).Scan(&c.inserted, &c.updated); err != nil {
+			_ = sp.Rollback(ctx)
+			if !isDataError(err) {
+				return nil, err
+			}
+			tr.Refused = append(tr.Refused, refused(id, "the tenant's schema refuses it: "+pgMessage(err), row))
+			continue
+		}
+		if err := sp.Commit(ctx); err != nil {
+			return nil, err
+		}
+		tr.Inserted += c.inserted
+		tr.Updated += c.updated
+	}
+	tr.Unchanged = tr.Read - tr.Inserted - tr.Updated - int64(len(tr.Refused))
+	if err := tx.Commit(ctx); err != nil {
+		return nil, err
+	}
+	tr.Duration = Duration(time.Since(start))
+	return tr, nil
 }
 
 func sourceHas(ctx context.Context, q pgx.Tx, table string) (bool, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -199,8 +200,8 @@ func TestImportFixture(t *testing.T) {
 	if !hasNote(find(rep, "cart").Notes, "3 anonymous cart(s)") {
 		t.Errorf("cart notes: %q", find(rep, "cart").Notes)
 	}
-	if !hasNote(rep.Notes, "1 staff user(s)") {
-		t.Errorf("notes: %q", rep.Notes)
+	if rep.Staff == nil || rep.Staff.Read != 1 || rep.Staff.Inserted != 1 {
+		t.Errorf("staff: %+v", rep.Staff)
 	}
 	skipped := map[string]int64{}
 	for _, s := range rep.Skipped {
@@ -324,6 +325,14 @@ func TestImportFixture(t *testing.T) {
 	// member row and is no member here (Q17).
 	if got := h.browser(t, "legacy").login("siteadmin", "Fixture-Admin-Pass-00!"); got != "false" {
 		t.Fatalf("the staff user signed in as a member: %v", got)
+	}
+	// The staff user signs in to the back office with the Django password.
+	if status, out := h.browser(t, "legacy").staffSignIn("siteadmin@example.com", "Fixture-Admin-Pass-00!"); status != http.StatusOK || out["totp_required"] != false {
+		t.Fatalf("back-office sign-in of the imported staff user: %d %v", status, out)
+	}
+	var role string
+	if err := dc.QueryRow(ctx, `SELECT role FROM staff WHERE lower(email) = 'siteadmin@example.com'`).Scan(&role); err != nil || role != "owner" {
+		t.Fatalf("the superuser's staff role: %q %v", role, err)
 	}
 	// A guest's order, by its identifier.
 	if got := h.browser(t, "legacy").get("/order/mahlZmtmY4"); got["order_detail"] != "success" {
