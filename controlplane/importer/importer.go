@@ -421,10 +421,21 @@ func importTable(ctx context.Context, snap pgx.Tx, begin func(context.Context) (
 	return tr, nil
 }
 
+// redacted are the columns a refused row shows masked: the report goes to
+// the audit log and the API, which never hold password hashes or the codes
+// and tokens that act as credentials.
+var redacted = []string{"password_hash", "email_verification_string", "email_verification_string_signed",
+	"reset_password_string", "reset_password_string_signed", "email_unsubscribe_string", "email_unsubscribe_string_signed",
+	"stripe_customer_token"}
+
 func refused(id int64, reason string, row map[string]json.RawMessage) RefusedRow {
 	clean := make(map[string]json.RawMessage, len(row))
 	for k, v := range row {
-		if !strings.HasPrefix(k, "_keep_") {
+		switch {
+		case strings.HasPrefix(k, "_keep_"):
+		case slices.Contains(redacted, k) && string(v) != "null":
+			clean[k] = json.RawMessage(`"***"`)
+		default:
 			clean[k] = v
 		}
 	}

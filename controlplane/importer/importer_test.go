@@ -501,6 +501,13 @@ func TestImportWithDjangoKey(t *testing.T) {
 	if _, err := sc.Exec(ctx, `UPDATE user_member SET email_verification_string_signed = $1 WHERE id = 3`, signer.VerificationCode(verification)); err != nil {
 		t.Fatal(err)
 	}
+	// An account the tenant refuses (a username longer than its 150
+	// characters): the report shows the row, its password hash masked.
+	if _, err := sc.Exec(ctx, `ALTER TABLE auth_user ALTER COLUMN username TYPE varchar(200);
+		INSERT INTO auth_user (id, password, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined)
+		VALUES (50, 'pbkdf2_sha256$1000$abcdefghijklmnopqrstuv$AAAA', false, repeat('x', 160), '', '', '', false, true, now())`); err != nil {
+		t.Fatal(err)
+	}
 	// A second cart for member08 (cart 10): the newer one is kept.
 	if _, err := sc.Exec(ctx, `INSERT INTO order_cart (id, member_id) VALUES (20, 8);
 		INSERT INTO order_cart_sku (id, quantity, cart_id, sku_id) VALUES (40, 5, 20, 7)`); err != nil {
@@ -519,7 +526,12 @@ func TestImportWithDjangoKey(t *testing.T) {
 		!strings.Contains(string(cart.Refused[0].Row), `"member_id":8`) {
 		t.Fatalf("cart refusals: %+v", cart.Refused)
 	}
-	if len(lines.Refused) != 2 || len(method.Refused) != 1 || rep.Refused != 4 {
+	acct := find(rep, "account")
+	if len(acct.Refused) != 1 || acct.Refused[0].ID != 50 || !strings.Contains(acct.Refused[0].Reason, "too long") ||
+		!strings.Contains(string(acct.Refused[0].Row), `"password_hash":"***"`) || strings.Contains(string(acct.Refused[0].Row), "pbkdf2") {
+		t.Fatalf("account refusals: %+v", acct.Refused)
+	}
+	if len(lines.Refused) != 2 || len(method.Refused) != 1 || rep.Refused != 5 {
 		t.Fatalf("the refused cart's lines and method are refused too, with their rows: %+v %+v (%d)", lines.Refused, method.Refused, rep.Refused)
 	}
 	if find(rep, "member").Notes != nil || !hasNote(rep.Notes, "signs with the Django SECRET_KEY") {
