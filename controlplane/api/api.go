@@ -262,6 +262,7 @@ func (s *Server) routes() {
 	v1.Post("/migrations/run", s.runMigrations)
 	v1.Get("/audit", s.listAudit)
 	v1.Get("/operations/:id", s.getOperation)
+	s.importRoutes(v1)
 }
 
 // requestLog writes one line per request: id, method, route, client

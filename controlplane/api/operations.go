@@ -140,6 +140,8 @@ func (s *Server) runner(kind, slug, who string) (runFunc, error) {
 		}, nil
 	case kindMigrateAll:
 		return s.migrateAll, nil
+	case kindImport:
+		return s.runImport(slug, who), nil
 	}
 	return nil, fmt.Errorf("unknown operation kind %q", kind)
 }
@@ -166,7 +168,7 @@ func (s *Server) execute(j job) {
 		}
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, s.opts.OperationTimeout)
+	ctx, cancel := context.WithTimeout(withOperationID(s.ctx, j.id), s.opts.OperationTimeout)
 	err = j.run(ctx)
 	timedOut := ctx.Err() == context.DeadlineExceeded
 	cancel()

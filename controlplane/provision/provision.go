@@ -146,6 +146,9 @@ func (s *Service) LatestMigration() int64 { return s.latest }
 // audit, operations, tokens).
 func (s *Service) Registry() *registry.Registry { return s.reg }
 
+// Secrets returns the secrets store the service keeps tenant secrets in.
+func (s *Service) Secrets() secrets.Store { return s.opts.Secrets }
+
 // TemplateName is the template database new tenants are cloned from.
 func (s *Service) TemplateName() string { return s.template }
 
