@@ -215,7 +215,13 @@ func (a *App) pageSignOut(c *fiber.Ctx) error {
 
 func (a *App) pageDashboard(c *fiber.Ctx) error {
 	r := a.r(c)
-	return a.render(c, "dashboard", a.view(r, "Dashboard", "home"), nil)
+	v := a.view(r, "Dashboard", "home")
+	fig, err := a.figures(r)
+	if err != nil {
+		return err
+	}
+	v.Data = fig
+	return a.render(c, "dashboard", v, nil)
 }
 
 func (a *App) pageAccept(c *fiber.Ctx) error {
