@@ -123,9 +123,7 @@ ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`, o.ID, amount, in.Reason,
 	}
 	// 3. The record (the webhook may have made it already).
 	rep := refunds.FromStripe(re)
-	if rep.PaymentIntent == "" {
-		rep.PaymentIntent = intent
-	}
+	rep.PaymentIntent = intent // the one asked to refund
 	if rep.Metadata == nil {
 		rep.Metadata = map[string]string{}
 	}

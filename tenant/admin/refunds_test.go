@@ -120,7 +120,7 @@ func (d *refundDouble) chargeRefunded(pi, secret string) ([]byte, string) {
 
 // seedOrder writes a paid Stripe order as the shop makes them (the
 // shop's own tests cover making it) and returns its payment intent.
-func seedOrder(t *testing.T, db *pgxpool.Pool, ident, email string, total string) string {
+func seedOrder(t testing.TB, db *pgxpool.Pool, ident, email string, total string) string {
 	t.Helper()
 	pi := "pi_" + ident
 	_, err := db.Exec(context.Background(), `
