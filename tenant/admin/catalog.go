@@ -216,7 +216,7 @@ coalesce(description_part_2, ''), display_order FROM product WHERE ($1 = 0 OR id
 		if err != nil {
 			return err
 		}
-		out, err = pgx.CollectRows(rows, scanProduct)
+		out, err = collectProducts(rows)
 		return err
 	})
 	if err != nil {
@@ -229,6 +229,8 @@ coalesce(description_part_2, ''), display_order FROM product WHERE ($1 = 0 OR id
 	}
 	return c.JSON(listJSON(out, next))
 }
+
+func collectProducts(rows pgx.Rows) ([]productJSON, error) { return pgx.CollectRows(rows, scanProduct) }
 
 func scanProduct(row pgx.CollectableRow) (productJSON, error) {
 	var p productJSON
@@ -518,13 +520,20 @@ func (a *App) apiSKUGet(c *fiber.Ctx) error {
 // apiSKUCreate adds a SKU with its first price, linked to product_id when
 // given.
 func (a *App) apiSKUCreate(c *fiber.Ctx) error {
-	r := a.r(c)
 	var in skuIn
 	if err := body(c, &in); err != nil {
 		return err
 	}
-	if err := in.check(true); err != nil {
+	out, err := a.createSKU(a.r(c), in)
+	if err != nil {
 		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(out)
+}
+
+func (a *App) createSKU(r *req, in skuIn) (*skuJSON, error) {
+	if err := in.check(true); err != nil {
+		return nil, err
 	}
 	var out *skuJSON
 	err := a.tx(r, func(tx pgx.Tx) error {
@@ -550,10 +559,7 @@ VALUES ((SELECT min(id) FROM sku_type), $1, $2, $3, $4) RETURNING id`, inv, *in.
 		}
 		return r.audit(tx, auditEntry{Action: "sku.created", TargetType: "sku", TargetID: id, After: out})
 	})
-	if err != nil {
-		return err
-	}
-	return c.Status(fiber.StatusCreated).JSON(out)
+	return out, err
 }
 
 // linkSKU makes the SKU one of the product's (a SKU belongs to one product).
@@ -637,9 +643,17 @@ func (a *App) apiSKUPrice(c *fiber.Ctx) error {
 	if err := body(c, &in); err != nil {
 		return err
 	}
-	price, err := money("price", in.Price)
+	out, err := a.addPrice(r, id, in.Price)
 	if err != nil {
 		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(out)
+}
+
+func (a *App) addPrice(r *req, id int64, in *amountIn) (*skuJSON, error) {
+	price, err := money("price", in)
+	if err != nil {
+		return nil, err
 	}
 	var out *skuJSON
 	err = a.tx(r, func(tx pgx.Tx) error {
@@ -662,10 +676,7 @@ VALUES ($1, $2, greatest(clock_timestamp(), (SELECT max(created_date_time) FROM 
 		return r.audit(tx, auditEntry{Action: "sku.price_added", TargetType: "sku", TargetID: id,
 			Before: map[string]any{"price": before.Price}, After: map[string]any{"price": price}})
 	})
-	if err != nil {
-		return err
-	}
-	return c.Status(fiber.StatusCreated).JSON(out)
+	return out, err
 }
 
 // apiProductSKULink links (PUT) or unlinks (DELETE) a SKU and a product.

@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/startupwebapp/platform/platform/ratelimit"
+	"github.com/startupwebapp/platform/tenant/account"
 )
 
 // The pages are server-rendered with html/template (contextual escaping
@@ -22,7 +23,8 @@ var templateFS embed.FS
 //go:embed static/admin.css
 var stylesheet []byte
 
-var pageNames = []string{"sign-in", "totp", "accept", "forgot", "reset", "dashboard", "staff", "security", "audit", "done"}
+var pageNames = []string{"sign-in", "totp", "accept", "forgot", "reset", "dashboard", "staff", "security", "audit", "done",
+	"products", "product", "orders", "order"}
 
 var pageTemplates = func() map[string]*template.Template {
 	funcs := template.FuncMap{
@@ -37,7 +39,9 @@ var pageTemplates = func() map[string]*template.Template {
 			}
 			return "never"
 		},
-		"str": func(b []byte) string { return string(b) },
+		"str":   func(b []byte) string { return string(b) },
+		"money": moneyText,
+		"newKey": func() string { return account.RandomString(20) },
 	}
 	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
 	out := map[string]*template.Template{}
@@ -149,6 +153,7 @@ func (a *App) mountPages(g fiber.Router) {
 	post("/security/tokens", sessionOnly, nil, a.pageTokenCreate)
 	post("/security/tokens/:id/revoke", sessionOnly, nil, a.pageTokenRevoke)
 	g.Get("/audit", a.pageGuard(ownerOnly), a.pageAudit)
+	a.mountOrderPages(g)
 }
 
 // pageGuard is guard for pages: a signed-out visitor is sent to sign in

@@ -37,27 +37,37 @@ func (a *App) apiOrderRefund(c *fiber.Ctx) error {
 	if err := body(c, &in); err != nil {
 		return err
 	}
-	amount, err := money("amount", in.Amount)
+	out, err := a.refund(r, ident, in.Amount, in.Reason, c.Get("Idempotency-Key"))
 	if err != nil {
 		return err
 	}
-	if !amount.IsPositive() {
-		return invalid("amount", "amount must be more than 0")
+	return c.Status(fiber.StatusCreated).JSON(out)
+}
+
+// refund makes a refund of the order; key (optional) is the client's
+// Idempotency-Key.
+func (a *App) refund(r *req, ident string, in *amountIn, reason, key string) (*orderDetailJSON, error) {
+	amount, err := money("amount", in)
+	if err != nil {
+		return nil, err
 	}
-	if in.Reason, err = text("reason", in.Reason, false, 500); err != nil {
-		return err
+	if !amount.IsPositive() {
+		return nil, invalid("amount", "amount must be more than 0")
+	}
+	if reason, err = text("reason", reason, false, 500); err != nil {
+		return nil, err
 	}
 	// A client's Idempotency-Key makes a retried request the same refund.
-	key := strings.TrimSpace(c.Get("Idempotency-Key"))
+	key = strings.TrimSpace(key)
 	if len(key) > 200 {
-		return invalid("Idempotency-Key", "Idempotency-Key is longer than 200 characters")
+		return nil, invalid("Idempotency-Key", "Idempotency-Key is longer than 200 characters")
 	}
 	if key == "" {
 		key = account.RandomString(32)
 	}
 	key = "swa-refund-" + strconv.FormatInt(r.tenant.ID, 10) + "-" + key
 	if a.payments == nil {
-		return errNoPayments
+		return nil, errNoPayments
 	}
 	// 1. The pending row, within what is left of the charge.
 	var rowID int64
@@ -90,7 +100,7 @@ func (a *App) apiOrderRefund(c *fiber.Ctx) error {
 				Detail: fmt.Sprintf("at most %s is left to refund", o.Left().StringFixed(2))}
 		}
 		err = tx.QueryRow(r.ctx, `INSERT INTO refund (order_id, amount, reason, idempotency_key, created_by) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`, o.ID, amount, in.Reason, key, r.who.staff.Email).Scan(&rowID)
+ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`, o.ID, amount, reason, key, r.who.staff.Email).Scan(&rowID)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return invalid("Idempotency-Key", "this Idempotency-Key was used for another order")
 		}
@@ -98,10 +108,10 @@ ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`, o.ID, amount, in.Reason,
 			return fmt.Errorf("refund: %w", err)
 		}
 		return r.audit(tx, auditEntry{Action: "order.refund_requested", TargetType: "order", TargetID: o.ID,
-			After: map[string]any{"refund_id": rowID, "amount": amount, "reason": in.Reason}})
+			After: map[string]any{"refund_id": rowID, "amount": amount, "reason": reason}})
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// 2. Stripe, with no connection held.
 	re, err := a.stripeRefund(r, intent, amount, rowID, key)
@@ -113,12 +123,12 @@ ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`, o.ID, amount, in.Reason,
 				_, err := tx.Exec(r.ctx, `UPDATE refund SET status = 'failed' WHERE id = $1 AND stripe_refund_id IS NULL`, rowID)
 				return err
 			}); ferr != nil {
-				return ferr
+				return nil, ferr
 			}
-			return &apiError{Status: fiber.StatusBadGateway, Code: "refund-refused", Detail: "Stripe refused the refund: " + se.Msg, Field: "amount"}
+			return nil, &apiError{Status: fiber.StatusBadGateway, Code: "refund-refused", Detail: "Stripe refused the refund: " + se.Msg, Field: "amount"}
 		}
 		a.log.Error("refund: stripe", "tenant", r.tenant.Slug, "refund", rowID, "err", err)
-		return &apiError{Status: fiber.StatusBadGateway, Code: "refund-unconfirmed",
+		return nil, &apiError{Status: fiber.StatusBadGateway, Code: "refund-unconfirmed",
 			Detail: "Stripe did not confirm the refund; it stays pending until Stripe reports it, or send the request again with the same Idempotency-Key"}
 	}
 	// 3. The record (the webhook may have made it already).
@@ -132,13 +142,9 @@ ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`, o.ID, amount, in.Reason,
 		_, err := refunds.Record(r.ctx, tx, rep)
 		return err
 	}); err != nil {
-		return fmt.Errorf("record refund: %w", err)
+		return nil, fmt.Errorf("record refund: %w", err)
 	}
-	out, err := a.orderDetail(r, ident)
-	if err != nil {
-		return err
-	}
-	return c.Status(fiber.StatusCreated).JSON(out)
+	return a.orderDetail(r, ident)
 }
 
 // stripeRefund asks the tenant's Stripe account for the refund, bounded by
