@@ -39,8 +39,8 @@ var pageTemplates = func() map[string]*template.Template {
 			}
 			return "never"
 		},
-		"str":   func(b []byte) string { return string(b) },
-		"money": moneyText,
+		"str":    func(b []byte) string { return string(b) },
+		"money":  moneyText,
 		"newKey": func() string { return account.RandomString(20) },
 	}
 	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
