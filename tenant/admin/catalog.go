@@ -25,10 +25,10 @@ import (
 
 // text checks a string field: trimmed, required when min > 0, at most max
 // characters (the column's length).
-func text(field, v string, required bool, max int) (string, error) {
+func text(field, v string, need bool, max int) (string, error) {
 	v = strings.TrimSpace(v)
-	if v == "" && required {
-		return "", requiredErr(field)
+	if v == "" && need {
+		return "", required(field)
 	}
 	if utf8.RuneCountInString(v) > max {
 		return "", invalid(field, fmt.Sprintf("%s is longer than %d characters", field, max))
@@ -38,8 +38,6 @@ func text(field, v string, required bool, max int) (string, error) {
 	}
 	return v, nil
 }
-
-func requiredErr(field string) *apiError { return required(field) }
 
 // amountIn is an amount in a request: a JSON number or string. A bad one
 // is a type error, so the refusal names its field.
@@ -191,8 +189,8 @@ func (in *productIn) check(creating bool) error {
 }
 
 // mediaURL accepts an absolute http(s) URL or a path on the site.
-func mediaURL(field, v string, required bool) (string, error) {
-	v, err := text(field, v, required, 500)
+func mediaURL(field, v string, need bool) (string, error) {
+	v, err := text(field, v, need, 500)
 	if err != nil || v == "" {
 		return v, err
 	}

@@ -322,4 +322,19 @@ func TestRefundNeverOverCharge(t *testing.T) {
 	if n != 2 {
 		t.Fatalf("stripe made %d refunds, want 2", n)
 	}
+	// Tenants sharing a Stripe account each get every event: tenant b
+	// answers a's charge.refunded 200 and records no refund.
+	body, sig := d.chargeRefunded(pi, f.whsec[f.b.ID])
+	req := httptest.NewRequest(http.MethodPost, "http://"+hostB+"/order/stripe-webhook", strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Stripe-Signature", sig)
+	res, err := f.app.Test(req, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	var rows int
+	if err := f.dbs[f.b.ID].QueryRow(context.Background(), `SELECT count(*) FROM refund`).Scan(&rows); err != nil || res.StatusCode != 200 || rows != 0 {
+		t.Fatalf("tenant b: webhook %d, %d refund rows, %v", res.StatusCode, rows, err)
+	}
 }
