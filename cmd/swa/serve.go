@@ -163,9 +163,12 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		DefaultFrom: "StartupWebApp <no-reply@" + cfg.BaseDomain + ">",
 		Log:         log,
 	})
+	// One set of Stripe clients for the shop's checkouts and the back
+	// office's refunds.
+	pay := payments.New(payments.Options{Secrets: dp.store, APIBase: cfg.StripeAPIBase, Log: log})
 	shopApp := shop.New(shop.Options{
 		Pools:    dp.pools,
-		Payments: payments.New(payments.Options{Secrets: dp.store, APIBase: cfg.StripeAPIBase, Log: log}),
+		Payments: pay,
 		Key:      shop.KeyFunc(tenantKey),
 		Account:  accountApp.AccountID,
 		Metrics:  reg,
@@ -173,10 +176,11 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	})
 	// The back office checks its own token, bound to the staff session.
 	backOffice := admin.New(admin.Options{
-		DB:     dp.pools,
-		Key:    admin.KeyFunc(tenantKey),
-		Redis:  dp.rdb,
-		Prefix: cfg.RedisPrefix,
+		DB:       dp.pools,
+		Key:      admin.KeyFunc(tenantKey),
+		Redis:    dp.rdb,
+		Payments: pay,
+		Prefix:   cfg.RedisPrefix,
 		Limiter: ratelimit.New(ratelimit.Options{
 			Redis: dp.rdb, Prefix: cfg.RedisPrefix, Defaults: admin.RateDefaults(), Disabled: !cfg.RateLimits, Log: log, Metrics: reg,
 		}),

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/startupwebapp/platform/platform/directory"
+	"github.com/startupwebapp/platform/platform/payments"
 	"github.com/startupwebapp/platform/platform/ratelimit"
 	"github.com/startupwebapp/platform/platform/server"
 	"github.com/startupwebapp/platform/platform/sessions"
@@ -61,6 +62,9 @@ type Options struct {
 	DB    DB
 	Key   KeyFunc
 	Redis redis.UniversalClient
+	// Payments hands out the tenant's Stripe client, for refunds; nil
+	// means refunds are refused.
+	Payments *payments.Clients
 	// Prefix starts every Redis key (the tenant id follows).
 	Prefix string
 	// Limiter applies RateDefaults' limits; nil means none (tests of other
@@ -96,6 +100,7 @@ type App struct {
 	db          DB
 	key         KeyFunc
 	rdb         redis.UniversalClient
+	payments    *payments.Clients
 	prefix      string
 	limiter     *ratelimit.Limiter
 	hasher      *account.Hasher
@@ -117,7 +122,7 @@ func New(o Options) *App {
 	if o.DB == nil || o.Key == nil || o.Redis == nil {
 		panic("admin: Options.DB, Key and Redis are required")
 	}
-	a := &App{db: o.DB, key: o.Key, rdb: o.Redis, prefix: o.Prefix, limiter: o.Limiter, hasher: o.Hasher,
+	a := &App{db: o.DB, key: o.Key, rdb: o.Redis, payments: o.Payments, prefix: o.Prefix, limiter: o.Limiter, hasher: o.Hasher,
 		from: o.DefaultFrom, log: o.Log, now: o.Now, idle: o.IdleTimeout, absolute: o.AbsoluteTimeout,
 		maxFailures: o.MaxFailures, lockout: o.Lockout,
 		sessions: o.Sessions, maxImport: o.MaxImportBytes, jobTimeout: o.JobTimeout}
@@ -209,6 +214,29 @@ func (a *App) routes() []route {
 		{"POST", "/tokens", sessionOnly, nil, a.apiTokenCreate},
 		{"DELETE", "/tokens/:id", anyStaff, nil, a.apiTokenRevoke},
 		{"GET", "/audit", ownerOnly, nil, a.apiAudit},
+		// Catalogue (catalog.go, catalog_rules.go).
+		{"GET", "/products", anyStaff, nil, a.apiProductList},
+		{"POST", "/products", anyStaff, nil, a.apiProductCreate},
+		{"GET", "/products/:id", anyStaff, nil, a.apiProductGet},
+		{"PATCH", "/products/:id", anyStaff, nil, a.apiProductUpdate},
+		{"PUT", "/products/:id/skus/:sku", anyStaff, nil, a.apiProductSKULink},
+		{"DELETE", "/products/:id/skus/:sku", anyStaff, nil, a.apiProductSKULink},
+		{"POST", "/skus", anyStaff, nil, a.apiSKUCreate},
+		{"GET", "/skus/:id", anyStaff, nil, a.apiSKUGet},
+		{"PATCH", "/skus/:id", anyStaff, nil, a.apiSKUUpdate},
+		{"POST", "/skus/:id/prices", anyStaff, nil, a.apiSKUPrice},
+		{"GET", "/shipping-methods", anyStaff, nil, a.apiShippingList},
+		{"PATCH", "/shipping-methods/:id", anyStaff, nil, a.apiShippingUpdate},
+		{"GET", "/discount-codes", anyStaff, nil, a.apiDiscountList},
+		{"POST", "/discount-codes", anyStaff, nil, a.apiDiscountCreate},
+		{"GET", "/terms", anyStaff, nil, a.apiTermsList},
+		{"POST", "/terms", ownerOnly, nil, a.apiTermsCreate},
+		// Orders and refunds (orders.go, refunds.go), dashboard figures (dashboard.go).
+		{"GET", "/orders", anyStaff, nil, a.apiOrderList},
+		{"GET", "/orders/:identifier", anyStaff, nil, a.apiOrderGet},
+		{"POST", "/orders/:identifier/status", anyStaff, nil, a.apiOrderStatus},
+		{"POST", "/orders/:identifier/refunds", anyStaff, nil, a.apiOrderRefund},
+		{"GET", "/dashboard", anyStaff, nil, a.apiDashboard},
 	}, a.peopleRoutes()...)
 }
 

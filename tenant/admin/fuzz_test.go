@@ -29,17 +29,36 @@ func FuzzAPIBodies(f *testing.F) {
 		{"POST", "/tokens", true},
 		{"DELETE", "/tokens/1", true},
 		{"DELETE", "/staff/invitations/1", true},
+		{"POST", "/products", true},
+		{"PATCH", "/products/1", true},
+		{"PUT", "/products/1/skus/2", true},
+		{"DELETE", "/products/1/skus/1", true},
+		{"POST", "/skus", true},
+		{"PATCH", "/skus/1", true},
+		{"POST", "/skus/1/prices", true},
+		{"PATCH", "/shipping-methods/1", true},
+		{"POST", "/discount-codes", true},
+		{"POST", "/terms", true},
+		{"POST", "/orders/Fuzz1/status", true},
+		{"POST", "/orders/Fuzz1/refunds", true},
 	}
 	for i := range routes {
 		for _, body := range []string{"", "{}", "null", "[]", `{"email":5}`, "\x00\xff{",
 			`{"email":"x@example.com","role":"staff","name":"Nan","code":"123456","recovery_code":"abcd-efgh","password":"Fuzz-Pass-2026!","token":"t","active":false}`,
-			`{"role":"owner","active":true}`, `{"name":"` + string(make([]byte, 300)) + `"}`} {
+			`{"role":"owner","active":true}`, `{"name":"` + string(make([]byte, 300)) + `"}`,
+			`{"title":"T","title_url":"T","images":[{"url":"/i.jpg"}],"price":"1.00","inventory":"in-stock","product_id":1}`,
+			`{"price":1e400,"amount":"99999999.99","shipping_cost":-0.001,"display_order":1e10}`,
+			`{"status":"shipped","shipping_method":"UPSGround","tracking_number":"1Z","notify":true}`,
+			`{"code":"F","description":"d","start_date_time":"2026-01-01T00:00:00Z","end_date_time":"x","discount_amount":"1","discount_type":"percent-off"}`,
+			`{"version_note":"v","publication_date_time":"0000-00-00"}`} {
 			f.Add(uint8(i), body)
 		}
 	}
 	off := map[string]ratelimit.Rate{"admin_login": {}, "admin_login_account": {}, "admin_reset": {}, "admin_link": {}}
 	fx := newFixture(f, fixtureOptions{limits: off})
 	owner := fx.signIn(hostA, fx.owner[fx.a.ID], ownerPassword)
+	// An order to move and refund (stripe-mock answers the refunds).
+	seedOrder(f, fx.dbs[fx.a.ID], "Fuzz1", "fuzz@example.com", "10.00")
 	f.Fuzz(func(t *testing.T, which uint8, body string) {
 		rt := routes[int(which)%len(routes)]
 		c := fx.client(hostA)
@@ -51,6 +70,7 @@ func FuzzAPIBodies(f *testing.F) {
 			}
 			c.csrf = owner.csrf
 		}
+		before := fx.rowsFingerprint(t)
 		status, out := c.doRaw(rt.method, api+rt.path, "application/json", body)
 		if status >= 500 || status == 0 {
 			t.Fatalf("%s %s %q = %d %s", rt.method, rt.path, body, status, c.raw)
@@ -61,6 +81,11 @@ func FuzzAPIBodies(f *testing.F) {
 			}
 			if _, ok := out["detail"].(string); !ok {
 				t.Fatalf("%s %s %q = %d without detail: %s", rt.method, rt.path, body, status, c.raw)
+			}
+			// A refusal wrote nothing (a refund Stripe refused keeps its
+			// row, marked failed, so refunds are not counted by status).
+			if after := fx.rowsFingerprint(t); after != before && status != 502 {
+				t.Fatalf("%s %s %q = %d but rows changed: %s -> %s", rt.method, rt.path, body, status, before, after)
 			}
 		}
 	})
@@ -131,3 +156,19 @@ func FuzzCSVImport(f *testing.F) {
 
 // importKindsForFuzz are the kinds the fuzz target picks from.
 var importKindsForFuzz = []string{"prospects", "catalog"}
+
+// rowsFingerprint counts the rows the catalogue, order and refund routes
+// write, to see that a refused request wrote none.
+func (f *fixture) rowsFingerprint(t testing.TB) string {
+	var s string
+	err := f.dbs[f.a.ID].QueryRow(context.Background(), `SELECT concat_ws(',',
+(SELECT count(*) FROM product), (SELECT count(*) FROM product_image), (SELECT count(*) FROM product_video),
+(SELECT count(*) FROM product_sku), (SELECT count(*) FROM sku), (SELECT count(*) FROM sku_price),
+(SELECT count(*) FROM discount_code), (SELECT count(*) FROM terms_of_use_version), (SELECT count(*) FROM refund),
+(SELECT count(*) FROM order_status_history), (SELECT count(*) FROM order_shipping_method), (SELECT count(*) FROM email_outbox),
+(SELECT md5(string_agg(id || active::text || shipping_cost::text, ',' ORDER BY id)) FROM shipping_method))`).Scan(&s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -27,12 +27,16 @@ import (
 	"github.com/startupwebapp/platform/platform/directory/directorytest"
 	"github.com/startupwebapp/platform/platform/mail"
 	"github.com/startupwebapp/platform/platform/mail/mailpit"
+	"github.com/startupwebapp/platform/platform/payments"
 	"github.com/startupwebapp/platform/platform/pgtest"
+	"github.com/startupwebapp/platform/platform/pools"
 	"github.com/startupwebapp/platform/platform/ratelimit"
+	"github.com/startupwebapp/platform/platform/secrets"
 	"github.com/startupwebapp/platform/platform/server"
 	"github.com/startupwebapp/platform/platform/sessions"
 	"github.com/startupwebapp/platform/tenant/account"
 	"github.com/startupwebapp/platform/tenant/admin"
+	"github.com/startupwebapp/platform/tenant/shop"
 )
 
 const (
@@ -86,6 +90,8 @@ type fixture struct {
 	logs   *syncBuffer
 	// owner is the address of each tenant's first owner.
 	owner map[int64]string
+	// whsec is each tenant's Stripe webhook secret.
+	whsec map[int64]string
 }
 
 type fixtureOptions struct {
@@ -96,6 +102,9 @@ type fixtureOptions struct {
 	trustProxy bool
 	// jobTimeout is the import jobs' deadline (default the package's).
 	jobTimeout time.Duration
+	// stripeBase is where the tenants' Stripe clients go (default
+	// stripe-mock).
+	stripeBase string
 }
 
 // newFixture serves two tenants, each with its own database, the member
@@ -110,21 +119,77 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	rdb, prefix := pgtest.Redis(t)
 
 	reg := pgtest.NewPool(t, migrations.Platform)
-	for _, tn := range []struct{ slug, host string }{{"adma", hostA}, {"admb", hostB}} {
-		directorytest.AddTenant(t, reg, directorytest.Tenant{Slug: tn.slug + pgtest.RandomName("")[:6], Domains: []string{tn.host},
-			Origins: []string{frontend}, Settings: directory.Settings{FrontendOrigin: frontend, FromAddress: "Shop <owner@example.com>"}})
+	// Each tenant has its own database and role, reached through a pool
+	// manager as on the data plane (the shop's server.Conn), and its own
+	// Stripe keys, as the shop and the refunds use them.
+	master, _ := secrets.ParseMasterKey(secrets.GenerateMasterKey())
+	vault, err := secrets.NewLocal(reg, master)
+	if err != nil {
+		t.Fatal(err)
 	}
+	adminURL, err := url.Parse(pgtest.AdminURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(adminURL.Port())
+	srv := directorytest.AddServer(t, reg, pgtest.RandomName("srv"), adminURL.Hostname(), port)
+	dsns := map[string]string{}
+	whsecs := map[string]string{}
+	for _, tn := range []struct{ slug, host string }{{"adma", hostA}, {"admb", hostB}} {
+		slug := tn.slug + pgtest.RandomName("")[:6]
+		dsn := pgtest.NewDatabase(t, migrations.Tenant)
+		u, _ := url.Parse(dsn)
+		role, rolePW := pgtest.RandomName("admtest_"), pgtest.RandomName("pw")
+		if _, err := reg.Exec(ctx, "CREATE ROLE "+role+" LOGIN PASSWORD '"+rolePW+"' IN ROLE "+adminURL.User.Username()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			c, err := pgxpool.New(context.Background(), pgtest.AdminURL(t))
+			if err == nil {
+				_, _ = c.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+				c.Close()
+			}
+		})
+		directorytest.AddTenant(t, reg, directorytest.Tenant{Slug: slug, Domains: []string{tn.host},
+			Origins: []string{frontend}, Server: srv, DBName: strings.TrimPrefix(u.Path, "/"), DBRole: role,
+			Settings: directory.Settings{FrontendOrigin: frontend, FromAddress: "Shop <owner@example.com>"}})
+		whsecs[tn.host] = "whsec_" + pgtest.RandomName("")
+		if _, err := secrets.SaveBundle(ctx, vault, secrets.TenantSecretName(slug), secrets.TenantBundle{DBPassword: rolePW,
+			StripeSecretKey: "sk_test_" + slug, StripePublishableKey: "pk_test_" + slug, StripeWebhookSecret: whsecs[tn.host],
+		}); err != nil {
+			t.Fatal(err)
+		}
+		dsns[tn.host] = dsn
+	}
+	pm, err := pools.New(pools.Options{Secrets: vault, ConnParams: "sslmode=disable", MaxConns: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pm.CloseAll)
 	dir := directory.New(directory.Options{DB: reg, BaseDomain: "example.invalid"})
 	if err := dir.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, mp: mp, skew: new(atomic.Int64), logs: &syncBuffer{}, owner: map[int64]string{}}
+	f := &fixture{t: t, mp: mp, skew: new(atomic.Int64), logs: &syncBuffer{}, owner: map[int64]string{}, whsec: map[int64]string{}}
 	f.a, _ = dir.Lookup(hostA)
 	f.b, _ = dir.Lookup(hostB)
 	if f.a == nil || f.b == nil {
 		t.Fatal("tenants not in the directory")
 	}
-	f.dbs = tenantDBs{f.a.ID: pgtest.NewPool(t, migrations.Tenant), f.b.ID: pgtest.NewPool(t, migrations.Tenant)}
+	f.whsec[f.a.ID], f.whsec[f.b.ID] = whsecs[hostA], whsecs[hostB]
+	if o.stripeBase == "" {
+		o.stripeBase = pgtest.Service(t, "SWA_STRIPE_API_BASE")
+	}
+	pay := payments.New(payments.Options{Secrets: vault, APIBase: o.stripeBase, Timeout: 5 * time.Second})
+	f.dbs = tenantDBs{}
+	for tn, host := range map[*directory.Tenant]string{f.a: hostA, f.b: hostB} {
+		p, err := pgxpool.New(ctx, dsns[host])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		f.dbs[tn.ID] = p
+	}
 	keys := map[int64][]byte{f.a.ID: []byte("session-key-of-tenant-a-32-bytes"), f.b.ID: []byte("session-key-of-tenant-b-32-bytes")}
 	key := func(_ context.Context, t *directory.Tenant) ([]byte, error) { return keys[t.ID], nil }
 	now := func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) }
@@ -140,15 +205,16 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	}
 	limiter := ratelimit.New(ratelimit.Options{Redis: rdb, Prefix: prefix, Defaults: limits, Timeout: time.Second})
 	back := admin.New(admin.Options{DB: f.dbs, Key: key, Redis: rdb, Prefix: prefix, Limiter: limiter, Hasher: f.hasher,
-		Log: log, Now: now, IdleTimeout: o.idle, Sessions: store, JobTimeout: o.jobTimeout})
-	prot := csrf.New(csrf.Options{Key: csrf.KeyFunc(key), ExemptPrefixes: []string{"/admin/"}})
+		Log: log, Now: now, IdleTimeout: o.idle, Sessions: store, JobTimeout: o.jobTimeout, Payments: pay})
+	shopApp := shop.New(shop.Options{Pools: f.dbs, Payments: pay, Key: shop.KeyFunc(key), Log: log})
+	prot := csrf.New(csrf.Options{Key: csrf.KeyFunc(key), Exempt: []string{"/order/stripe-webhook"}, ExemptPrefixes: []string{"/admin/"}})
 	var proxies []string
 	if o.trustProxy {
 		proxies = []string{"0.0.0.0"}
 	}
-	f.app = server.New(server.Options{Directory: dir, Log: log, TrustedProxies: proxies, BodyLimit: admin.MaxUploadBody,
+	f.app = server.New(server.Options{Directory: dir, Pools: pm, Log: log, TrustedProxies: proxies, BodyLimit: admin.MaxUploadBody,
 		Middleware: []fiber.Handler{store.Handler(), prot.Handler()},
-		Apps:       []server.App{members, back}})
+		Apps:       []server.App{members, shopApp, back}})
 	w, err := mail.NewWorker(mail.Options{
 		Tenants: func(context.Context) []*directory.Tenant { return []*directory.Tenant{f.a, f.b} },
 		Conn:    f.dbs.Do,

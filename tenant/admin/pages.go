@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/startupwebapp/platform/platform/ratelimit"
+	"github.com/startupwebapp/platform/tenant/account"
 )
 
 // The pages are server-rendered with html/template (contextual escaping
@@ -22,7 +23,8 @@ var templateFS embed.FS
 //go:embed static/admin.css
 var stylesheet []byte
 
-var pageNames = append([]string{"sign-in", "totp", "accept", "forgot", "reset", "dashboard", "staff", "security", "audit", "done"},
+var pageNames = append([]string{"sign-in", "totp", "accept", "forgot", "reset", "dashboard", "staff", "security", "audit", "done",
+	"products", "product", "orders", "order"},
 	peoplePageNames...)
 
 var pageTemplates = func() map[string]*template.Template {
@@ -38,7 +40,9 @@ var pageTemplates = func() map[string]*template.Template {
 			}
 			return "never"
 		},
-		"str": func(b []byte) string { return string(b) },
+		"str":    func(b []byte) string { return string(b) },
+		"money":  moneyText,
+		"newKey": func() string { return account.RandomString(20) },
 	}
 	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
 	out := map[string]*template.Template{}
@@ -151,6 +155,7 @@ func (a *App) mountPages(g fiber.Router) {
 	post("/security/tokens/:id/revoke", sessionOnly, nil, a.pageTokenRevoke)
 	g.Get("/audit", a.pageGuard(ownerOnly), a.pageAudit)
 	a.mountPeoplePages(g)
+	a.mountOrderPages(g)
 }
 
 // pageGuard is guard for pages: a signed-out visitor is sent to sign in
@@ -217,7 +222,13 @@ func (a *App) pageSignOut(c *fiber.Ctx) error {
 
 func (a *App) pageDashboard(c *fiber.Ctx) error {
 	r := a.r(c)
-	return a.render(c, "dashboard", a.view(r, "Dashboard", "home"), nil)
+	v := a.view(r, "Dashboard", "home")
+	fig, err := a.figures(r)
+	if err != nil {
+		return err
+	}
+	v.Data = fig
+	return a.render(c, "dashboard", v, nil)
 }
 
 func (a *App) pageAccept(c *fiber.Ctx) error {

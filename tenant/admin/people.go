@@ -85,7 +85,7 @@ func pageTail[T any](out []T, p page, id func(T) int64) ([]T, string, error) {
 	return out, "", nil
 }
 
-type orderSummaryJSON struct {
+type memberOrderJSON struct {
 	ID         int64           `json:"id"`
 	Identifier string          `json:"identifier"`
 	Date       time.Time       `json:"order_date_time"`
@@ -93,7 +93,7 @@ type orderSummaryJSON struct {
 	Total      decimal.Decimal `json:"order_total"`
 }
 
-type addressJSON struct {
+type shippingAddressJSON struct {
 	ID           int64   `json:"id"`
 	MemberID     *int64  `json:"member_id"`
 	Name         *string `json:"name"`
@@ -107,9 +107,9 @@ type addressJSON struct {
 
 type memberDetailJSON struct {
 	memberJSON
-	Orders          []orderSummaryJSON `json:"orders"`
+	Orders          []memberOrderJSON `json:"orders"`
 	ChatMessages    []chatJSON         `json:"chat_messages"`
-	ShippingAddress *addressJSON       `json:"default_shipping_address"`
+	ShippingAddress *shippingAddressJSON       `json:"default_shipping_address"`
 }
 
 func queryMember(ctx context.Context, c *pgxpool.Conn, id int64) (*memberJSON, error) {
@@ -132,13 +132,13 @@ func (a *App) memberDetail(r *req, id int64) (*memberDetailJSON, error) {
 		if err != nil || m == nil {
 			return err
 		}
-		d = &memberDetailJSON{memberJSON: *m, Orders: []orderSummaryJSON{}}
+		d = &memberDetailJSON{memberJSON: *m, Orders: []memberOrderJSON{}}
 		sums, err := orders.ForMember(r.ctx, c, id)
 		if err != nil {
 			return err
 		}
 		for _, s := range sums {
-			d.Orders = append(d.Orders, orderSummaryJSON{s.ID, s.Identifier, s.OrderDateTime, s.SalesTax, s.OrderTotal})
+			d.Orders = append(d.Orders, memberOrderJSON{s.ID, s.Identifier, s.OrderDateTime, s.SalesTax, s.OrderTotal})
 		}
 		if d.ChatMessages, err = queryChat(r.ctx, c, page{limit: maxLimit}, id); err != nil {
 			return err
@@ -249,22 +249,22 @@ func (a *App) listChat(r *req, p page) ([]chatJSON, string, error) {
 
 // queryAddresses returns default shipping addresses, newest first, with
 // the member using each; memberID > 0 keeps one member's.
-func queryAddresses(ctx context.Context, c *pgxpool.Conn, p page, memberID int64) ([]addressJSON, error) {
+func queryAddresses(ctx context.Context, c *pgxpool.Conn, p page, memberID int64) ([]shippingAddressJSON, error) {
 	rows, err := c.Query(ctx, `SELECT d.id, m.id, d.name, d.address_line1, d.city, d.state, d.zip, d.country, d.country_code
 FROM default_shipping_address d LEFT JOIN member m ON m.default_shipping_address_id = d.id
 WHERE ($1 = 0 OR d.id < $1) AND ($2 = 0 OR m.id = $2) ORDER BY d.id DESC LIMIT $3`, p.after, memberID, p.limit+1)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (addressJSON, error) {
-		var v addressJSON
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (shippingAddressJSON, error) {
+		var v shippingAddressJSON
 		err := row.Scan(&v.ID, &v.MemberID, &v.Name, &v.AddressLine1, &v.City, &v.State, &v.Zip, &v.Country, &v.CountryCode)
 		return v, err
 	})
 }
 
-func (a *App) listAddresses(r *req, p page) ([]addressJSON, string, error) {
-	var out []addressJSON
+func (a *App) listAddresses(r *req, p page) ([]shippingAddressJSON, string, error) {
+	var out []shippingAddressJSON
 	err := a.conn(r, func(c *pgxpool.Conn) error {
 		var err error
 		out, err = queryAddresses(r.ctx, c, p, 0)
@@ -273,7 +273,7 @@ func (a *App) listAddresses(r *req, p page) ([]addressJSON, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("list addresses: %w", err)
 	}
-	return pageTail(out, p, func(v addressJSON) int64 { return v.ID })
+	return pageTail(out, p, func(v shippingAddressJSON) int64 { return v.ID })
 }
 
 // setMemberActive (de)activates a member's account, audited in the same

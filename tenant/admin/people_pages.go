@@ -142,7 +142,7 @@ func (a *App) pageAddresses(c *fiber.Ctx) error {
 	if err != nil {
 		return a.render(c, "people-addresses", v, err)
 	}
-	d := &listPage[addressJSON]{}
+	d := &listPage[shippingAddressJSON]{}
 	v.Data = d
 	d.Items, d.Next, err = a.listAddresses(r, p)
 	return a.renderOr(c, "people-addresses", v, err)

@@ -60,6 +60,8 @@ type Payment struct {
 	CardExpMonth *string
 	CardExpYear  *string
 	CardZip      *string
+	// StripePaymentIntent is the payment's Stripe payment intent id.
+	StripePaymentIntent *string
 }
 
 // Address is an order's shipping or billing address.
@@ -86,9 +88,13 @@ type Order struct {
 	ShippingSubtotal decimal.Decimal
 	ShippingDiscount decimal.Decimal
 	OrderTotal       decimal.Decimal
-	Payment          *Payment
-	ShippingAddress  *Address
-	BillingAddress   *Address
+	// StripeAmountTotal is what Stripe says was paid, nil when unknown;
+	// AmountMismatch is set when it differs from OrderTotal.
+	StripeAmountTotal *decimal.Decimal
+	AmountMismatch    bool
+	Payment           *Payment
+	ShippingAddress   *Address
+	BillingAddress    *Address
 }
 
 // orderRow is orderSQL's row.
@@ -99,9 +105,11 @@ type orderRow struct {
 	OrderDateTime                                                         time.Time
 	SalesTaxAmt, ItemSubtotal, ItemDiscountAmt, ShippingAmt               decimal.Decimal
 	ShippingDiscountAmt, OrderTotal                                       decimal.Decimal
+	StripeAmountTotal                                                     *decimal.Decimal
+	PaymentAmountMismatch                                                 bool
 	PaymentID                                                             *int64
 	PEmail, PPaymentType, PCardName, PCardBrand                           *string
-	PCardLast4, PCardExpMonth, PCardExpYear, PCardZip                     *string
+	PCardLast4, PCardExpMonth, PCardExpYear, PCardZip, PIntent            *string
 	SAID                                                                  *int64 `db:"sa_id"`
 	SAName, SAAddressLine1, SACity, SAState, SAZip, SACountry, SACountryC *string
 	BAID                                                                  *int64 `db:"ba_id"`
@@ -110,10 +118,10 @@ type orderRow struct {
 
 const orderSQL = `
 SELECT o.id, o.identifier, o.member_id, o.order_date_time, o.sales_tax_amt, o.item_subtotal, o.item_discount_amt,
-       o.shipping_amt, o.shipping_discount_amt, o.order_total,
+       o.shipping_amt, o.shipping_discount_amt, o.order_total, o.stripe_amount_total, o.payment_amount_mismatch,
        p.id AS payment_id, p.email AS p_email, p.payment_type AS p_payment_type, p.card_name AS p_card_name,
        p.card_brand AS p_card_brand, p.card_last4 AS p_card_last4, p.card_exp_month AS p_card_exp_month,
-       p.card_exp_year AS p_card_exp_year, p.card_zip AS p_card_zip,
+       p.card_exp_year AS p_card_exp_year, p.card_zip AS p_card_zip, p.stripe_payment_intent_id AS p_intent,
        sa.id AS sa_id, sa.name AS sa_name, sa.address_line1 AS sa_address_line1, sa.city AS sa_city, sa.state AS sa_state,
        sa.zip AS sa_zip, sa.country AS sa_country, sa.country_code AS sa_country_c,
        ba.id AS ba_id, ba.name AS ba_name, ba.address_line1 AS ba_address_line1, ba.city AS ba_city, ba.state AS ba_state,
@@ -142,10 +150,12 @@ func Find(ctx context.Context, db DB, identifier string) (Order, bool, error) {
 		ID: r.ID, Identifier: r.Identifier, MemberID: r.MemberID, OrderDateTime: r.OrderDateTime,
 		SalesTax: r.SalesTaxAmt, ItemSubtotal: r.ItemSubtotal, ItemDiscount: r.ItemDiscountAmt,
 		ShippingSubtotal: r.ShippingAmt, ShippingDiscount: r.ShippingDiscountAmt, OrderTotal: r.OrderTotal,
+		StripeAmountTotal: r.StripeAmountTotal, AmountMismatch: r.PaymentAmountMismatch,
 	}
 	if r.PaymentID != nil {
 		o.Payment = &Payment{Email: r.PEmail, PaymentType: r.PPaymentType, CardName: r.PCardName, CardBrand: r.PCardBrand,
-			CardLast4: r.PCardLast4, CardExpMonth: r.PCardExpMonth, CardExpYear: r.PCardExpYear, CardZip: r.PCardZip}
+			CardLast4: r.PCardLast4, CardExpMonth: r.PCardExpMonth, CardExpYear: r.PCardExpYear, CardZip: r.PCardZip,
+			StripePaymentIntent: r.PIntent}
 	}
 	if r.SAID != nil {
 		o.ShippingAddress = &Address{Name: r.SAName, AddressLine1: r.SAAddressLine1, City: r.SACity, State: r.SAState,

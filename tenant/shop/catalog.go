@@ -8,8 +8,8 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// productsSQL lists products in id order with the min/max current price of
-// their SKUs and their main image.
+// productsSQL lists products in display order, then id order, with the
+// min/max current price of their SKUs and their main image.
 const productsSQL = `
 SELECT p.title, p.title_url, p.identifier, p.headline, p.description_part_1, p.description_part_2,
        pr.low, pr.high,
@@ -23,7 +23,7 @@ LEFT JOIN LATERAL (
   ) cur
   WHERE ps.product_id = p.id
 ) pr ON true
-ORDER BY p.id`
+ORDER BY p.display_order, p.id`
 
 // O1 GET /order/products.
 func (a *App) products(c *fiber.Ctx) error {

@@ -183,6 +183,9 @@ func (a *App) stripeWebhook(c *fiber.Ctx) error {
 		return webhookReply(c, http.StatusBadRequest, fiber.Map{"error": "invalid-payload"})
 	}
 	log := a.log.With("tenant", t.Slug, "event", ev.ID, "type", ev.Type)
+	if ev.Type == "charge.refunded" {
+		return a.chargeRefunded(c, t, ev, log)
+	}
 	if !completesOrder(ev.Type) {
 		ran, err := conn(c, func(conn *pgxpool.Conn) error { return recordEvent(ctx, conn, ev, "ignored: "+string(ev.Type)) })
 		if !ran {

@@ -1,0 +1,162 @@
+package admin_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/startupwebapp/platform/platform/pgtest"
+)
+
+// TestBrowserCatalogAndOrders drives the catalogue and order pages in
+// headless Chromium: create a product (its title with markup, shown as
+// text) with two SKUs and prices, fulfil an order with a carrier and
+// tracking number (the customer's mail reaches Mailpit), refund part of it
+// (through the stateful Stripe double of refunds_test.go, with the real
+// client), and see the dashboard's figures; a screenshot of each step, at
+// desktop and phone width.
+func TestBrowserCatalogAndOrders(t *testing.T) {
+	t.Parallel()
+	chromium := pgtest.Require(t, "SWA_CHROMIUM")
+	d := newRefundDouble(t)
+	f := newFixture(t, fixtureOptions{stripeBase: d.srv.URL})
+	buyer := pgtest.RandomName("buyer") + "@example.com"
+	pi := seedOrder(t, f.dbs[f.a.ID], "Journey01", buyer, "30.00")
+	d.mu.Lock()
+	d.charged[pi] = 3000
+	d.mu.Unlock()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go f.app.Listener(ln) //nolint:errcheck // ends with Shutdown
+	t.Cleanup(func() { _ = f.app.Shutdown() })
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	base := "http://" + hostA + ":" + port
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("host-resolver-rules", "MAP *.admin.test 127.0.0.1"), chromedp.WindowSize(1280, 900))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 120*time.Second)
+	defer cancelT()
+	dir := artifactDir(t)
+	shot := func(name string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			png, err := chromedp.FullScreenshot(100)(ctx, tg)
+			if err != nil {
+				return err
+			}
+			path := filepath.Join(dir, name+".png")
+			t.Log("screenshot:", path)
+			return os.WriteFile(path, png, 0o644)
+		})
+	}
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("read %s: %v", sel, err)
+		}
+		return s
+	}
+	const title = "Desk Stapler <b>bold</b>"
+	run("sign in",
+		chromedp.Navigate(base+"/admin/sign-in"),
+		chromedp.WaitVisible(chromedp.CSS(`#email`)),
+		chromedp.SendKeys(chromedp.CSS(`#email`), f.owner[f.a.ID]),
+		chromedp.SendKeys(chromedp.CSS(`#password`), ownerPassword),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`.figures`)),
+	)
+	run("create a product",
+		chromedp.Navigate(base+"/admin/products"),
+		chromedp.WaitVisible(chromedp.CSS(`#title`)),
+		chromedp.SendKeys(chromedp.CSS(`#title`), title),
+		chromedp.SendKeys(chromedp.CSS(`#title_url`), "DeskStapler"),
+		chromedp.SendKeys(chromedp.CSS(`#headline`), "Staples up to 20 sheets"),
+		chromedp.SendKeys(chromedp.CSS(`#image_url`), "/img/product/stapler.jpg"),
+		shot("20-product-new"),
+		chromedp.Click(chromedp.CSS(`form[action="/admin/products"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#product-identifier`)),
+	)
+	if h1 := text(`h1`); h1 != title {
+		t.Fatalf("product page heading = %q, want the title as text", h1)
+	}
+	for i, sku := range [][3]string{{"Black", "Small", "12.50"}, {"Red", "Large", "14.00"}} {
+		run("add SKU "+sku[0],
+			chromedp.SendKeys(chromedp.CSS(`#color`), sku[0]),
+			chromedp.SendKeys(chromedp.CSS(`#size`), sku[1]),
+			chromedp.SendKeys(chromedp.CSS(`#price`), sku[2]),
+			chromedp.Click(chromedp.CSS(`form[action$="/skus"] button`)),
+			chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`tbody tr:nth-child(%d) td.price`, i+1))),
+		)
+	}
+	run("change a price",
+		chromedp.SendKeys(chromedp.CSS(`td.actions input[name=price]`), "11.75"),
+		chromedp.Click(chromedp.CSS(`td.actions button`)),
+		chromedp.WaitReady(chromedp.CSS(`#done-price`)),
+		shot("21-product-skus"),
+	)
+	if prices := text(`tbody`); !strings.Contains(prices, "$11.75") || !strings.Contains(prices, "$14.00") {
+		t.Fatalf("SKU table = %q", prices)
+	}
+	run("fulfil the order",
+		chromedp.Navigate(base+"/admin/orders"),
+		chromedp.WaitVisible(chromedp.CSS(`a[href="/admin/orders/Journey01"]`)),
+		shot("22-orders"),
+		chromedp.Click(chromedp.CSS(`a[href="/admin/orders/Journey01"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#order-status`)),
+		chromedp.SetValue(chromedp.CSS(`#status`), "shipped"),
+		chromedp.SetValue(chromedp.CSS(`#shipping_method`), "UPSGround"),
+		chromedp.SendKeys(chromedp.CSS(`#tracking_number`), "1Z999AA10123456784"),
+		chromedp.Click(chromedp.CSS(`form[action$="/status"] button`)),
+		chromedp.WaitReady(chromedp.CSS(`#done-status`)),
+	)
+	if st := text(`#order-status`); st != "shipped" {
+		t.Fatalf("status = %q", st)
+	}
+	msgs := f.deliver(buyer, 1)
+	if !strings.Contains(msgs[0].Text, "1Z999AA10123456784") {
+		t.Fatalf("customer mail = %q", msgs[0].Text)
+	}
+	run("refund part",
+		chromedp.SendKeys(chromedp.CSS(`#amount`), "7.50"),
+		chromedp.SendKeys(chromedp.CSS(`#reason`), "one item damaged"),
+		chromedp.Click(chromedp.CSS(`#confirm`)),
+		chromedp.Click(chromedp.CSS(`form[action$="/refund"] button`)),
+		chromedp.WaitReady(chromedp.CSS(`#done-refund`)),
+		shot("23-order-refunded"),
+	)
+	if got := text(`#order-refunded`); !strings.Contains(got, "$7.50") || !strings.Contains(got, "$22.50") {
+		t.Fatalf("refunded = %q", got)
+	}
+	run("dashboard and phone",
+		chromedp.Navigate(base+"/admin/"),
+		chromedp.WaitVisible(chromedp.CSS(`.figures`)),
+		shot("24-dashboard-figures"),
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
+		chromedp.Navigate(base+"/admin/orders/Journey01"),
+		chromedp.WaitVisible(chromedp.CSS(`#order-status`)),
+		shot("25-order-phone"),
+		chromedp.Navigate(base+"/admin/products"),
+		chromedp.WaitVisible(chromedp.CSS(`#title`)),
+		shot("26-products-phone"),
+	)
+}
