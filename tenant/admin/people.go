@@ -107,9 +107,9 @@ type shippingAddressJSON struct {
 
 type memberDetailJSON struct {
 	memberJSON
-	Orders          []memberOrderJSON `json:"orders"`
-	ChatMessages    []chatJSON         `json:"chat_messages"`
-	ShippingAddress *shippingAddressJSON       `json:"default_shipping_address"`
+	Orders          []memberOrderJSON    `json:"orders"`
+	ChatMessages    []chatJSON           `json:"chat_messages"`
+	ShippingAddress *shippingAddressJSON `json:"default_shipping_address"`
 }
 
 func queryMember(ctx context.Context, c *pgxpool.Conn, id int64) (*memberJSON, error) {
