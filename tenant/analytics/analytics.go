@@ -231,11 +231,14 @@ func (a *App) beacon(k kind) fiber.Handler {
 // /clientevent/pageview beacon records one: the request's client address
 // header and user agent, the visitor's anonymousclientevent value and the
 // signed-in account (0: none). It never blocks on the database.
+//
+// The strings are copied: a caller's may point into fasthttp's buffers,
+// which the next request reuses while the event waits for its batch.
 func (a *App) Pageview(c *fiber.Ctx, url, anonymousID string, accountID int64) {
 	e := event{
 		kind:        kindPageview,
-		url:         clean(url, maxURL),
-		anonymousID: clean(anonymousID, maxAnonymousID),
+		url:         clean(strings.Clone(url), maxURL),
+		anonymousID: clean(strings.Clone(anonymousID), maxAnonymousID),
 		accountID:   accountID,
 		userAgent:   clean(string(c.Request().Header.UserAgent()), maxUserAgent),
 		at:          time.Now().UTC(),
@@ -251,12 +254,14 @@ func (a *App) Pageview(c *fiber.Ctx, url, anonymousID string, accountID int64) {
 // LinkEvent records the arrival on url from a campaign link (a mail's
 // mb_cd/pr_cd with em_cd, or an ad's ad_cd), as the /clientevent/linkevent
 // beacon does; unknown codes become NULL when the row is written.
+// Its strings are copied, as Pageview's are.
 func (a *App) LinkEvent(c *fiber.Ctx, url, anonymousID, mbCd, prCd, emCd, adCd string) {
+	cp := strings.Clone
 	a.record(server.Tenant(c), event{
 		kind:        kindLinkEvent,
-		url:         clean(url, maxURL),
-		anonymousID: clean(anonymousID, maxAnonymousID),
-		mbCd:        code(mbCd), prCd: code(prCd), emCd: code(emCd), adCd: code(adCd),
+		url:         clean(cp(url), maxURL),
+		anonymousID: clean(cp(anonymousID), maxAnonymousID),
+		mbCd:        code(cp(mbCd)), prCd: code(cp(prCd)), emCd: code(cp(emCd)), adCd: code(cp(adCd)),
 		at: time.Now().UTC(),
 	})
 }
