@@ -29,16 +29,16 @@ type spdxCreation struct {
 }
 
 type spdxPackage struct {
-	SPDXID           string        `json:"SPDXID"`
-	Name             string        `json:"name"`
-	VersionInfo      string        `json:"versionInfo,omitempty"`
-	DownloadLocation string        `json:"downloadLocation"`
-	FilesAnalyzed    bool          `json:"filesAnalyzed"`
-	Checksums        []spdxSum     `json:"checksums,omitempty"`
-	ExternalRefs     []spdxExtRef  `json:"externalRefs,omitempty"`
-	Comment          string        `json:"comment,omitempty"`
-	PrimaryPurpose   string        `json:"primaryPackagePurpose,omitempty"`
-	Supplier         string        `json:"supplier,omitempty"`
+	SPDXID           string       `json:"SPDXID"`
+	Name             string       `json:"name"`
+	VersionInfo      string       `json:"versionInfo,omitempty"`
+	DownloadLocation string       `json:"downloadLocation"`
+	FilesAnalyzed    bool         `json:"filesAnalyzed"`
+	Checksums        []spdxSum    `json:"checksums,omitempty"`
+	ExternalRefs     []spdxExtRef `json:"externalRefs,omitempty"`
+	Comment          string       `json:"comment,omitempty"`
+	PrimaryPurpose   string       `json:"primaryPackagePurpose,omitempty"`
+	Supplier         string       `json:"supplier,omitempty"`
 }
 
 type spdxSum struct {
