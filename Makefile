@@ -12,7 +12,7 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 # Go modules of their own under deploy/, so the main module never carries
 # the image builder's, Helm's or the CDK's dependencies.
-DEPLOY_MODULES := deploy/image deploy/helm
+DEPLOY_MODULES := deploy/image deploy/helm deploy/aws
 
 .PHONY: all build dev test test-deploy fuzz lint bench stack-up stack-down fmt image
 
