@@ -505,6 +505,9 @@ func NewStack(scope constructs.Construct, id string, cfg Config, props *awscdk.S
 	out("MigrateSecurityGroup", controlSG.SecurityGroupId())
 	out("DatabaseEndpoint", db.DbInstanceEndpointAddress())
 	out("AdminTokenSecret", adminToken.SecretName())
+	// The image the services run, so a deploy can roll back to it.
+	out("ImageTag", jsii.String(cfg.ImageTag))
+	out("MigrateTaskFamily", migrateTD.Family())
 	return s
 }
 
