@@ -19,7 +19,10 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
 var epoch = time.Unix(1767225600, 0).UTC() // 2026-01-01
@@ -343,4 +346,92 @@ func sortedKeys(m map[string]struct{}) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// The archive is both an OCI image layout and a docker-save tarball:
+// go-containerregistry's readers of each find the same image in it, and
+// every blob matches its digest and size.
+func TestArchiveReadsBackAsBothFormats(t *testing.T) {
+	img := build(t, testSpec(t, 0))
+	want := digest(t, img)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "swa.tar")
+	if err := WriteArchive(path, "swa:test", img, epoch); err != nil {
+		t.Fatal(err)
+	}
+	docker, err := tarball.ImageFromPath(path, nil)
+	if err != nil {
+		t.Fatalf("as a docker tarball: %v", err)
+	}
+	if err := validate.Image(docker); err != nil {
+		t.Fatalf("docker tarball: %v", err)
+	}
+	// Docker's format has no manifest of its own (the reader makes one), so
+	// the same image is the same config and the same layers.
+	cfgWant, _ := img.ConfigName()
+	cfgGot, err := docker.ConfigName()
+	if err != nil || cfgGot != cfgWant {
+		t.Errorf("docker tarball config %s (%v), want %s", cfgGot, err, cfgWant)
+	}
+	lw, _ := img.Layers()
+	lg, err := docker.Layers()
+	if err != nil || len(lg) != len(lw) {
+		t.Fatalf("docker tarball: %d layers (%v), want %d", len(lg), err, len(lw))
+	}
+	for i := range lw {
+		dw, _ := lw[i].Digest()
+		dg, _ := lg[i].Digest()
+		if dw != dg {
+			t.Errorf("layer %d: %s, want %s", i, dg, dw)
+		}
+	}
+
+	oci := filepath.Join(dir, "layout")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		target := filepath.Join(oci, filepath.FromSlash(h.Name))
+		if h.Typeflag == tar.TypeDir {
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(target, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idx, err := layout.ImageIndexFromPath(oci)
+	if err != nil {
+		t.Fatalf("as an OCI layout: %v", err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Manifests) != 1 || m.Manifests[0].Digest != want || m.Manifests[0].Annotations["org.opencontainers.image.ref.name"] != "swa:test" {
+		t.Fatalf("index %+v", m.Manifests)
+	}
+	fromLayout, err := idx.Image(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(fromLayout); err != nil {
+		t.Fatalf("OCI layout image: %v", err)
+	}
 }
