@@ -5,14 +5,28 @@ GO ?= go
 STACK := deploy/dev/stack
 TOOLS := $(CURDIR)/.dev/tools/bin
 STATICCHECK_VERSION := v0.8.2
+ACTIONLINT_VERSION := v1.7.12
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+# Every timestamp of the image is the commit's time: one commit, one digest.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+# Go modules of their own under deploy/, so the main module never carries
+# the image builder's, Helm's or the CDK's dependencies.
+DEPLOY_MODULES := deploy/image deploy/helm deploy/aws
 
-.PHONY: all build dev test fuzz lint bench stack-up stack-down fmt
+.PHONY: all build dev test test-deploy fuzz lint bench stack-up stack-down fmt image
 
 all: build
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/swa ./cmd/swa
+
+# The OCI image without Docker (deploy/image): bin/swa-image.tar, its SPDX
+# SBOM and its manifest digest.
+image:
+	cd deploy/image && SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run . -src ../.. \
+		-binary ../../bin/swa-linux-amd64 -version $(VERSION) -revision "$(REVISION)" \
+		-out ../../bin/swa-image.tar -sbom ../../bin/swa-image.spdx.json -digest-file ../../bin/swa-image.digest
 
 stack-up:
 	$(STACK) up
@@ -24,7 +38,13 @@ dev: build stack-up
 	eval "$$($(STACK) env)" && exec ./bin/swa dev
 
 test: stack-up
-	eval "$$($(STACK) env)" && $(GO) test -race -count=1 -timeout 15m ./...
+	eval "$$($(STACK) env)" && $(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory test-deploy
+
+# The deploy modules' tests need no stack: the image builder, the Helm chart
+# rendered offline and the CDK app synthesised in-process.
+test-deploy:
+	@set -e; for m in $(DEPLOY_MODULES); do echo "== $$m"; (cd $$m && $(GO) test -count=1 -timeout 20m ./...); done
 
 # Each fuzz target of FUZZ_PKGS (directories ending in /) runs for FUZZTIME
 # against the local stack, from one instrumented test binary per package,
@@ -63,3 +83,6 @@ lint:
 	$(GO) vet ./...
 	@test -x $(TOOLS)/staticcheck || GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(TOOLS)/staticcheck ./...
+	@set -e; for m in $(DEPLOY_MODULES); do echo "== $$m"; (cd $$m && $(GO) vet ./... && $(TOOLS)/staticcheck ./...); done
+	@test -x $(TOOLS)/actionlint || GOBIN=$(TOOLS) $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	$(TOOLS)/actionlint

@@ -3,8 +3,6 @@ package provision
 import (
 	"context"
 	"fmt"
-	"sort"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/stdlib"
@@ -106,48 +104,7 @@ func (s *Service) MigrateAll(ctx context.Context, concurrency int, progress func
 	if err != nil {
 		return nil, err
 	}
-	// Each server's settings are read once per run.
-	var (
-		svMu  sync.Mutex
-		known = map[int64]*server{}
-	)
-	servers := func(ctx context.Context, id *int64) (*server, error) {
-		svMu.Lock()
-		defer svMu.Unlock()
-		if id != nil && known[*id] != nil {
-			return known[*id], nil
-		}
-		sv, err := s.lookup(ctx, id)
-		if err == nil {
-			known[*id] = sv
-		}
-		return sv, err
-	}
-	var (
-		mu      sync.Mutex
-		results = make([]MigrateResult, 0, len(tenants))
-		wg      sync.WaitGroup
-		next    = make(chan registry.Tenant)
-	)
-	for range min(concurrency, max(len(tenants), 1)) {
-		wg.Go(func() {
-			for t := range next {
-				r := s.migrateOne(ctx, t, MigrateAllActor, servers)
-				mu.Lock()
-				results = append(results, r)
-				if progress != nil {
-					progress(r)
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	for _, t := range tenants {
-		next <- t
-	}
-	close(next)
-	wg.Wait()
-	sort.Slice(results, func(i, j int) bool { return results[i].Slug < results[j].Slug })
+	results := s.migrateSet(ctx, tenants, concurrency, s.serverCache(), progress)
 	failed := 0
 	for _, r := range results {
 		if r.Error != "" {
