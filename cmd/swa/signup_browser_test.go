@@ -1,9 +1,6 @@
 package main
 
 import (
-	"context"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -13,23 +10,8 @@ import (
 
 	"github.com/startupwebapp/platform/platform/mail/mailpit"
 	"github.com/startupwebapp/platform/platform/pgtest"
+	"github.com/startupwebapp/platform/platform/pgtest/browsertest"
 )
-
-// signupArtifacts is where the sign-up journey's screenshots go:
-// SWA_ARTIFACTS_DIR when set, else testdata/artifacts (ignored by git).
-func signupArtifacts(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("SWA_ARTIFACTS_DIR")
-	if dir == "" {
-		dir = filepath.Join("testdata", "artifacts")
-	}
-	dir = filepath.Join(dir, "signup")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	abs, _ := filepath.Abs(dir)
-	return abs
-}
 
 // TestBrowserSignUpJourney is a founder's sign-up in headless Chromium on
 // swa dev: the form on http://www.localhost, the link from Mailpit, the
@@ -38,7 +20,6 @@ func signupArtifacts(t *testing.T) string {
 // time from the confirmation click to the back office's first page, and
 // saves a screenshot of every step.
 func TestBrowserSignUpJourney(t *testing.T) {
-	chromium := pgtest.Require(t, "SWA_CHROMIUM")
 	mp := mailpit.New(pgtest.Service(t, "SWA_MAILPIT_URL"))
 	h := newDevHarness(t)
 	h.start()
@@ -47,36 +28,11 @@ func TestBrowserSignUpJourney(t *testing.T) {
 	suffix := strings.ReplaceAll(strings.ToLower(pgtest.RandomName("b")), "_", "")
 	email, slug := "founder-"+suffix+"@example.test", "br-"+suffix
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("host-resolver-rules", "MAP *.localhost 127.0.0.1"),
-		chromedp.WindowSize(1280, 900),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 120*time.Second)
-	defer cancelT()
-
-	dir := signupArtifacts(t)
-	shot := func(name string) chromedp.Action[chromedp.Void] {
-		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			png, err := chromedp.FullScreenshot(100)(ctx, tg)
-			if err != nil {
-				return err
-			}
-			path := filepath.Join(dir, name+".png")
-			t.Log("screenshot:", path)
-			return os.WriteFile(path, png, 0o644)
-		})
-	}
+	b := browsertest.New(t, "MAP *.localhost 127.0.0.1", 120*time.Second, "signup")
+	ctx, shot := b.Ctx, b.Shot
 	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
+		if err := chromedp.Do(b.Ctx, actions...); err != nil {
 			t.Fatalf("%s: %v\n%s", what, err, h.logText())
 		}
 	}

@@ -1,11 +1,8 @@
 package admin_test
 
 import (
-	"context"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/startupwebapp/platform/platform/pgtest"
+	"github.com/startupwebapp/platform/platform/pgtest/browsertest"
 )
 
 // TestBrowserCatalogAndOrders drives the catalogue and order pages in
@@ -24,7 +22,6 @@ import (
 // desktop and phone width.
 func TestBrowserCatalogAndOrders(t *testing.T) {
 	t.Parallel()
-	chromium := pgtest.Require(t, "SWA_CHROMIUM")
 	d := newRefundDouble(t)
 	f := newFixture(t, fixtureOptions{stripeBase: d.srv.URL})
 	buyer := pgtest.RandomName("buyer") + "@example.com"
@@ -41,41 +38,9 @@ func TestBrowserCatalogAndOrders(t *testing.T) {
 	t.Cleanup(func() { _ = f.app.Shutdown() })
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	base := "http://" + hostA + ":" + port
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("host-resolver-rules", "MAP *.admin.test 127.0.0.1"), chromedp.WindowSize(1280, 900))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 120*time.Second)
-	defer cancelT()
-	dir := artifactDir(t)
-	shot := func(name string) chromedp.Action[chromedp.Void] {
-		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			png, err := chromedp.FullScreenshot(100)(ctx, tg)
-			if err != nil {
-				return err
-			}
-			path := filepath.Join(dir, name+".png")
-			t.Log("screenshot:", path)
-			return os.WriteFile(path, png, 0o644)
-		})
-	}
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
-		}
-		return s
-	}
+	b := browsertest.New(t, "MAP *.admin.test 127.0.0.1", 120*time.Second, "admin")
+	shot, run, text := b.Shot, b.Run, b.Text
+
 	const title = "Desk Stapler <b>bold</b>"
 	run("sign in",
 		chromedp.Navigate(base+"/admin/sign-in"),

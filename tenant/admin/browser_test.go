@@ -1,34 +1,15 @@
 package admin_test
 
 import (
-	"context"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/startupwebapp/platform/platform/pgtest"
+	"github.com/startupwebapp/platform/platform/pgtest/browsertest"
 )
-
-// artifactDir is where the journey's screenshots go: SWA_ARTIFACTS_DIR
-// when set (CI uploads it), else testdata/artifacts, which git ignores.
-func artifactDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("SWA_ARTIFACTS_DIR")
-	if dir == "" {
-		dir = filepath.Join("testdata", "artifacts")
-	}
-	dir = filepath.Join(dir, "admin")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	abs, _ := filepath.Abs(dir)
-	return abs
-}
 
 // TestBrowserSignInWithTOTP drives the pages in headless Chromium: sign in,
 // turn TOTP on with the QR page's secret, sign out, sign in again with a
@@ -36,7 +17,6 @@ func artifactDir(t *testing.T) string {
 // saving a screenshot of each.
 func TestBrowserSignInWithTOTP(t *testing.T) {
 	t.Parallel()
-	chromium := pgtest.Require(t, "SWA_CHROMIUM")
 	f := newFixture(t, fixtureOptions{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -47,47 +27,9 @@ func TestBrowserSignInWithTOTP(t *testing.T) {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	base := "http://" + hostA + ":" + port
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("host-resolver-rules", "MAP *.admin.test 127.0.0.1"),
-		chromedp.WindowSize(1280, 900),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelT()
+	b := browsertest.New(t, "MAP *.admin.test 127.0.0.1", 90*time.Second, "admin")
+	ctx, shot, run, text := b.Ctx, b.Shot, b.Run, b.Text
 
-	dir := artifactDir(t)
-	shot := func(name string) chromedp.Action[chromedp.Void] {
-		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			png, err := chromedp.FullScreenshot(100)(ctx, tg)
-			if err != nil {
-				return err
-			}
-			path := filepath.Join(dir, name+".png")
-			t.Log("screenshot:", path)
-			return os.WriteFile(path, png, 0o644)
-		})
-	}
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
-		}
-		return s
-	}
 	email := f.owner[f.a.ID]
 
 	run("sign in",

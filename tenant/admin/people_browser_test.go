@@ -13,7 +13,7 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
-	"github.com/startupwebapp/platform/platform/pgtest"
+	"github.com/startupwebapp/platform/platform/pgtest/browsertest"
 )
 
 // TestBrowserImportAndExport drives the people and CSV pages in headless
@@ -24,7 +24,6 @@ import (
 // screenshots.
 func TestBrowserImportAndExport(t *testing.T) {
 	t.Parallel()
-	chromium := pgtest.Require(t, "SWA_CHROMIUM")
 	f := newFixture(t, fixtureOptions{})
 	_, miaUser := f.signUp(hostA, "Mia", "Moreno", "mia.moreno@example.com")
 	f.exec(f.a, `INSERT INTO customer_order (identifier, member_id, order_total)
@@ -45,47 +44,9 @@ SELECT 'ORD-BROWSER-1', m.id, 19.99 FROM member m JOIN account a ON a.id = m.acc
 	}
 	downloads := t.TempDir()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("host-resolver-rules", "MAP *.admin.test 127.0.0.1"),
-		chromedp.WindowSize(1280, 900),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelT()
-
-	dir := artifactDir(t)
-	shot := func(name string) chromedp.Action[chromedp.Void] {
-		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			png, err := chromedp.FullScreenshot(100)(ctx, tg)
-			if err != nil {
-				return err
-			}
-			path := filepath.Join(dir, name+".png")
-			t.Log("screenshot:", path)
-			return os.WriteFile(path, png, 0o644)
-		})
-	}
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
-		}
-		return strings.TrimSpace(s)
-	}
+	b := browsertest.New(t, "MAP *.admin.test 127.0.0.1", 90*time.Second, "admin")
+	ctx, shot, run := b.Ctx, b.Shot, b.Run
+	text := func(sel string) string { return strings.TrimSpace(b.Text(sel)) }
 
 	run("sign in",
 		chromedp.Navigate(base+"/admin/"),
