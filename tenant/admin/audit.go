@@ -105,12 +105,7 @@ FROM staff_audit_log WHERE ($1 = 0 OR id < $1) AND ($2 = '' OR action = $2) ORDE
 	if err != nil {
 		return nil, "", fmt.Errorf("list audit: %w", err)
 	}
-	next := ""
-	if len(out) > p.limit {
-		out = out[:p.limit]
-		next = encodeCursor(out[len(out)-1].ID)
-	}
-	return out, next, nil
+	return pageTail(out, p, func(x auditJSON) int64 { return x.ID })
 }
 
 func (a *App) apiAudit(c *fiber.Ctx) error {

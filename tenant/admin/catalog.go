@@ -220,11 +220,7 @@ coalesce(description_part_2, ''), display_order FROM product WHERE ($1 = 0 OR id
 	if err != nil {
 		return fmt.Errorf("list products: %w", err)
 	}
-	next := ""
-	if len(out) > p.limit {
-		out = out[:p.limit]
-		next = encodeCursor(out[len(out)-1].ID)
-	}
+	out, next, _ := pageTail(out, p, func(x productJSON) int64 { return x.ID })
 	return c.JSON(listJSON(out, next))
 }
 

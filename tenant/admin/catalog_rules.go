@@ -133,11 +133,7 @@ func (a *App) apiDiscountList(c *fiber.Ctx) error {
 	if err != nil {
 		return fmt.Errorf("discount codes: %w", err)
 	}
-	next := ""
-	if len(out) > p.limit {
-		out = out[:p.limit]
-		next = encodeCursor(out[len(out)-1].ID)
-	}
+	out, next, _ := pageTail(out, p, func(x discountJSON) int64 { return x.ID })
 	return c.JSON(listJSON(out, next))
 }
 

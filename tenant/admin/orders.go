@@ -132,12 +132,7 @@ func (a *App) listOrders(r *req, p page, f orderFilter) ([]orderSummaryJSON, str
 	if err != nil {
 		return nil, "", fmt.Errorf("list orders: %w", err)
 	}
-	next := ""
-	if len(out) > p.limit {
-		out = out[:p.limit]
-		next = encodeCursor(out[len(out)-1].ID)
-	}
-	return out, next, nil
+	return pageTail(out, p, func(x orderSummaryJSON) int64 { return x.ID })
 }
 
 func (a *App) apiOrderList(c *fiber.Ctx) error {

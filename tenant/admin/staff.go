@@ -38,12 +38,7 @@ func (a *App) listStaff(r *req, p page) ([]staffJSON, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("list staff: %w", err)
 	}
-	next := ""
-	if len(out) > p.limit {
-		out = out[:p.limit]
-		next = encodeCursor(out[len(out)-1].ID)
-	}
-	return out, next, nil
+	return pageTail(out, p, func(x staffJSON) int64 { return x.ID })
 }
 
 // staffChange is a PATCH of a staff member: nil fields stay.
@@ -191,12 +186,7 @@ WHERE accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $1 AND id > $2
 	if err != nil {
 		return nil, "", fmt.Errorf("list invitations: %w", err)
 	}
-	next := ""
-	if len(out) > p.limit {
-		out = out[:p.limit]
-		next = encodeCursor(out[len(out)-1].ID)
-	}
-	return out, next, nil
+	return pageTail(out, p, func(x invitationJSON) int64 { return x.ID })
 }
 
 func (a *App) revokeInvitation(r *req, id int64) error {

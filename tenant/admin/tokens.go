@@ -104,12 +104,7 @@ WHERE ($1 OR staff_id = $2) AND id > $3 ORDER BY id LIMIT $4`, all, r.who.staff.
 	if err != nil {
 		return nil, "", fmt.Errorf("list tokens: %w", err)
 	}
-	next := ""
-	if len(out) > p.limit {
-		out = out[:p.limit]
-		next = encodeCursor(out[len(out)-1].ID)
-	}
-	return out, next, nil
+	return pageTail(out, p, func(x tokenJSON) int64 { return x.ID })
 }
 
 // revokeToken revokes one of the staff member's tokens (an owner: anyone's).
