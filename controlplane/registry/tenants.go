@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/startupwebapp/platform/platform/ratelimit"
 	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
@@ -316,27 +317,13 @@ func ValidateSettings(s tenancy.Settings) error {
 		}
 	}
 	for name, v := range s.RateLimits {
-		if !validRateLimit(v) {
-			return invalid("settings.rate_limits."+name, `want "N/period" (period s, m, h or d) or "off"`)
+		// The data plane reads these with ratelimit.ParseRate: the
+		// registry accepts exactly what it can use.
+		if _, err := ratelimit.ParseRate(v); err != nil {
+			return invalid("settings.rate_limits."+name, `want "N/period" (period s, m, h or d, optionally with a count such as 15m) or "off"`)
 		}
 	}
 	return nil
-}
-
-func validRateLimit(v string) bool {
-	if v == "off" {
-		return true
-	}
-	n, period, ok := strings.Cut(v, "/")
-	if !ok || n == "" || len(period) != 1 || !strings.Contains("smhd", period) {
-		return false
-	}
-	for _, c := range n {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return n != "0"
 }
 
 // UpdateSettings replaces the tenant's settings document.

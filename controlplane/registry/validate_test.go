@@ -133,6 +133,8 @@ func TestValidateSettings(t *testing.T) {
 		{"rate zero", tenancy.Settings{RateLimits: map[string]string{"login": "0/m"}}, "settings.rate_limits.login"},
 		{"rate period", tenancy.Settings{RateLimits: map[string]string{"login": "10/w"}}, "settings.rate_limits.login"},
 		{"rate word", tenancy.Settings{RateLimits: map[string]string{"chat": "many"}}, "settings.rate_limits.chat"},
+		{"rate multi-unit period", tenancy.Settings{RateLimits: map[string]string{"login": "10/15m"}}, ""},
+		{"rate bad period count", tenancy.Settings{RateLimits: map[string]string{"login": "10/0m"}}, "settings.rate_limits.login"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
