@@ -165,7 +165,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	})
 	// One set of Stripe clients for the shop's checkouts and the back
 	// office's refunds.
-	pay := payments.New(payments.Options{Secrets: dp.store, APIBase: cfg.StripeAPIBase, Log: log})
+	pay := payments.New(payments.Options{Secrets: dp.store, APIBase: cfg.StripeAPIBase, Timeout: cfg.StripeTimeout, Log: log})
 	shopApp := shop.New(shop.Options{
 		Pools:    dp.pools,
 		Payments: pay,

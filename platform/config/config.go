@@ -66,8 +66,9 @@ type Config struct {
 	PoolAcquireTimeout time.Duration // waiting for a connection longer answers 503
 	DirectoryResync    time.Duration // full registry reload period
 
-	StripeAPIBase string // empty in production; stripe-mock locally
-	SMTPHost      string // default SMTP relay for tenants without their own
+	StripeAPIBase string        // empty in production; stripe-mock locally
+	StripeTimeout time.Duration // bound of one Stripe call, its retries included
+	SMTPHost      string        // default SMTP relay for tenants without their own
 	SMTPPort      int
 
 	DevDir string // state of `swa dev` (.dev in the checkout)
@@ -325,6 +326,8 @@ var options = []option{
 		set: duration(func(c *Config) *time.Duration { return &c.DirectoryResync })},
 	{name: "STRIPE_API_BASE", def: "", doc: "Stripe API base URL override (stripe-mock locally); empty in production",
 		set: dsn(func(c *Config) *string { return &c.StripeAPIBase }, "http", "https")},
+	{name: "STRIPE_TIMEOUT", def: "8s", doc: "bound of one Stripe call, its retries included; a checkout or refund past it answers a clear error",
+		set: duration(func(c *Config) *time.Duration { return &c.StripeTimeout })},
 	{name: "SMTP_HOST", def: "127.0.0.1", doc: "default SMTP relay for tenants without SMTP settings of their own",
 		set: str(func(c *Config) *string { return &c.SMTPHost })},
 	{name: "SMTP_PORT", def: "1025", doc: "port of SMTP_HOST",
@@ -444,6 +447,7 @@ func (c *Config) environ() map[string]string {
 		"SWA_POOL_ACQUIRE_TIMEOUT":        c.PoolAcquireTimeout.String(),
 		"SWA_DIRECTORY_RESYNC":            c.DirectoryResync.String(),
 		"SWA_STRIPE_API_BASE":             c.StripeAPIBase,
+		"SWA_STRIPE_TIMEOUT":              c.StripeTimeout.String(),
 		"SWA_SMTP_HOST":                   c.SMTPHost,
 		"SWA_SMTP_PORT":                   strconv.Itoa(c.SMTPPort),
 		"SWA_DEV_DIR":                     c.DevDir,
