@@ -152,12 +152,14 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		return nil, err
 	}
 	// One key per tenant (its secrets' session key) signs its CSRF tokens,
-	// cookies and email codes.
-	tenantKey := csrf.BundleKey(dp.store, 0)
+	// cookies and email codes; the keys rotations replaced still verify
+	// mailed links and open sealed TOTP secrets.
+	tenantKeys := csrf.BundleKeyring(dp.store, 0)
+	tenantKey := tenantKeys.Current()
 	sess := sessions.New(sessions.Options{Redis: dp.rdb, Prefix: cfg.RedisPrefix, Log: log})
 	accountApp := account.New(account.Options{
 		DB:          dp.pools,
-		Key:         account.KeyFunc(tenantKey),
+		Keyring:     account.KeyringFunc(tenantKeys),
 		Sessions:    sess,
 		Limiter:     dp.limiter,
 		DefaultFrom: "StartupWebApp <no-reply@" + cfg.BaseDomain + ">",
@@ -177,7 +179,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	// The back office checks its own token, bound to the staff session.
 	backOffice := admin.New(admin.Options{
 		DB:       dp.pools,
-		Key:      admin.KeyFunc(tenantKey),
+		Keyring:  account.KeyringFunc(tenantKeys),
 		Redis:    dp.rdb,
 		Payments: pay,
 		Prefix:   cfg.RedisPrefix,

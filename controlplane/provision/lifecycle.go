@@ -512,9 +512,8 @@ func (s *Service) RotateSecrets(ctx context.Context, slug, actor string) error {
 			if err != nil {
 				return err
 			}
-			next := old
+			next := old.RotateSessionKey(randomBase64(32))
 			next.DBPassword = randomHex(32)
-			next.SessionKey = randomBase64(32)
 			if _, err := secrets.SaveBundle(ctx, s.opts.Secrets, t.SecretsRef, next); err != nil {
 				return err
 			}

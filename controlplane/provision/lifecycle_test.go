@@ -382,6 +382,10 @@ func TestSecrets(t *testing.T) {
 	if after.DBPassword == before.DBPassword || after.SessionKey == before.SessionKey || after.SMTPPassword != "hunter2-smtp" {
 		t.Error("rotation did not replace password and session key, or lost other values")
 	}
+	// The replaced key is kept, so what it signed or sealed still verifies.
+	if len(after.PreviousSessionKeys) != 1 || after.PreviousSessionKeys[0] != before.SessionKey {
+		t.Errorf("previous session keys after one rotation: %d kept, want the replaced one", len(after.PreviousSessionKeys))
+	}
 	if _, err := e.tenantConn(tn.DBName, tn.DBRole, before.DBPassword); err == nil {
 		t.Error("the old password still works")
 	}

@@ -329,38 +329,65 @@ func ownOrigin(c *fiber.Ctx) string {
 
 func sameOrigin(a, b string) bool { return strings.EqualFold(a, b) }
 
+// KeyringFunc returns the tenant's keys, newest first: its session key,
+// then the ones rotations replaced (secrets.TenantBundle.PreviousSessionKeys).
+type KeyringFunc func(ctx context.Context, t *directory.Tenant) ([][]byte, error)
+
 // BundleKey returns a KeyFunc reading the session key from each tenant's
 // secret bundle, cached for ttl (default 5 minutes) per tenant generation.
 func BundleKey(store secrets.Store, ttl time.Duration) KeyFunc {
+	return BundleKeyring(store, ttl).Current()
+}
+
+// Current is the KeyFunc of the ring's first, signing key.
+func (f KeyringFunc) Current() KeyFunc {
+	return func(ctx context.Context, t *directory.Tenant) ([]byte, error) {
+		keys, err := f(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		return keys[0], nil
+	}
+}
+
+// BundleKeyring is BundleKey with the replaced keys after the current one.
+func BundleKeyring(store secrets.Store, ttl time.Duration) KeyringFunc {
 	if ttl <= 0 {
 		ttl = 5 * time.Minute
 	}
 	type entry struct {
-		key  []byte
+		keys [][]byte
 		gen  int64
 		ref  string
 		when time.Time
 	}
 	var mu sync.Mutex
 	cache := map[int64]entry{}
-	return func(ctx context.Context, t *directory.Tenant) ([]byte, error) {
+	return func(ctx context.Context, t *directory.Tenant) ([][]byte, error) {
 		mu.Lock()
 		e, ok := cache[t.ID]
 		mu.Unlock()
 		if ok && e.gen == t.Generation && e.ref == t.SecretsRef && time.Since(e.when) < ttl {
-			return e.key, nil
+			return e.keys, nil
 		}
 		b, err := secrets.LoadBundle(ctx, store, t.SecretsRef)
 		if err != nil {
 			return nil, err
 		}
-		key, err := base64.StdEncoding.DecodeString(b.SessionKey)
-		if err != nil || len(key) == 0 {
-			return nil, errors.New("tenant session key missing or not base64")
+		keys := make([][]byte, 0, 1+len(b.PreviousSessionKeys))
+		for i, enc := range append([]string{b.SessionKey}, b.PreviousSessionKeys...) {
+			key, err := base64.StdEncoding.DecodeString(enc)
+			if err != nil || len(key) == 0 {
+				if i == 0 {
+					return nil, errors.New("tenant session key missing or not base64")
+				}
+				continue // a damaged old key only loses what it signed
+			}
+			keys = append(keys, key)
 		}
 		mu.Lock()
-		cache[t.ID] = entry{key: key, gen: t.Generation, ref: t.SecretsRef, when: time.Now()}
+		cache[t.ID] = entry{keys: keys, gen: t.Generation, ref: t.SecretsRef, when: time.Now()}
 		mu.Unlock()
-		return key, nil
+		return keys, nil
 	}
 }

@@ -40,6 +40,10 @@ type TenantBundle struct {
 	// SessionKey (base64, 32 bytes) signs the tenant's cookies, email codes
 	// and unsubscribe tokens; a value signed for one tenant is worthless on another.
 	SessionKey string `json:"session_key"`
+	// PreviousSessionKeys are the session keys a rotation replaced, newest
+	// first (at most KeptSessionKeys): mailed links, unsubscribe tokens and
+	// sealed TOTP secrets made under one of them still verify or open.
+	PreviousSessionKeys []string `json:"previous_session_keys,omitempty"`
 
 	StripeSecretKey      string `json:"stripe_secret_key,omitempty"`
 	StripePublishableKey string `json:"stripe_publishable_key,omitempty"`
@@ -49,6 +53,21 @@ type TenantBundle struct {
 	SMTPPort     int    `json:"smtp_port,omitempty"`
 	SMTPUsername string `json:"smtp_username,omitempty"`
 	SMTPPassword string `json:"smtp_password,omitempty"`
+}
+
+// KeptSessionKeys is how many replaced session keys a bundle keeps.
+const KeptSessionKeys = 3
+
+// RotateSessionKey makes next the bundle's session key and keeps the one it
+// replaces first among PreviousSessionKeys.
+func (b TenantBundle) RotateSessionKey(next string) TenantBundle {
+	prev := append([]string{b.SessionKey}, b.PreviousSessionKeys...)
+	if len(prev) > KeptSessionKeys {
+		prev = prev[:KeptSessionKeys]
+	}
+	b.PreviousSessionKeys = prev
+	b.SessionKey = next
+	return b
 }
 
 // String keeps a bundle out of logs even when printed by mistake.

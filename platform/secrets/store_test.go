@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -96,12 +97,12 @@ func testStore(t *testing.T, s secrets.Store, newName func() string) {
 	t.Run("bundle", func(t *testing.T) {
 		t.Parallel()
 		name := secrets.TenantSecretName(strings.ReplaceAll(pgtest.RandomName("t"), "_", "-"))
-		in := secrets.TenantBundle{DBPassword: "pw-4c1d", SessionKey: "c2Vzc2lvbg==", SMTPPort: 1025}
+		in := secrets.TenantBundle{DBPassword: "pw-4c1d", SessionKey: "c2Vzc2lvbg==", PreviousSessionKeys: []string{"b2xk"}, SMTPPort: 1025}
 		if v, err := secrets.SaveBundle(ctx, s, name, in); err != nil || v != 1 {
 			t.Fatalf("SaveBundle = %d, %v", v, err)
 		}
 		out, err := secrets.LoadBundle(ctx, s, name)
-		if err != nil || out != in {
+		if err != nil || !reflect.DeepEqual(out, in) {
 			t.Errorf("LoadBundle = %#v, %v", out, err)
 		}
 		_ = s.Delete(ctx, name)

@@ -36,10 +36,29 @@ type DB interface {
 // sessions' password-hash check.
 type KeyFunc func(ctx context.Context, t *directory.Tenant) ([]byte, error)
 
+// KeyringFunc returns a tenant's keys, newest first (csrf.BundleKeyring is
+// one): the first signs, and codes and tokens signed under the others (keys
+// a rotation replaced) still verify.
+type KeyringFunc func(ctx context.Context, t *directory.Tenant) ([][]byte, error)
+
+// Ring is f as a keyring of one key.
+func (f KeyFunc) Ring() KeyringFunc {
+	return func(ctx context.Context, t *directory.Tenant) ([][]byte, error) {
+		k, err := f(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		return [][]byte{k}, nil
+	}
+}
+
 // Options configures the accounts app.
 type Options struct {
 	DB  DB
 	Key KeyFunc
+	// Keyring, when set, is used in place of Key, so mailed links and
+	// unsubscribe tokens outlive a rotation of the tenant's key.
+	Keyring KeyringFunc
 	// Sessions is the store behind the sessions middleware; it ends a
 	// member's other sessions when the password changes.
 	Sessions *sessions.Store
@@ -58,7 +77,7 @@ type Options struct {
 // App is the /user app; it implements server.App.
 type App struct {
 	db       DB
-	key      KeyFunc
+	keyring  KeyringFunc
 	sessions *sessions.Store
 	limiter  *ratelimit.Limiter
 	hasher   *Hasher
@@ -67,10 +86,13 @@ type App struct {
 	now      func() time.Time
 }
 
-// New returns the accounts app. DB, Key and Sessions are required.
+// New returns the accounts app. DB, Key (or Keyring) and Sessions are required.
 func New(o Options) *App {
-	if o.DB == nil || o.Key == nil || o.Sessions == nil {
+	if o.DB == nil || (o.Key == nil && o.Keyring == nil) || o.Sessions == nil {
 		panic("account: Options.DB, Key and Sessions are required")
+	}
+	if o.Keyring == nil {
+		o.Keyring = o.Key.Ring()
 	}
 	if o.Hasher == nil {
 		o.Hasher = NewHasher(DefaultArgon2)
@@ -84,7 +106,7 @@ func New(o Options) *App {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &App{db: o.DB, key: o.Key, sessions: o.Sessions, limiter: o.Limiter, hasher: o.Hasher,
+	return &App{db: o.DB, keyring: o.Keyring, sessions: o.Sessions, limiter: o.Limiter, hasher: o.Hasher,
 		from: o.DefaultFrom, log: o.Log, now: o.Now}
 }
 
@@ -262,14 +284,14 @@ type req struct {
 
 func (a *App) request(c *fiber.Ctx) (*req, error) {
 	t := server.Tenant(c)
-	key, err := a.key(c.UserContext(), t)
+	keys, err := a.keyring(c.UserContext(), t)
 	if err != nil {
 		return nil, fmt.Errorf("tenant key: %w", err)
 	}
-	if len(key) == 0 {
+	if len(keys) == 0 || len(keys[0]) == 0 {
 		return nil, errors.New("tenant key is empty")
 	}
-	return &req{a: a, c: c, ctx: c.UserContext(), tenant: t, key: key, signer: NewSigner(key).WithClock(a.now)}, nil
+	return &req{a: a, c: c, ctx: c.UserContext(), tenant: t, key: keys[0], signer: NewSigner(keys[0], keys[1:]...).WithClock(a.now)}, nil
 }
 
 // queue writes one of the account mails to the outbox in tx.

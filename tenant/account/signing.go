@@ -42,16 +42,36 @@ var (
 // (value:sig) and TimestampSigner (value:base62 time:sig), with sig the
 // unpadded URL-safe base64 of HMAC-SHA256 under SHA256(salt+"signer"+key),
 // so values an upstream installation signed with the same key still verify.
+// It signs with its first key; a value signed under any of the others (the
+// keys a rotation replaced) still verifies.
 type Signer struct {
-	key []byte
-	now func() time.Time
+	key  []byte
+	keys [][]byte // key, then the replaced ones
+	now  func() time.Time
 }
 
 // NewSigner returns a signer keyed by secret: the tenant's session key as
 // csrf.BundleKey returns it (the decoded TenantBundle.SessionKey), or an
-// imported installation's SECRET_KEY.
-func NewSigner(secret []byte) *Signer {
-	return &Signer{key: secret, now: time.Now}
+// imported installation's SECRET_KEY. Values signed under one of previous
+// still verify.
+func NewSigner(secret []byte, previous ...[]byte) *Signer {
+	return &Signer{key: secret, keys: append([][]byte{secret}, previous...), now: time.Now}
+}
+
+// verify runs check under each key until one accepts the value; a value
+// whose signature verified but that expired reports ErrExpired.
+func (s *Signer) verify(check func(key []byte) (string, error)) (string, error) {
+	err := ErrBadSignature
+	for _, k := range s.keys {
+		v, e := check(k)
+		if e == nil {
+			return v, nil
+		}
+		if errors.Is(e, ErrExpired) {
+			err = e
+		}
+	}
+	return "", err
 }
 
 // WithClock returns a copy of s reading time from now (tests).
@@ -88,7 +108,9 @@ func (s *Signer) Signature(salt, value string) string { return signature(s.key, 
 func (s *Signer) Sign(salt, value string) string { return value + ":" + signature(s.key, salt, value) }
 
 // Unsign checks value:sig and returns value.
-func (s *Signer) Unsign(salt, signed string) (string, error) { return unsign(s.key, salt, signed) }
+func (s *Signer) Unsign(salt, signed string) (string, error) {
+	return s.verify(func(k []byte) (string, error) { return unsign(k, salt, signed) })
+}
 
 // SignTimestamp returns value:base62(now):sig.
 func (s *Signer) SignTimestamp(salt, value string) string {
@@ -98,7 +120,8 @@ func (s *Signer) SignTimestamp(salt, value string) string {
 // UnsignTimestamp checks a value from SignTimestamp and, when maxAge > 0,
 // its age.
 func (s *Signer) UnsignTimestamp(salt, signed string, maxAge time.Duration) (string, error) {
-	return unsignTimestamp(s.key, salt, signed, maxAge, s.now())
+	now := s.now()
+	return s.verify(func(k []byte) (string, error) { return unsignTimestamp(k, salt, signed, maxAge, now) })
 }
 
 func unsignTimestamp(key []byte, salt, signed string, maxAge time.Duration, now time.Time) (string, error) {
@@ -121,20 +144,21 @@ func unsignTimestamp(key []byte, salt, signed string, maxAge time.Duration, now 
 }
 
 // cookieKey is Django's signed-cookie key: "django.http.cookies" + secret.
-func (s *Signer) cookieKey() []byte {
-	return append([]byte("django.http.cookies"), s.key...)
+func cookieKey(secret []byte) []byte {
+	return append([]byte("django.http.cookies"), secret...)
 }
 
 // SignCookie signs a cookie value as Django's set_signed_cookie(name, value,
 // salt) does.
 func (s *Signer) SignCookie(name, salt, value string) string {
 	v := value + ":" + base62Encode(s.now().Unix())
-	return v + ":" + signature(s.cookieKey(), name+salt, v)
+	return v + ":" + signature(cookieKey(s.key), name+salt, v)
 }
 
 // UnsignCookie reads a signed cookie; no age is enforced (as upstream).
 func (s *Signer) UnsignCookie(name, salt, signed string) (string, error) {
-	return unsignTimestamp(s.cookieKey(), name+salt, signed, 0, s.now())
+	now := s.now()
+	return s.verify(func(k []byte) (string, error) { return unsignTimestamp(cookieKey(k), name+salt, signed, 0, now) })
 }
 
 // CartCookieValue signs an anonymous cart id for the an_ct cookie.
@@ -184,9 +208,15 @@ func (s *Signer) CheckResetCode(code string) (string, error) {
 // email_unsubscribe_string: the bare signature (43 characters).
 func (s *Signer) UnsubscribeToken(str string) string { return s.Signature(saltUnsubscribe, str) }
 
-// CheckUnsubscribeToken reports whether token is the signature of str.
+// CheckUnsubscribeToken reports whether token is the signature of str
+// under one of the signer's keys (a mailed link outlives a rotation).
 func (s *Signer) CheckUnsubscribeToken(str, token string) bool {
-	return hmac.Equal([]byte(token), []byte(s.UnsubscribeToken(str)))
+	for _, k := range s.keys {
+		if hmac.Equal([]byte(token), []byte(signature(k, saltUnsubscribe, str))) {
+			return true
+		}
+	}
+	return false
 }
 
 const base62Alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

@@ -140,6 +140,46 @@ func TestUnsubscribeTokens(t *testing.T) {
 	}
 }
 
+// TestRotatedKeysStillVerify: after a rotation, what the replaced key signed
+// (mailed links, unsubscribe tokens, cookies) still verifies, the new key
+// signs, and a key the tenant never had verifies nothing.
+func TestRotatedKeysStillVerify(t *testing.T) {
+	t.Parallel()
+	oldKey, newKey := []byte("key-before-rotation"), []byte("key-after-rotation")
+	before := NewSigner(oldKey)
+	base := time.Now()
+	before = before.WithClock(func() time.Time { return base })
+	verify, tok, cart := before.VerificationCode("verify-me"), before.UnsubscribeToken("fAJOvOQoG65GOW7GNc8L"), before.CartCookieValue("cart-1")
+
+	after := NewSigner(newKey, oldKey).WithClock(func() time.Time { return base.Add(time.Hour) })
+	if v, err := after.CheckVerificationCode(verify); err != nil || v != "verify-me" {
+		t.Errorf("code signed before the rotation: %q, %v", v, err)
+	}
+	if !after.CheckUnsubscribeToken("fAJOvOQoG65GOW7GNc8L", tok) {
+		t.Error("unsubscribe token signed before the rotation refused")
+	}
+	if id, err := after.CartID(cart); err != nil || id != "cart-1" {
+		t.Errorf("cart cookie signed before the rotation: %q, %v", id, err)
+	}
+	// The new key signs.
+	if after.UnsubscribeToken("fAJOvOQoG65GOW7GNc8L") == tok {
+		t.Error("the signer still signs with the replaced key")
+	}
+	// An old code past its age is expired, not "bad".
+	late := NewSigner(newKey, oldKey).WithClock(func() time.Time { return base.Add(VerificationMaxAge + time.Hour) })
+	if _, err := late.CheckVerificationCode(verify); !errors.Is(err, ErrExpired) {
+		t.Errorf("expired old code: %v, want ErrExpired", err)
+	}
+	// Once the replaced key is dropped, its values are dead.
+	only := NewSigner(newKey, []byte("a-key-never-used"))
+	if only.CheckUnsubscribeToken("fAJOvOQoG65GOW7GNc8L", tok) {
+		t.Error("a token verified under a key the signer does not hold")
+	}
+	if _, err := only.CheckVerificationCode(verify); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("code under a dropped key: %v, want ErrBadSignature", err)
+	}
+}
+
 func TestClientEventCookie(t *testing.T) {
 	t.Parallel()
 	a, b := NewSigner([]byte("key-of-tenant-a")), NewSigner([]byte("key-of-tenant-b"))

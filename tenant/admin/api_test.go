@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -300,6 +301,59 @@ func TestTOTPSecondFactor(t *testing.T) {
 	}
 	if logs := f.logs.String(); strings.Contains(logs, secret) || strings.Contains(logs, rc) {
 		t.Fatal("a TOTP secret or recovery code reached the log")
+	}
+}
+
+// TestTOTPOutlivesKeyRotation: a second factor sealed under the tenant's key
+// still opens after rotate-secrets replaced that key, and is sealed again
+// under the new one at its first use, so it survives the next rotations too.
+func TestTOTPOutlivesKeyRotation(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	email := f.owner[f.a.ID]
+	owner := f.signIn(hostA, email, ownerPassword)
+	secret := owner.must(200, "POST", api+"/me/totp", nil)["secret"].(string)
+	owner.must(200, "POST", api+"/me/totp/confirm", map[string]string{"code": f.code(t, secret, 0)})
+	sealed := func() []byte {
+		var b []byte
+		if err := f.dbs[f.a.ID].QueryRow(context.Background(), `SELECT totp_secret FROM staff WHERE lower(email) = $1`, email).Scan(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	first := sealed()
+
+	f.keys.rotate(f.a.ID)
+	// The rotation ended the session (it was bound with the old key).
+	owner.refused(401, "unauthenticated", "", "GET", api+"/me", nil)
+	c := f.client(hostA)
+	c.csrf = c.must(200, "POST", api+"/session", map[string]string{"email": email, "password": ownerPassword})["csrf_token"].(string)
+	out := c.must(200, "POST", api+"/session/totp", map[string]string{"code": f.code(t, secret, 1)})
+	c.csrf = out["csrf_token"].(string)
+	c.must(200, "GET", api+"/me", nil)
+	resealed := sealed()
+	if bytes.Equal(first, resealed) {
+		t.Fatal("the TOTP secret is still sealed under the replaced key")
+	}
+
+	// Two more rotations later the factor still opens: it moved to each key
+	// in turn, at each sign-in.
+	for range 2 {
+		f.keys.rotate(f.a.ID)
+		f.skewBy(30 * time.Second) // a fresh step: each code works once
+		c := f.client(hostA)
+		c.csrf = c.must(200, "POST", api+"/session", map[string]string{"email": email, "password": ownerPassword})["csrf_token"].(string)
+		c.must(200, "POST", api+"/session/totp", map[string]string{"code": f.code(t, secret, 1)})
+	}
+	// The other tenant's key opens nothing here.
+	f.keys.mu.Lock()
+	f.keys.keys[f.a.ID] = [][]byte{[]byte("a-key-this-tenant-never-had")}
+	f.keys.mu.Unlock()
+	f.skewBy(30 * time.Second)
+	c = f.client(hostA)
+	c.csrf = c.must(200, "POST", api+"/session", map[string]string{"email": email, "password": ownerPassword})["csrf_token"].(string)
+	if status, _ := c.do("POST", api+"/session/totp", map[string]string{"code": f.code(t, secret, 1)}); status == 200 {
+		t.Fatal("a TOTP secret opened under a key the tenant never had")
 	}
 }
 

@@ -59,9 +59,13 @@ func RateDefaults() map[string]ratelimit.Rate {
 
 // Options configures the back office.
 type Options struct {
-	DB    DB
-	Key   KeyFunc
-	Redis redis.UniversalClient
+	DB  DB
+	Key KeyFunc
+	// Keyring, when set, is used in place of Key: TOTP secrets sealed under
+	// a key a rotation replaced still open (and are sealed again under the
+	// current one at their next use).
+	Keyring account.KeyringFunc
+	Redis   redis.UniversalClient
 	// Payments hands out the tenant's Stripe client, for refunds; nil
 	// means refunds are refused.
 	Payments *payments.Clients
@@ -98,7 +102,7 @@ type Options struct {
 // App is the back office; it implements server.App.
 type App struct {
 	db          DB
-	key         KeyFunc
+	keyring     account.KeyringFunc
 	rdb         redis.UniversalClient
 	payments    *payments.Clients
 	prefix      string
@@ -119,10 +123,13 @@ type App struct {
 
 // New returns the back office. DB, Key and Redis are required.
 func New(o Options) *App {
-	if o.DB == nil || o.Key == nil || o.Redis == nil {
+	if o.DB == nil || (o.Key == nil && o.Keyring == nil) || o.Redis == nil {
 		panic("admin: Options.DB, Key and Redis are required")
 	}
-	a := &App{db: o.DB, key: o.Key, rdb: o.Redis, payments: o.Payments, prefix: o.Prefix, limiter: o.Limiter, hasher: o.Hasher,
+	if o.Keyring == nil {
+		o.Keyring = account.KeyFunc(o.Key).Ring()
+	}
+	a := &App{db: o.DB, keyring: o.Keyring, rdb: o.Redis, payments: o.Payments, prefix: o.Prefix, limiter: o.Limiter, hasher: o.Hasher,
 		from: o.DefaultFrom, log: o.Log, now: o.Now, idle: o.IdleTimeout, absolute: o.AbsoluteTimeout,
 		maxFailures: o.MaxFailures, lockout: o.Lockout,
 		sessions: o.Sessions, maxImport: o.MaxImportBytes, jobTimeout: o.JobTimeout}
@@ -308,6 +315,7 @@ type req struct {
 	ctx       context.Context
 	tenant    *directory.Tenant
 	key       []byte
+	oldKeys   [][]byte // replaced by rotations, newest first
 	who       *principal
 	clientIP  string
 	requestID string
@@ -319,14 +327,14 @@ func (a *App) r(c *fiber.Ctx) *req { return c.Locals(localsReq).(*req) }
 // session cookie. Neither is an anonymous request; a stale one too.
 func (a *App) identify(c *fiber.Ctx) error {
 	t := server.Tenant(c)
-	key, err := a.key(c.UserContext(), t)
+	keys, err := a.keyring(c.UserContext(), t)
 	if err != nil {
 		return fmt.Errorf("tenant key: %w", err)
 	}
-	if len(key) == 0 {
+	if len(keys) == 0 || len(keys[0]) == 0 {
 		return errors.New("tenant key is empty")
 	}
-	r := &req{c: c, ctx: c.UserContext(), tenant: t, key: key, clientIP: server.ClientIP(c), requestID: server.RequestID(c)}
+	r := &req{c: c, ctx: c.UserContext(), tenant: t, key: keys[0], oldKeys: keys[1:], clientIP: server.ClientIP(c), requestID: server.RequestID(c)}
 	c.Locals(localsReq, r)
 	if auth := c.Get(fiber.HeaderAuthorization); auth != "" {
 		tok, ok := strings.CutPrefix(auth, "Bearer ")
@@ -354,7 +362,7 @@ func (a *App) identify(c *fiber.Ctx) error {
 	}); err != nil {
 		return err
 	}
-	if s == nil || !s.Active || !hmac.Equal([]byte(sess.AuthHash), []byte(sessions.AuthHash(key, s.PasswordHash))) {
+	if s == nil || !s.Active || !hmac.Equal([]byte(sess.AuthHash), []byte(sessions.AuthHash(r.key, s.PasswordHash))) {
 		a.rdb.Del(r.ctx, a.sessKey(t.ID, id))
 		return nil
 	}

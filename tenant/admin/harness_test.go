@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -92,6 +93,32 @@ type fixture struct {
 	owner map[int64]string
 	// whsec is each tenant's Stripe webhook secret.
 	whsec map[int64]string
+	// keys is each tenant's keyring; rotate replaces a key as rotate-secrets does.
+	keys *keyring
+}
+
+// keyring holds each tenant's keys, newest first.
+type keyring struct {
+	mu   sync.Mutex
+	keys map[int64][][]byte
+}
+
+func (k *keyring) ring(_ context.Context, t *directory.Tenant) ([][]byte, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.keys[t.ID]), nil
+}
+
+func (k *keyring) current(ctx context.Context, t *directory.Tenant) ([]byte, error) {
+	ring, err := k.ring(ctx, t)
+	return ring[0], err
+}
+
+// rotate gives the tenant a new key and keeps the replaced ones.
+func (k *keyring) rotate(id int64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.keys[id] = append([][]byte{[]byte(pgtest.RandomName("rotated-key"))}, k.keys[id]...)
 }
 
 type fixtureOptions struct {
@@ -190,21 +217,21 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 		t.Cleanup(p.Close)
 		f.dbs[tn.ID] = p
 	}
-	keys := map[int64][]byte{f.a.ID: []byte("session-key-of-tenant-a-32-bytes"), f.b.ID: []byte("session-key-of-tenant-b-32-bytes")}
-	key := func(_ context.Context, t *directory.Tenant) ([]byte, error) { return keys[t.ID], nil }
+	f.keys = &keyring{keys: map[int64][][]byte{f.a.ID: {[]byte("session-key-of-tenant-a-32-bytes")}, f.b.ID: {[]byte("session-key-of-tenant-b-32-bytes")}}}
+	key := f.keys.current
 	now := func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) }
 	// Cheap hashing keeps the tests fast.
 	f.hasher = account.NewHasher(account.Argon2Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	store := sessions.New(sessions.Options{Redis: rdb, Prefix: prefix})
-	members := account.New(account.Options{DB: f.dbs, Key: key, Sessions: store, Log: log, Hasher: f.hasher, Now: now})
+	members := account.New(account.Options{DB: f.dbs, Keyring: f.keys.ring, Sessions: store, Log: log, Hasher: f.hasher, Now: now})
 	limits := admin.RateDefaults()
 	for k, v := range o.limits {
 		limits[k] = v
 	}
 	limiter := ratelimit.New(ratelimit.Options{Redis: rdb, Prefix: prefix, Defaults: limits, Timeout: time.Second})
-	back := admin.New(admin.Options{DB: f.dbs, Key: key, Redis: rdb, Prefix: prefix, Limiter: limiter, Hasher: f.hasher,
+	back := admin.New(admin.Options{DB: f.dbs, Keyring: f.keys.ring, Redis: rdb, Prefix: prefix, Limiter: limiter, Hasher: f.hasher,
 		Log: log, Now: now, IdleTimeout: o.idle, Sessions: store, JobTimeout: o.jobTimeout, Payments: pay})
 	shopApp := shop.New(shop.Options{Pools: f.dbs, Payments: pay, Key: shop.KeyFunc(key), Log: log})
 	prot := csrf.New(csrf.Options{Key: csrf.KeyFunc(key), Exempt: []string{"/order/stripe-webhook"}, ExemptPrefixes: []string{"/admin/"}})

@@ -76,6 +76,31 @@ func staffAAD(id int64) []byte { return []byte("staff:" + strconv.FormatInt(id, 
 
 func (r *req) sealKey() ([]byte, error) { return sealKey(r.key, r.tenant.ID) }
 
+// openTOTP opens s's sealed secret under the tenant's key, else under a key
+// a rotation replaced; then resealed is the secret sealed under the current
+// key, for the caller to store (nil when it opened under the current one).
+func (r *req) openTOTP(s *staffRow) (secret string, resealed []byte, err error) {
+	key, err := r.sealKey()
+	if err != nil {
+		return "", nil, err
+	}
+	secret, err = open(key, s.ID, s.TOTPSecret)
+	if err == nil {
+		return secret, nil, nil
+	}
+	for _, old := range r.oldKeys {
+		k, kerr := sealKey(old, r.tenant.ID)
+		if kerr != nil {
+			continue
+		}
+		if v, oerr := open(k, s.ID, s.TOTPSecret); oerr == nil {
+			resealed, err := seal(key, s.ID, v)
+			return v, resealed, err
+		}
+	}
+	return "", nil, err
+}
+
 // checkTOTP accepts a code of the current 30-second step or the one either
 // side, once: the step is recorded, and a code of that step or an earlier
 // one is refused afterwards (the UPDATE decides, so two requests racing with
@@ -85,11 +110,7 @@ func (a *App) checkTOTP(r *req, s *staffRow, code string) (bool, error) {
 	if len(code) != 6 || s.TOTPSecret == nil {
 		return false, nil
 	}
-	key, err := r.sealKey()
-	if err != nil {
-		return false, err
-	}
-	secret, err := open(key, s.ID, s.TOTPSecret)
+	secret, resealed, err := r.openTOTP(s)
 	if err != nil {
 		return false, err
 	}
@@ -104,8 +125,8 @@ func (a *App) checkTOTP(r *req, s *staffRow, code string) (bool, error) {
 		}
 		var taken bool
 		err = a.tx(r, func(tx pgx.Tx) error {
-			tag, err := tx.Exec(r.ctx, `UPDATE staff SET totp_last_step = $2 WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)`,
-				s.ID, step)
+			tag, err := tx.Exec(r.ctx, `UPDATE staff SET totp_last_step = $2, totp_secret = coalesce($3, totp_secret)
+WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)`, s.ID, step, resealed)
 			taken = err == nil && tag.RowsAffected() == 1
 			return err
 		})
