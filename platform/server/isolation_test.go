@@ -413,7 +413,7 @@ func TestCrossTenantCredentials(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		signerA, signerB := newSigner(account.NewSigner, keyA), newSigner(account.NewSigner, keyB)
+		signerA, signerB := account.NewSigner(keyA), account.NewSigner(keyB)
 		v := signerA.ClientEventCookieValue()
 		if !signerA.ValidClientEventCookie(v) {
 			t.Fatalf("A refuses its own anonymousclientevent %q", v)
@@ -450,9 +450,3 @@ func TestCrossTenantCredentials(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
-// newSigner builds an account.Signer from a tenant key with the constructor
-// given, whichever of string or []byte it takes the key as.
-func newSigner[K string | []byte](newFn func(K) *account.Signer, key []byte) *account.Signer {
-	return newFn(K(key))
-}
