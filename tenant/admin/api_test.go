@@ -232,6 +232,25 @@ func (f *fixture) code(t *testing.T, secret string, steps int) string {
 	return c
 }
 
+// enrolTOTP signs email in on tenant A and turns its second factor on
+// (confirmed with the current step's code); it returns the session and the
+// secret.
+func (f *fixture) enrolTOTP(t *testing.T, email string) (*client, string) {
+	t.Helper()
+	owner := f.signIn(hostA, email, ownerPassword)
+	secret := owner.must(200, "POST", api+"/me/totp", nil)["secret"].(string)
+	owner.must(200, "POST", api+"/me/totp/confirm", map[string]string{"code": f.code(t, secret, 0)})
+	return owner, secret
+}
+
+// passwordStep signs email in with the password alone on tenant A: a
+// client at the second-factor step.
+func (f *fixture) passwordStep(email string) *client {
+	c := f.client(hostA)
+	c.csrf = c.must(200, "POST", api+"/session", map[string]string{"email": email, "password": ownerPassword})["csrf_token"].(string)
+	return c
+}
+
 func TestTOTPSecondFactor(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOptions{})
@@ -311,9 +330,7 @@ func TestTOTPOutlivesKeyRotation(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOptions{})
 	email := f.owner[f.a.ID]
-	owner := f.signIn(hostA, email, ownerPassword)
-	secret := owner.must(200, "POST", api+"/me/totp", nil)["secret"].(string)
-	owner.must(200, "POST", api+"/me/totp/confirm", map[string]string{"code": f.code(t, secret, 0)})
+	owner, secret := f.enrolTOTP(t, email)
 	sealed := func() []byte {
 		var b []byte
 		if err := f.dbs[f.a.ID].QueryRow(context.Background(), `SELECT totp_secret FROM staff WHERE lower(email) = $1`, email).Scan(&b); err != nil {
@@ -326,8 +343,7 @@ func TestTOTPOutlivesKeyRotation(t *testing.T) {
 	f.keys.rotate(f.a.ID)
 	// The rotation ended the session (it was bound with the old key).
 	owner.refused(401, "unauthenticated", "", "GET", api+"/me", nil)
-	c := f.client(hostA)
-	c.csrf = c.must(200, "POST", api+"/session", map[string]string{"email": email, "password": ownerPassword})["csrf_token"].(string)
+	c := f.passwordStep(email)
 	out := c.must(200, "POST", api+"/session/totp", map[string]string{"code": f.code(t, secret, 1)})
 	c.csrf = out["csrf_token"].(string)
 	c.must(200, "GET", api+"/me", nil)
@@ -341,8 +357,7 @@ func TestTOTPOutlivesKeyRotation(t *testing.T) {
 	for range 2 {
 		f.keys.rotate(f.a.ID)
 		f.skewBy(30 * time.Second) // a fresh step: each code works once
-		c := f.client(hostA)
-		c.csrf = c.must(200, "POST", api+"/session", map[string]string{"email": email, "password": ownerPassword})["csrf_token"].(string)
+		c := f.passwordStep(email)
 		c.must(200, "POST", api+"/session/totp", map[string]string{"code": f.code(t, secret, 1)})
 	}
 	// The other tenant's key opens nothing here.
@@ -350,8 +365,7 @@ func TestTOTPOutlivesKeyRotation(t *testing.T) {
 	f.keys.keys[f.a.ID] = [][]byte{[]byte("a-key-this-tenant-never-had")}
 	f.keys.mu.Unlock()
 	f.skewBy(30 * time.Second)
-	c = f.client(hostA)
-	c.csrf = c.must(200, "POST", api+"/session", map[string]string{"email": email, "password": ownerPassword})["csrf_token"].(string)
+	c = f.passwordStep(email)
 	if status, _ := c.do("POST", api+"/session/totp", map[string]string{"code": f.code(t, secret, 1)}); status == 200 {
 		t.Fatal("a TOTP secret opened under a key the tenant never had")
 	}
@@ -619,9 +633,7 @@ func TestTOTPGuessesLock(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOptions{})
 	email := f.owner[f.a.ID]
-	owner := f.signIn(hostA, email, ownerPassword)
-	secret := owner.must(200, "POST", api+"/me/totp", nil)["secret"].(string)
-	owner.must(200, "POST", api+"/me/totp/confirm", map[string]string{"code": f.code(t, secret, 0)})
+	_, secret := f.enrolTOTP(t, email)
 
 	wrong := func(c *client) string {
 		for _, code := range []string{"000000", "111111", "222222"} {
