@@ -155,6 +155,25 @@ func TestTenantCLI(t *testing.T) {
 			t.Fatalf("fork origins %v settings %v, want no origins and acme's settings", tn.Origins, tn.Settings)
 		}
 	})
+	t.Run("owner", func(t *testing.T) {
+		out, msg, code := h.run(nil, "Ada-Owner-Pass-1!\n", "owner", "create", "acme", "--email", "ada@acme.test", "--name", "Ada Owner", "--password", "-")
+		if code != 0 || !strings.Contains(out, "ada@acme.test is now an owner of acme") || strings.Contains(out, "Ada-Owner-Pass-1!") {
+			t.Fatalf("owner from stdin: exit %d %s\n%s", code, msg, out)
+		}
+		if _, _, code := h.run(nil, "", "owner", "create", "acme", "--email", "ADA@acme.test", "--name", "Ada"); code != exitConflict {
+			t.Errorf("same address again: exit %d, want %d", code, exitConflict)
+		}
+		if _, msg, code := h.run(nil, "weak\n", "owner", "create", "acme", "--email", "bo@acme.test", "--name", "Bo", "--password", "-"); code == 0 || !strings.Contains(msg, "password") {
+			t.Errorf("weak password: exit %d %q", code, msg)
+		}
+		if _, _, code := h.run(nil, "", "owner", "create", "acme", "--email", "bo@acme.test", "--name", "Bo", "--password", "Plain-Text-1!"); code != exitUsage {
+			t.Errorf("password on the command line: exit %d, want %d", code, exitUsage)
+		}
+		out = h.ok("owner", "create", "acme-copy", "--email", "bo@acme.test", "--name", "Bo Owner")
+		if !regexp.MustCompile(`(?m)^password: Owner-[0-9a-f]{24}!$`).MatchString(out) {
+			t.Errorf("made-up password not shown once:\n%s", out)
+		}
+	})
 	t.Run("list", func(t *testing.T) {
 		out := h.ok("list")
 		lines := strings.Split(strings.TrimSpace(out), "\n")

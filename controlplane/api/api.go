@@ -31,6 +31,7 @@ import (
 	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/platform/server"
 	"github.com/startupwebapp/platform/platform/sites"
+	"github.com/startupwebapp/platform/tenant/account"
 )
 
 // Options configures the admin API.
@@ -73,6 +74,9 @@ type Options struct {
 	// RequestTimeout (default 3 min).
 	SiteLimits        sites.Limits
 	SiteDeployTimeout time.Duration
+	// Hasher hashes the passwords of owners created through the API (the
+	// back office's own parameters when nil).
+	Hasher *account.Hasher
 }
 
 // Defaults of Options.
@@ -134,6 +138,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	if o.OperationTimeout <= 0 {
 		o.OperationTimeout = DefaultOperationTimeout
+	}
+	if o.Hasher == nil {
+		o.Hasher = account.NewHasher(account.DefaultArgon2)
 	}
 	if o.SiteLimits.BundleBytes <= 0 {
 		o.SiteLimits.BundleBytes = sites.DefaultBundleBytes
@@ -263,6 +270,7 @@ func (s *Server) routes() {
 	v1.Get("/audit", s.listAudit)
 	v1.Get("/operations/:id", s.getOperation)
 	s.importRoutes(v1)
+	s.ownerRoutes(v1)
 }
 
 // requestLog writes one line per request: id, method, route, client

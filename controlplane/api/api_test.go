@@ -893,6 +893,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"Operation", reflect.TypeFor[operationView]()},
 		{"AuditEntry", reflect.TypeFor[registry.AuditEntry]()},
 		{"Token", reflect.TypeFor[registry.TokenInfo]()},
+		{"CreateOwner", reflect.TypeFor[ownerRequest]()},
+		{"Owner", reflect.TypeFor[ownerResponse]()},
 	}
 	for _, tc := range cases {
 		t.Run(tc.schema, func(t *testing.T) {

@@ -49,3 +49,15 @@ func asAPIError(err error) (*apiError, bool) {
 	ok := errors.As(err, &e)
 	return e, ok
 }
+
+// ClientError reports whether err is one the caller should show its user
+// (a refused password, a bad address): the field to blame and the message.
+// Callers outside the back office (the control plane creating a first
+// owner) map it to their own error shape.
+func ClientError(err error) (field, detail string, ok bool) {
+	e, ok := asAPIError(err)
+	if !ok {
+		return "", "", false
+	}
+	return e.Field, e.Detail, true
+}
