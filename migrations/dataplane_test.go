@@ -50,6 +50,28 @@ func TestDataplaneRoleIsReadOnly(t *testing.T) {
 			t.Errorf("%s: %v", q, err)
 		}
 	}
+	// Its one write: a serving tenant's own settings, only the keys the back
+	// office edits, through backoffice_update_settings.
+	var tid int64
+	if err := admin.QueryRow(ctx, `INSERT INTO tenants (slug, display_name, db_name, db_role, secrets_ref, status, settings)
+VALUES ('t1', 'T', 't', 't', 'r', 'active', '{"cookie_domain": ".t.test"}') RETURNING id`).Scan(&tid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reader.Exec(ctx, `SELECT backoffice_update_settings($1, 'staff:1 a@t.test', 'New name', 'https://t.test', '{"tagline": "hi"}')`, tid); err != nil {
+		t.Errorf("backoffice_update_settings: %v", err)
+	}
+	var settings string
+	if err := admin.QueryRow(ctx, `SELECT settings::text FROM tenants WHERE id = $1`, tid).Scan(&settings); err != nil ||
+		settings != `{"branding": {"tagline": "hi"}, "cookie_domain": ".t.test", "frontend_origin": "https://t.test"}` {
+		t.Errorf("settings after the call: %s %v", settings, err)
+	}
+	for _, branding := range []string{`{"cookie_domain": ".evil.test"}`, `{"tagline": 1}`, `[]`} {
+		_, err := reader.Exec(ctx, `SELECT backoffice_update_settings($1, 'staff:1', 'N', '', $2::jsonb)`, tid, branding)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "22023" {
+			t.Errorf("branding %s: err = %v, want 22023", branding, err)
+		}
+	}
 	for _, q := range []string{
 		`SELECT count(*) FROM admin_tokens`,
 		`SELECT count(*) FROM audit_log`,

@@ -189,6 +189,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		DefaultFrom: "StartupWebApp <no-reply@" + cfg.BaseDomain + ">",
 		Log:         log,
 		Sessions:    sess,
+		Registry:    dp.readPool,
 	})
 	site, err := storefront.New(storefront.Options{Account: accountApp, Shop: shopApp, Analytics: dp.analytics, Log: log})
 	if err != nil {

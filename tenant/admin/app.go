@@ -97,11 +97,15 @@ type Options struct {
 	// JobTimeout is the deadline of an import's apply job (default
 	// DefaultJobTimeout).
 	JobTimeout time.Duration
+	// Registry is the data plane's registry connection, for the shop's
+	// settings; nil means the settings cannot be changed (503).
+	Registry Registry
 }
 
 // App is the back office; it implements server.App.
 type App struct {
 	db          DB
+	registry    Registry
 	keyring     account.KeyringFunc
 	rdb         redis.UniversalClient
 	payments    *payments.Clients
@@ -129,7 +133,7 @@ func New(o Options) *App {
 	if o.Keyring == nil {
 		o.Keyring = account.KeyFunc(o.Key).Ring()
 	}
-	a := &App{db: o.DB, keyring: o.Keyring, rdb: o.Redis, payments: o.Payments, prefix: o.Prefix, limiter: o.Limiter, hasher: o.Hasher,
+	a := &App{db: o.DB, registry: o.Registry, keyring: o.Keyring, rdb: o.Redis, payments: o.Payments, prefix: o.Prefix, limiter: o.Limiter, hasher: o.Hasher,
 		from: o.DefaultFrom, log: o.Log, now: o.Now, idle: o.IdleTimeout, absolute: o.AbsoluteTimeout,
 		maxFailures: o.MaxFailures, lockout: o.Lockout,
 		sessions: o.Sessions, maxImport: o.MaxImportBytes, jobTimeout: o.JobTimeout}
@@ -221,6 +225,8 @@ func (a *App) routes() []route {
 		{"POST", "/tokens", sessionOnly, nil, a.apiTokenCreate},
 		{"DELETE", "/tokens/:id", anyStaff, nil, a.apiTokenRevoke},
 		{"GET", "/audit", ownerOnly, nil, a.apiAudit},
+		{"GET", "/settings", ownerOnly, nil, a.apiSettingsGet},
+		{"PUT", "/settings", ownerOnly, nil, a.apiSettingsPut},
 		// Catalogue (catalog.go, catalog_rules.go).
 		{"GET", "/products", anyStaff, nil, a.apiProductList},
 		{"POST", "/products", anyStaff, nil, a.apiProductCreate},

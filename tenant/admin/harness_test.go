@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -81,6 +82,8 @@ func (s *syncBuffer) String() string {
 
 type fixture struct {
 	t      testing.TB
+	reg    *pgxpool.Pool // the registry, as its owner
+	dir    *directory.Directory
 	app    *fiber.App
 	dbs    tenantDBs
 	a, b   *directory.Tenant
@@ -193,11 +196,15 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(pm.CloseAll)
-	dir := directory.New(directory.Options{DB: reg, BaseDomain: "example.invalid"})
+	// The back office reaches the registry as the data plane does: a
+	// member of swa_dataplane, which may read it and change a shop's own
+	// settings through backoffice_update_settings only.
+	reader := dataPlaneReader(t, reg)
+	dir := directory.New(directory.Options{DB: reader, BaseDomain: "example.invalid"})
 	if err := dir.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, mp: mp, skew: new(atomic.Int64), logs: &syncBuffer{}, owner: map[int64]string{}, whsec: map[int64]string{}}
+	f := &fixture{t: t, reg: reg, dir: dir, mp: mp, skew: new(atomic.Int64), logs: &syncBuffer{}, owner: map[int64]string{}, whsec: map[int64]string{}}
 	f.a, _ = dir.Lookup(hostA)
 	f.b, _ = dir.Lookup(hostB)
 	if f.a == nil || f.b == nil {
@@ -232,7 +239,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	}
 	limiter := ratelimit.New(ratelimit.Options{Redis: rdb, Prefix: prefix, Defaults: limits, Timeout: time.Second})
 	back := admin.New(admin.Options{DB: f.dbs, Keyring: f.keys.ring, Redis: rdb, Prefix: prefix, Limiter: limiter, Hasher: f.hasher,
-		Log: log, Now: now, IdleTimeout: o.idle, Sessions: store, JobTimeout: o.jobTimeout, Payments: pay})
+		Log: log, Now: now, IdleTimeout: o.idle, Sessions: store, JobTimeout: o.jobTimeout, Payments: pay, Registry: reader})
 	shopApp := shop.New(shop.Options{Pools: f.dbs, Payments: pay, Key: shop.KeyFunc(key), Log: log})
 	prot := csrf.New(csrf.Options{Key: csrf.KeyFunc(key), Exempt: []string{"/order/stripe-webhook"}, ExemptPrefixes: []string{"/admin/"}})
 	var proxies []string
@@ -457,4 +464,25 @@ func (f *fixture) auditActions(tn *directory.Tenant) []string {
 		f.t.Fatal(err)
 	}
 	return out
+}
+
+// dataPlaneReader returns a pool on the registry logged in as a new member of
+// swa_dataplane, the data plane's role.
+func dataPlaneReader(t testing.TB, reg *pgxpool.Pool) *pgxpool.Pool {
+	t.Helper()
+	ctx := context.Background()
+	role := pgtest.RandomName("reader_")
+	if _, err := reg.Exec(ctx, "CREATE ROLE "+role+" LOGIN PASSWORD 'reader-pw' IN ROLE swa_dataplane"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Exec(context.Background(), "DROP ROLE IF EXISTS "+role) }) //nolint:errcheck
+	cfg := reg.Config().ConnConfig
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(role, "reader-pw"), Host: fmt.Sprintf("%s:%d", cfg.Host, cfg.Port),
+		Path: "/" + cfg.Database, RawQuery: "sslmode=disable"}
+	p, err := pgxpool.New(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
 }
