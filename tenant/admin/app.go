@@ -242,6 +242,8 @@ func (a *App) routes() []route {
 		{"PATCH", "/shipping-methods/:id", anyStaff, nil, a.apiShippingUpdate},
 		{"GET", "/discount-codes", anyStaff, nil, a.apiDiscountList},
 		{"POST", "/discount-codes", anyStaff, nil, a.apiDiscountCreate},
+		{"GET", "/discount-codes/:id", anyStaff, nil, a.apiDiscountGet},
+		{"PATCH", "/discount-codes/:id", anyStaff, nil, a.apiDiscountUpdate},
 		{"GET", "/terms", anyStaff, nil, a.apiTermsList},
 		{"POST", "/terms", ownerOnly, nil, a.apiTermsCreate},
 		// Orders and refunds (orders.go, refunds.go), dashboard figures (dashboard.go).

@@ -90,6 +90,8 @@ type productIn struct {
 	DisplayOrder *int       `json:"display_order"`
 	Images       *[]mediaIn `json:"images"`
 	Videos       *[]mediaIn `json:"videos"`
+	// Archived takes the product off sale (true) or puts it back (false).
+	Archived *bool `json:"archived"`
 }
 
 type mediaJSON struct {
@@ -108,6 +110,7 @@ type productJSON struct {
 	Description1 string      `json:"description_part_1"`
 	Description2 string      `json:"description_part_2"`
 	DisplayOrder int         `json:"display_order"`
+	ArchivedAt   *time.Time  `json:"archived_at"`
 	Images       []mediaJSON `json:"images"`
 	Videos       []mediaJSON `json:"videos"`
 	SKUs         []skuJSON   `json:"skus"`
@@ -207,36 +210,63 @@ func (a *App) apiProductList(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	var out []productJSON
-	err = a.conn(r, func(conn *pgxpool.Conn) error {
-		rows, err := conn.Query(r.ctx, `SELECT id, identifier, title, title_url, coalesce(headline, ''), coalesce(description_part_1, ''),
-coalesce(description_part_2, ''), display_order FROM product WHERE ($1 = 0 OR id > $1) ORDER BY id LIMIT $2`, p.after, p.limit+1)
-		if err != nil {
-			return err
-		}
-		out, err = collectProducts(rows)
-		return err
-	})
+	archived, err := archivedFilter(c.Query("archived"))
 	if err != nil {
-		return fmt.Errorf("list products: %w", err)
+		return err
+	}
+	out, err := a.listProducts(r, p, archived)
+	if err != nil {
+		return err
 	}
 	out, next, _ := pageTail(out, p, func(x productJSON) int64 { return x.ID })
 	return c.JSON(listJSON(out, next))
 }
 
-func collectProducts(rows pgx.Rows) ([]productJSON, error) { return pgx.CollectRows(rows, scanProduct) }
+// archivedFilter reads ?archived=: "true" only archived products, "false"
+// only those on sale, empty both.
+func archivedFilter(v string) (*bool, error) {
+	switch v {
+	case "":
+		return nil, nil
+	case "true", "false":
+		b := v == "true"
+		return &b, nil
+	}
+	return nil, invalid("archived", "archived is true or false")
+}
+
+const productColumns = `SELECT id, identifier, title, title_url, coalesce(headline, ''), coalesce(description_part_1, ''),
+coalesce(description_part_2, ''), display_order, archived_at FROM product`
+
+// listProducts is a page of products in id order, optionally only the
+// archived ones or only those on sale.
+func (a *App) listProducts(r *req, p page, archived *bool) ([]productJSON, error) {
+	var out []productJSON
+	err := a.conn(r, func(conn *pgxpool.Conn) error {
+		rows, err := conn.Query(r.ctx, productColumns+` WHERE ($1 = 0 OR id > $1) AND ($3::boolean IS NULL OR (archived_at IS NOT NULL) = $3)
+ORDER BY id LIMIT $2`, p.after, p.limit+1, archived)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, scanProduct)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list products: %w", err)
+	}
+	return out, nil
+}
 
 func scanProduct(row pgx.CollectableRow) (productJSON, error) {
 	var p productJSON
-	err := row.Scan(&p.ID, &p.Identifier, &p.Title, &p.TitleURL, &p.Headline, &p.Description1, &p.Description2, &p.DisplayOrder)
+	err := row.Scan(&p.ID, &p.Identifier, &p.Title, &p.TitleURL, &p.Headline, &p.Description1, &p.Description2, &p.DisplayOrder, &p.ArchivedAt)
 	p.Images, p.Videos, p.SKUs = []mediaJSON{}, []mediaJSON{}, []skuJSON{}
 	return p, err
 }
 
 // loadProduct reads a product with its media and SKUs; nil when none.
 func loadProduct(r *req, q querier, id int64) (*productJSON, error) {
-	rows, err := q.Query(r.ctx, `SELECT id, identifier, title, title_url, coalesce(headline, ''), coalesce(description_part_1, ''),
-coalesce(description_part_2, ''), display_order FROM product WHERE id = $1`, id)
+	rows, err := q.Query(r.ctx, productColumns+` WHERE id = $1`, id)
 	if err != nil {
 		return nil, err
 	}
@@ -350,9 +380,11 @@ func (a *App) saveProduct(r *req, id int64, in productIn) (*productJSON, error) 
 			// A drawn identifier that is taken is drawn again.
 			for try := 0; ; try++ {
 				ident := newProductIdentifier()
-				err := tx.QueryRow(r.ctx, `INSERT INTO product (title, title_url, identifier, headline, description_part_1, description_part_2, display_order)
-SELECT $1, $2, $3::varchar, $4, $5, $6, $7 WHERE NOT EXISTS (SELECT 1 FROM product WHERE identifier = $3::varchar) RETURNING id`,
-					*in.Title, *in.TitleURL, ident, *in.Headline, *in.Description1, *in.Description2, deref(in.DisplayOrder)).Scan(&id)
+				// Created archived, a product is a draft: off sale until
+				// it is restored.
+				err := tx.QueryRow(r.ctx, `INSERT INTO product (title, title_url, identifier, headline, description_part_1, description_part_2, display_order, archived_at)
+SELECT $1, $2, $3::varchar, $4, $5, $6, $7, CASE WHEN $8 THEN now() END WHERE NOT EXISTS (SELECT 1 FROM product WHERE identifier = $3::varchar) RETURNING id`,
+					*in.Title, *in.TitleURL, ident, *in.Headline, *in.Description1, *in.Description2, deref(in.DisplayOrder), deref(in.Archived)).Scan(&id)
 				if err == nil {
 					break
 				}
@@ -370,8 +402,9 @@ SELECT $1, $2, $3::varchar, $4, $5, $6, $7 WHERE NOT EXISTS (SELECT 1 FROM produ
 			}
 			if _, err := tx.Exec(r.ctx, `UPDATE product SET title = coalesce($2, title), title_url = coalesce($3, title_url),
 headline = coalesce($4, headline), description_part_1 = coalesce($5, description_part_1),
-description_part_2 = coalesce($6, description_part_2), display_order = coalesce($7, display_order) WHERE id = $1`,
-				id, in.Title, in.TitleURL, in.Headline, in.Description1, in.Description2, in.DisplayOrder); err != nil {
+description_part_2 = coalesce($6, description_part_2), display_order = coalesce($7, display_order),
+archived_at = CASE WHEN $8::boolean IS NULL THEN archived_at WHEN $8 THEN coalesce(archived_at, now()) END WHERE id = $1`,
+				id, in.Title, in.TitleURL, in.Headline, in.Description1, in.Description2, in.DisplayOrder, in.Archived); err != nil {
 				return fmt.Errorf("update product: %w", err)
 			}
 		}
@@ -402,8 +435,13 @@ description_part_2 = coalesce($6, description_part_2), display_order = coalesce(
 			return err
 		}
 		action := "product.updated"
-		if before == nil {
+		switch {
+		case before == nil:
 			action = "product.created"
+		case before.ArchivedAt == nil && out.ArchivedAt != nil:
+			action = "product.archived"
+		case before.ArchivedAt != nil && out.ArchivedAt == nil:
+			action = "product.restored"
 		}
 		return r.audit(tx, auditEntry{Action: action, TargetType: "product", TargetID: id, Before: nilIfNone(before), After: out})
 	})
@@ -571,7 +609,6 @@ ON CONFLICT (sku_id) DO UPDATE SET product_id = EXCLUDED.product_id`, productID,
 }
 
 func (a *App) apiSKUUpdate(c *fiber.Ctx) error {
-	r := a.r(c)
 	id, err := pathID(c)
 	if err != nil {
 		return err
@@ -580,14 +617,24 @@ func (a *App) apiSKUUpdate(c *fiber.Ctx) error {
 	if err := body(c, &in); err != nil {
 		return err
 	}
-	if in.Price != nil {
-		return invalid("price", "a price is never changed: add one with POST /skus/{id}/prices")
-	}
-	if err := in.check(false); err != nil {
+	out, err := a.updateSKU(a.r(c), id, in)
+	if err != nil {
 		return err
 	}
+	return c.JSON(out)
+}
+
+// updateSKU changes a SKU's fields or product; its price only ever gets a
+// new row (addPrice).
+func (a *App) updateSKU(r *req, id int64, in skuIn) (*skuJSON, error) {
+	if in.Price != nil {
+		return nil, invalid("price", "a price is never changed: add one with POST /skus/{id}/prices")
+	}
+	if err := in.check(false); err != nil {
+		return nil, err
+	}
 	var out *skuJSON
-	err = a.tx(r, func(tx pgx.Tx) error {
+	err := a.tx(r, func(tx pgx.Tx) error {
 		before, err := a.loadSKU(r, tx, id)
 		if err != nil {
 			return err
@@ -618,10 +665,7 @@ description = coalesce($4, description), sku_inventory_id = coalesce($5, sku_inv
 		}
 		return r.audit(tx, auditEntry{Action: "sku.updated", TargetType: "sku", TargetID: id, Before: before, After: out})
 	})
-	if err != nil {
-		return err
-	}
-	return c.JSON(out)
+	return out, err
 }
 
 // apiSKUPrice adds a price: the SKU's price from now on.

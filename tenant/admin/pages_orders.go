@@ -39,8 +39,9 @@ func formAmount(c *fiber.Ctx, name string) (*amountIn, error) {
 }
 
 type productsPage struct {
-	Items []productJSON
-	Next  string
+	Items    []productJSON
+	Next     string
+	Archived string // the filter: "", "true" or "false"
 }
 
 func (a *App) pageProducts(c *fiber.Ctx) error { return a.productsWith(c, nil) }
@@ -52,20 +53,15 @@ func (a *App) productsWith(c *fiber.Ctx, actionErr error) error {
 	if err != nil {
 		return a.render(c, "products", v, err)
 	}
-	var items []productJSON
-	err = a.conn(r, func(conn *pgxpool.Conn) error {
-		rows, err := conn.Query(r.ctx, `SELECT id, identifier, title, title_url, coalesce(headline, ''), coalesce(description_part_1, ''),
-coalesce(description_part_2, ''), display_order FROM product WHERE ($1 = 0 OR id > $1) ORDER BY id LIMIT $2`, p.after, p.limit+1)
-		if err != nil {
-			return err
-		}
-		items, err = collectProducts(rows)
-		return err
-	})
+	archived, err := archivedFilter(c.Query("archived"))
+	if err != nil {
+		return a.render(c, "products", v, err)
+	}
+	items, err := a.listProducts(r, p, archived)
 	if err != nil {
 		return err
 	}
-	d := productsPage{Items: items}
+	d := productsPage{Items: items, Archived: c.Query("archived")}
 	if len(items) > p.limit {
 		d.Items, d.Next = items[:p.limit], encodeCursor(items[p.limit-1].ID)
 	}

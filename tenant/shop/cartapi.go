@@ -310,7 +310,10 @@ var (
 	errOutOfRange = object{{"type", "out_of_range"}, {"description", "The value provided is out of range."}}
 )
 
-const skuOfProductSQL = `SELECT s.id FROM sku s JOIN product_sku ps ON ps.sku_id = s.id WHERE s.id = $1`
+// skuOfProductSQL finds a SKU that is on sale: linked to a product the back
+// office has not archived.
+const skuOfProductSQL = `SELECT s.id FROM sku s JOIN product_sku ps ON ps.sku_id = s.id JOIN product p ON p.id = ps.product_id
+WHERE s.id = $1 AND p.archived_at IS NULL`
 
 // O10 POST /order/cart-add-product-sku. Unlike upstream, the cart is created
 // only when the add succeeds (§12 Q24), and an anonymous cart keeps its id

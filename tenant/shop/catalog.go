@@ -8,7 +8,8 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// productsSQL lists products in display order, then id order, with the
+// productsSQL lists the products on sale (not archived in the back office)
+// in display order, then id order, with the
 // min/max current price of their SKUs and their main image.
 const productsSQL = `
 SELECT p.title, p.title_url, p.identifier, p.headline, p.description_part_1, p.description_part_2,
@@ -23,6 +24,7 @@ LEFT JOIN LATERAL (
   ) cur
   WHERE ps.product_id = p.id
 ) pr ON true
+WHERE p.archived_at IS NULL
 ORDER BY p.display_order, p.id`
 
 // O1 GET /order/products.
@@ -66,7 +68,7 @@ func nullMoney(d decimal.NullDecimal) any {
 }
 
 const productSQL = `SELECT id, title, title_url, identifier, headline, description_part_1, description_part_2
-FROM product WHERE identifier = $1`
+FROM product WHERE identifier = $1 AND archived_at IS NULL`
 
 const productImagesSQL = `SELECT id, image_url, main_image, caption FROM product_image WHERE product_id = $1 ORDER BY id`
 
