@@ -38,6 +38,8 @@ func FuzzAPIBodies(f *testing.F) {
 		{"POST", "/skus/1/prices", true},
 		{"PATCH", "/shipping-methods/1", true},
 		{"POST", "/discount-codes", true},
+		{"PATCH", "/discount-codes/1", true},
+		{"PUT", "/settings", true},
 		{"POST", "/terms", true},
 		{"POST", "/orders/Fuzz1/status", true},
 		{"POST", "/orders/Fuzz1/refunds", true},
@@ -50,7 +52,8 @@ func FuzzAPIBodies(f *testing.F) {
 			`{"price":1e400,"amount":"99999999.99","shipping_cost":-0.001,"display_order":1e10}`,
 			`{"status":"shipped","shipping_method":"UPSGround","tracking_number":"1Z","notify":true}`,
 			`{"code":"F","description":"d","start_date_time":"2026-01-01T00:00:00Z","end_date_time":"x","discount_amount":"1","discount_type":"percent-off"}`,
-			`{"version_note":"v","publication_date_time":"0000-00-00"}`} {
+			`{"version_note":"v","publication_date_time":"0000-00-00"}`,
+			`{"archived":true,"shop_name":"S","frontend_origin":"https://a.example","primary_color":"#000000","logo_url":"javascript:x"}`} {
 			f.Add(uint8(i), body)
 		}
 	}
@@ -166,9 +169,15 @@ func (f *fixture) rowsFingerprint(t testing.TB) string {
 (SELECT count(*) FROM product_sku), (SELECT count(*) FROM sku), (SELECT count(*) FROM sku_price),
 (SELECT count(*) FROM discount_code), (SELECT count(*) FROM terms_of_use_version), (SELECT count(*) FROM refund),
 (SELECT count(*) FROM order_status_history), (SELECT count(*) FROM order_shipping_method), (SELECT count(*) FROM email_outbox),
-(SELECT md5(string_agg(id || active::text || shipping_cost::text, ',' ORDER BY id)) FROM shipping_method))`).Scan(&s)
+(SELECT md5(string_agg(id || active::text || shipping_cost::text, ',' ORDER BY id)) FROM shipping_method),
+(SELECT md5(string_agg(dc::text, ',' ORDER BY id)) FROM discount_code dc),
+(SELECT md5(string_agg(id || coalesce(archived_at::text, '-'), ',' ORDER BY id)) FROM product))`).Scan(&s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	var settings string
+	if err := f.reg.QueryRow(context.Background(), `SELECT md5(display_name || settings::text) FROM tenants WHERE id = $1`, f.a.ID).Scan(&settings); err != nil {
+		t.Fatal(err)
+	}
+	return s + "," + settings
 }

@@ -116,6 +116,7 @@ func (a *App) rulesWith(c *fiber.Ctx, notice string, actionErr error) error {
 	if d.Terms, err = a.listTerms(r); err != nil {
 		return err
 	}
+	markDone(c, v, actionErr)
 	if actionErr != nil {
 		keepForm(c, v, "code", "description", "start_date_time", "end_date_time", "discount_amount", "order_minimum", "discount_type", "combinable", "version_note")
 	}
@@ -205,6 +206,7 @@ func (a *App) discountWith(c *fiber.Ctx, notice string, actionErr error) error {
 		return a.render(c, "done", a.view(r, "Not found", "rules"), errNotFound)
 	}
 	v := a.view(r, "Discount code "+d.Code, "rules")
+	markDone(c, v, actionErr)
 	if actionErr != nil {
 		keepForm(c, v, "code", "description", "start_date_time", "end_date_time", "discount_amount", "order_minimum", "discount_type", "combinable")
 	} else {

@@ -212,6 +212,7 @@ func (a *App) pageSettingsPost(c *fiber.Ctx) error {
 		return a.render(c, "settings", v, err)
 	}
 	v.Data, v.Notice = s, "Saved. The storefront and every server show the new settings within a few seconds."
+	markDone(c, v, nil)
 	v.Site = s.ShopName
 	return a.render(c, "settings", v, nil)
 }
