@@ -681,27 +681,43 @@ func (a *App) apply(r *req, id int64) (*jobJSON, error) {
 // startJob runs a queued job in the background unless this process runs
 // it already. The worker holds a connection only while it works.
 func (a *App) startJob(t *directory.Tenant, key []byte, id int64) {
-	k := fmt.Sprintf("%d:%d", t.ID, id)
-	if _, running := a.jobs.LoadOrStore(k, true); running {
+	release, ok := a.claimJob(t, id)
+	if !ok {
 		return
 	}
 	key = bytes.Clone(key)
 	go func() {
-		defer a.jobs.Delete(k)
-		ctx, cancel := context.WithTimeout(context.Background(), a.jobTimeout)
-		defer cancel()
-		if err := a.runJob(ctx, t, key, id); err != nil {
+		defer release()
+		if _, err := a.runClaimed(context.Background(), t, key, id); err != nil {
 			a.log.Error("import job", "tenant", t.Slug, "job", id, "err", err)
 		}
 	}()
 }
 
+// claimJob marks a job as run by this process; false when it is already.
+// Across processes runJob's row lock keeps one worker per job.
+func (a *App) claimJob(t *directory.Tenant, id int64) (release func(), ok bool) {
+	k := fmt.Sprintf("%d:%d", t.ID, id)
+	if _, running := a.jobs.LoadOrStore(k, true); running {
+		return nil, false
+	}
+	return func() { a.jobs.Delete(k) }, true
+}
+
+// runClaimed runs a claimed job under the import jobs' deadline.
+func (a *App) runClaimed(ctx context.Context, t *directory.Tenant, key []byte, id int64) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.jobTimeout)
+	defer cancel()
+	return a.runJob(ctx, t, key, id)
+}
+
 // runJob applies a queued job in one transaction that also marks it done.
 // The job's row lock (SKIP LOCKED) keeps another replica off it meanwhile.
 // A failure rolls everything back and counts an attempt; after
-// jobMaxAttempts the job is failed.
-func (a *App) runJob(ctx context.Context, t *directory.Tenant, key []byte, id int64) error {
+// jobMaxAttempts the job is failed. It reports whether it applied the job.
+func (a *App) runJob(ctx context.Context, t *directory.Tenant, key []byte, id int64) (bool, error) {
 	var runErr error
+	applied := false
 	err := a.db.Do(ctx, t, func(c *pgxpool.Conn) error {
 		runErr = pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
 			var kind, filename string
@@ -728,6 +744,7 @@ FOR UPDATE SKIP LOCKED`, id).Scan(&kind, &filename, &content, &staffID)
 finished_at = now() WHERE id = $1`, id, rep); err != nil {
 				return err
 			}
+			applied = true
 			e := auditEntry{Actor: "import job", Action: "import.applied", TargetType: "import_job", TargetID: id,
 				After: map[string]any{"kind": kind, "filename": filename, "counts": rep.Counts}}
 			if staffID != nil {
@@ -744,7 +761,7 @@ status = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE status END WHERE id = $
 			id, truncate(runErr.Error(), 900), jobMaxAttempts)
 		return err
 	})
-	return errors.Join(runErr, err)
+	return applied && runErr == nil, errors.Join(runErr, err)
 }
 
 // uploadFrom reads the upload: a multipart form's "file" (and "kind"), or

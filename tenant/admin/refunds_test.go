@@ -145,6 +145,21 @@ type hookResult struct {
 	raw    string // a transport error
 }
 
+// chargeRefunded delivers Stripe's charge.refunded webhook for the payment
+// intent to tenant a, with the refunds the double made so far.
+func (f *fixture) chargeRefunded(d *refundDouble, pi string) hookResult {
+	body, sig := d.chargeRefunded(pi, f.whsec[f.a.ID])
+	req := httptest.NewRequest(http.MethodPost, "http://"+hostA+"/order/stripe-webhook", strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Stripe-Signature", sig)
+	res, err := f.app.Test(req, -1)
+	if err != nil {
+		return hookResult{who: "webhook", raw: err.Error()}
+	}
+	res.Body.Close()
+	return hookResult{who: "webhook", status: res.StatusCode}
+}
+
 // TestRefundRacesWebhook: a refund and its charge.refunded webhook, the
 // webhook landing before the API's answer and after it, twice each, and
 // both let go at once from a start barrier: one refund record each time,
@@ -156,18 +171,7 @@ func TestRefundRacesWebhook(t *testing.T) {
 	f := newFixture(t, fixtureOptions{stripeBase: d.srv.URL})
 	owner := f.signIn(hostA, f.owner[f.a.ID], ownerPassword)
 	db := f.dbs[f.a.ID]
-	webhookNow := func(pi string) hookResult {
-		body, sig := d.chargeRefunded(pi, f.whsec[f.a.ID])
-		req := httptest.NewRequest(http.MethodPost, "http://"+hostA+"/order/stripe-webhook", strings.NewReader(string(body)))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Stripe-Signature", sig)
-		res, err := f.app.Test(req, -1)
-		if err != nil {
-			return hookResult{who: "webhook", raw: err.Error()}
-		}
-		res.Body.Close()
-		return hookResult{who: "webhook", status: res.StatusCode}
-	}
+	webhookNow := func(pi string) hookResult { return f.chargeRefunded(d, pi) }
 	for round, order := range []string{"webhook-first", "answer-first", "together", "webhook-first", "answer-first", "together"} {
 		ident := fmt.Sprintf("Race%d%s", round, pgtest.RandomName("")[:4])
 		pi := seedOrder(t, db, ident, "buyer@example.com", "30.00")
