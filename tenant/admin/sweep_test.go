@@ -232,7 +232,7 @@ func TestSweepRacesWebhook(t *testing.T) {
 			defer wg.Done()
 			<-start
 			<-made
-			hooked <- f.chargeRefunded(s.d, pi)
+			hooked <- f.chargeRefunded(s.d, hostA, pi)
 		}()
 		close(start)
 		wg.Wait()
