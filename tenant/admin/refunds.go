@@ -161,16 +161,18 @@ func (a *App) completeRefund(ctx context.Context, t *directory.Tenant, p pending
 	if err != nil {
 		var se *stripe.Error
 		if errors.As(err, &se) && (se.Type == stripe.ErrorTypeInvalidRequest || se.Type == stripe.ErrorTypeCard) {
-			if ferr := a.tenantTx(ctx, t, func(tx pgx.Tx) error {
-				_, err := tx.Exec(ctx, `UPDATE refund SET status = 'failed' WHERE id = $1 AND stripe_refund_id IS NULL`, p.ID)
-				return err
-			}); ferr != nil {
-				return fmt.Errorf("refund %d refused: mark failed: %w", p.ID, ferr)
+			if ferr := a.failRefund(ctx, t, p.ID); ferr != nil {
+				return fmt.Errorf("refund %d refused: %w", p.ID, ferr)
 			}
 			return &refundRefused{se: se}
 		}
 		return fmt.Errorf("%w: %w", errRefundUnconfirmed, err)
 	}
+	return a.recordRefund(ctx, t, p, re)
+}
+
+// recordRefund records Stripe's refund of a pending row.
+func (a *App) recordRefund(ctx context.Context, t *directory.Tenant, p pendingRefund, re *stripe.Refund) error {
 	rep := refunds.FromStripe(re)
 	rep.PaymentIntent = p.Intent // the one asked to refund
 	if rep.Metadata == nil {
@@ -184,6 +186,18 @@ func (a *App) completeRefund(ctx context.Context, t *directory.Tenant, p pending
 		return fmt.Errorf("record refund %d: %w", p.ID, err)
 	}
 	return nil
+}
+
+// failRefund fails a pending row Stripe made no refund for, freeing its
+// amount.
+func (a *App) failRefund(ctx context.Context, t *directory.Tenant, id int64) error {
+	return a.tenantTx(ctx, t, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE refund SET status = 'failed' WHERE id = $1 AND stripe_refund_id IS NULL`, id)
+		if err != nil {
+			return fmt.Errorf("fail refund: %w", err)
+		}
+		return nil
+	})
 }
 
 // stripeRefund asks the tenant's Stripe account for the refund, bounded by

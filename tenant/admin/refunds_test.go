@@ -20,9 +20,10 @@ import (
 
 // refundDouble is the smallest Stripe double for what stripe-mock cannot
 // do: keep state. It makes refunds (the same one again for the same
-// Idempotency-Key, never more than the charge) and lists them; the real
-// stripe-go client is on the other side. Before it answers a new refund it
-// calls onRefund, which a test uses to order the answer and the webhook.
+// Idempotency-Key, never more than the charge) and lists them by charge or
+// payment intent; the real stripe-go client is on the other side. Before
+// it answers a new refund it calls onRefund, which a test uses to order
+// the answer and the webhook.
 type refundDouble struct {
 	mu       sync.Mutex
 	charged  map[string]int64 // payment intent → cents
@@ -82,11 +83,11 @@ func (d *refundDouble) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = json.NewEncoder(w).Encode(re)
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/refunds":
-		ch := r.URL.Query().Get("charge")
+		ch, pi := r.URL.Query().Get("charge"), r.URL.Query().Get("payment_intent")
 		d.mu.Lock()
 		list := []map[string]any{}
 		for _, re := range d.refunds {
-			if re["charge"] == ch {
+			if (ch != "" && re["charge"] == ch) || (pi != "" && re["payment_intent"] == pi) {
 				list = append(list, re)
 			}
 		}

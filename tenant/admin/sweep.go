@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stripe/stripe-go/v76"
 
 	"github.com/startupwebapp/platform/platform/directory"
+	"github.com/startupwebapp/platform/tenant/refunds"
 )
 
 // The sweeper finishes what a replica that went away left half done. A
@@ -31,8 +34,8 @@ const (
 	DefaultSweepTenantTimeout = time.Minute
 	// stripeKeyWindow is how long a pending row is asked for again with its
 	// idempotency key: Stripe keeps a key 24 hours, after which the same key
-	// would make a second refund of one already made. Older rows are left
-	// pending, for someone to look up in Stripe's dashboard (logged).
+	// would make a second refund of one already made. An older row is looked
+	// up instead among the payment's refunds (settleOld).
 	stripeKeyWindow = 23 * time.Hour
 	// sweepBatch is how many refunds and jobs one tenant's sweep takes at
 	// most; the rest wait for the next sweep.
@@ -89,13 +92,13 @@ func (a *App) NewSweeper(o SweeperOptions) (*Sweeper, error) {
 // Swept is what one sweep did.
 type Swept struct {
 	Refunds int // pending refunds Stripe confirmed, now recorded
-	Refused int // pending refunds Stripe refused, now failed
+	Failed  int // pending refunds Stripe refused or never made, now failed
 	Jobs    int // queued import jobs this sweep applied
 }
 
 func (s *Swept) add(o Swept) {
 	s.Refunds += o.Refunds
-	s.Refused += o.Refused
+	s.Failed += o.Failed
 	s.Jobs += o.Jobs
 }
 
@@ -129,7 +132,7 @@ func (s *Sweeper) Sweep(ctx context.Context, tenants []*directory.Tenant) Swept 
 			s.a.log.Warn("back office sweep failed", "tenant", t.Slug, "err", err)
 		}
 		if n != (Swept{}) {
-			s.a.log.Info("back office sweep", "tenant", t.Slug, "refunds_recorded", n.Refunds, "refunds_refused", n.Refused, "jobs_applied", n.Jobs)
+			s.a.log.Info("back office sweep", "tenant", t.Slug, "refunds_recorded", n.Refunds, "refunds_failed", n.Failed, "jobs_applied", n.Jobs)
 		}
 	}
 	return total
@@ -138,7 +141,7 @@ func (s *Sweeper) Sweep(ctx context.Context, tenants []*directory.Tenant) Swept 
 // dueRefund is a pending row old enough to ask Stripe about again.
 type dueRefund struct {
 	pendingRefund
-	Old bool // past stripeKeyWindow: not asked again
+	Old bool // past stripeKeyWindow: looked up, not asked again
 }
 
 // dueSQL finds the pending refunds past the grace ($1 seconds) that Stripe
@@ -198,15 +201,23 @@ func (s *Sweeper) SweepTenant(ctx context.Context, t *directory.Tenant) (Swept, 
 			break
 		}
 		if d.Old {
-			s.a.log.Warn("refund pending past Stripe's idempotency window; not asked again, look it up in Stripe",
-				"tenant", t.Slug, "refund", d.ID)
+			made, err := s.settleOld(tctx, t, d.pendingRefund)
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("refund %d: %w", d.ID, err))
+			case made:
+				n.Refunds++
+			default:
+				n.Failed++
+				s.a.log.Warn("pending refund Stripe never made; marked failed", "tenant", t.Slug, "refund", d.ID)
+			}
 			continue
 		}
 		err := s.a.completeRefund(tctx, t, d.pendingRefund)
 		var refused *refundRefused
 		switch {
 		case errors.As(err, &refused):
-			n.Refused++
+			n.Failed++
 			s.a.log.Warn("pending refund refused by Stripe; marked failed", "tenant", t.Slug, "refund", d.ID, "stripe", refused.se.Msg)
 		case err != nil:
 			errs = append(errs, fmt.Errorf("refund %d: %w", d.ID, err))
@@ -238,4 +249,34 @@ func (s *Sweeper) SweepTenant(ctx context.Context, t *directory.Tenant) (Swept, 
 		}
 	}
 	return n, errors.Join(errs...)
+}
+
+// settleOld settles a row pending past Stripe's idempotency window without
+// asking for a refund again: the refund Stripe made for the row (its
+// metadata names the row) is recorded; when there is none, Stripe never
+// made it and the row is failed, its amount freed. It reports whether
+// Stripe had made it.
+func (s *Sweeper) settleOld(ctx context.Context, t *directory.Tenant, p pendingRefund) (bool, error) {
+	acct, err := s.a.payments.For(ctx, t)
+	if err != nil {
+		return false, fmt.Errorf("stripe account: %w", err)
+	}
+	lctx, cancel := s.a.payments.Bound(ctx)
+	defer cancel()
+	params := &stripe.RefundListParams{PaymentIntent: stripe.String(p.Intent)}
+	params.Context = lctx
+	var made *stripe.Refund
+	it := acct.API.Refunds.List(params)
+	for made == nil && it.Next() {
+		if re := it.Refund(); re.Metadata[refunds.MetadataKey] == strconv.FormatInt(p.ID, 10) {
+			made = re
+		}
+	}
+	if err := it.Err(); err != nil {
+		return false, fmt.Errorf("list refunds: %w", err)
+	}
+	if made == nil {
+		return false, s.a.failRefund(ctx, t, p.ID)
+	}
+	return true, s.a.recordRefund(ctx, t, p, made)
 }

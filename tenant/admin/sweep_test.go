@@ -123,7 +123,10 @@ func (f *fixture) sweeper(a *admin.App) *admin.Sweeper {
 // made the refund, are asked again with their idempotency key and
 // recorded once, the order's state right; Stripe makes one refund each. A
 // refund Stripe now refuses is failed and its amount freed; one younger
-// than the grace is left alone; sweeping again changes nothing.
+// than the grace is left alone. Rows older than Stripe keeps an
+// idempotency key are looked up among the payment's refunds, not asked
+// for again: the one Stripe made is recorded, one it never made failed.
+// Sweeping again changes nothing.
 func TestSweepCompletesPendingRefunds(t *testing.T) {
 	t.Parallel()
 	s := newFlakyStripe(t)
@@ -131,7 +134,7 @@ func TestSweepCompletesPendingRefunds(t *testing.T) {
 	owner := f.signIn(hostA, f.owner[f.a.ID], ownerPassword)
 	db := f.dbs[f.a.ID]
 	orders := map[string]string{} // identifier → payment intent
-	for _, ident := range []string{"Never1", "Lost1", "Refused1", "Young1"} {
+	for _, ident := range []string{"Never1", "Lost1", "Refused1", "Young1", "OldNever1", "OldLost1"} {
 		orders[ident] = seedOrder(t, db, ident, "buyer@example.com", "30.00")
 		s.d.mu.Lock()
 		s.d.charged[orders[ident]] = 3000
@@ -141,6 +144,9 @@ func TestSweepCompletesPendingRefunds(t *testing.T) {
 	f.unconfirmedRefund(s, owner, "Lost1", "12.25", true, "10 minutes")
 	f.unconfirmedRefund(s, owner, "Refused1", "5.00", false, "10 minutes")
 	f.unconfirmedRefund(s, owner, "Young1", "7.00", false, "10 seconds")
+	// Past Stripe's 24 hours of idempotency: looked up, never asked again.
+	f.unconfirmedRefund(s, owner, "OldNever1", "8.00", false, "25 hours")
+	f.unconfirmedRefund(s, owner, "OldLost1", "9.00", true, "25 hours")
 	if s.made(orders["Never1"]) != 0 || s.made(orders["Lost1"]) != 1 {
 		t.Fatalf("before the sweep Stripe made %d and %d refunds, want 0 and 1", s.made(orders["Never1"]), s.made(orders["Lost1"]))
 	}
@@ -152,17 +158,19 @@ func TestSweepCompletesPendingRefunds(t *testing.T) {
 
 	asked := s.refundsAsked.Load()
 	got := f.sweeper(f.back).Sweep(context.Background(), []*directory.Tenant{f.a, f.b})
-	if got != (admin.Swept{Refunds: 2, Refused: 1}) {
-		t.Fatalf("sweep = %+v, want 2 recorded and 1 refused", got)
+	if got != (admin.Swept{Refunds: 3, Failed: 2}) {
+		t.Fatalf("sweep = %+v, want 3 recorded and 2 failed", got)
 	}
 	if n := s.refundsAsked.Load() - asked; n != 3 {
-		t.Fatalf("the sweep asked Stripe %d times, want 3 (the young refund is left alone)", n)
+		t.Fatalf("the sweep asked Stripe for %d refunds, want 3 (the young one is left alone, the old ones looked up)", n)
 	}
 	for _, c := range []struct{ ident, amount, status, refunded, refundable, row string }{
 		{"Never1", "30.00", "refunded", "30", "0", "succeeded"},
 		{"Lost1", "12.25", "accepted", "12.25", "17.75", "succeeded"},
 		{"Refused1", "5.00", "accepted", "0", "30", "failed"},
 		{"Young1", "7.00", "accepted", "0", "23", "pending"},
+		{"OldNever1", "8.00", "accepted", "0", "30", "failed"},
+		{"OldLost1", "9.00", "accepted", "9", "21", "succeeded"},
 	} {
 		n, sum, rows := f.refundRows(c.ident)
 		if n != 1 || sum != c.amount || !strings.HasSuffix(rows, ":"+c.row) || (c.row == "succeeded") != strings.HasPrefix(rows, "re_double_") {
@@ -170,8 +178,10 @@ func TestSweepCompletesPendingRefunds(t *testing.T) {
 		}
 		checkOrder(t, owner, c.ident, c.status, c.refunded, c.refundable)
 	}
-	if s.made(orders["Never1"]) != 1 || s.made(orders["Lost1"]) != 1 {
-		t.Fatalf("Stripe made %d and %d refunds, want one each", s.made(orders["Never1"]), s.made(orders["Lost1"]))
+	for ident, want := range map[string]int{"Never1": 1, "Lost1": 1, "Refused1": 0, "Young1": 0, "OldNever1": 0, "OldLost1": 1} {
+		if n := s.made(orders[ident]); n != want {
+			t.Fatalf("%s: Stripe made %d refunds, want %d", ident, n, want)
+		}
 	}
 	if again := f.sweeper(f.back).Sweep(context.Background(), []*directory.Tenant{f.a, f.b}); again != (admin.Swept{}) {
 		t.Fatalf("a second sweep = %+v, want nothing", again)
