@@ -704,9 +704,12 @@ func (a *App) claimJob(t *directory.Tenant, id int64) (release func(), ok bool) 
 	return func() { a.jobs.Delete(k) }, true
 }
 
+// errJobDeadline: a job ran past the import jobs' deadline.
+var errJobDeadline = errors.New("import job deadline")
+
 // runClaimed runs a claimed job under the import jobs' deadline.
 func (a *App) runClaimed(ctx context.Context, t *directory.Tenant, key []byte, id int64) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, a.jobTimeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, a.jobTimeout, errJobDeadline)
 	defer cancel()
 	return a.runJob(ctx, t, key, id)
 }
@@ -714,7 +717,10 @@ func (a *App) runClaimed(ctx context.Context, t *directory.Tenant, key []byte, i
 // runJob applies a queued job in one transaction that also marks it done.
 // The job's row lock (SKIP LOCKED) keeps another replica off it meanwhile.
 // A failure rolls everything back and counts an attempt; after
-// jobMaxAttempts the job is failed. It reports whether it applied the job.
+// jobMaxAttempts the job is failed. A job past its own deadline counts an
+// attempt too (a file too large to apply in time ends failed instead of
+// being run again for ever); one cut off by its caller (a shutdown) does
+// not. It reports whether it applied the job.
 func (a *App) runJob(ctx context.Context, t *directory.Tenant, key []byte, id int64) (bool, error) {
 	var runErr error
 	applied := false
@@ -753,15 +759,29 @@ finished_at = now() WHERE id = $1`, id, rep); err != nil {
 			}
 			return writeAudit(ctx, tx, e)
 		})
-		if runErr == nil || ctx.Err() != nil {
-			return nil
-		}
-		_, err := c.Exec(ctx, `UPDATE import_job SET attempts = attempts + 1, error = $2,
+		return nil
+	})
+	if runErr == nil {
+		return applied, err
+	}
+	why := runErr.Error()
+	switch {
+	case errors.Is(context.Cause(ctx), errJobDeadline):
+		why = fmt.Sprintf("the job ran past its deadline of %s; split the file", a.jobTimeout)
+	case ctx.Err() != nil:
+		return false, runErr
+	}
+	// The job's own context may be over: the attempt is counted under a
+	// short one of its own.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	err = a.db.Do(actx, t, func(c *pgxpool.Conn) error {
+		_, err := c.Exec(actx, `UPDATE import_job SET attempts = attempts + 1, error = $2,
 status = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE status END WHERE id = $1 AND status = 'queued'`,
-			id, truncate(runErr.Error(), 900), jobMaxAttempts)
+			id, truncate(why, 900), jobMaxAttempts)
 		return err
 	})
-	return applied && runErr == nil, errors.Join(runErr, err)
+	return false, errors.Join(runErr, err)
 }
 
 // uploadFrom reads the upload: a multipart form's "file" (and "kind"), or

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
@@ -351,5 +352,62 @@ func TestSweepRunsQueuedJobOnce(t *testing.T) {
 	}
 	if st, n := job(young); st != "done" || n != 1 {
 		t.Fatalf("young job: %s after %d attempts", st, n)
+	}
+}
+
+// TestSweepEndsJobPastDeadline: a queued job that cannot finish within the
+// import jobs' deadline (here it waits on a prospect another transaction
+// holds) is counted an attempt at each sweep and failed after three, with
+// the reason, instead of being run again for ever; nothing of it is
+// written.
+func TestSweepEndsJobPastDeadline(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{jobTimeout: 300 * time.Millisecond})
+	owner := f.signIn(hostA, f.owner[f.a.ID], ownerPassword)
+	db := f.dbs[f.a.ID]
+	ctx := context.Background()
+	status, first := owner.uploadCSV("prospects", "p.csv", []byte("email,first_name\nheld@example.com,Ann\n"))
+	if status != 201 {
+		t.Fatalf("upload = %d %s", status, owner.raw)
+	}
+	owner.must(202, "POST", fmt.Sprintf("%s/imports/%v/apply", api, first["id"]), nil)
+	if j := owner.waitJob(first["id"]); j["status"] != "done" {
+		t.Fatalf("first job: %s", owner.raw)
+	}
+	status, job := owner.uploadCSV("prospects", "p.csv", []byte("email,first_name\nheld@example.com,Bea\nother@example.com,Cy\n"))
+	if status != 201 {
+		t.Fatalf("upload = %d %s", status, owner.raw)
+	}
+	if _, err := db.Exec(ctx, `UPDATE import_job SET status = 'queued', queued_at = now() - interval '10 minutes' WHERE id = $1`, job["id"]); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // only the lock matters
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM prospect WHERE email = 'held@example.com' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	sw := f.sweeper(f.back)
+	for i := 1; i <= 3; i++ {
+		if got := sw.Sweep(ctx, []*directory.Tenant{f.a}); got.Jobs != 0 {
+			t.Fatalf("sweep %d applied %+v", i, got)
+		}
+		var st, why string
+		var attempts int
+		if err := db.QueryRow(ctx, `SELECT status, attempts, coalesce(error, '') FROM import_job WHERE id = $1`, job["id"]).Scan(&st, &attempts, &why); err != nil {
+			t.Fatal(err)
+		}
+		want := "queued"
+		if i == 3 {
+			want = "failed"
+		}
+		if st != want || attempts != i || !strings.Contains(why, "deadline of 300ms") {
+			t.Fatalf("after sweep %d: %s, %d attempts, %q; want %s after %d", i, st, attempts, why, want, i)
+		}
+	}
+	if n := f.count(f.a, `SELECT count(*) FROM prospect WHERE email = 'other@example.com' OR first_name = 'Bea'`); n != 0 {
+		t.Fatalf("%d prospects written by a job that never finished", n)
 	}
 }
