@@ -29,8 +29,9 @@ import (
 // exactly what applying would do, row by row, including rows that depend
 // on earlier ones. Applying is a background job that runs the same code in
 // one transaction which also marks the job done: a job cut off mid-way
-// leaves nothing, is still queued, and runs again when asked for; a done
-// job is never applied again, and an upload applied again as a new job
+// leaves nothing, is still queued, and runs again when asked for or when
+// the sweeper finds it queued past its grace (sweep.go); a done job is
+// never applied again, and an upload applied again as a new job
 // finds every row unchanged.
 //
 // Conflicts: a prospect row whose address belongs to a member is refused;

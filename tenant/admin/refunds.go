@@ -23,7 +23,9 @@ import (
 // refund row is written (pending, under the order's lock, within what is
 // left of the charge) before Stripe is asked, with no connection held
 // during the call; Stripe's answer and its charge.refunded webhook then
-// race to record the refund, and refunds.Record keeps one record.
+// race to record the refund, and refunds.Record keeps one record. A row
+// left pending (the process died, Stripe did not answer) is asked again by
+// the sweeper (sweep.go) through the same completeRefund.
 
 var errNoPayments = &apiError{Status: fiber.StatusConflict, Code: "payments-not-configured", Detail: "this shop takes no Stripe payments"}
 
@@ -125,7 +127,7 @@ ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`, o.ID, amount, reason, ke
 	case errors.Is(err, errRefundUnconfirmed):
 		a.log.Error("refund: stripe", "tenant", r.tenant.Slug, "refund", rowID, "err", err)
 		return nil, &apiError{Status: fiber.StatusBadGateway, Code: "refund-unconfirmed",
-			Detail: "Stripe did not confirm the refund; it stays pending until Stripe reports it, or send the request again with the same Idempotency-Key"}
+			Detail: "Stripe did not confirm the refund; it stays pending until Stripe reports it or the shop asks Stripe again (within minutes), or send the request again with the same Idempotency-Key"}
 	case err != nil:
 		return nil, err
 	}

@@ -144,8 +144,10 @@ type dueRefund struct {
 	Old bool // past stripeKeyWindow: looked up, not asked again
 }
 
-// dueSQL finds the pending refunds past the grace ($1 seconds) that Stripe
-// has not reported, and the import jobs queued past theirs ($2 seconds).
+// dueRefundsSQL finds the pending refunds past the grace ($1 seconds)
+// that Stripe has not reported, each saying whether it is past Stripe's
+// idempotency window ($2 seconds); dueJobsSQL the import jobs queued past
+// their grace ($1 seconds).
 const (
 	dueRefundsSQL = `
 SELECT r.id, p.stripe_payment_intent_id, r.amount, r.idempotency_key, r.created_date_time < now() - make_interval(secs => $2)
