@@ -77,6 +77,7 @@ type dataPlane struct {
 	analytics *analytics.App
 	mail      *mail.Worker
 	pruner    *shop.Pruner
+	sweeper   *admin.Sweeper
 	app       *fiber.App
 	health    *obs.Health
 
@@ -191,6 +192,16 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Sessions:    sess,
 		Registry:    dp.readPool,
 	})
+	// Every replica finishes the refunds and import jobs a replica that went
+	// away left half done; the grace leaves a request still waiting for
+	// Stripe to record its own answer.
+	dp.sweeper, err = backOffice.NewSweeper(admin.SweeperOptions{
+		Tenants:     func(context.Context) []*directory.Tenant { return servingTenants(dp.dir) },
+		RefundGrace: max(admin.DefaultRefundGrace, 2*(cfg.RequestTimeout+cfg.StripeTimeout)),
+	})
+	if err != nil {
+		return nil, err
+	}
 	site, err := storefront.New(storefront.Options{Account: accountApp, Shop: shopApp, Analytics: dp.analytics, Log: log})
 	if err != nil {
 		return nil, err
@@ -271,6 +282,13 @@ func (dp *dataPlane) serve(ctx context.Context) error {
 			dp.log.Error("checkout record pruner stopped", "err", err)
 		}
 	}()
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		if err := dp.sweeper.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			dp.log.Error("back office sweeper stopped", "err", err)
+		}
+	}()
 	admin := &http.Server{Handler: dp.health.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- dp.app.Listener(dp.ln) }()
@@ -299,6 +317,7 @@ func (dp *dataPlane) serve(ctx context.Context) error {
 	cancel()
 	<-mailDone
 	<-pruneDone
+	<-sweepDone
 	dp.close(sctx)
 	dp.log.Info("data plane stopped")
 	return err

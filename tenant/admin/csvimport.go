@@ -29,8 +29,9 @@ import (
 // exactly what applying would do, row by row, including rows that depend
 // on earlier ones. Applying is a background job that runs the same code in
 // one transaction which also marks the job done: a job cut off mid-way
-// leaves nothing, is still queued, and runs again when asked for; a done
-// job is never applied again, and an upload applied again as a new job
+// leaves nothing, is still queued, and runs again when asked for or when
+// the sweeper finds it queued past its grace (sweep.go); a done job is
+// never applied again, and an upload applied again as a new job
 // finds every row unchanged.
 //
 // Conflicts: a prospect row whose address belongs to a member is refused;
@@ -681,27 +682,49 @@ func (a *App) apply(r *req, id int64) (*jobJSON, error) {
 // startJob runs a queued job in the background unless this process runs
 // it already. The worker holds a connection only while it works.
 func (a *App) startJob(t *directory.Tenant, key []byte, id int64) {
-	k := fmt.Sprintf("%d:%d", t.ID, id)
-	if _, running := a.jobs.LoadOrStore(k, true); running {
+	release, ok := a.claimJob(t, id)
+	if !ok {
 		return
 	}
 	key = bytes.Clone(key)
 	go func() {
-		defer a.jobs.Delete(k)
-		ctx, cancel := context.WithTimeout(context.Background(), a.jobTimeout)
-		defer cancel()
-		if err := a.runJob(ctx, t, key, id); err != nil {
+		defer release()
+		if _, err := a.runClaimed(context.Background(), t, key, id); err != nil {
 			a.log.Error("import job", "tenant", t.Slug, "job", id, "err", err)
 		}
 	}()
 }
 
+// claimJob marks a job as run by this process; false when it is already.
+// Across processes runJob's row lock keeps one worker per job.
+func (a *App) claimJob(t *directory.Tenant, id int64) (release func(), ok bool) {
+	k := fmt.Sprintf("%d:%d", t.ID, id)
+	if _, running := a.jobs.LoadOrStore(k, true); running {
+		return nil, false
+	}
+	return func() { a.jobs.Delete(k) }, true
+}
+
+// errJobDeadline: a job ran past the import jobs' deadline.
+var errJobDeadline = errors.New("import job deadline")
+
+// runClaimed runs a claimed job under the import jobs' deadline.
+func (a *App) runClaimed(ctx context.Context, t *directory.Tenant, key []byte, id int64) (bool, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, a.jobTimeout, errJobDeadline)
+	defer cancel()
+	return a.runJob(ctx, t, key, id)
+}
+
 // runJob applies a queued job in one transaction that also marks it done.
 // The job's row lock (SKIP LOCKED) keeps another replica off it meanwhile.
 // A failure rolls everything back and counts an attempt; after
-// jobMaxAttempts the job is failed.
-func (a *App) runJob(ctx context.Context, t *directory.Tenant, key []byte, id int64) error {
+// jobMaxAttempts the job is failed. A job past its own deadline counts an
+// attempt too (a file too large to apply in time ends failed instead of
+// being run again for ever); one cut off by its caller (a shutdown) does
+// not. It reports whether it applied the job.
+func (a *App) runJob(ctx context.Context, t *directory.Tenant, key []byte, id int64) (bool, error) {
 	var runErr error
+	applied := false
 	err := a.db.Do(ctx, t, func(c *pgxpool.Conn) error {
 		runErr = pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
 			var kind, filename string
@@ -728,6 +751,7 @@ FOR UPDATE SKIP LOCKED`, id).Scan(&kind, &filename, &content, &staffID)
 finished_at = now() WHERE id = $1`, id, rep); err != nil {
 				return err
 			}
+			applied = true
 			e := auditEntry{Actor: "import job", Action: "import.applied", TargetType: "import_job", TargetID: id,
 				After: map[string]any{"kind": kind, "filename": filename, "counts": rep.Counts}}
 			if staffID != nil {
@@ -736,15 +760,29 @@ finished_at = now() WHERE id = $1`, id, rep); err != nil {
 			}
 			return writeAudit(ctx, tx, e)
 		})
-		if runErr == nil || ctx.Err() != nil {
-			return nil
-		}
-		_, err := c.Exec(ctx, `UPDATE import_job SET attempts = attempts + 1, error = $2,
+		return nil
+	})
+	if runErr == nil {
+		return applied, err
+	}
+	why := runErr.Error()
+	switch {
+	case errors.Is(context.Cause(ctx), errJobDeadline):
+		why = fmt.Sprintf("the job ran past its deadline of %s; split the file", a.jobTimeout)
+	case ctx.Err() != nil:
+		return false, runErr
+	}
+	// The job's own context may be over: the attempt is counted under a
+	// short one of its own.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	err = a.db.Do(actx, t, func(c *pgxpool.Conn) error {
+		_, err := c.Exec(actx, `UPDATE import_job SET attempts = attempts + 1, error = $2,
 status = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE status END WHERE id = $1 AND status = 'queued'`,
-			id, truncate(runErr.Error(), 900), jobMaxAttempts)
+			id, truncate(why, 900), jobMaxAttempts)
 		return err
 	})
-	return errors.Join(runErr, err)
+	return false, errors.Join(runErr, err)
 }
 
 // uploadFrom reads the upload: a multipart form's "file" (and "kind"), or

@@ -98,6 +98,9 @@ type fixture struct {
 	whsec map[int64]string
 	// keys is each tenant's keyring; rotate replaces a key as rotate-secrets does.
 	keys *keyring
+	// back is the back office served; backOpts makes another replica of it.
+	back     *admin.App
+	backOpts admin.Options
 }
 
 // keyring holds each tenant's keys, newest first.
@@ -238,8 +241,10 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 		limits[k] = v
 	}
 	limiter := ratelimit.New(ratelimit.Options{Redis: rdb, Prefix: prefix, Defaults: limits, Timeout: time.Second})
-	back := admin.New(admin.Options{DB: f.dbs, Keyring: f.keys.ring, Redis: rdb, Prefix: prefix, Limiter: limiter, Hasher: f.hasher,
-		Log: log, Now: now, IdleTimeout: o.idle, Sessions: store, JobTimeout: o.jobTimeout, Payments: pay, Registry: reader})
+	f.backOpts = admin.Options{DB: f.dbs, Keyring: f.keys.ring, Redis: rdb, Prefix: prefix, Limiter: limiter, Hasher: f.hasher,
+		Log: log, Now: now, IdleTimeout: o.idle, Sessions: store, JobTimeout: o.jobTimeout, Payments: pay, Registry: reader}
+	back := admin.New(f.backOpts)
+	f.back = back
 	shopApp := shop.New(shop.Options{Pools: f.dbs, Payments: pay, Key: shop.KeyFunc(key), Log: log})
 	prot := csrf.New(csrf.Options{Key: csrf.KeyFunc(key), Exempt: []string{"/order/stripe-webhook"}, ExemptPrefixes: []string{"/admin/"}})
 	var proxies []string

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -8,9 +9,11 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 	"github.com/stripe/stripe-go/v76"
 
+	"github.com/startupwebapp/platform/platform/directory"
 	"github.com/startupwebapp/platform/platform/payments"
 	"github.com/startupwebapp/platform/tenant/account"
 	"github.com/startupwebapp/platform/tenant/refunds"
@@ -20,7 +23,9 @@ import (
 // refund row is written (pending, under the order's lock, within what is
 // left of the charge) before Stripe is asked, with no connection held
 // during the call; Stripe's answer and its charge.refunded webhook then
-// race to record the refund, and refunds.Record keeps one record.
+// race to record the refund, and refunds.Record keeps one record. A row
+// left pending (the process died, Stripe did not answer) is asked again by
+// the sweeper (sweep.go) through the same completeRefund.
 
 var errNoPayments = &apiError{Status: fiber.StatusConflict, Code: "payments-not-configured", Detail: "this shop takes no Stripe payments"}
 
@@ -113,56 +118,111 @@ ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`, o.ID, amount, reason, ke
 	if err != nil {
 		return nil, err
 	}
-	// 2. Stripe, with no connection held.
-	re, err := a.stripeRefund(r, intent, amount, rowID, key)
-	if err != nil {
-		var se *stripe.Error
-		if errors.As(err, &se) && (se.Type == stripe.ErrorTypeInvalidRequest || se.Type == stripe.ErrorTypeCard) {
-			// Stripe refused it: the row frees its amount.
-			if ferr := a.tx(r, func(tx pgx.Tx) error {
-				_, err := tx.Exec(r.ctx, `UPDATE refund SET status = 'failed' WHERE id = $1 AND stripe_refund_id IS NULL`, rowID)
-				return err
-			}); ferr != nil {
-				return nil, ferr
-			}
-			return nil, &apiError{Status: fiber.StatusBadGateway, Code: "refund-refused", Detail: "Stripe refused the refund: " + se.Msg, Field: "amount"}
-		}
+	// 2. Stripe, with no connection held, and 3. the record.
+	err = a.completeRefund(r.ctx, r.tenant, pendingRefund{ID: rowID, Intent: intent, Amount: amount, Key: key})
+	var refused *refundRefused
+	switch {
+	case errors.As(err, &refused):
+		return nil, &apiError{Status: fiber.StatusBadGateway, Code: "refund-refused", Detail: "Stripe refused the refund: " + refused.se.Msg, Field: "amount"}
+	case errors.Is(err, errRefundUnconfirmed):
 		a.log.Error("refund: stripe", "tenant", r.tenant.Slug, "refund", rowID, "err", err)
 		return nil, &apiError{Status: fiber.StatusBadGateway, Code: "refund-unconfirmed",
-			Detail: "Stripe did not confirm the refund; it stays pending until Stripe reports it, or send the request again with the same Idempotency-Key"}
-	}
-	// 3. The record (the webhook may have made it already).
-	rep := refunds.FromStripe(re)
-	rep.PaymentIntent = intent // the one asked to refund
-	if rep.Metadata == nil {
-		rep.Metadata = map[string]string{}
-	}
-	rep.Metadata[refunds.MetadataKey] = strconv.FormatInt(rowID, 10)
-	if err := a.tx(r, func(tx pgx.Tx) error {
-		_, err := refunds.Record(r.ctx, tx, rep)
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("record refund: %w", err)
+			Detail: "Stripe did not confirm the refund; it stays pending until Stripe reports it or the shop asks Stripe again (within minutes), or send the request again with the same Idempotency-Key"}
+	case err != nil:
+		return nil, err
 	}
 	return a.orderDetail(r, ident)
 }
 
+// pendingRefund is a pending refund row, what Stripe is asked for.
+type pendingRefund struct {
+	ID     int64
+	Intent string // the payment intent refunded
+	Amount decimal.Decimal
+	Key    string // the Stripe idempotency key, the row's idempotency_key
+}
+
+// refundRefused: Stripe refused the refund; its row is failed.
+type refundRefused struct{ se *stripe.Error }
+
+func (e *refundRefused) Error() string { return "stripe refused the refund: " + e.se.Msg }
+
+// errRefundUnconfirmed: Stripe gave no answer (a timeout, a network or
+// server error); the row stays pending.
+var errRefundUnconfirmed = errors.New("stripe did not confirm the refund")
+
+// completeRefund asks Stripe for a pending row's refund with the row's
+// idempotency key, so asking again (a retried request, the sweeper) is the
+// same refund, never a second one, and records the answer: refunds.Record
+// fills the row (the webhook may have filled it already: one record
+// either way). A refusal marks the row failed, freeing its amount
+// (*refundRefused); no answer leaves it pending (errRefundUnconfirmed).
+// No connection is held during the Stripe call.
+func (a *App) completeRefund(ctx context.Context, t *directory.Tenant, p pendingRefund) error {
+	re, err := a.stripeRefund(ctx, t, p)
+	if err != nil {
+		var se *stripe.Error
+		if errors.As(err, &se) && (se.Type == stripe.ErrorTypeInvalidRequest || se.Type == stripe.ErrorTypeCard) {
+			if ferr := a.failRefund(ctx, t, p.ID); ferr != nil {
+				return fmt.Errorf("refund %d refused: %w", p.ID, ferr)
+			}
+			return &refundRefused{se: se}
+		}
+		return fmt.Errorf("%w: %w", errRefundUnconfirmed, err)
+	}
+	return a.recordRefund(ctx, t, p, re)
+}
+
+// recordRefund records Stripe's refund of a pending row.
+func (a *App) recordRefund(ctx context.Context, t *directory.Tenant, p pendingRefund, re *stripe.Refund) error {
+	rep := refunds.FromStripe(re)
+	rep.PaymentIntent = p.Intent // the one asked to refund
+	if rep.Metadata == nil {
+		rep.Metadata = map[string]string{}
+	}
+	rep.Metadata[refunds.MetadataKey] = strconv.FormatInt(p.ID, 10)
+	if err := a.tenantTx(ctx, t, func(tx pgx.Tx) error {
+		_, err := refunds.Record(ctx, tx, rep)
+		return err
+	}); err != nil {
+		return fmt.Errorf("record refund %d: %w", p.ID, err)
+	}
+	return nil
+}
+
+// failRefund fails a pending row Stripe made no refund for, freeing its
+// amount.
+func (a *App) failRefund(ctx context.Context, t *directory.Tenant, id int64) error {
+	return a.tenantTx(ctx, t, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE refund SET status = 'failed' WHERE id = $1 AND stripe_refund_id IS NULL`, id)
+		if err != nil {
+			return fmt.Errorf("fail refund: %w", err)
+		}
+		return nil
+	})
+}
+
 // stripeRefund asks the tenant's Stripe account for the refund, bounded by
 // the payments timeout; the idempotency key makes a retry the same refund.
-func (a *App) stripeRefund(r *req, intent string, amount decimal.Decimal, rowID int64, key string) (*stripe.Refund, error) {
-	cents, err := payments.Cents(amount)
+func (a *App) stripeRefund(ctx context.Context, t *directory.Tenant, p pendingRefund) (*stripe.Refund, error) {
+	cents, err := payments.Cents(p.Amount)
 	if err != nil {
 		return nil, err
 	}
-	acct, err := a.payments.For(r.ctx, r.tenant)
+	acct, err := a.payments.For(ctx, t)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := a.payments.Bound(r.ctx)
+	ctx, cancel := a.payments.Bound(ctx)
 	defer cancel()
-	p := &stripe.RefundParams{PaymentIntent: stripe.String(intent), Amount: stripe.Int64(cents)}
-	p.Context = ctx
-	p.AddMetadata(refunds.MetadataKey, strconv.FormatInt(rowID, 10))
-	p.SetIdempotencyKey(key)
-	return acct.API.Refunds.New(p)
+	params := &stripe.RefundParams{PaymentIntent: stripe.String(p.Intent), Amount: stripe.Int64(cents)}
+	params.Context = ctx
+	params.AddMetadata(refunds.MetadataKey, strconv.FormatInt(p.ID, 10))
+	params.SetIdempotencyKey(p.Key)
+	return acct.API.Refunds.New(params)
+}
+
+// tenantTx runs fn in a transaction on the tenant's database.
+func (a *App) tenantTx(ctx context.Context, t *directory.Tenant, fn func(pgx.Tx) error) error {
+	return a.db.Do(ctx, t, func(c *pgxpool.Conn) error { return pgx.BeginFunc(ctx, c, fn) })
 }

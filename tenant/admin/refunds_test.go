@@ -20,9 +20,10 @@ import (
 
 // refundDouble is the smallest Stripe double for what stripe-mock cannot
 // do: keep state. It makes refunds (the same one again for the same
-// Idempotency-Key, never more than the charge) and lists them; the real
-// stripe-go client is on the other side. Before it answers a new refund it
-// calls onRefund, which a test uses to order the answer and the webhook.
+// Idempotency-Key, never more than the charge) and lists them by charge or
+// payment intent; the real stripe-go client is on the other side. Before
+// it answers a new refund it calls onRefund, which a test uses to order
+// the answer and the webhook.
 type refundDouble struct {
 	mu       sync.Mutex
 	charged  map[string]int64 // payment intent → cents
@@ -82,11 +83,11 @@ func (d *refundDouble) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = json.NewEncoder(w).Encode(re)
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/refunds":
-		ch := r.URL.Query().Get("charge")
+		ch, pi := r.URL.Query().Get("charge"), r.URL.Query().Get("payment_intent")
 		d.mu.Lock()
 		list := []map[string]any{}
 		for _, re := range d.refunds {
-			if re["charge"] == ch {
+			if (ch != "" && re["charge"] == ch) || (pi != "" && re["payment_intent"] == pi) {
 				list = append(list, re)
 			}
 		}
@@ -145,6 +146,25 @@ type hookResult struct {
 	raw    string // a transport error
 }
 
+// chargeRefunded delivers Stripe's charge.refunded webhook for the payment
+// intent to the tenant of host, with the refunds the double made so far.
+func (f *fixture) chargeRefunded(d *refundDouble, host, pi string) hookResult {
+	tn := f.a
+	if host == hostB {
+		tn = f.b
+	}
+	body, sig := d.chargeRefunded(pi, f.whsec[tn.ID])
+	req := httptest.NewRequest(http.MethodPost, "http://"+host+"/order/stripe-webhook", strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Stripe-Signature", sig)
+	res, err := f.app.Test(req, -1)
+	if err != nil {
+		return hookResult{who: "webhook", raw: err.Error()}
+	}
+	res.Body.Close()
+	return hookResult{who: "webhook", status: res.StatusCode}
+}
+
 // TestRefundRacesWebhook: a refund and its charge.refunded webhook, the
 // webhook landing before the API's answer and after it, twice each, and
 // both let go at once from a start barrier: one refund record each time,
@@ -156,18 +176,7 @@ func TestRefundRacesWebhook(t *testing.T) {
 	f := newFixture(t, fixtureOptions{stripeBase: d.srv.URL})
 	owner := f.signIn(hostA, f.owner[f.a.ID], ownerPassword)
 	db := f.dbs[f.a.ID]
-	webhookNow := func(pi string) hookResult {
-		body, sig := d.chargeRefunded(pi, f.whsec[f.a.ID])
-		req := httptest.NewRequest(http.MethodPost, "http://"+hostA+"/order/stripe-webhook", strings.NewReader(string(body)))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Stripe-Signature", sig)
-		res, err := f.app.Test(req, -1)
-		if err != nil {
-			return hookResult{who: "webhook", raw: err.Error()}
-		}
-		res.Body.Close()
-		return hookResult{who: "webhook", status: res.StatusCode}
-	}
+	webhookNow := func(pi string) hookResult { return f.chargeRefunded(d, hostA, pi) }
 	for round, order := range []string{"webhook-first", "answer-first", "together", "webhook-first", "answer-first", "together"} {
 		ident := fmt.Sprintf("Race%d%s", round, pgtest.RandomName("")[:4])
 		pi := seedOrder(t, db, ident, "buyer@example.com", "30.00")
@@ -324,17 +333,9 @@ func TestRefundNeverOverCharge(t *testing.T) {
 	}
 	// Tenants sharing a Stripe account each get every event: tenant b
 	// answers a's charge.refunded 200 and records no refund.
-	body, sig := d.chargeRefunded(pi, f.whsec[f.b.ID])
-	req := httptest.NewRequest(http.MethodPost, "http://"+hostB+"/order/stripe-webhook", strings.NewReader(string(body)))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Stripe-Signature", sig)
-	res, err := f.app.Test(req, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
+	hook := f.chargeRefunded(d, hostB, pi)
 	var rows int
-	if err := f.dbs[f.b.ID].QueryRow(context.Background(), `SELECT count(*) FROM refund`).Scan(&rows); err != nil || res.StatusCode != 200 || rows != 0 {
-		t.Fatalf("tenant b: webhook %d, %d refund rows, %v", res.StatusCode, rows, err)
+	if err := f.dbs[f.b.ID].QueryRow(context.Background(), `SELECT count(*) FROM refund`).Scan(&rows); err != nil || hook.status != 200 || rows != 0 {
+		t.Fatalf("tenant b: webhook %+v, %d refund rows, %v", hook, rows, err)
 	}
 }
