@@ -84,5 +84,9 @@ lint:
 	@test -x $(TOOLS)/staticcheck || GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(TOOLS)/staticcheck ./...
 	@set -e; for m in $(DEPLOY_MODULES); do echo "== $$m"; (cd $$m && $(GO) vet ./... && $(TOOLS)/staticcheck ./...); done
+	@# shellcheck (apt) checks the repository's scripts, and actionlint runs it on every workflow's run: blocks.
+	@command -v shellcheck >/dev/null || { s=; [ "$$(id -u)" = 0 ] || s=sudo; \
+		$$s apt-get install -y -qq shellcheck >/dev/null 2>&1 || { $$s apt-get update -qq && $$s apt-get install -y -qq shellcheck; }; }
+	shellcheck deploy/dev/stack .ci/run deploy/compose/initdb/*.sh
 	@test -x $(TOOLS)/actionlint || GOBIN=$(TOOLS) $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 	$(TOOLS)/actionlint

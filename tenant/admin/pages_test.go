@@ -161,3 +161,27 @@ func TestPagesSignInAndEscaping(t *testing.T) {
 		t.Fatalf("after sign-out = %d", status)
 	}
 }
+
+// TestDashboardWeight: the dashboard is HTML and one stylesheet, no script,
+// within a budget of 16 KiB; the figure is logged for the record.
+func TestDashboardWeight(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	owner := f.signIn(hostA, f.owner[f.a.ID], ownerPassword)
+	status, html := owner.get("/admin/")
+	if status != 200 {
+		t.Fatalf("dashboard = %d", status)
+	}
+	status, css := owner.get("/admin/static/admin.css")
+	if status != 200 {
+		t.Fatalf("stylesheet = %d", status)
+	}
+	if strings.Contains(html, "<script") || strings.Count(html, `rel="stylesheet"`) != 1 {
+		t.Errorf("the dashboard loads more than its stylesheet:\n%s", html)
+	}
+	total := len(html) + len(css)
+	t.Logf("dashboard: %d B HTML + %d B CSS + 0 B JS = %d B", len(html), len(css), total)
+	if total > 16<<10 {
+		t.Errorf("dashboard weighs %d B, over the 16 KiB budget", total)
+	}
+}
