@@ -1,7 +1,6 @@
 package admin_test
 
 import (
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,28 +19,14 @@ import (
 func TestBrowserCatalogueEditor(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOptions{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go f.app.Listener(ln) //nolint:errcheck // ends with Shutdown
-	t.Cleanup(func() { _ = f.app.Shutdown() })
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	base := "http://" + hostA + ":" + port
+	base := f.listen(t)
 	owner := f.signIn(hostA, f.owner[f.a.ID], ownerPassword)
 	p := owner.must(201, "POST", api+"/products", map[string]any{"title": "Teapot", "title_url": "Teapot", "headline": "Pours well"})
 	sku := owner.must(201, "POST", api+"/skus", map[string]any{"product_id": p["id"], "color": "White", "size": "1 l", "inventory": "in-stock", "price": "24"})
 
 	b := browsertest.New(t, "MAP *.admin.test 127.0.0.1", 120*time.Second, "admin")
 	shot, run, text := b.Shot, b.Run, b.Text
-	run("sign in",
-		chromedp.Navigate(base+"/admin/sign-in"),
-		chromedp.WaitVisible(chromedp.CSS(`#email`)),
-		chromedp.SendKeys(chromedp.CSS(`#email`), f.owner[f.a.ID]),
-		chromedp.SendKeys(chromedp.CSS(`#password`), ownerPassword),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS(`.figures`)),
-	)
+	run("sign in", signInActions(base, f.owner[f.a.ID])...)
 	run("edit the product",
 		chromedp.Navigate(base+"/admin/products"),
 		chromedp.WaitVisible(chromedp.CSS(`table`)),
@@ -147,3 +132,16 @@ func TestBrowserCatalogueEditor(t *testing.T) {
 
 // jsonID is the id of an API answer as a path segment.
 func jsonID(m map[string]any) string { return strconv.FormatInt(int64(m["id"].(float64)), 10) }
+
+// signInActions sign the owner in on the sign-in page, ending on the
+// dashboard.
+func signInActions(base, email string) []chromedp.Action[chromedp.Void] {
+	return []chromedp.Action[chromedp.Void]{
+		chromedp.Navigate(base + "/admin/sign-in"),
+		chromedp.WaitVisible(chromedp.CSS(`#email`)),
+		chromedp.SendKeys(chromedp.CSS(`#email`), email),
+		chromedp.SendKeys(chromedp.CSS(`#password`), ownerPassword),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`.figures`)),
+	}
+}

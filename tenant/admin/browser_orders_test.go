@@ -2,7 +2,6 @@ package admin_test
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -30,26 +29,12 @@ func TestBrowserCatalogAndOrders(t *testing.T) {
 	d.charged[pi] = 3000
 	d.mu.Unlock()
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go f.app.Listener(ln) //nolint:errcheck // ends with Shutdown
-	t.Cleanup(func() { _ = f.app.Shutdown() })
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	base := "http://" + hostA + ":" + port
+	base := f.listen(t)
 	b := browsertest.New(t, "MAP *.admin.test 127.0.0.1", 120*time.Second, "admin")
 	shot, run, text := b.Shot, b.Run, b.Text
 
 	const title = "Desk Stapler <b>bold</b>"
-	run("sign in",
-		chromedp.Navigate(base+"/admin/sign-in"),
-		chromedp.WaitVisible(chromedp.CSS(`#email`)),
-		chromedp.SendKeys(chromedp.CSS(`#email`), f.owner[f.a.ID]),
-		chromedp.SendKeys(chromedp.CSS(`#password`), ownerPassword),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS(`.figures`)),
-	)
+	run("sign in", signInActions(base, f.owner[f.a.ID])...)
 	run("create a product",
 		chromedp.Navigate(base+"/admin/products"),
 		chromedp.WaitVisible(chromedp.CSS(`#title`)),

@@ -1,7 +1,6 @@
 package admin_test
 
 import (
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -18,14 +17,7 @@ import (
 func TestBrowserSignInWithTOTP(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOptions{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go f.app.Listener(ln) //nolint:errcheck // ends with Shutdown
-	t.Cleanup(func() { _ = f.app.Shutdown() })
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	base := "http://" + hostA + ":" + port
+	base := f.listen(t)
 
 	b := browsertest.New(t, "MAP *.admin.test 127.0.0.1", 90*time.Second, "admin")
 	ctx, shot, run, text := b.Ctx, b.Shot, b.Run, b.Text

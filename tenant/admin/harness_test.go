@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -490,4 +491,18 @@ func dataPlaneReader(t testing.TB, reg *pgxpool.Pool) *pgxpool.Pool {
 	}
 	t.Cleanup(p.Close)
 	return p
+}
+
+// listen serves the fixture's data plane on a loopback port, for a browser,
+// and returns tenant a's base URL on it.
+func (f *fixture) listen(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go f.app.Listener(ln) //nolint:errcheck // ends with Shutdown
+	t.Cleanup(func() { _ = f.app.Shutdown() })
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return "http://" + hostA + ":" + port
 }

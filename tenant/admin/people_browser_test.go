@@ -3,7 +3,6 @@ package admin_test
 import (
 	"context"
 	"encoding/csv"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,14 +28,7 @@ func TestBrowserImportAndExport(t *testing.T) {
 	f.exec(f.a, `INSERT INTO customer_order (identifier, member_id, order_total)
 SELECT 'ORD-BROWSER-1', m.id, 19.99 FROM member m JOIN account a ON a.id = m.account_id WHERE a.username = $1`, miaUser)
 	f.exec(f.a, `INSERT INTO customer_order (identifier, order_total) VALUES ('=CMD()', 5.00)`)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go f.app.Listener(ln) //nolint:errcheck // ends with Shutdown
-	t.Cleanup(func() { _ = f.app.Shutdown() })
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	base := "http://" + hostA + ":" + port
+	base := f.listen(t)
 
 	csvPath := filepath.Join(t.TempDir(), "leads.csv")
 	if err := os.WriteFile(csvPath, []byte("email,first_name,last_name\nann@example.com,Ann,Archer\nnot-an-address,Bad,Row\nben@example.com,Ben,Baker\n"), 0o644); err != nil {
@@ -48,14 +40,7 @@ SELECT 'ORD-BROWSER-1', m.id, 19.99 FROM member m JOIN account a ON a.id = m.acc
 	ctx, shot, run := b.Ctx, b.Shot, b.Run
 	text := func(sel string) string { return strings.TrimSpace(b.Text(sel)) }
 
-	run("sign in",
-		chromedp.Navigate(base+"/admin/"),
-		chromedp.WaitVisible(chromedp.CSS(`#email`)),
-		chromedp.SendKeys(chromedp.CSS(`#email`), f.owner[f.a.ID]),
-		chromedp.SendKeys(chromedp.CSS(`#password`), ownerPassword),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS(`.grid`)),
-	)
+	run("sign in", signInActions(base, f.owner[f.a.ID])...)
 	run("upload",
 		chromedp.Click(chromedp.CSS(`a[href="/admin/imports"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#import-file`)),
