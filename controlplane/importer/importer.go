@@ -210,6 +210,13 @@ func Import(ctx context.Context, src, dst *pgx.Conn, o Options) (*Report, error)
 			}
 		}
 	}
+	// The insight rollups are the batch writer's; events copied here are
+	// counted by recomputing them (a re-run recomputes them again).
+	if rep.Changes > 0 && !o.DryRun {
+		if _, err := dst.Exec(ctx, `SELECT insight_rebuild()`); err != nil {
+			return nil, fmt.Errorf("import: insight rollups: %w", err)
+		}
+	}
 	for _, nt := range notImported {
 		ok, err := sourceHas(ctx, snap, nt.Table)
 		if err != nil {

@@ -234,6 +234,14 @@ func TestImportFixture(t *testing.T) {
 	if nextCart != 16 || nextAccount != 14 {
 		t.Fatalf("next cart id %d (want 16), next account id %d (want 14)", nextCart, nextAccount)
 	}
+	// The imported events are in the insight rollups.
+	var rolled, views int64
+	if err := dc.QueryRow(ctx, `SELECT (SELECT coalesce(sum(count), 0) FROM insight_daily WHERE metric = 'pageview'), (SELECT count(*) FROM pageview)`).Scan(&rolled, &views); err != nil {
+		t.Fatal(err)
+	}
+	if rolled != views || views == 0 {
+		t.Errorf("insight rollups count %d page views, the table holds %d", rolled, views)
+	}
 
 	// The same source again: nothing changes.
 	again, err := e.runner.Run(ctx, importer.Request{Slug: "legacy", From: src}, "test", "op-2")

@@ -40,7 +40,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -562,29 +561,73 @@ const createStage = `CREATE TEMP TABLE IF NOT EXISTS clientevent_stage (
 var stageColumns = []string{"kind", "account_id", "mb_cd", "pr_cd", "em_cd", "ad_cd", "anonymous_id",
 	"url", "page_width", "remote_addr", "http_user_agent", "label", "created"}
 
-const insertPageview = `INSERT INTO pageview (account_id, anonymous_id, url, page_width, remote_addr, http_user_agent, created_date_time)
-SELECT a.id, s.anonymous_id, s.url, s.page_width, s.remote_addr, s.http_user_agent, s.created
-FROM clientevent_stage s LEFT JOIN account a ON a.id = s.account_id
-WHERE s.kind = 1`
+// Each kind's statement inserts its events and, in the same statement, adds
+// them to the insight rollups (tenant migration 00009): counts per UTC day
+// and key, and the day's distinct visitors. It answers how many events it
+// inserted. Rollup rows are upserted in key order, so two replicas flushing
+// the same tenant wait for each other instead of deadlocking.
+const rollupUpsert = ` ON CONFLICT (metric, day, key) DO UPDATE SET count = insight_daily.count + EXCLUDED.count`
 
-const insertAjaxError = `INSERT INTO ajax_error (account_id, anonymous_id, url, error_id, created_date_time)
-SELECT a.id, s.anonymous_id, s.url, s.label, s.created
-FROM clientevent_stage s LEFT JOIN account a ON a.id = s.account_id
-WHERE s.kind = 2`
+const insertPageview = `WITH ins AS (
+  INSERT INTO pageview (account_id, anonymous_id, url, page_width, remote_addr, http_user_agent, created_date_time)
+  SELECT a.id, s.anonymous_id, s.url, s.page_width, s.remote_addr, s.http_user_agent, s.created
+  FROM clientevent_stage s LEFT JOIN account a ON a.id = s.account_id
+  WHERE s.kind = 1
+  RETURNING account_id, anonymous_id, url, (created_date_time AT TIME ZONE 'UTC')::date AS day
+), pages AS (
+  INSERT INTO insight_daily (metric, day, key, count)
+  SELECT 'pageview', day, insight_path(url), count(*) FROM ins GROUP BY 2, 3 ORDER BY 2, 3` + rollupUpsert + `
+), seen AS (
+  INSERT INTO insight_visitor (day, visitor)
+  SELECT DISTINCT day, insight_visitor_of(account_id, anonymous_id) FROM ins WHERE insight_visitor_of(account_id, anonymous_id) IS NOT NULL
+  ORDER BY 1, 2 ON CONFLICT DO NOTHING RETURNING day
+), visitors AS (
+  INSERT INTO insight_daily (metric, day, key, count)
+  SELECT 'visitor', day, '', count(*) FROM seen GROUP BY day ORDER BY day` + rollupUpsert + `
+)
+SELECT count(*) FROM ins`
 
-const insertButtonClick = `INSERT INTO button_click (account_id, anonymous_id, url, button_id, created_date_time)
-SELECT a.id, s.anonymous_id, s.url, s.label, s.created
-FROM clientevent_stage s LEFT JOIN account a ON a.id = s.account_id
-WHERE s.kind = 3`
+const insertAjaxError = `WITH ins AS (
+  INSERT INTO ajax_error (account_id, anonymous_id, url, error_id, created_date_time)
+  SELECT a.id, s.anonymous_id, s.url, s.label, s.created
+  FROM clientevent_stage s LEFT JOIN account a ON a.id = s.account_id
+  WHERE s.kind = 2
+  RETURNING url, error_id, (created_date_time AT TIME ZONE 'UTC')::date AS day
+), roll AS (
+  INSERT INTO insight_daily (metric, day, key, count)
+  SELECT 'ajax_error', day, insight_path(url) || ' ' || left(error_id, 100), count(*) FROM ins GROUP BY 2, 3 ORDER BY 2, 3` + rollupUpsert + `
+)
+SELECT count(*) FROM ins`
 
-const insertLinkEvent = `INSERT INTO link_event (account_id, prospect_id, anonymous_id, email_id, ad_id, url, created_date_time)
-SELECT m.account_id, p.id, s.anonymous_id, e.id, d.id, s.url, s.created
-FROM clientevent_stage s
-LEFT JOIN member m ON m.mb_cd = s.mb_cd
-LEFT JOIN prospect p ON p.pr_cd = s.pr_cd
-LEFT JOIN email e ON e.em_cd = s.em_cd
-LEFT JOIN ad d ON d.ad_cd = s.ad_cd
-WHERE s.kind = 4`
+const insertButtonClick = `WITH ins AS (
+  INSERT INTO button_click (account_id, anonymous_id, url, button_id, created_date_time)
+  SELECT a.id, s.anonymous_id, s.url, s.label, s.created
+  FROM clientevent_stage s LEFT JOIN account a ON a.id = s.account_id
+  WHERE s.kind = 3
+  RETURNING button_id, (created_date_time AT TIME ZONE 'UTC')::date AS day
+), roll AS (
+  INSERT INTO insight_daily (metric, day, key, count)
+  SELECT 'button_click', day, left(button_id, 100), count(*) FROM ins GROUP BY 2, 3 ORDER BY 2, 3` + rollupUpsert + `
+)
+SELECT count(*) FROM ins`
+
+const insertLinkEvent = `WITH ins AS (
+  INSERT INTO link_event (account_id, prospect_id, anonymous_id, email_id, ad_id, url, created_date_time)
+  SELECT m.account_id, p.id, s.anonymous_id, e.id, d.id, s.url, s.created
+  FROM clientevent_stage s
+  LEFT JOIN member m ON m.mb_cd = s.mb_cd
+  LEFT JOIN prospect p ON p.pr_cd = s.pr_cd
+  LEFT JOIN email e ON e.em_cd = s.em_cd
+  LEFT JOIN ad d ON d.ad_cd = s.ad_cd
+  WHERE s.kind = 4
+  RETURNING account_id, prospect_id, email_id, ad_id, (created_date_time AT TIME ZONE 'UTC')::date AS day
+), roll AS (
+  INSERT INTO insight_daily (metric, day, key, count)
+  SELECT CASE WHEN i.account_id IS NOT NULL THEN 'link_member' WHEN i.prospect_id IS NOT NULL THEN 'link_prospect' ELSE 'link_other' END,
+         i.day, CASE WHEN e.em_cd IS NOT NULL THEN 'email:' || e.em_cd WHEN d.ad_cd IS NOT NULL THEN 'ad:' || d.ad_cd ELSE '' END, count(*)
+  FROM ins i LEFT JOIN email e ON e.id = i.email_id LEFT JOIN ad d ON d.id = i.ad_id GROUP BY 1, 2, 3 ORDER BY 1, 2, 3` + rollupUpsert + `
+)
+SELECT count(*) FROM ins`
 
 const selectFlag = `SELECT log_client_events FROM clientevent_configuration WHERE id = 1`
 
@@ -617,9 +660,11 @@ func (a *App) write(ctx context.Context, b *buffer, t *directory.Tenant, rows []
 			batch := &pgx.Batch{}
 			for i, q := range []string{insertPageview, insertAjaxError, insertButtonClick, insertLinkEvent} {
 				if counts[i] {
-					batch.Queue(q).Exec(func(ct pgconn.CommandTag) error {
-						written += ct.RowsAffected()
-						return nil
+					batch.Queue(q).QueryRow(func(row pgx.Row) error {
+						var n int64
+						err := row.Scan(&n)
+						written += n
+						return err
 					})
 				}
 			}
