@@ -252,6 +252,8 @@ func (a *App) routes() []route {
 		{"POST", "/orders/:identifier/status", anyStaff, nil, a.apiOrderStatus},
 		{"POST", "/orders/:identifier/refunds", anyStaff, nil, a.apiOrderRefund},
 		{"GET", "/dashboard", anyStaff, nil, a.apiDashboard},
+		{"GET", "/insight", anyStaff, nil, a.apiInsight},
+		{"GET", "/insight/reports/:report", anyStaff, nil, a.apiInsightReport},
 	}, a.peopleRoutes()...)
 }
 
