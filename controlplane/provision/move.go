@@ -74,6 +74,7 @@ func (s *Service) Move(ctx context.Context, slug, to, actor string) (registry.Te
 		return t, err
 	}
 	w := &workflow{s: s, reg: reg, op: OpMove, t: t, actor: actor}
+	w.onFail = func(err error) { s.abortMove(reg, t, m, err) }
 	defer w.close()
 	mv := &mover{w: w, m: m}
 	of := func(fn func(context.Context) error) func(*workflow, context.Context) error {
@@ -88,10 +89,6 @@ func (s *Service) Move(ctx context.Context, slug, to, actor string) (registry.Te
 		{StepSwitch, of(mv.switchOver)},
 	})
 	if err != nil {
-		var crash *stopped
-		if !errors.As(err, &crash) {
-			s.abortMove(reg, t, m, err)
-		}
 		return registry.Tenant{}, err
 	}
 	return reg.TenantByID(ctx, t.ID)
@@ -322,7 +319,7 @@ func (mv *mover) copy(ctx context.Context) error {
 		return fmt.Errorf("copy: %w", err)
 	}
 	defer snap.Rollback(context.Background()) //nolint:errcheck // read-only
-	tables, err := OrderedTables(ctx, snap, migrationLedger)
+	tables, err := OrderedTables(ctx, snap, "") // the ledger too: it says when each migration ran
 	if err != nil {
 		return fmt.Errorf("copy: tables: %w", err)
 	}
@@ -352,10 +349,6 @@ func (mv *mover) copy(ctx context.Context) error {
 	}
 	return mv.w.at(ctx, StepCopy, PointCopied)
 }
-
-// migrationLedger is the tenant databases' migration ledger: the new
-// database has its own, from the template, at the same version.
-const migrationLedger = "schema_migrations"
 
 // streamTable copies the rows of table (those matching where, when given)
 // from one connection to another through COPY in text form, without
@@ -477,7 +470,7 @@ func (mv *mover) catchUp(ctx context.Context) error {
 		return fmt.Errorf("catch-up: %w", err)
 	}
 	defer snap.Rollback(context.Background()) //nolint:errcheck // read-only
-	tables, err := OrderedTables(ctx, snap, migrationLedger)
+	tables, err := OrderedTables(ctx, snap, "") // the ledger too: it says when each migration ran
 	if err != nil {
 		return fmt.Errorf("catch-up: tables: %w", err)
 	}

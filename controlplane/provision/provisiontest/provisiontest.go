@@ -192,3 +192,25 @@ func DropPrefixed(t testing.TB, admin, prefix string) {
 		}
 	}
 }
+
+// SecondServer registers the second test cluster (SWA_TEST_PG2_DSN, which
+// `deploy/dev/stack up --second-postgres` starts) as the database server
+// name, and drops the Env's databases and roles there at cleanup. Like
+// New, it skips locally without that cluster and fails under CI.
+func (e *Env) SecondServer(name string) registry.DBServer {
+	e.tb.Helper()
+	admin := pgtest.Require(e.tb, "SWA_TEST_PG2_DSN")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		pgtest.Missing(e.tb, "Postgres at SWA_TEST_PG2_DSN does not answer: "+err.Error())
+	}
+	conn.Close(ctx)
+	e.tb.Cleanup(func() { DropPrefixed(e.tb, admin, e.Prefix) })
+	sv, err := e.Registry.RegisterDBServer(ctx, registry.DBServerSpec{Name: name, AdminDSN: admin})
+	if err != nil {
+		e.tb.Fatalf("provisiontest: %v", err)
+	}
+	return sv
+}
