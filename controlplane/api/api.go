@@ -73,6 +73,10 @@ type Options struct {
 	// RequestTimeout (default 3 min).
 	SiteLimits        sites.Limits
 	SiteDeployTimeout time.Duration
+	// MoveDropInterval is how often the server drops the copies moved
+	// tenants left on their old servers once their grace period is over
+	// (default 1 min; negative: never, for tests that drop them themselves).
+	MoveDropInterval time.Duration
 }
 
 // Defaults of Options.
@@ -161,7 +165,35 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	s.mount()
+	if o.MoveDropInterval == 0 {
+		o.MoveDropInterval = time.Minute
+	}
+	if o.MoveDropInterval > 0 {
+		go s.dropMovedCopies(o.MoveDropInterval)
+	}
 	return s, nil
+}
+
+// dropMovedCopies drops the old copies of moved tenants every interval
+// until the server shuts down; a failure is logged and tried again.
+func (s *Server) dropMovedCopies(interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, s.opts.OperationTimeout)
+		n, err := s.prov.DropMovedCopies(ctx)
+		cancel()
+		if err != nil && s.ctx.Err() == nil {
+			s.log.Error("dropping moved tenants' old copies", "err", publicMessage(err))
+		} else if n > 0 {
+			s.log.Info("dropped moved tenants' old copies", "count", n)
+		}
+	}
 }
 
 // mount builds the Fiber app and its routes.
@@ -263,6 +295,7 @@ func (s *Server) routes() {
 	v1.Get("/audit", s.listAudit)
 	v1.Get("/operations/:id", s.getOperation)
 	s.importRoutes(v1)
+	s.serverRoutes(v1)
 }
 
 // requestLog writes one line per request: id, method, route, client

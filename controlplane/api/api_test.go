@@ -893,6 +893,11 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"Operation", reflect.TypeFor[operationView]()},
 		{"AuditEntry", reflect.TypeFor[registry.AuditEntry]()},
 		{"Token", reflect.TypeFor[registry.TokenInfo]()},
+		{"DBServer", reflect.TypeFor[registry.DBServer]()},
+		{"DBServerList", reflect.TypeFor[dbServerList]()},
+		{"RegisterDBServer", reflect.TypeFor[registry.DBServerSpec]()},
+		{"MoveRequest", reflect.TypeFor[moveRequest]()},
+		{"Move", reflect.TypeFor[registry.Move]()},
 	}
 	for _, tc := range cases {
 		t.Run(tc.schema, func(t *testing.T) {

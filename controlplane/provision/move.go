@@ -94,6 +94,28 @@ func (s *Service) Move(ctx context.Context, slug, to, actor string) (registry.Te
 	return reg.TenantByID(ctx, t.ID)
 }
 
+// PlanMove checks a move of the tenant slug to the server named to and
+// records it, for Move(ctx, slug, "", actor) to run (a control plane
+// queues it as an operation). The move in progress to the same server is
+// returned as it is.
+func (s *Service) PlanMove(ctx context.Context, slug, to, actor string) (registry.Move, error) {
+	if to == "" {
+		return registry.Move{}, &registry.InvalidError{Field: "to_server", Message: "required"}
+	}
+	conn, unlock, err := s.lock(ctx, slug)
+	if err != nil {
+		return registry.Move{}, err
+	}
+	defer unlock()
+	reg := s.reg.With(conn)
+	t, err := reg.Tenant(ctx, slug)
+	if err != nil {
+		return registry.Move{}, err
+	}
+	m, _, err := s.planMove(ctx, reg, t, to, actor)
+	return m, err
+}
+
 // planMove checks a move of t to the server named to and records it with
 // the plan step, or finds the move in progress to resume (to empty, or the
 // same server). done: the tenant is on that server already, moved.
@@ -793,4 +815,37 @@ func (s *Service) dropMovedCopy(ctx context.Context, slug string) error {
 		}
 		return rg.Audit(ctx, "system", "tenant.move.dropped", t.ID, nil, map[string]string{"db_server": m.From})
 	})
+}
+
+// RegisterDBServer registers a database server (or updates the one of that
+// name) once its admin connection string logs in with the rights to create
+// tenant roles and databases. Errors never quote the connection string.
+func (s *Service) RegisterDBServer(ctx context.Context, spec registry.DBServerSpec) (registry.DBServer, error) {
+	spec, err := spec.Normalize()
+	if err != nil {
+		return registry.DBServer{}, err
+	}
+	cfg, err := pgx.ParseConfig(spec.AdminDSN)
+	if err != nil {
+		return registry.DBServer{}, &registry.InvalidError{Field: "admin_dsn", Message: "does not parse"}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(cctx, cfg)
+	if err != nil {
+		s.log.Warn("database server does not accept its admin connection", "server", spec.Name, "err", err)
+		return registry.DBServer{}, &registry.InvalidError{Field: "admin_dsn",
+			Message: fmt.Sprintf("the server at %s:%d does not accept this login", cfg.Host, cfg.Port)}
+	}
+	defer conn.Close(context.Background())
+	var super, createdb, createrole bool
+	if err := conn.QueryRow(cctx, `SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user`).
+		Scan(&super, &createdb, &createrole); err != nil {
+		return registry.DBServer{}, fmt.Errorf("db server %s: %w", spec.Name, err)
+	}
+	if !super && (!createdb || !createrole) {
+		return registry.DBServer{}, &registry.InvalidError{Field: "admin_dsn",
+			Message: "the login may not create roles and databases (want CREATEDB and CREATEROLE)"}
+	}
+	return s.reg.RegisterDBServer(ctx, spec)
 }

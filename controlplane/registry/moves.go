@@ -17,6 +17,10 @@ const (
 	MoveFailed   = "failed"   // stopped by an error; writes were resumed on the old server
 )
 
+// MoveStatuses lists the statuses of a move, in the order a move goes
+// through them (failed last).
+func MoveStatuses() []string { return []string{MoveMoving, MoveSwitched, MoveFinished, MoveFailed} }
+
 // Move is the latest move of a tenant to another database server.
 type Move struct {
 	TenantID     int64      `json:"-"`
