@@ -341,7 +341,8 @@ func (mv *mover) copy(ctx context.Context) error {
 		return fmt.Errorf("copy: %w", err)
 	}
 	defer snap.Rollback(context.Background()) //nolint:errcheck // read-only
-	tables, err := OrderedTables(ctx, snap, "") // the ledger too: it says when each migration ran
+	// The ledger too: it says when each migration ran.
+	tables, err := OrderedTables(ctx, snap, "")
 	if err != nil {
 		return fmt.Errorf("copy: tables: %w", err)
 	}
@@ -492,7 +493,8 @@ func (mv *mover) catchUp(ctx context.Context) error {
 		return fmt.Errorf("catch-up: %w", err)
 	}
 	defer snap.Rollback(context.Background()) //nolint:errcheck // read-only
-	tables, err := OrderedTables(ctx, snap, "") // the ledger too: it says when each migration ran
+	// The ledger too: it says when each migration ran.
+	tables, err := OrderedTables(ctx, snap, "")
 	if err != nil {
 		return fmt.Errorf("catch-up: tables: %w", err)
 	}
