@@ -347,6 +347,7 @@ func (mv *mover) copy(ctx context.Context) error {
 		return fmt.Errorf("copy: tables: %w", err)
 	}
 	err = pgx.BeginFunc(ctx, p.to, func(tx pgx.Tx) error {
+		defer snap.Rollback(context.Background()) //nolint:errcheck // read-only; ends before the rounds below
 		quoted := make([]string, len(tables))
 		for i, t := range tables {
 			quoted[i] = ident(t)
@@ -370,8 +371,30 @@ func (mv *mover) copy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// What changed during the bulk copy, still while the tenant works, a
+	// few rounds until little changes during one, so that the catch-up
+	// under the pause has only the last moments' changes.
+	for round := 1; round <= syncRounds; round++ {
+		began := time.Now()
+		n, err := syncRows(ctx, p)
+		if err != nil {
+			return fmt.Errorf("copy: %w", err)
+		}
+		mv.w.s.log.Info("move: rows changed during the copy applied", "tenant", mv.w.t.Slug, "round", round, "rows", n,
+			"took", time.Since(began).Round(time.Millisecond))
+		if n <= syncEnough {
+			break
+		}
+	}
 	return mv.w.at(ctx, StepCopy, PointCopied)
 }
+
+// The copy step's rounds of catching up while the tenant works: at most
+// syncRounds, until one finds at most syncEnough changed rows.
+const (
+	syncRounds = 5
+	syncEnough = 100
+)
 
 // streamTable copies the rows of table (those matching where, when given)
 // from one connection to another through COPY in text form, without
@@ -436,9 +459,11 @@ func (mv *mover) pause(ctx context.Context) error {
 	if err := w.at(ctx, StepPause, PointPaused); err != nil {
 		return err
 	}
+	began := time.Now()
 	if err := endSessionsBefore(ctx, src.conn, w.t.DBName, w.t.DBRole, fencedAt, w.s.opts.MoveDrain); err != nil {
 		return fmt.Errorf("pause: %w", err)
 	}
+	w.s.log.Info("move: writes paused, older sessions ended", "tenant", w.t.Slug, "waited", time.Since(began).Round(time.Millisecond))
 	return w.at(ctx, StepPause, PointDrained)
 }
 
@@ -476,66 +501,78 @@ func endSessionsBefore(ctx context.Context, admin *pgx.Conn, db, role string, t 
 	}
 }
 
-// catchUp is the move's StepCatchUp, run while writes are paused: it
-// compares every table's rows between the two databases by primary key and
-// a digest of the row's text, and applies the difference in one
-// transaction (new rows parents first, changed rows, then gone rows
-// children first); then every sequence takes its old position. A table
-// without a primary key is copied again whole.
+// catchUp is the move's StepCatchUp, run while writes are paused: sync
+// brings the changes made since the copy.
 func (mv *mover) catchUp(ctx context.Context) error {
 	p, err := mv.connectPair(ctx)
 	if err != nil {
 		return err
 	}
 	defer p.close()
-	snap, err := p.from.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	began := time.Now()
+	rows, err := syncRows(ctx, p)
 	if err != nil {
 		return fmt.Errorf("catch-up: %w", err)
+	}
+	mv.w.s.log.Info("move: caught up", "tenant", mv.w.t.Slug, "rows", rows, "took", time.Since(began).Round(time.Millisecond))
+	return mv.w.at(ctx, StepCatchUp, PointCaughtUp)
+}
+
+// syncRows makes the new database equal to a snapshot of the old one: it
+// compares every table's rows between the two by primary key and a digest
+// of the row's text, and applies the difference in one transaction (new
+// rows parents first, changed rows, then gone rows children first); then
+// every sequence takes its old position. A table without a primary key is
+// copied again whole. It returns how many rows differed.
+func syncRows(ctx context.Context, p *pair) (int, error) {
+	snap, err := p.from.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return 0, err
 	}
 	defer snap.Rollback(context.Background()) //nolint:errcheck // read-only
 	// The ledger too: it says when each migration ran.
 	tables, err := OrderedTables(ctx, snap, "")
 	if err != nil {
-		return fmt.Errorf("catch-up: tables: %w", err)
+		return 0, fmt.Errorf("tables: %w", err)
 	}
+	rows := 0
 	err = pgx.BeginFunc(ctx, p.to, func(tx pgx.Tx) error {
 		diffs := make([]tableDiff, len(tables))
 		for i, table := range tables {
 			d, err := diffTable(ctx, snap, tx, table)
 			if err != nil {
-				return fmt.Errorf("catch-up: %s: %w", table, err)
+				return fmt.Errorf("%s: %w", table, err)
 			}
 			diffs[i] = d
+			rows += len(d.added) + len(d.changed) + len(d.gone)
 		}
 		for _, d := range diffs { // parents first
 			if err := d.apply(ctx, snap, tx); err != nil {
-				return fmt.Errorf("catch-up: %s: %w", d.table, err)
+				return fmt.Errorf("%s: %w", d.table, err)
 			}
 		}
 		for i := len(diffs) - 1; i >= 0; i-- { // children first
 			if err := diffs[i].deleteGone(ctx, tx); err != nil {
-				return fmt.Errorf("catch-up: %s: %w", diffs[i].table, err)
+				return fmt.Errorf("%s: %w", diffs[i].table, err)
 			}
 		}
 		return copySequences(ctx, snap, tx)
 	})
-	if err != nil {
-		return err
-	}
-	return mv.w.at(ctx, StepCatchUp, PointCaughtUp)
+	return rows, err
 }
 
 // tableDiff is what differs in one table between the old and new database.
 type tableDiff struct {
 	table   string
 	cols    []column
-	key     string   // ROW(primary key columns), "" when the table has none
+	key     string   // ROW(x.primary key columns)::text, "" when the table has none
+	pk      []string // the primary key columns, quoted
 	added   []string // keys (as text) only the old database has
 	changed []string // keys whose rows differ
 	gone    []string // keys only the new database has
 }
 
-const primaryKeySQL = `SELECT a.attname FROM pg_index i
+const primaryKeySQL = `SELECT a.attname, a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) FROM pg_index i
 	JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
 	WHERE i.indrelid = $1::regclass AND i.indisprimary
 	ORDER BY array_position(i.indkey::int2[], a.attnum)`
@@ -550,7 +587,11 @@ func diffTable(ctx context.Context, from, to pgx.Tx, table string) (tableDiff, e
 	if err != nil {
 		return d, err
 	}
-	pk, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	type keyColumn struct {
+		Name    string
+		Integer bool
+	}
+	pk, err := pgx.CollectRows(rows, pgx.RowToStructByPos[keyColumn])
 	if err != nil {
 		return d, err
 	}
@@ -559,16 +600,26 @@ func diffTable(ctx context.Context, from, to pgx.Tx, table string) (tableDiff, e
 	}
 	quoted := make([]string, len(pk))
 	for i, c := range pk {
-		quoted[i] = "x." + ident(c)
+		d.pk = append(d.pk, ident(c.Name))
+		quoted[i] = "x." + ident(c.Name)
 	}
 	d.key = "ROW(" + strings.Join(quoted, ", ") + ")::text"
 	all := make([]string, len(d.cols))
 	for i, c := range d.cols {
 		all[i] = "x." + ident(c.name)
 	}
-	q := fmt.Sprintf("SELECT %s, md5(ROW(%s)::text) FROM %s x", d.key, strings.Join(all, ", "), ident(table))
-	digests := func(tx pgx.Tx) (map[string]string, error) {
-		rows, err := tx.Query(ctx, q)
+	rowDigest := "md5(ROW(" + strings.Join(all, ", ") + ")::text)"
+	// Rows are compared by groups first (a group of 1024 ids of an integer
+	// key, else the whole table), and one by one only in the groups that
+	// differ: most of a database does not change during a move.
+	group := "0"
+	if len(pk) == 1 && pk[0].Integer {
+		group = "(" + quoted[0] + " >> 10)"
+	}
+	groupsQ := fmt.Sprintf("SELECT %[1]s::bigint, md5(string_agg(%[2]s, '' ORDER BY %[3]s)) FROM %[4]s x GROUP BY 1",
+		group, rowDigest, strings.Join(quoted, ", "), ident(table))
+	pairs := func(tx pgx.Tx, q string, args ...any) (map[string]string, error) {
+		rows, err := tx.Query(ctx, q, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -583,11 +634,34 @@ func diffTable(ctx context.Context, from, to pgx.Tx, table string) (tableDiff, e
 		}
 		return out, rows.Err()
 	}
-	src, err := digests(from)
+	srcG, err := pairs(from, strings.Replace(groupsQ, "::bigint,", "::bigint::text,", 1))
 	if err != nil {
 		return d, fmt.Errorf("old rows: %w", err)
 	}
-	dst, err := digests(to)
+	dstG, err := pairs(to, strings.Replace(groupsQ, "::bigint,", "::bigint::text,", 1))
+	if err != nil {
+		return d, fmt.Errorf("new rows: %w", err)
+	}
+	var differ []string
+	for g, h := range srcG {
+		if dstG[g] != h {
+			differ = append(differ, g)
+		}
+	}
+	for g := range dstG {
+		if _, ok := srcG[g]; !ok {
+			differ = append(differ, g)
+		}
+	}
+	if len(differ) == 0 {
+		return d, nil
+	}
+	q := fmt.Sprintf("SELECT %s, %s FROM %s x WHERE %s::bigint::text = ANY ($1)", d.key, rowDigest, ident(table), group)
+	src, err := pairs(from, q, differ)
+	if err != nil {
+		return d, fmt.Errorf("old rows: %w", err)
+	}
+	dst, err := pairs(to, q, differ)
 	if err != nil {
 		return d, fmt.Errorf("new rows: %w", err)
 	}
@@ -625,7 +699,7 @@ func (d tableDiff) apply(ctx context.Context, from, to pgx.Tx) error {
 	}
 	list := strings.Join(names, ", ")
 	var body string
-	if err := from.QueryRow(ctx, fmt.Sprintf(`SELECT COALESCE(json_agg(r), '[]') FROM (SELECT %s FROM %s x WHERE %s = ANY ($1)) r`,
+	if err := from.QueryRow(ctx, fmt.Sprintf(`SELECT COALESCE(json_agg(r), '[]') FROM (SELECT %s FROM %s x WHERE %s IN (SELECT unnest($1::text[]))) r`,
 		list, ident(d.table), d.key), append(append([]string{}, d.added...), d.changed...)).Scan(&body); err != nil {
 		return fmt.Errorf("read: %w", err)
 	}
@@ -634,16 +708,20 @@ func (d tableDiff) apply(ctx context.Context, from, to pgx.Tx) error {
 		for i, n := range names {
 			sets[i] = n + " = j." + n
 		}
-		up := fmt.Sprintf(`UPDATE %[1]s x SET %[2]s FROM json_populate_recordset(NULL::%[1]s, $1::json) j
-			WHERE %[3]s = ANY ($2) AND %[3]s = %[4]s`, ident(d.table), strings.Join(sets, ", "), d.key,
-			strings.ReplaceAll(d.key, "x.", "j."))
+		match := make([]string, len(d.pk))
+		for i, c := range d.pk {
+			match[i] = "t." + c + " = j." + c
+		}
+		up := fmt.Sprintf(`UPDATE %[1]s t SET %[2]s FROM (SELECT * FROM json_populate_recordset(NULL::%[1]s, $1::json) x
+			WHERE %[3]s IN (SELECT unnest($2::text[]))) j WHERE %[4]s`, ident(d.table), strings.Join(sets, ", "), d.key,
+			strings.Join(match, " AND "))
 		if _, err := to.Exec(ctx, up, body, d.changed); err != nil {
 			return fmt.Errorf("update: %w", err)
 		}
 	}
 	if len(d.added) > 0 {
 		ins := fmt.Sprintf(`INSERT INTO %[1]s (%[2]s) OVERRIDING SYSTEM VALUE SELECT %[2]s
-			FROM json_populate_recordset(NULL::%[1]s, $1::json) x WHERE %[3]s = ANY ($2)`, ident(d.table), list, d.key)
+			FROM json_populate_recordset(NULL::%[1]s, $1::json) x WHERE %[3]s IN (SELECT unnest($2::text[]))`, ident(d.table), list, d.key)
 		if _, err := to.Exec(ctx, ins, body, d.added); err != nil {
 			return fmt.Errorf("insert: %w", err)
 		}
@@ -655,7 +733,7 @@ func (d tableDiff) deleteGone(ctx context.Context, to pgx.Tx) error {
 	if len(d.gone) == 0 {
 		return nil
 	}
-	_, err := to.Exec(ctx, fmt.Sprintf("DELETE FROM %s x WHERE %s = ANY ($1)", ident(d.table), d.key), d.gone)
+	_, err := to.Exec(ctx, fmt.Sprintf("DELETE FROM %s x WHERE %s IN (SELECT unnest($1::text[]))", ident(d.table), d.key), d.gone)
 	return err
 }
 

@@ -126,9 +126,14 @@ func (l *loadLoop) run(t *testing.T, wg *sync.WaitGroup, addr, host string, writ
 				l.mu.Lock()
 				l.writes = append(l.writes, o)
 				l.mu.Unlock()
+				// A steady load (each writer up to 200 writes a second), not
+				// a flood: a client backs off on a 503 (Retry-After is 2 s;
+				// the test wants to see the window's edges).
+				pause := 5 * time.Millisecond
 				if o.status == http.StatusServiceUnavailable {
-					time.Sleep(20 * time.Millisecond) // a client backs off (Retry-After is 2 s; the test wants to see the window's edges)
+					pause = 20 * time.Millisecond
 				}
+				time.Sleep(pause)
 			}
 		})
 	}
@@ -143,6 +148,7 @@ func (l *loadLoop) run(t *testing.T, wg *sync.WaitGroup, addr, host string, writ
 			l.mu.Lock()
 			l.reads = append(l.reads, o)
 			l.mu.Unlock()
+			time.Sleep(5 * time.Millisecond)
 		}
 	})
 }
@@ -157,7 +163,7 @@ func TestMoveUnderLoad(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cp := provisiontest.New(t, provisiontest.Config{Tag: "mvl", BaseDomain: moveBaseDomain, Log: log,
+	cp := provisiontest.New(t, provisiontest.Config{Tag: "mvl", BaseDomain: moveBaseDomain, Log: slog.New(testLog{t}),
 		Options: func(o *provision.Options) { o.DBServer = "default" }})
 	cp.SecondServer("second")
 	if _, err := cp.Service.Create(ctx, provision.CreateRequest{Slug: "mover"}, "t"); err != nil {
@@ -350,3 +356,18 @@ func connOn(t *testing.T, cp *provisiontest.Env, name string, tn registry.Tenant
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
 }
+
+// testLog writes the control plane's log lines about the move to the test log.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l testLog) Handle(_ context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "move") {
+		var b strings.Builder
+		r.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%v", a.Key, a.Value); return true })
+		l.t.Logf("%s %s%s", r.Time.Format("15:04:05.000"), r.Message, b.String())
+	}
+	return nil
+}
+func (l testLog) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l testLog) WithGroup(string) slog.Handler      { return l }
