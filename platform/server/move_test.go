@@ -263,7 +263,7 @@ func TestMoveUnderLoad(t *testing.T) {
 	}
 	landed := keys("second", tn)
 	var (
-		ok, refused, lost  int
+		ok, refused, lost int
 		first503, last503 time.Time
 		afterSwitch       int
 	)
