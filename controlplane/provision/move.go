@@ -273,6 +273,21 @@ func (mv *mover) database(ctx context.Context) error {
 	return w.at(ctx, StepDatabase, PointOwned)
 }
 
+// syncRole gives the tenant's role on the new server the password of its
+// secret bundle.
+func (mv *mover) syncRole(ctx context.Context) error {
+	tgt, err := mv.target(ctx)
+	if err != nil {
+		return err
+	}
+	defer tgt.close()
+	b, err := secrets.LoadBundle(ctx, mv.w.s.opts.Secrets, mv.w.t.SecretsRef)
+	if err != nil {
+		return err
+	}
+	return ensureRole(ctx, tgt.conn, mv.w.t.DBRole, b.DBPassword)
+}
+
 // pair is a connection to the tenant's old database (as the server's admin,
 // whom the pause does not make read-only) and one to its new database as
 // the tenant's role, both with the same text forms of values.
@@ -504,6 +519,12 @@ func endSessionsBefore(ctx context.Context, admin *pgx.Conn, db, role string, t 
 // catchUp is the move's StepCatchUp, run while writes are paused: sync
 // brings the changes made since the copy.
 func (mv *mover) catchUp(ctx context.Context) error {
+	// The password may have been rotated between a crash and this resume
+	// (the rotation set it on the old server): the new server's role takes
+	// the stored one before anything logs in with it.
+	if err := mv.syncRole(ctx); err != nil {
+		return err
+	}
 	p, err := mv.connectPair(ctx)
 	if err != nil {
 		return err
@@ -798,6 +819,17 @@ func (s *Service) abortMove(reg *registry.Registry, t registry.Tenant, m registr
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	log := s.log.With("tenant", t.Slug, "op", OpMove)
+	// A step that failed after the switch committed (its record, say) is
+	// not undone: the tenant runs on the new server.
+	cur, err := reg.TenantMove(ctx, t.ID)
+	if err != nil || cur.Status != registry.MoveMoving {
+		log.Error("move step failed after the switch; the move stands", "err", cause, "record", err)
+		return
+	}
+	if now, err := reg.TenantByID(ctx, t.ID); err != nil || now.DBServerID == nil || *now.DBServerID != m.FromServerID {
+		log.Error("move step failed, and the tenant is not on the old server; leaving it as it is", "err", cause)
+		return
+	}
 	if src, err := s.connect(ctx, t.DBServerID); err != nil {
 		log.Error("move failed: cannot reach the old server to resume writes", "err", err)
 	} else {

@@ -489,3 +489,39 @@ func dropTemplate(t *testing.T, e *moveEnv) {
 	}
 	exec(t, conn, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 }
+
+// TestMoveResumedAfterRotation rotates the tenant's secrets between a
+// crashed move and its resume (the rotation sets the password on the old
+// server only): the resumed move gives the new server's role the new
+// password, and the tenant logs in there with it.
+func TestMoveResumedAfterRotation(t *testing.T) {
+	t.Parallel()
+	e := newMoveEnv(t, nil)
+	ctx := context.Background()
+	tn, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "rotated"}, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashing := e.with(crash{provision.OpMove, provision.StepPause, provision.PointDrained}.hook)
+	if _, err := crashing.Move(ctx, "rotated", "second", "t"); !errors.Is(err, errCrash) {
+		t.Fatalf("move: %v, want the simulated crash", err)
+	}
+	before, err := secrets.LoadBundle(ctx, e.store, tn.SecretsRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.RotateSecrets(ctx, "rotated", "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Move(ctx, "rotated", "", "t"); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	after, err := secrets.LoadBundle(ctx, e.store, tn.SecretsRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.DBPassword == before.DBPassword {
+		t.Fatal("the rotation did not change the password")
+	}
+	checkMoved(t, e, "rotated", digests(t, e.mustConnOn(t, "default", tn))) // connOn logs in with the stored (new) password
+}
