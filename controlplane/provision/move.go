@@ -558,13 +558,20 @@ func syncRows(ctx context.Context, p *pair) (int, error) {
 	}
 	rows := 0
 	err = pgx.BeginFunc(ctx, p.to, func(tx pgx.Tx) error {
-		diffs := make([]tableDiff, len(tables))
-		for i, table := range tables {
+		changed, err := changedTables(ctx, snap, tx, tables)
+		if err != nil {
+			return err
+		}
+		var diffs []tableDiff
+		for _, table := range tables {
+			if !changed[table] {
+				continue
+			}
 			d, err := diffTable(ctx, snap, tx, table)
 			if err != nil {
 				return fmt.Errorf("%s: %w", table, err)
 			}
-			diffs[i] = d
+			diffs = append(diffs, d)
 			rows += len(d.added) + len(d.changed) + len(d.gone)
 		}
 		for _, d := range diffs { // parents first
@@ -580,6 +587,49 @@ func syncRows(ctx context.Context, p *pair) (int, error) {
 		return copySequences(ctx, snap, tx)
 	})
 	return rows, err
+}
+
+// changedTables compares a digest of every table's rows between the two
+// databases, in one query on each side, and names the tables that differ.
+func changedTables(ctx context.Context, from, to pgx.Tx, tables []string) (map[string]bool, error) {
+	if len(tables) == 0 {
+		return nil, nil
+	}
+	parts := make([]string, len(tables))
+	for i, t := range tables {
+		parts[i] = fmt.Sprintf("SELECT %s::text, count(*) || ':' || COALESCE(md5(string_agg(x::text, ',' ORDER BY x::text)), '') FROM %s x",
+			literal(t), ident(t))
+	}
+	q := strings.Join(parts, " UNION ALL ")
+	digests := func(tx pgx.Tx) (map[string]string, error) {
+		rows, err := tx.Query(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		out := map[string]string{}
+		for rows.Next() {
+			var t, d string
+			if err := rows.Scan(&t, &d); err != nil {
+				return nil, err
+			}
+			out[t] = d
+		}
+		return out, rows.Err()
+	}
+	src, err := digests(from)
+	if err != nil {
+		return nil, fmt.Errorf("old tables: %w", err)
+	}
+	dst, err := digests(to)
+	if err != nil {
+		return nil, fmt.Errorf("new tables: %w", err)
+	}
+	out := map[string]bool{}
+	for _, t := range tables {
+		out[t] = src[t] != dst[t]
+	}
+	return out, nil
 }
 
 // tableDiff is what differs in one table between the old and new database.
