@@ -35,7 +35,7 @@ import (
 type writer struct{}
 
 func (writer) Mount(r fiber.Router) {
-	r.Post("/movetest/write", func(c *fiber.Ctx) error {
+	write := func(c *fiber.Ctx) error {
 		key := c.FormValue("key")
 		var id int64
 		err := server.Conn(c, func(conn *pgxpool.Conn) error {
@@ -45,7 +45,10 @@ func (writer) Mount(r fiber.Router) {
 			return err
 		}
 		return c.JSON(fiber.Map{"id": id})
-	})
+	}
+	for _, method := range []string{fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch, fiber.MethodDelete} {
+		r.Add(method, "/movetest/write", write)
+	}
 	r.Get("/movetest/read", func(c *fiber.Ctx) error {
 		var n int64
 		err := server.Conn(c, func(conn *pgxpool.Conn) error {
@@ -78,36 +81,50 @@ type loadLoop struct {
 	ok     atomic.Int64 // 2xx writes so far
 }
 
-func (l *loadLoop) run(t *testing.T, wg *sync.WaitGroup, addr, host string, writers int, stop <-chan struct{}) {
-	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: writers + 1}}
-	send := func(method, path string, form url.Values) outcome {
-		var body io.Reader
-		if form != nil {
-			body = strings.NewReader(form.Encode())
-		}
-		req, err := http.NewRequest(method, "http://"+addr+path, body)
-		if err != nil {
-			t.Error(err)
-			return outcome{}
-		}
-		req.Host = host
-		if form != nil {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		}
-		o := outcome{at: time.Now()}
-		res, err := client.Do(req)
-		if err != nil {
-			t.Errorf("%s %s on %s: %v", method, path, host, err)
-			return o
-		}
-		defer res.Body.Close()
-		raw, _ := io.ReadAll(res.Body)
-		var e struct {
-			Error string `json:"error"`
-		}
-		_ = json.Unmarshal(raw, &e)
-		o.status, o.code, o.retry = res.StatusCode, e.Error, res.Header.Get("Retry-After")
+var loadClient = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+
+// send sends one write (POST, or another method with a key) or read (GET)
+// of the writer app to host.
+func (l *loadLoop) send(t *testing.T, addr, method, host string, form url.Values) outcome {
+	if method == "GET" {
+		return l.sendPath(t, addr, method, host, "/movetest/read", nil)
+	}
+	return l.sendPath(t, addr, method, host, "/movetest/write", form)
+}
+
+func (l *loadLoop) sendPath(t *testing.T, addr, method, host, path string, form url.Values) outcome {
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, "http://"+addr+path, body)
+	if err != nil {
+		t.Error(err)
+		return outcome{}
+	}
+	req.Host = host
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	o := outcome{at: time.Now()}
+	res, err := loadClient.Do(req)
+	if err != nil {
+		t.Errorf("%s %s on %s: %v", method, path, host, err)
 		return o
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	var e struct {
+		Error string `json:"error"`
+	}
+	_ = json.Unmarshal(raw, &e)
+	o.status, o.code, o.retry = res.StatusCode, e.Error, res.Header.Get("Retry-After")
+	return o
+}
+
+func (l *loadLoop) run(t *testing.T, wg *sync.WaitGroup, addr, host string, writers int, stop <-chan struct{}) {
+	send := func(method, path string, form url.Values) outcome {
+		return l.sendPath(t, addr, method, host, path, form)
 	}
 	for w := range writers {
 		wg.Go(func() {
@@ -153,14 +170,12 @@ func (l *loadLoop) run(t *testing.T, wg *sync.WaitGroup, addr, host string, writ
 	})
 }
 
-// TestMoveUnderLoad moves a tenant to the second database server while a
-// load loop writes and reads on it and on another tenant over HTTP through
-// the data plane. Every write answered 2xx is in the tenant's database on
-// the new server afterwards; its other writes are answered 503
-// tenant-moving with Retry-After, within one window; its reads and every
-// request of the other tenant succeed. The window is logged.
-func TestMoveUnderLoad(t *testing.T) {
-	t.Parallel()
+// newMovePlane is a control plane with two database servers ("default",
+// where the tenants "mover" and "stayer" are, and "second") and a data
+// plane following its registry, serving the writer app on the address
+// returned.
+func newMovePlane(t *testing.T) (*provisiontest.Env, string) {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cp := provisiontest.New(t, provisiontest.Config{Tag: "mvl", BaseDomain: moveBaseDomain, Log: slog.New(testLog{t}),
@@ -200,7 +215,19 @@ func TestMoveUnderLoad(t *testing.T) {
 	}
 	go func() { _ = app.Listener(ln) }()
 	t.Cleanup(func() { _ = app.ShutdownWithTimeout(5 * time.Second) })
-	addr := ln.Addr().String()
+	return cp, ln.Addr().String()
+}
+
+// TestMoveUnderLoad moves a tenant to the second database server while a
+// load loop writes and reads on it and on another tenant over HTTP through
+// the data plane. Every write answered 2xx is in the tenant's database on
+// the new server afterwards; its other writes are answered 503
+// tenant-moving with Retry-After, within one window; its reads and every
+// request of the other tenant succeed. The window is logged.
+func TestMoveUnderLoad(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cp, addr := newMovePlane(t)
 
 	var (
 		wg          sync.WaitGroup
@@ -371,3 +398,86 @@ func (l testLog) Handle(_ context.Context, r slog.Record) error {
 }
 func (l testLog) WithAttrs([]slog.Attr) slog.Handler { return l }
 func (l testLog) WithGroup(string) slog.Handler      { return l }
+
+// TestReadOnlyTenantDatabaseAnswersMoving checks the data plane's answers
+// around a move's pause: with writes_paused set, a POST is refused 503
+// tenant-moving with Retry-After before it reaches the database while a
+// GET is served; and a replica that has not seen the pause, whose write
+// meets the old database's read-only sessions, answers the same 503
+// (never a 500), the other tenant unaffected.
+func TestReadOnlyTenantDatabaseAnswersMoving(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cp, addr := newMovePlane(t)
+	var l loadLoop
+	send := func(method, host string) outcome {
+		t.Helper()
+		form := url.Values{"key": {pgxKey(method, host)}}
+		return l.send(t, addr, method, host, form)
+	}
+	mover := mustTenant(t, cp, "mover")
+	wantMoving := func(o outcome, what string) {
+		t.Helper()
+		if o.status != http.StatusServiceUnavailable || o.code != "tenant-moving" || o.retry != "2" {
+			t.Errorf("%s: status %d %q Retry-After %q, want 503 tenant-moving with Retry-After 2", what, o.status, o.code, o.retry)
+		}
+	}
+	if o := send("POST", "mover."+moveBaseDomain); o.status != http.StatusOK {
+		t.Fatalf("a write before anything: status %d %q", o.status, o.code)
+	}
+
+	// The old database refuses the role's writes; the registry does not say so yet.
+	admin := connOn(t, cp, "default", mover)
+	exec := func(sql string) {
+		t.Helper()
+		if _, err := admin.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	role, db := pgx.Identifier{mover.DBRole}.Sanitize(), pgx.Identifier{mover.DBName}.Sanitize()
+	exec("ALTER ROLE " + role + " IN DATABASE " + db + " SET default_transaction_read_only = on")
+	exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '" + mover.DBRole + "'")
+	time.Sleep(1100 * time.Millisecond) // the pool pings a connection idle for a second before using it
+	wantMoving(send("POST", "mover."+moveBaseDomain), "a write meeting the read-only database")
+	if o := send("GET", "mover."+moveBaseDomain); o.status != http.StatusOK {
+		t.Errorf("a read of the read-only database: status %d %q", o.status, o.code)
+	}
+	if o := send("POST", "stayer."+moveBaseDomain); o.status != http.StatusOK {
+		t.Errorf("the other tenant's write: status %d %q", o.status, o.code)
+	}
+
+	// The registry pauses the tenant, its database taking writes again:
+	// refused before the database.
+	exec("ALTER ROLE " + role + " IN DATABASE " + db + " RESET default_transaction_read_only")
+	exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '" + mover.DBRole + "'")
+	time.Sleep(1100 * time.Millisecond)
+	if o := send("POST", "mover."+moveBaseDomain); o.status != http.StatusOK {
+		t.Fatalf("a write once the database takes writes again: status %d %q", o.status, o.code)
+	}
+	if err := cp.Registry.SetWritesPaused(ctx, mover.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		o := send("POST", "mover."+moveBaseDomain)
+		if o.status != http.StatusOK {
+			wantMoving(o, "a write while paused")
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the data plane did not see the pause")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, m := range []string{"PUT", "PATCH", "DELETE"} {
+		wantMoving(send(m, "mover."+moveBaseDomain), m+" while paused")
+	}
+	if o := send("GET", "mover."+moveBaseDomain); o.status != http.StatusOK {
+		t.Errorf("a read while paused: status %d %q", o.status, o.code)
+	}
+}
+
+var keySeq atomic.Int64
+
+func pgxKey(method, host string) string {
+	return fmt.Sprintf("%s-%d@%s", strings.ToLower(method), keySeq.Add(1), host)
+}
