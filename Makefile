@@ -14,7 +14,7 @@ SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 # the image builder's, Helm's or the CDK's dependencies.
 DEPLOY_MODULES := deploy/image deploy/helm deploy/aws
 
-.PHONY: all build dev test test-deploy fuzz lint bench stack-up stack-down fmt image
+.PHONY: all build dev test test-deploy fuzz lint bench stack-up stack-up-both stack-down fmt image
 
 all: build
 
@@ -31,13 +31,17 @@ image:
 stack-up:
 	$(STACK) up
 
+# The tests also move tenants between two database servers.
+stack-up-both:
+	$(STACK) up --second-postgres
+
 stack-down:
 	$(STACK) down
 
 dev: build stack-up
 	eval "$$($(STACK) env)" && exec ./bin/swa dev
 
-test: stack-up
+test: stack-up-both
 	eval "$$($(STACK) env)" && $(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory test-deploy
 

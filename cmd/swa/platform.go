@@ -106,6 +106,7 @@ func openControlPlaneCore(ctx context.Context, cfg *config.Config, log *slog.Log
 		DBPrefix:         cfg.TenantDBPrefix,
 		DevStripeAPIBase: devOnly(cfg, cfg.StripeAPIBase),
 		SiteBlobs:        siteBlobs,
+		MoveGrace:        cfg.TenantMoveGrace,
 	})
 	if err != nil {
 		pool.Close()

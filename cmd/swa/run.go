@@ -75,6 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		controlplaneCommand(e),
 		devCommand(e),
 		tenantCommand(getenv),
+		dbserverCommand(getenv),
 	)
 	err := root.ExecuteContext(ctx)
 	if err != nil && isUsageError(err) {

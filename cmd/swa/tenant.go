@@ -63,7 +63,7 @@ Exit status: 0 ok, 1 server or operation error, 2 usage, 3 not found, 4 conflict
 		t.longCmd("rotate-secrets", "Give a tenant a new database password and session key", "POST", "/rotate-secrets"),
 		t.listedCmd("domains", "hostname", "Hostnames routed to a tenant"),
 		t.listedCmd("origins", "origin", "Browser origins a tenant trusts for CORS and CSRF"),
-		t.secretsCmd(), t.migrateCmd(), t.siteCmd(), t.importDjangoCmd(), t.exportCmd(), t.restoreCmd(),
+		t.secretsCmd(), t.migrateCmd(), t.siteCmd(), t.importDjangoCmd(), t.exportCmd(), t.restoreCmd(), t.moveCmd(),
 		t.ownerCmd(),
 	)
 	silence(cmd)

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/startupwebapp/platform/controlplane/api"
 	"github.com/startupwebapp/platform/controlplane/provision/provisiontest"
 	"github.com/startupwebapp/platform/platform/pgtest"
@@ -45,6 +47,7 @@ type tenantCLIHarness struct {
 	token  string
 	logs   *lockedBuffer
 	output strings.Builder // every stdout and stderr, to search for leaked secrets
+	pe     *provisiontest.Env
 }
 
 func newTenantCLIHarness(t *testing.T) *tenantCLIHarness {
@@ -73,6 +76,7 @@ func newTenantCLIHarness(t *testing.T) *tenantCLIHarness {
 		t:     t,
 		token: token,
 		logs:  logs,
+		pe:    pe,
 		env:   map[string]string{"SWA_CONTROLPLANE_URL": "http://" + ln.Addr().String(), "SWA_ADMIN_TOKEN": token},
 	}
 }
@@ -81,10 +85,17 @@ func newTenantCLIHarness(t *testing.T) *tenantCLIHarness {
 // standard output, the error text and the exit status main would use.
 func (h *tenantCLIHarness) run(env map[string]string, stdin string, args ...string) (string, string, int) {
 	h.t.Helper()
+	return h.runCommand(tenantCommand, env, stdin, args...)
+}
+
+// runCommand is run for another command of the API's clients (`swa dbserver`).
+func (h *tenantCLIHarness) runCommand(root func(func(string) string) *cobra.Command, env map[string]string, stdin string,
+	args ...string) (string, string, int) {
+	h.t.Helper()
 	if env == nil {
 		env = h.env
 	}
-	cmd := tenantCommand(func(k string) string { return env[k] })
+	cmd := root(func(k string) string { return env[k] })
 	var out, errOut bytes.Buffer
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)

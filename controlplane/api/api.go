@@ -77,6 +77,10 @@ type Options struct {
 	// Hasher hashes the passwords of owners created through the API (the
 	// back office's own parameters when nil).
 	Hasher *account.Hasher
+	// MoveDropInterval is how often the server drops the copies moved
+	// tenants left on their old servers once their grace period is over
+	// (default 1 min; negative: never, for tests that drop them themselves).
+	MoveDropInterval time.Duration
 }
 
 // Defaults of Options.
@@ -168,7 +172,35 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	s.mount()
+	if o.MoveDropInterval == 0 {
+		o.MoveDropInterval = time.Minute
+	}
+	if o.MoveDropInterval > 0 {
+		go s.dropMovedCopies(o.MoveDropInterval)
+	}
 	return s, nil
+}
+
+// dropMovedCopies drops the old copies of moved tenants every interval
+// until the server shuts down; a failure is logged and tried again.
+func (s *Server) dropMovedCopies(interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, s.opts.OperationTimeout)
+		n, err := s.prov.DropMovedCopies(ctx)
+		cancel()
+		if err != nil && s.ctx.Err() == nil {
+			s.log.Error("dropping moved tenants' old copies", "err", publicMessage(err))
+		} else if n > 0 {
+			s.log.Info("dropped moved tenants' old copies", "count", n)
+		}
+	}
 }
 
 // mount builds the Fiber app and its routes.
@@ -271,6 +303,7 @@ func (s *Server) routes() {
 	v1.Get("/operations/:id", s.getOperation)
 	s.importRoutes(v1)
 	s.ownerRoutes(v1)
+	s.serverRoutes(v1)
 }
 
 // requestLog writes one line per request: id, method, route, client

@@ -895,6 +895,11 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"Token", reflect.TypeFor[registry.TokenInfo]()},
 		{"CreateOwner", reflect.TypeFor[ownerRequest]()},
 		{"Owner", reflect.TypeFor[ownerResponse]()},
+		{"DBServer", reflect.TypeFor[registry.DBServer]()},
+		{"DBServerList", reflect.TypeFor[dbServerList]()},
+		{"RegisterDBServer", reflect.TypeFor[registry.DBServerSpec]()},
+		{"MoveRequest", reflect.TypeFor[moveRequest]()},
+		{"Move", reflect.TypeFor[registry.Move]()},
 	}
 	for _, tc := range cases {
 		t.Run(tc.schema, func(t *testing.T) {

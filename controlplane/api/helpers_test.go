@@ -53,6 +53,7 @@ type harness struct {
 	logs  *syncBuffer
 	// bodies keeps every response body, to search for leaked secrets.
 	bodies *syncBuffer
+	env    *provisiontest.Env
 }
 
 // on returns the harness reporting failures to t (a subtest).
@@ -96,7 +97,7 @@ func newHarnessAPI(t testing.TB, mod func(*provision.Options), apiMod func(*Opti
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return &harness{t: t, pool: pe.Platform, store: pe.Secrets, prov: pe.Service, srv: srv, token: token, logs: logs, bodies: &syncBuffer{}}
+	return &harness{t: t, pool: pe.Platform, store: pe.Secrets, prov: pe.Service, srv: srv, token: token, logs: logs, bodies: &syncBuffer{}, env: pe}
 }
 
 // response is a decoded answer of the API.

@@ -142,6 +142,11 @@ func (s *Server) runner(kind, slug, who string) (runFunc, error) {
 		return s.migrateAll, nil
 	case kindImport:
 		return s.runImport(slug, who), nil
+	case kindMove:
+		return func(ctx context.Context) error {
+			_, err := s.prov.Move(ctx, slug, "", who) // the move recorded by its request
+			return err
+		}, nil
 	}
 	return nil, fmt.Errorf("unknown operation kind %q", kind)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
@@ -50,6 +51,7 @@ func TestOpenAPIVocabularyMatchesTenancy(t *testing.T) {
 	want("TenantStatus", enum("TenantStatus"), names(tenancy.Statuses()))
 	want("LastMigrationStatus", enum("LastMigrationStatus"), append(names(tenancy.MigrationStatuses()), "null"))
 	want("OperationStatus", enum("OperationStatus"), names(tenancy.OperationStatuses()))
+	want("MoveStatus", enum("MoveStatus"), registry.MoveStatuses())
 	for schema, pattern := range map[string]string{"Slug": tenancy.SlugPattern, "Plan": tenancy.PlanPattern} {
 		if got := doc.Components.Schemas[schema].Pattern; got != pattern {
 			t.Errorf("controlplane/api/openapi.json: components.schemas.%s.pattern is %q, want %q (from platform/tenancy)", schema, got, pattern)
@@ -90,6 +92,9 @@ func TestOpenAPIVocabularyIsReferencedNotCopied(t *testing.T) {
 					}
 					if strings.HasPrefix(path, "components.schemas.Operation.") {
 						target = "OperationStatus"
+					}
+					if strings.HasPrefix(path, "components.schemas.Move.") {
+						target = "MoveStatus"
 					}
 					if strings.HasPrefix(path, "paths.") && name == "status" {
 						continue // health probes answer {"status": "ok"}

@@ -101,7 +101,7 @@ func (s *Service) Export(ctx context.Context, slug string, w io.Writer) (Header,
 	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM `+ledger+` WHERE is_applied`).Scan(&version); err != nil {
 		return Header{}, fmt.Errorf("export %s: migration version: %w", slug, err)
 	}
-	tables, err := orderedTables(ctx, tx)
+	tables, err := provision.OrderedTables(ctx, tx, ledger)
 	if err != nil {
 		return Header{}, fmt.Errorf("export %s: %w", slug, err)
 	}
@@ -230,7 +230,7 @@ func (s *Service) Restore(ctx context.Context, r io.Reader, slug, actor string) 
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		tables, err := orderedTables(ctx, tx)
+		tables, err := provision.OrderedTables(ctx, tx, ledger)
 		if err != nil {
 			return err
 		}
@@ -397,75 +397,6 @@ func (s *Service) connect(ctx context.Context, t registry.Tenant) (*pgx.Conn, er
 }
 
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
-
-// orderedTables lists the database's tables but the ledger, each after the
-// tables it references, and last those that neither reference nor are
-// referenced: counters kept by triggers on other tables (catalog_version)
-// are then written after those triggers have fired, as they were.
-func orderedTables(ctx context.Context, tx pgx.Tx) ([]string, error) {
-	rows, err := tx.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> $1 ORDER BY 1`, ledger)
-	if err != nil {
-		return nil, err
-	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, err
-	}
-	rows, err = tx.Query(ctx, `SELECT c.conrelid::regclass::text, c.confrelid::regclass::text FROM pg_constraint c
-		WHERE c.contype = 'f' AND c.connamespace = 'public'::regnamespace AND c.conrelid <> c.confrelid`)
-	if err != nil {
-		return nil, err
-	}
-	deps := map[string][]string{}
-	referenced := map[string]bool{}
-	err = func() error {
-		defer rows.Close()
-		for rows.Next() {
-			var child, parent string
-			if err := rows.Scan(&child, &parent); err != nil {
-				return err
-			}
-			deps[child] = append(deps[child], parent)
-			referenced[parent] = true
-		}
-		return rows.Err()
-	}()
-	if err != nil {
-		return nil, err
-	}
-	var out, isolated []string
-	done := map[string]bool{}
-	for _, n := range names {
-		if len(deps[n]) == 0 && !referenced[n] {
-			isolated = append(isolated, n)
-			done[n] = true
-		}
-	}
-	names = slices.DeleteFunc(names, func(n string) bool { return slices.Contains(isolated, n) })
-	for len(out) < len(names) {
-		progress := false
-		for _, n := range names {
-			if done[n] {
-				continue
-			}
-			ready := true
-			for _, p := range deps[n] {
-				if !done[p] && p != n {
-					ready = false
-				}
-			}
-			if ready {
-				done[n] = true
-				out = append(out, n)
-				progress = true
-			}
-		}
-		if !progress {
-			return nil, errors.New("the tables' references form a cycle")
-		}
-	}
-	return append(out, isolated...), nil
-}
 
 func columnNames(ctx context.Context, tx pgx.Tx, table string) ([]string, error) {
 	rows, err := tx.Query(ctx, `SELECT column_name FROM information_schema.columns

@@ -379,6 +379,8 @@ type workflow struct {
 	actor string
 	in    *SecretsInput // the request's secrets, nil on Retry
 	sv    *server       // admin connection to the tenant's server, opened on first use
+	// onFail, when set, runs after a step failed (not after a crash).
+	onFail func(err error)
 }
 
 type step struct {
@@ -452,6 +454,9 @@ func (w *workflow) fail(stepName string, err error) {
 		}
 	}
 	w.s.log.Error("provisioning step failed", "tenant", w.t.Slug, "op", w.op, "step", stepName, "err", err)
+	if w.onFail != nil {
+		w.onFail(err)
+	}
 }
 
 func (s *Service) resumeCreate(ctx context.Context, reg *registry.Registry, t registry.Tenant, in *SecretsInput, actor string) (registry.Tenant, error) {

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -186,4 +187,74 @@ func copyTable(ctx context.Context, from, to pgx.Tx, table string) error {
 		}
 	}
 	return nil
+}
+
+// OrderedTables lists the database's tables but skip (its migration
+// ledger), each after the
+// tables it references, and last those that neither reference nor are
+// referenced: counters kept by triggers on other tables (catalog_version)
+// are then written after those triggers have fired, as they were.
+func OrderedTables(ctx context.Context, tx pgx.Tx, skip string) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> $1 ORDER BY 1`, skip)
+	if err != nil {
+		return nil, err
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	rows, err = tx.Query(ctx, `SELECT c.conrelid::regclass::text, c.confrelid::regclass::text FROM pg_constraint c
+		WHERE c.contype = 'f' AND c.connamespace = 'public'::regnamespace AND c.conrelid <> c.confrelid`)
+	if err != nil {
+		return nil, err
+	}
+	deps := map[string][]string{}
+	referenced := map[string]bool{}
+	err = func() error {
+		defer rows.Close()
+		for rows.Next() {
+			var child, parent string
+			if err := rows.Scan(&child, &parent); err != nil {
+				return err
+			}
+			deps[child] = append(deps[child], parent)
+			referenced[parent] = true
+		}
+		return rows.Err()
+	}()
+	if err != nil {
+		return nil, err
+	}
+	var out, isolated []string
+	done := map[string]bool{}
+	for _, n := range names {
+		if len(deps[n]) == 0 && !referenced[n] {
+			isolated = append(isolated, n)
+			done[n] = true
+		}
+	}
+	names = slices.DeleteFunc(names, func(n string) bool { return slices.Contains(isolated, n) })
+	for len(out) < len(names) {
+		progress := false
+		for _, n := range names {
+			if done[n] {
+				continue
+			}
+			ready := true
+			for _, p := range deps[n] {
+				if !done[p] && p != n {
+					ready = false
+				}
+			}
+			if ready {
+				done[n] = true
+				out = append(out, n)
+				progress = true
+			}
+		}
+		if !progress {
+			return nil, errors.New("the tables' references form a cycle")
+		}
+	}
+	return append(out, isolated...), nil
 }

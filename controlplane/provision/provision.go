@@ -20,6 +20,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -67,6 +68,14 @@ type Options struct {
 	// would, recording nothing more. ctx is the workflow's. For tests.
 	InStep func(ctx context.Context, op, step, point string) error
 
+	// MoveGrace is how long a moved tenant's old database is kept on its
+	// old server before DropMovedCopies drops it (default 24 hours; a
+	// negative value: at once). MoveDrain is how long a move waits for the
+	// tenant's busy sessions on the old database to end before ending them
+	// (default 3 s).
+	MoveGrace time.Duration
+	MoveDrain time.Duration
+
 	// SiteBlobs keeps tenants' site files (default: the platform database);
 	// SiteRetain is how many site versions a tenant keeps (default 10).
 	SiteBlobs  sites.Blobs
@@ -102,6 +111,12 @@ func New(o Options) (*Service, error) {
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.MoveGrace == 0 {
+		o.MoveGrace = DefaultMoveGrace
+	}
+	if o.MoveDrain <= 0 {
+		o.MoveDrain = DefaultMoveDrain
 	}
 	if o.DevStripeSecretKey == "" {
 		o.DevStripeSecretKey = "sk_test_123"

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,35 +40,90 @@ func scanServer(row pgx.Row) (DBServer, error) {
 	return s, err
 }
 
+// DBServerSpec describes a database server to register.
+type DBServerSpec struct {
+	Name     string `json:"name"`
+	AdminDSN string `json:"admin_dsn"` // a secret: stored in the secrets store only
+	Host     string `json:"host"`      // where the data plane connects; empty: the DSN's host
+	Port     int    `json:"port"`      // empty: the DSN's port
+	Capacity int    `json:"capacity"`  // tenant databases it may hold; 0 keeps the current (500 for a new server)
+}
+
+// String keeps the admin connection string out of logs.
+func (s DBServerSpec) String() string {
+	return fmt.Sprintf("DBServerSpec{Name:%s Host:%s Port:%d Capacity:%d AdminDSN:***}", s.Name, s.Host, s.Port, s.Capacity)
+}
+
+// GoString is String for %#v.
+func (s DBServerSpec) GoString() string { return s.String() }
+
+// Normalize validates the spec and fills host and port from the admin
+// connection string when they are empty. Its errors never quote the DSN.
+func (s DBServerSpec) Normalize() (DBServerSpec, error) {
+	if !tenancy.ValidSlug(s.Name) { // server names follow the slug rule
+		return s, invalid("name", "want 2-40 characters of a-z, 0-9 and '-', starting with a letter")
+	}
+	if s.AdminDSN == "" {
+		return s, invalid("admin_dsn", "required")
+	}
+	cfg, err := pgx.ParseConfig(s.AdminDSN)
+	if err != nil {
+		return s, invalid("admin_dsn", "want a Postgres connection string (postgres://user:password@host:port/db)")
+	}
+	if s.Host == "" {
+		s.Host = cfg.Host
+	}
+	if s.Port == 0 {
+		s.Port = int(cfg.Port)
+	}
+	if s.Host == "" || strings.HasPrefix(s.Host, "/") {
+		return s, invalid("host", "want the host name the data plane connects to")
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		return s, invalid("port", "want 1-65535")
+	}
+	if s.Capacity < 0 {
+		return s, invalid("capacity", "want a positive number")
+	}
+	return s, nil
+}
+
 // EnsureDBServer registers (or updates) a database server: adminDSN goes to
 // the secrets store (a new version only when it changed), host and port to
 // the table. Calling it at every start is cheap and idempotent.
 func (r *Registry) EnsureDBServer(ctx context.Context, name, adminDSN, host string, port int) (DBServer, error) {
-	if !tenancy.ValidSlug(name) { // server names follow the slug rule
-		return DBServer{}, invalid("name", "want 2-40 characters of a-z, 0-9 and '-', starting with a letter")
-	}
-	if adminDSN == "" {
-		return DBServer{}, invalid("admin_dsn", "required")
+	if port < 1 || port > 65535 {
+		return DBServer{}, invalid("port", "want 1-65535")
 	}
 	if host == "" {
 		return DBServer{}, invalid("host", "required")
 	}
-	if port < 1 || port > 65535 {
-		return DBServer{}, invalid("port", "want 1-65535")
+	return r.RegisterDBServer(ctx, DBServerSpec{Name: name, AdminDSN: adminDSN, Host: host, Port: port})
+}
+
+// RegisterDBServer registers a database server, or updates the one of that
+// name: the admin connection string goes to the secrets store (a new
+// version only when it changed), never to the table or an error.
+func (r *Registry) RegisterDBServer(ctx context.Context, spec DBServerSpec) (DBServer, error) {
+	spec, err := spec.Normalize()
+	if err != nil {
+		return DBServer{}, err
 	}
+	name := spec.Name
 	ref := DBServerSecretName(name)
 	cur, err := r.secrets.Get(ctx, ref)
 	switch {
-	case errors.Is(err, secrets.ErrNotFound) || (err == nil && !bytes.Equal(cur, []byte(adminDSN))):
-		if _, err := r.secrets.Put(ctx, ref, []byte(adminDSN)); err != nil {
+	case errors.Is(err, secrets.ErrNotFound) || (err == nil && !bytes.Equal(cur, []byte(spec.AdminDSN))):
+		if _, err := r.secrets.Put(ctx, ref, []byte(spec.AdminDSN)); err != nil {
 			return DBServer{}, fmt.Errorf("db server %s: store admin secret: %w", name, err)
 		}
 	case err != nil:
 		return DBServer{}, fmt.Errorf("db server %s: read admin secret: %w", name, err)
 	}
-	const q = `INSERT INTO db_servers (name, host, port, admin_secret_ref) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (name) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port, admin_secret_ref = EXCLUDED.admin_secret_ref`
-	if _, err := r.db.Exec(ctx, q, name, host, port, ref); err != nil {
+	const q = `INSERT INTO db_servers (name, host, port, admin_secret_ref, capacity) VALUES ($1, $2, $3, $4, COALESCE(NULLIF($5, 0), 500))
+		ON CONFLICT (name) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port, admin_secret_ref = EXCLUDED.admin_secret_ref,
+		capacity = COALESCE(NULLIF($5, 0), db_servers.capacity)`
+	if _, err := r.db.Exec(ctx, q, name, spec.Host, spec.Port, ref, spec.Capacity); err != nil {
 		return DBServer{}, fmt.Errorf("db server %s: %w", name, err)
 	}
 	return r.DBServerByName(ctx, name)

@@ -43,8 +43,11 @@ type Tenant struct {
 	Settings            tenancy.Settings         `json:"settings"`
 	Domains             []string                 `json:"domains"` // the default domain first
 	Origins             []string                 `json:"origins"`
-	CreatedAt           time.Time                `json:"created_at"`
-	UpdatedAt           time.Time                `json:"updated_at"`
+	// WritesPaused: a move to another database server is copying its last
+	// changes; the data plane answers requests that would write with 503.
+	WritesPaused bool      `json:"writes_paused"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 
 	ForkOfID   *int64 `json:"-"`
 	DBServerID *int64 `json:"-"`
@@ -55,14 +58,14 @@ const tenantColumns = `t.id, t.slug, t.display_name, t.status, t.plan, f.slug, s
 	t.schema_version, t.last_migration_status, t.last_migration_error, t.last_migrated_at, t.settings,
 	ARRAY(SELECT d.hostname FROM domains d WHERE d.tenant_id = t.id ORDER BY d.is_default DESC, d.hostname),
 	ARRAY(SELECT o.origin FROM tenant_origins o WHERE o.tenant_id = t.id ORDER BY o.origin),
-	t.created_at, t.updated_at, t.fork_of, t.db_server_id, t.secrets_ref
+	t.writes_paused, t.created_at, t.updated_at, t.fork_of, t.db_server_id, t.secrets_ref
 	FROM tenants t LEFT JOIN tenants f ON f.id = t.fork_of LEFT JOIN db_servers s ON s.id = t.db_server_id`
 
 func scanTenant(row pgx.Row) (Tenant, error) {
 	var t Tenant
 	err := row.Scan(&t.ID, &t.Slug, &t.DisplayName, &t.Status, &t.Plan, &t.ForkOf, &t.DBServer, &t.DBName, &t.DBRole,
 		&t.SchemaVersion, &t.LastMigrationStatus, &t.LastMigrationError, &t.LastMigrationAt, &t.Settings,
-		&t.Domains, &t.Origins, &t.CreatedAt, &t.UpdatedAt, &t.ForkOfID, &t.DBServerID, &t.SecretsRef)
+		&t.Domains, &t.Origins, &t.WritesPaused, &t.CreatedAt, &t.UpdatedAt, &t.ForkOfID, &t.DBServerID, &t.SecretsRef)
 	return t, err
 }
 

@@ -65,6 +65,7 @@ type Config struct {
 	PoolIdleTimeout    time.Duration // an unused tenant pool closes after this
 	PoolAcquireTimeout time.Duration // waiting for a connection longer answers 503
 	DirectoryResync    time.Duration // full registry reload period
+	TenantMoveGrace    time.Duration // a moved tenant's old database is dropped after this
 
 	StripeAPIBase string        // empty in production; stripe-mock locally
 	StripeTimeout time.Duration // bound of one Stripe call, its retries included
@@ -324,6 +325,8 @@ var options = []option{
 		set: duration(func(c *Config) *time.Duration { return &c.PoolAcquireTimeout })},
 	{name: "DIRECTORY_RESYNC", def: "30s", doc: "period of the data plane's full registry reload",
 		set: duration(func(c *Config) *time.Duration { return &c.DirectoryResync })},
+	{name: "TENANT_MOVE_GRACE", def: "24h", doc: "how long a tenant moved to another database server keeps its old database on the old server before the control plane drops it",
+		set: duration(func(c *Config) *time.Duration { return &c.TenantMoveGrace })},
 	{name: "STRIPE_API_BASE", def: "", doc: "Stripe API base URL override (stripe-mock locally); empty in production",
 		set: dsn(func(c *Config) *string { return &c.StripeAPIBase }, "http", "https")},
 	{name: "STRIPE_TIMEOUT", def: "8s", doc: "bound of one Stripe call, its retries included; a checkout or refund past it answers a clear error",
@@ -446,6 +449,7 @@ func (c *Config) environ() map[string]string {
 		"SWA_POOL_IDLE_TIMEOUT":           c.PoolIdleTimeout.String(),
 		"SWA_POOL_ACQUIRE_TIMEOUT":        c.PoolAcquireTimeout.String(),
 		"SWA_DIRECTORY_RESYNC":            c.DirectoryResync.String(),
+		"SWA_TENANT_MOVE_GRACE":           c.TenantMoveGrace.String(),
 		"SWA_STRIPE_API_BASE":             c.StripeAPIBase,
 		"SWA_STRIPE_TIMEOUT":              c.StripeTimeout.String(),
 		"SWA_SMTP_HOST":                   c.SMTPHost,

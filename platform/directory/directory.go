@@ -188,7 +188,7 @@ func (d *Directory) OnChange(fn func(old, new *Tenant)) {
 
 const loadQuery = `
 SELECT t.id, t.slug, t.display_name, t.status, t.db_name, t.db_role, t.secrets_ref,
-       t.settings, t.updated_at,
+       t.settings, t.updated_at, t.writes_paused,
        coalesce(s.host, ''), coalesce(s.port, 0),
        coalesce((SELECT array_agg(d.hostname ORDER BY d.is_default DESC, d.hostname)
                    FROM domains d WHERE d.tenant_id = t.id), '{}'),
@@ -230,7 +230,7 @@ func (d *Directory) load(ctx context.Context, q query, ids []int64) ([]*Tenant, 
 		var updated time.Time
 		var site Site
 		if err := row.Scan(&t.ID, &t.Slug, &t.DisplayName, &t.Status, &t.DBName, &t.DBRole, &t.SecretsRef,
-			&settings, &updated, &t.DBHost, &t.DBPort, &t.Hosts, &t.Origins, &site.Version, &site.Domain); err != nil {
+			&settings, &updated, &t.WritesPaused, &t.DBHost, &t.DBPort, &t.Hosts, &t.Origins, &site.Version, &site.Domain); err != nil {
 			return nil, err
 		}
 		if site.Version != 0 {
@@ -345,7 +345,7 @@ func (d *Directory) apply(loaded []*Tenant, ids []int64) {
 
 // same reports whether two loads of one tenant are indistinguishable.
 func same(a, b *Tenant) bool {
-	return a.Generation == b.Generation && a.Status == b.Status &&
+	return a.Generation == b.Generation && a.Status == b.Status && a.WritesPaused == b.WritesPaused &&
 		a.DBHost == b.DBHost && a.DBPort == b.DBPort &&
 		reflect.DeepEqual(a.Hosts, b.Hosts) && reflect.DeepEqual(a.Origins, b.Origins) &&
 		reflect.DeepEqual(a.Settings, b.Settings) && reflect.DeepEqual(a.Site, b.Site)

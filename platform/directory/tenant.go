@@ -25,6 +25,11 @@ type Tenant struct {
 
 	Settings Settings
 
+	// WritesPaused: the tenant's database is moving to another server and
+	// its last changes are being copied; requests that would write are
+	// answered 503 with Retry-After, reads are served.
+	WritesPaused bool
+
 	// Site is the tenant's own deployed frontend (platform/sites); nil
 	// when it has none.
 	Site *Site

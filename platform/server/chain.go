@@ -173,5 +173,25 @@ func (s *server) resolve(c *fiber.Ctx) error {
 		h.SetContentLength(0)
 		return nil
 	}
+	if t.WritesPaused && !readOnly(c.Method()) {
+		return FailMoving(c)
+	}
 	return c.Next()
+}
+
+// readOnly reports whether a request of method changes nothing, and so is
+// served while a tenant's writes are paused.
+func readOnly(method string) bool {
+	return method == fiber.MethodGet || method == fiber.MethodHead || method == fiber.MethodOptions
+}
+
+// MovingRetryAfter is the Retry-After, in seconds, of a request refused
+// because the tenant's database is switching to another server.
+const MovingRetryAfter = 2
+
+// FailMoving answers a request that would write while the tenant's writes
+// are paused for a move: 503 with Retry-After.
+func FailMoving(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(MovingRetryAfter))
+	return Fail(c, http.StatusServiceUnavailable, "tenant-moving", "this site is moving to another server and takes no changes for a few seconds; retry shortly")
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -300,6 +301,13 @@ func (s *server) handleError(c *fiber.Ctx, err error) error {
 	}
 	if errors.Is(err, pools.ErrBudgetExhausted) || errors.Is(err, pools.ErrNotServing) {
 		return Fail(c, http.StatusServiceUnavailable, "service-unavailable", "temporarily unavailable, retry shortly")
+	}
+	// The database of a tenant being moved refuses writes (read-only
+	// sessions) from the moment its last changes are copied: a replica that
+	// has not yet seen the pause still answers as a paused one would.
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "25006" /* read_only_sql_transaction */ {
+		return FailMoving(c)
 	}
 	if TimedOut(c, err) {
 		s.log.Warn("request deadline passed", "request_id", RequestID(c), "tenant", tenantSlug(c), "method", c.Method(), "path", c.Path(), "err", err.Error())

@@ -192,3 +192,32 @@ func DropPrefixed(t testing.TB, admin, prefix string) {
 		}
 	}
 }
+
+// SecondServer registers the second test cluster (SecondServerDSN) as the
+// database server name.
+func (e *Env) SecondServer(name string) registry.DBServer {
+	e.tb.Helper()
+	sv, err := e.Registry.RegisterDBServer(context.Background(), registry.DBServerSpec{Name: name, AdminDSN: e.SecondServerDSN()})
+	if err != nil {
+		e.tb.Fatalf("provisiontest: %v", err)
+	}
+	return sv
+}
+
+// SecondServerDSN is the superuser DSN of the second test cluster
+// (SWA_TEST_PG2_DSN, which `deploy/dev/stack up --second-postgres` starts);
+// the Env's databases and roles there are dropped at cleanup. Like New, it
+// skips locally without that cluster and fails under CI.
+func (e *Env) SecondServerDSN() string {
+	e.tb.Helper()
+	admin := pgtest.Require(e.tb, "SWA_TEST_PG2_DSN")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		pgtest.Missing(e.tb, "Postgres at SWA_TEST_PG2_DSN does not answer: "+err.Error())
+	}
+	conn.Close(ctx)
+	e.tb.Cleanup(func() { DropPrefixed(e.tb, admin, e.Prefix) })
+	return admin
+}
