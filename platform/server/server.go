@@ -27,6 +27,17 @@ import (
 // App is a tenant application mounted on the server's router.
 type App interface{ Mount(r fiber.Router) }
 
+// ErrorPages is an App that answers some failed requests with a page of
+// its own instead of the platform's JSON error: the server offers it every
+// request that ended in that error (a refused CSRF check, a panic, a 5xx),
+// after the chain, and it takes those on its own page paths. ErrorPage
+// writes the page and reports true, or leaves the response alone and
+// reports false; it keeps status.
+type ErrorPages interface {
+	App
+	ErrorPage(c *fiber.Ctx, status int) bool
+}
+
 // Options configures New.
 type Options struct {
 	Directory *directory.Directory
@@ -67,6 +78,7 @@ type server struct {
 	timeout       time.Duration
 	routeTimeouts map[string]time.Duration
 	ids           *idSource
+	pages         []ErrorPages
 	// middlewareRoutes are the routes of Use handlers: when one of them is
 	// the last route a request matched, no endpoint matched.
 	middlewareRoutes map[*fiber.Route]bool
@@ -131,6 +143,9 @@ func New(o Options) *fiber.App {
 	}
 	for _, a := range o.Apps {
 		a.Mount(app)
+		if p, ok := a.(ErrorPages); ok {
+			s.pages = append(s.pages, p)
+		}
 	}
 	s.middlewareRoutes = middlewareRoutes(app)
 	return app
@@ -177,6 +192,8 @@ type state struct {
 	peer      netip.Addr
 	trusted   bool   // the peer is a trusted proxy
 	clientIP  string // computed on first use
+	failed    bool   // Fail wrote the response
+	route     string // set by SetRoute
 }
 
 func stateOf(c *fiber.Ctx) *state {
@@ -199,6 +216,16 @@ func RequestID(c *fiber.Ctx) string {
 		return st.requestID
 	}
 	return ""
+}
+
+// SetRoute names the request's route in its access-log record and
+// metrics, for an app that answers from a Use handler, which has no route
+// pattern of its own (the sites handler says "site"): such requests would
+// otherwise count as unmatched. Keep names few: they are a metric label.
+func SetRoute(c *fiber.Ctx, name string) {
+	if st := stateOf(c); st != nil {
+		st.route = name
+	}
 }
 
 // IsHTTPS reports whether the client reached us over HTTPS: TLS on our
@@ -249,6 +276,9 @@ type errorBody struct {
 // Fail writes the platform's JSON error {"error": code, "detail": message}
 // with status, keeping the headers already set (CORS, security, request id).
 func Fail(c *fiber.Ctx, status int, code, message string) error {
+	if st := stateOf(c); st != nil {
+		st.failed = true
+	}
 	c.Status(status)
 	return c.JSON(errorBody{Error: code, Detail: message})
 }
