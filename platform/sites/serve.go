@@ -77,6 +77,10 @@ func NewHandler(o HandlerOptions) *Handler {
 	}
 }
 
+// Route is the route name of every answer of a site in the data plane's
+// access log and HTTP metrics.
+const Route = "site"
+
 // Mount registers the handler for every path (server.App).
 func (h *Handler) Mount(r fiber.Router) { r.Use(h.Serve) }
 
@@ -114,6 +118,9 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 	if isAPIPath(p) {
 		return c.Next()
 	}
+	// Every answer from here on is the site's: one route in the access log
+	// and the metrics, not "unmatched" (the handler is a Use).
+	server.SetRoute(c, Route)
 	m, err := h.manifest(c.UserContext(), t.ID, version)
 	if err != nil {
 		return err
