@@ -100,8 +100,8 @@ type env struct {
 
 type envConfig struct {
 	store   sites.Options
-	log     *slog.Logger          // the data plane's (nil: discarded)
-	metrics prometheus.Registerer // the data plane's (nil: none)
+	log     *slog.Logger                           // the data plane's (nil: discarded)
+	metrics prometheus.Registerer                  // the data plane's (nil: none)
 	blobs   func(reader *pgxpool.Pool) sites.Blobs // data plane backend (nil: database)
 	noServe bool
 }
