@@ -23,6 +23,7 @@ const (
 	PointActivated   = "activated"    // the version served; older ones not yet pruned
 	PointPruned      = "pruned"       // old versions deleted, their blobs marked for deletion
 	PointBlobDeleted = "blob-deleted" // one unreferenced blob deleted from the backend
+	PointPurged      = "site-purged"  // Purge: every version deleted, every blob marked for deletion
 )
 
 // DeployPoints lists the points a deploy passes, in order.
@@ -393,15 +394,53 @@ const unreferenced = `tenant_id = $1 AND NOT EXISTS (SELECT 1 FROM site_files f 
 // collection cut off anywhere only repeats work when run again, and a
 // deploy that names such a blob again writes it anew.
 func (s *Store) collect(ctx context.Context, tenantID int64) error {
-	var doomed [][]byte
-	err := s.transact(ctx, func(tx pgx.Tx) error {
+	return s.sweep(ctx, tenantID, s.at, PointPruned, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `DELETE FROM site_versions v WHERE v.tenant_id = $1
 			AND v.id IS DISTINCT FROM (SELECT current_version FROM sites WHERE tenant_id = $1)
 			AND ((v.status = 'ready' AND v.number NOT IN (SELECT number FROM site_versions
 			       WHERE tenant_id = $1 AND status = 'ready' ORDER BY number DESC LIMIT $2))
 			  OR (v.status = 'pending' AND v.created_at < now() - make_interval(secs => $3)))`,
 			tenantID, s.retain, pendingTTL.Seconds())
-		if err != nil {
+		return err
+	})
+}
+
+// Purge deletes a tenant's whole site, for a tenant being deleted: where it
+// is served, every version and every blob (in the backend too). at, when
+// set, runs at PointPurged and PointBlobDeleted instead of Options.Hook.
+// Cut off anywhere, it completes when run again; on a tenant without a site
+// it changes nothing. The caller must have stopped new deploys (the tenant
+// is no longer active).
+func (s *Store) Purge(ctx context.Context, tenantID int64, at func(ctx context.Context, point string) error) error {
+	if at == nil {
+		at = s.at
+	}
+	unlock, err := s.lock(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	err = s.sweep(ctx, tenantID, at, PointPurged, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM sites WHERE tenant_id = $1`, tenantID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM site_versions WHERE tenant_id = $1`, tenantID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("site purge: %w", err)
+	}
+	return nil
+}
+
+// sweep runs remove, which deletes versions, and then deletes the blobs no
+// version names: marked unstored in remove's transaction, then deleted from
+// the backend, then forgotten. at runs after the transaction (at point)
+// and after each blob deleted.
+func (s *Store) sweep(ctx context.Context, tenantID int64, at func(context.Context, string) error, point string, remove func(tx pgx.Tx) error) error {
+	var doomed [][]byte
+	err := s.transact(ctx, func(tx pgx.Tx) error {
+		if err := remove(tx); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `UPDATE site_blobs b SET stored = false WHERE `+unreferenced+` RETURNING sha256`, tenantID)
@@ -414,7 +453,7 @@ func (s *Store) collect(ctx context.Context, tenantID int64) error {
 	if err != nil {
 		return fmt.Errorf("site: collect: %w", err)
 	}
-	if err := s.at(ctx, PointPruned); err != nil {
+	if err := at(ctx, point); err != nil {
 		return err
 	}
 	for _, d := range doomed {
@@ -423,7 +462,7 @@ func (s *Store) collect(ctx context.Context, tenantID int64) error {
 		if err := s.blobs.Delete(ctx, tenantID, sum); err != nil {
 			return fmt.Errorf("site: collect: %w", err)
 		}
-		if err := s.at(ctx, PointBlobDeleted); err != nil {
+		if err := at(ctx, PointBlobDeleted); err != nil {
 			return err
 		}
 	}
