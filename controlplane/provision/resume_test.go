@@ -177,7 +177,7 @@ func crashAndResume(t *testing.T, e *env, c crash, how, slug string) {
 		if before, err = secrets.LoadBundle(ctx, e.store, tn.SecretsRef); err != nil {
 			t.Fatal(err)
 		}
-		e.tenantConnOf(tn) // a live session that a delete must end
+		e.tenantConnOf(tn)              // a live session that a delete must end
 		if c.op == provision.OpDelete { // a site for the delete to purge
 			if _, err := e.svc.DeploySite(ctx, slug, siteBundle(t, "<h1>"+slug+"</h1>"), "t"); err != nil {
 				t.Fatal(err)
