@@ -601,13 +601,15 @@ func (s *Store) SetMode(ctx context.Context, tenantID int64, mode, domain string
 	var site Site
 	err = s.transact(ctx, func(tx pgx.Tx) error {
 		if dom != nil {
-			var ok bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM domains WHERE hostname = $1 AND tenant_id = $2)`,
-				domain, tenantID).Scan(&ok); err != nil {
-				return err
-			}
-			if !ok {
+			// Locked until the commit: the domain's removal waits, then
+			// sees the site served on it and refuses.
+			err := tx.QueryRow(ctx, `SELECT 1 FROM domains WHERE hostname = $1 AND tenant_id = $2 FOR SHARE`,
+				domain, tenantID).Scan(new(int))
+			if errors.Is(err, pgx.ErrNoRows) {
 				return &FieldError{Field: "domain", Message: fmt.Sprintf("%s is not a domain of the tenant; add it first", domain)}
+			}
+			if err != nil {
+				return err
 			}
 		}
 		before, err := s.get(ctx, tx, tenantID)
