@@ -6,7 +6,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -192,11 +191,16 @@ func (s *server) bodyLimitOf(path []byte) int {
 // body that grows past it) without reading it, and the error handler
 // answers 413.
 func (s *server) requestConfig(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-	uri := h.RequestURI()
-	if i := bytes.IndexByte(uri, '?'); i >= 0 {
-		uri = uri[:i]
+	if len(s.routeBodies) == 0 {
+		return fasthttp.RequestConfig{MaxRequestBodySize: s.bodyLimit}
 	}
-	return fasthttp.RequestConfig{MaxRequestBodySize: s.bodyLimitOf(uri)}
+	// Parsed as the router's path is, the absolute form too.
+	uri := fasthttp.AcquireURI()
+	defer fasthttp.ReleaseURI(uri)
+	if err := uri.Parse(nil, h.RequestURI()); err != nil {
+		return fasthttp.RequestConfig{MaxRequestBodySize: s.bodyLimit}
+	}
+	return fasthttp.RequestConfig{MaxRequestBodySize: s.bodyLimitOf(uri.PathOriginal())}
 }
 
 // DefaultRequestTimeout is the deadline of a request when
