@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -67,14 +66,10 @@ func rawPost(t *testing.T, base, path string, body []byte, headOnly, chunked boo
 // error shape, naming the limit.
 func TestRouteBodyLimits(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	app := server.New(server.Options{
-		Directory:       f.dir,
-		Log:             slog.New(slog.NewJSONHandler(f.logs, nil)),
+	base := serve(t, newFixture(t).with(server.Options{
 		RouteBodyLimits: map[string]int{"/upload": 256 << 10},
 		Apps:            []server.App{probe{}, upload{}},
-	})
-	base := serve(t, app)
+	}))
 	kib := func(n int) []byte { return []byte(strings.Repeat("x", n<<10)) }
 	for _, tc := range []struct {
 		name      string

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -43,13 +42,7 @@ func (pages) ErrorPage(c *fiber.Ctx, status int) bool {
 // status kept; elsewhere, and when the page itself fails, the JSON stays.
 func TestErrorPages(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	app := server.New(server.Options{
-		Directory: f.dir,
-		Log:       slog.New(slog.NewJSONHandler(f.logs, nil)),
-		Apps:      []server.App{probe{}, pages{}},
-	})
-	base := serve(t, app)
+	base := serve(t, newFixture(t).with(server.Options{Apps: []server.App{probe{}, pages{}}}))
 	get := func(path string) (int, string, string) {
 		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
 		req.Host = "shop.acme.test"
