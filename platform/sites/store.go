@@ -141,6 +141,31 @@ func (s *Store) lock(ctx context.Context, tenantID int64) (func(), error) {
 	return func() { conn.Close(context.Background()) }, nil
 }
 
+// lockLive is lock for a change that a tenant being deleted must not get:
+// taken once the delete has marked the tenant, it refuses (ErrConflict), so
+// no deploy that began before the delete adds to a site its purge removed.
+func (s *Store) lockLive(ctx context.Context, tenantID int64) (func(), error) {
+	unlock, err := s.lock(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	var status string
+	err = s.db.QueryRow(ctx, `SELECT status FROM tenants WHERE id = $1`, tenantID).Scan(&status)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		err = fmt.Errorf("tenant %d: %w", tenantID, ErrNotFound)
+	case err != nil:
+		err = fmt.Errorf("site lock: %w", err)
+	case status == "deleting" || status == "deleted":
+		err = fmt.Errorf("tenant %d is %s: %w", tenantID, status, ErrConflict)
+	}
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	return unlock, nil
+}
+
 // transact runs fn in a transaction on the platform database.
 func (s *Store) transact(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.db, fn)
@@ -151,7 +176,7 @@ func (s *Store) transact(ctx context.Context, fn func(tx pgx.Tx) error) error {
 // deploy of the same bundle cut off earlier reuses its pending version and
 // the blobs it stored. Only the last transaction makes the version visible.
 func (s *Store) Deploy(ctx context.Context, tenantID int64, b *Bundle, actor string, audit Audit) (Version, error) {
-	unlock, err := s.lock(ctx, tenantID)
+	unlock, err := s.lockLive(ctx, tenantID)
 	if err != nil {
 		return Version{}, err
 	}
@@ -409,8 +434,8 @@ func (s *Store) collect(ctx context.Context, tenantID int64) error {
 // is served, every version and every blob (in the backend too). at, when
 // set, runs at PointPurged and PointBlobDeleted instead of Options.Hook.
 // Cut off anywhere, it completes when run again; on a tenant without a site
-// it changes nothing. The caller must have stopped new deploys (the tenant
-// is no longer active).
+// it changes nothing. The caller marks the tenant deleting first: every other
+// change then refuses (lockLive), so none can follow the purge.
 func (s *Store) Purge(ctx context.Context, tenantID int64, at func(ctx context.Context, point string) error) error {
 	if at == nil {
 		at = s.at
@@ -527,7 +552,7 @@ func (s *Store) version(ctx context.Context, tenantID int64, number int) (Versio
 
 // Rollback serves an earlier (or any kept) ready version again.
 func (s *Store) Rollback(ctx context.Context, tenantID int64, number int, audit Audit) (Site, error) {
-	unlock, err := s.lock(ctx, tenantID)
+	unlock, err := s.lockLive(ctx, tenantID)
 	if err != nil {
 		return Site{}, err
 	}
@@ -593,7 +618,7 @@ func (s *Store) SetMode(ctx context.Context, tenantID int64, mode, domain string
 	default:
 		return Site{}, &FieldError{Field: "mode", Message: "want replace or domain"}
 	}
-	unlock, err := s.lock(ctx, tenantID)
+	unlock, err := s.lockLive(ctx, tenantID)
 	if err != nil {
 		return Site{}, err
 	}
@@ -641,7 +666,7 @@ func (s *Store) SetMode(ctx context.Context, tenantID int64, mode, domain string
 // DeleteVersion deletes a version that is not served, and the blobs only it
 // named.
 func (s *Store) DeleteVersion(ctx context.Context, tenantID int64, number int, audit Audit) error {
-	unlock, err := s.lock(ctx, tenantID)
+	unlock, err := s.lockLive(ctx, tenantID)
 	if err != nil {
 		return err
 	}
