@@ -167,3 +167,56 @@ func TestDeletePurgesSite(t *testing.T) {
 		t.Errorf("the other tenant's site: %+v, %v", site, err)
 	}
 }
+
+// A domain's removal and a site mode naming it, started together, never
+// both succeed: the site is never left served on a domain the tenant no
+// longer has.
+func TestRemoveDomainRacesSiteMode(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	if _, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "acme"}, "t"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 12 {
+		host := fmt.Sprintf("s%d.acme.test", i)
+		if err := e.svc.AddDomain(ctx, "acme", host, "t"); err != nil {
+			t.Fatal(err)
+		}
+		var (
+			start              = make(chan struct{})
+			wg                 sync.WaitGroup
+			modeErr, removeErr error
+		)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, modeErr = e.svc.SetSiteMode(ctx, "acme", sites.ModeDomain, host, "t")
+		}()
+		go func() {
+			defer wg.Done()
+			<-start
+			removeErr = e.svc.RemoveDomain(ctx, "acme", host, "t")
+		}()
+		close(start)
+		wg.Wait()
+		if (modeErr == nil) == (removeErr == nil) {
+			t.Fatalf("round %d: mode %v, removal %v: want exactly one to succeed", i, modeErr, removeErr)
+		}
+		if modeErr == nil && !errors.Is(removeErr, registry.ErrConflict) {
+			t.Errorf("round %d: removal after the mode: %v, want ErrConflict", i, removeErr)
+		}
+		var inv *registry.InvalidError
+		if removeErr == nil && !errors.As(modeErr, &inv) {
+			t.Errorf("round %d: mode after the removal: %v, want invalid domain", i, modeErr)
+		}
+		if n := e.count(e.pool, `SELECT count(*) FROM sites s JOIN tenants t ON t.id = s.tenant_id
+			WHERE t.slug = 'acme' AND s.mode = 'domain' AND NOT EXISTS (SELECT 1 FROM domains d WHERE d.hostname = s.domain)`); n != 0 {
+			t.Fatalf("round %d: the site is served on a domain the tenant does not have", i)
+		}
+		if _, err := e.svc.SetSiteMode(ctx, "acme", sites.ModeReplace, "", "t"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
