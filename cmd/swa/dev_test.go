@@ -242,6 +242,25 @@ func TestDevRunsThePlatformWithDemoTenants(t *testing.T) {
 		themes[theme] = host
 	}
 
+	// A member API call takes 64 KiB of body at most; the back office's CSV
+	// upload several MiB (refused here for want of a staff session, not for
+	// its size).
+	post := func(path string, n int) (int, string) {
+		req, err := http.NewRequest(http.MethodPost, h.urls.Data+path, strings.NewReader("username="+strings.Repeat("x", n)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "localhost"
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return do(t, req)
+	}
+	if code, body := post("/user/login", 100<<10); code != http.StatusRequestEntityTooLarge || !strings.Contains(body, `"payload-too-large"`) || !strings.Contains(body, "64 KiB") {
+		t.Fatalf("100 KiB login = %d %s, want 413 payload-too-large naming 64 KiB", code, body)
+	}
+	if code, body := post("/admin/api/v1/imports", 2<<20); code == http.StatusRequestEntityTooLarge {
+		t.Fatalf("2 MiB CSV upload = %d %s, want it read", code, body)
+	}
+
 	// A beacon on healthtech lands in healthtech's database only.
 	code, body := h.get("healthtech.localhost", "/clientevent/pageview?client_event_id=null&anonymous_id=dev-test&url=http%3A%2F%2Fhealthtech.localhost%3A8080%2F&pageWidth=800")
 	if code != 200 || body != `"thank you"` {

@@ -227,10 +227,12 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		TrustedProxies: cfg.TrustedProxies,
 		Env:            cfg.Env,
 		RequestTimeout: cfg.RequestTimeout,
-		// Room for the back office's CSV uploads, which it limits itself
-		// with an answer naming the limit.
-		BodyLimit:  admin.MaxUploadBody,
-		Middleware: []fiber.Handler{sess.Handler(), prot.Handler()},
+		// Every form and call of the API fits in the default 64 KiB. The
+		// back office's CSV uploads get room for their file, which the back
+		// office limits itself with an answer naming the limit; Stripe's
+		// webhook events, the contract's 1 MiB.
+		RouteBodyLimits: routeBodyLimits(),
+		Middleware:      []fiber.Handler{sess.Handler(), prot.Handler()},
 		// Tenants' own sites answer before the storefront on the hosts where
 		// they apply; the storefront comes last: its pages are the paths no
 		// API prefix claims.
@@ -241,6 +243,14 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		obs.Check{Name: "redis", Fn: func(ctx context.Context) error { return dp.rdb.Ping(ctx).Err() }},
 	)
 	return dp, nil
+}
+
+// routeBodyLimits are the request paths of the data plane that take bodies
+// larger than server.DefaultBodyLimit.
+func routeBodyLimits() map[string]int {
+	limits := admin.UploadBodyLimits()
+	limits["/order/stripe-webhook"] = 1 << 20
+	return limits
 }
 
 // listen binds the API and admin listeners, so a caller knows the ports

@@ -234,3 +234,30 @@ func TestOpenAPISiteSchemas(t *testing.T) {
 		}
 	}
 }
+
+// The domain a site is served on (mode domain) cannot be removed: 409 in
+// the API's error shape saying why; once the site moves, it can.
+func TestRemoveSiteDomain(t *testing.T) {
+	t.Parallel()
+	h := newHarnessAPI(t, nil, nil)
+	h.create("acme", `,"domains":["www.acme.test","shop.acme.test"]`)
+	if r := h.upload("acme", siteTgz(t, "index.html", "<h1>one</h1>")); r.Status != http.StatusCreated {
+		t.Fatalf("deploy: %d %s", r.Status, r.Body)
+	}
+	h.must(http.StatusOK, "PUT", "/v1/tenants/acme/site/mode", `{"mode":"domain","domain":"www.acme.test"}`)
+
+	r := h.do("DELETE", "/v1/tenants/acme/domains/www.acme.test", "")
+	e := r.errorOf(t)
+	if r.Status != http.StatusConflict || e.Code != "conflict" || !strings.Contains(e.Message, "serves the tenant's own site") {
+		t.Fatalf("removing the site's domain: %d %+v, want 409 conflict saying the site is served there", r.Status, e)
+	}
+	var domains struct{ Domains []any }
+	h.must(http.StatusOK, "GET", "/v1/tenants/acme/domains", "").decode(t, &domains)
+	if len(domains.Domains) != 3 {
+		t.Errorf("domains after the refusal: %v", domains.Domains)
+	}
+	// Another domain goes; the site's goes once the site is elsewhere.
+	h.must(http.StatusNoContent, "DELETE", "/v1/tenants/acme/domains/shop.acme.test", "")
+	h.must(http.StatusOK, "PUT", "/v1/tenants/acme/site/mode", `{"mode":"replace"}`)
+	h.must(http.StatusNoContent, "DELETE", "/v1/tenants/acme/domains/www.acme.test", "")
+}

@@ -33,6 +33,7 @@ const (
 	StepMark    = "mark"    // delete: status deleting
 	StepDrop    = "drop"    // delete: sessions ended, database and role dropped
 	StepForget  = "forget"  // delete: secrets deleted
+	StepSite    = "site"    // delete: site versions and their blobs purged
 	StepRelease = "release" // delete: domains released, status deleted
 
 	StepStore    = "store"    // rotate, secrets: a new bundle version
@@ -94,7 +95,7 @@ func CreateSteps(fork bool) []string {
 }
 
 // DeleteSteps lists the steps of a delete.
-func DeleteSteps() []string { return []string{StepMark, StepDrop, StepForget, StepRelease} }
+func DeleteSteps() []string { return []string{StepMark, StepDrop, StepForget, StepSite, StepRelease} }
 
 // lock serialises workflows on one tenant across control-plane replicas: it
 // holds a session advisory lock on a connection of its own (outside the

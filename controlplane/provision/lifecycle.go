@@ -47,7 +47,8 @@ func (s *Service) Resume(ctx context.Context, slug, actor string) (registry.Tena
 
 // Delete removes a tenant for good: status deleting (no longer routed), its
 // sessions ended and its database and role dropped, its secrets deleted,
-// its domains released, status deleted. The registry row and the audit trail
+// its site's versions and blobs purged, its domains released, status
+// deleted. The registry row and the audit trail
 // stay (and so the slug stays taken). Deleting a deleted tenant returns it
 // unchanged; a delete that crashed resumes where it stopped.
 func (s *Service) Delete(ctx context.Context, slug, actor string) (registry.Tenant, error) {
@@ -104,6 +105,14 @@ func (s *Service) Delete(ctx context.Context, slug, actor string) (registry.Tena
 				return err
 			}
 			return w.at(ctx, StepForget, PointForgotten)
+		}},
+		// The site's versions and blobs (in S3 too) go while the tenant is
+		// deleting, so no deploy can add to them; stopped at a blob, the
+		// step runs again from the start, which repeats only deletions.
+		{StepSite, func(w *workflow, ctx context.Context) error {
+			return w.s.sites.Purge(ctx, w.t.ID, func(ctx context.Context, point string) error {
+				return w.at(ctx, StepSite, point)
+			})
 		}},
 		// The step's record commits with the status: a deleted tenant is
 		// returned as it is by a later Delete, which must not find this step

@@ -13,6 +13,7 @@ import (
 	"github.com/startupwebapp/platform/controlplane/provision/provisiontest"
 	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/platform/secrets"
+	"github.com/startupwebapp/platform/platform/sites"
 )
 
 var errCrash = errors.New("simulated crash")
@@ -59,6 +60,8 @@ var crashPoints = map[string][]crash{
 		{provision.OpDelete, provision.StepDrop, provision.PointDatabaseDropped},
 		{provision.OpDelete, provision.StepDrop, provision.PointRoleDropped},
 		{provision.OpDelete, provision.StepForget, provision.PointForgotten},
+		{provision.OpDelete, provision.StepSite, sites.PointPurged},
+		{provision.OpDelete, provision.StepSite, sites.PointBlobDeleted},
 		{provision.OpDelete, provision.StepRelease, provision.PointInTx},
 	}),
 	provision.OpRotate: withAfterSteps(provision.OpRotate, []string{provision.StepStore, provision.StepApply, provision.StepAnnounce}, []crash{
@@ -174,7 +177,12 @@ func crashAndResume(t *testing.T, e *env, c crash, how, slug string) {
 		if before, err = secrets.LoadBundle(ctx, e.store, tn.SecretsRef); err != nil {
 			t.Fatal(err)
 		}
-		e.tenantConnOf(tn) // a live session that a delete must end
+		e.tenantConnOf(tn)              // a live session that a delete must end
+		if c.op == provision.OpDelete { // a site for the delete to purge
+			if _, err := e.svc.DeploySite(ctx, slug, siteBundle(t, "<h1>"+slug+"</h1>"), "t"); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	call := func(svc *provision.Service) error {
 		var err error
@@ -267,6 +275,11 @@ func crashAndResume(t *testing.T, e *env, c crash, how, slug string) {
 		}
 		if len(versions) != 0 {
 			t.Errorf("secret versions %v after delete", versions)
+		}
+		for _, table := range []string{"sites", "site_versions", "site_files", "site_blobs", "site_blob_data"} {
+			if n := e.count(e.pool, `SELECT count(*) FROM `+table+` WHERE tenant_id = $1`, tn.ID); n != 0 {
+				t.Errorf("%d %s rows after delete", n, table)
+			}
 		}
 		wantSteps(provision.OpDelete, len(provision.DeleteSteps()))
 		wantAudit("tenant.delete", 1)
@@ -371,7 +384,13 @@ func TestCrashPointsAreAllTested(t *testing.T) {
 	}
 	e := newEnv(t, func(o *provision.Options) {
 		o.AfterStep = func(op, step string) error { note(crash{op, step, ""}); return nil }
-		o.InStep = func(_ context.Context, op, step, point string) error { note(crash{op, step, point}); return nil }
+		// A site deploy's own points have their test (TestSiteDeployCrashAndResume).
+		o.InStep = func(_ context.Context, op, step, point string) error {
+			if op != provision.OpSite {
+				note(crash{op, step, point})
+			}
+			return nil
+		}
 	})
 	ctx := context.Background()
 	if _, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "src"}, "t"); err != nil {
@@ -390,6 +409,9 @@ func TestCrashPointsAreAllTested(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := e.svc.UpdateSettings(ctx, "src", provision.SettingsPatch{FromAddress: ptr("a@src.test")}, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.DeploySite(ctx, "copy", siteBundle(t, "<h1>copy</h1>"), "t"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.svc.Delete(ctx, "copy", "t"); err != nil {

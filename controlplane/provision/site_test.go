@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -112,5 +113,110 @@ func TestSiteDeployCrashAndResume(t *testing.T) {
 	}
 	if _, err := e.svc.DeploySite(ctx, "nobody", siteBundle(t, "x"), "t"); !errors.Is(err, registry.ErrNotFound) {
 		t.Errorf("deploy to an unknown tenant: %v, want ErrNotFound", err)
+	}
+}
+
+// Deleting a tenant purges its site, versions and blobs, and nothing of
+// another tenant's, even one whose site has the same files; a second
+// delete changes nothing.
+func TestDeletePurgesSite(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	ids := map[string]int64{}
+	for _, slug := range []string{"gone", "stays"} {
+		tn, err := e.svc.Create(ctx, provision.CreateRequest{Slug: slug, Domains: []string{"www." + slug + ".test"}}, "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[slug] = tn.ID
+		for _, v := range []string{"<h1>same</h1>", "<h1>v2</h1>"} {
+			if _, err := e.svc.DeploySite(ctx, slug, siteBundle(t, v), "t"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := e.svc.SetSiteMode(ctx, "gone", sites.ModeDomain, "www.gone.test", "t"); err != nil {
+		t.Fatal(err)
+	}
+	rows := func(slug string) map[string]int {
+		out := map[string]int{}
+		for _, table := range []string{"sites", "site_versions", "site_files", "site_blobs", "site_blob_data"} {
+			out[table] = e.count(e.pool, `SELECT count(*) FROM `+table+` WHERE tenant_id = $1`, ids[slug])
+		}
+		return out
+	}
+	stays := rows("stays")
+	if g := rows("gone"); g["site_versions"] != 2 || g["site_blob_data"] == 0 {
+		t.Fatalf("before the delete: %v", g)
+	}
+	for range 2 {
+		if _, err := e.svc.Delete(ctx, "gone", "t"); err != nil {
+			t.Fatal(err)
+		}
+		for table, n := range rows("gone") {
+			if n != 0 {
+				t.Errorf("%d %s rows of the deleted tenant", n, table)
+			}
+		}
+		if got := rows("stays"); fmt.Sprint(got) != fmt.Sprint(stays) {
+			t.Errorf("the other tenant's site rows %v, were %v", got, stays)
+		}
+	}
+	if site, err := e.svc.Site(ctx, "stays"); err != nil || site.CurrentVersion == nil || *site.CurrentVersion != 2 {
+		t.Errorf("the other tenant's site: %+v, %v", site, err)
+	}
+}
+
+// A domain's removal and a site mode naming it, started together, never
+// both succeed: the site is never left served on a domain the tenant no
+// longer has.
+func TestRemoveDomainRacesSiteMode(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	if _, err := e.svc.Create(ctx, provision.CreateRequest{Slug: "acme"}, "t"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 12 {
+		host := fmt.Sprintf("s%d.acme.test", i)
+		if err := e.svc.AddDomain(ctx, "acme", host, "t"); err != nil {
+			t.Fatal(err)
+		}
+		var (
+			start              = make(chan struct{})
+			wg                 sync.WaitGroup
+			modeErr, removeErr error
+		)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, modeErr = e.svc.SetSiteMode(ctx, "acme", sites.ModeDomain, host, "t")
+		}()
+		go func() {
+			defer wg.Done()
+			<-start
+			removeErr = e.svc.RemoveDomain(ctx, "acme", host, "t")
+		}()
+		close(start)
+		wg.Wait()
+		if (modeErr == nil) == (removeErr == nil) {
+			t.Fatalf("round %d: mode %v, removal %v: want exactly one to succeed", i, modeErr, removeErr)
+		}
+		if modeErr == nil && !errors.Is(removeErr, registry.ErrConflict) {
+			t.Errorf("round %d: removal after the mode: %v, want ErrConflict", i, removeErr)
+		}
+		var inv *registry.InvalidError
+		if removeErr == nil && !errors.As(modeErr, &inv) {
+			t.Errorf("round %d: mode after the removal: %v, want invalid domain", i, modeErr)
+		}
+		if n := e.count(e.pool, `SELECT count(*) FROM sites s JOIN tenants t ON t.id = s.tenant_id
+			WHERE t.slug = 'acme' AND s.mode = 'domain' AND NOT EXISTS (SELECT 1 FROM domains d WHERE d.hostname = s.domain)`); n != 0 {
+			t.Fatalf("round %d: the site is served on a domain the tenant does not have", i)
+		}
+		if _, err := e.svc.SetSiteMode(ctx, "acme", sites.ModeReplace, "", "t"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -245,14 +245,18 @@ func (r *Registry) AddDomain(ctx context.Context, tenantID int64, hostname strin
 }
 
 // RemoveDomain stops routing hostname to the tenant. The default domain
-// cannot be removed (ErrConflict); an unknown one is ErrNotFound.
+// and the one the tenant's own site is served on (site mode domain) cannot
+// be removed (ErrConflict); an unknown one is ErrNotFound. Run it in a
+// transaction: the domain's row stays locked until the end, so a site mode
+// change naming the domain (which locks it to check it) comes before or
+// after, never between the check and the deletion.
 func (r *Registry) RemoveDomain(ctx context.Context, tenantID int64, hostname string) (string, error) {
 	h, err := NormalizeHostname(hostname)
 	if err != nil {
 		return "", err
 	}
-	var isDefault bool
-	err = r.db.QueryRow(ctx, `SELECT is_default FROM domains WHERE hostname = $1 AND tenant_id = $2`, h, tenantID).Scan(&isDefault)
+	var isDefault, servesSite bool
+	err = r.db.QueryRow(ctx, `SELECT is_default FROM domains WHERE hostname = $1 AND tenant_id = $2 FOR UPDATE`, h, tenantID).Scan(&isDefault)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", fmt.Errorf("domain %s: %w", h, ErrNotFound)
 	}
@@ -261,6 +265,15 @@ func (r *Registry) RemoveDomain(ctx context.Context, tenantID int64, hostname st
 	}
 	if isDefault {
 		return "", fmt.Errorf("domain %s is the tenant's default domain and cannot be removed: %w", h, ErrConflict)
+	}
+	err = r.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sites WHERE tenant_id = $1 AND mode = 'domain' AND domain = $2)`,
+		tenantID, h).Scan(&servesSite)
+	if err != nil {
+		return "", fmt.Errorf("domain %s: %w", h, err)
+	}
+	if servesSite {
+		return "", fmt.Errorf("domain %s serves the tenant's own site (site mode domain) and cannot be removed; "+
+			"serve the site on another domain or in mode replace first: %w", h, ErrConflict)
 	}
 	if _, err := r.db.Exec(ctx, `DELETE FROM domains WHERE hostname = $1 AND tenant_id = $2`, h, tenantID); err != nil {
 		return "", fmt.Errorf("domain %s: %w", h, err)

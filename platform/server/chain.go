@@ -98,10 +98,15 @@ func (s *server) frame(c *fiber.Ctx) error {
 			c.Status(http.StatusInternalServerError)
 		}
 	}
+	if st.failed && len(s.pages) > 0 {
+		s.offerPage(c)
+	}
 
 	status := c.Response().StatusCode()
 	route := "unmatched"
-	if r := c.Route(); r != nil && !s.middlewareRoutes[r] {
+	if st.route != "" {
+		route = st.route
+	} else if r := c.Route(); r != nil && !s.middlewareRoutes[r] {
 		route = r.Path
 	}
 	slug := ""
@@ -120,6 +125,32 @@ func (s *server) frame(c *fiber.Ctx) error {
 		slog.Int("bytes", len(c.Response().Body())),
 	)
 	return nil
+}
+
+// offerPage lets the ErrorPages apps answer a request that ended in the
+// platform's JSON error (still JSON: an app may have answered with a page
+// already) with a page instead.
+func (s *server) offerPage(c *fiber.Ctx) {
+	resp := c.Response()
+	if !bytes.HasPrefix(resp.Header.ContentType(), []byte(fiber.MIMEApplicationJSON)) {
+		return
+	}
+	status := resp.StatusCode()
+	body := bytes.Clone(resp.Body())
+	defer func() {
+		// A page that panics leaves the JSON error as it was.
+		if r := recover(); r != nil {
+			s.log.Error("error page failed", "request_id", RequestID(c), "err", fmt.Sprint(r), "stack", string(debug.Stack()))
+			c.Status(status)
+			c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+			resp.SetBody(body)
+		}
+	}()
+	for _, p := range s.pages {
+		if p.ErrorPage(c, status) {
+			return
+		}
+	}
 }
 
 // next runs the rest of the chain, turning a panic into an error.

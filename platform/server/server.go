@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/startupwebapp/platform/platform/directory"
 	"github.com/startupwebapp/platform/platform/pools"
@@ -27,6 +28,17 @@ import (
 
 // App is a tenant application mounted on the server's router.
 type App interface{ Mount(r fiber.Router) }
+
+// ErrorPages is an App that answers some failed requests with a page of
+// its own instead of the platform's JSON error: the server offers it every
+// request that ended in that error (a refused CSRF check, a panic, a 5xx),
+// after the chain, and it takes those on its own page paths. ErrorPage
+// writes the page and reports true, or leaves the response alone and
+// reports false; it keeps status.
+type ErrorPages interface {
+	App
+	ErrorPage(c *fiber.Ctx, status int) bool
+}
 
 // Options configures New.
 type Options struct {
@@ -45,8 +57,13 @@ type Options struct {
 	// (sessions, CSRF, ...).
 	Middleware []fiber.Handler
 	Apps       []App
-	// BodyLimit is the largest request body in bytes (default 1 MiB).
-	BodyLimit int
+	// BodyLimit is the largest request body in bytes (default
+	// DefaultBodyLimit) of every path RouteBodyLimits does not name.
+	// RouteBodyLimits gives the few request paths that take larger bodies
+	// (the back office's CSV uploads) a limit of their own. A body over its
+	// limit is refused with 413 on its Content-Length, before it is read.
+	BodyLimit       int
+	RouteBodyLimits map[string]int
 	// ReadTimeout, WriteTimeout and IdleTimeout bound a connection
 	// (defaults 30s, 30s, 120s).
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
@@ -68,6 +85,9 @@ type server struct {
 	timeout       time.Duration
 	routeTimeouts map[string]time.Duration
 	ids           *idSource
+	bodyLimit     int
+	routeBodies   map[string]int
+	pages         []ErrorPages
 	// middlewareRoutes are the routes of Use handlers: when one of them is
 	// the last route a request matched, no endpoint matched.
 	middlewareRoutes map[*fiber.Route]bool
@@ -96,7 +116,7 @@ func New(o Options) *fiber.App {
 		o.Log = slog.Default()
 	}
 	if o.BodyLimit <= 0 {
-		o.BodyLimit = 1 << 20
+		o.BodyLimit = DefaultBodyLimit
 	}
 	trusted, err := ParseProxies(o.TrustedProxies)
 	if err != nil {
@@ -111,6 +131,8 @@ func New(o Options) *fiber.App {
 		ids:           newIDSource(),
 		timeout:       durationOr(o.RequestTimeout, DefaultRequestTimeout),
 		routeTimeouts: o.RouteTimeouts,
+		bodyLimit:     o.BodyLimit,
+		routeBodies:   o.RouteBodyLimits,
 	}
 	app := fiber.New(fiber.Config{
 		StrictRouting:           true,
@@ -119,22 +141,67 @@ func New(o Options) *fiber.App {
 		TrustedProxies:          o.TrustedProxies,
 		ProxyHeader:             fiber.HeaderXForwardedFor,
 		ErrorHandler:            s.handleError,
-		BodyLimit:               o.BodyLimit,
+		BodyLimit:               s.largestBody(),
 		ReadTimeout:             durationOr(o.ReadTimeout, 30*time.Second),
 		WriteTimeout:            durationOr(o.WriteTimeout, max(30*time.Second, 2*s.longestTimeout())),
 		IdleTimeout:             durationOr(o.IdleTimeout, 120*time.Second),
 		DisableStartupMessage:   true,
 		ReadBufferSize:          16 << 10, // room for long cookie headers
 	})
+	app.Server().HeaderReceived = s.requestConfig
 	app.Use(s.frame, s.resolve)
 	for _, m := range o.Middleware {
 		app.Use(m)
 	}
 	for _, a := range o.Apps {
 		a.Mount(app)
+		if p, ok := a.(ErrorPages); ok {
+			s.pages = append(s.pages, p)
+		}
 	}
 	s.middlewareRoutes = middlewareRoutes(app)
 	return app
+}
+
+// DefaultBodyLimit is the largest request body of a path when
+// Options.BodyLimit is not set: room for any form or JSON call of the API.
+const DefaultBodyLimit = 64 << 10
+
+// largestBody is the largest body any request may have: the server's own
+// limit, which requestConfig lowers per request.
+func (s *server) largestBody() int {
+	n := s.bodyLimit
+	for _, l := range s.routeBodies {
+		n = max(n, l)
+	}
+	return n
+}
+
+// bodyLimitOf is the body limit of a request path, as the router sees it
+// (undecoded, so an escaped spelling of a large route gets the small limit
+// and matches no route either).
+func (s *server) bodyLimitOf(path []byte) int {
+	if l, ok := s.routeBodies[string(path)]; ok && l > 0 {
+		return l
+	}
+	return s.bodyLimit
+}
+
+// requestConfig gives a request its path's body limit as soon as its header
+// is read: fasthttp then refuses a larger Content-Length (or a chunked
+// body that grows past it) without reading it, and the error handler
+// answers 413.
+func (s *server) requestConfig(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if len(s.routeBodies) == 0 {
+		return fasthttp.RequestConfig{MaxRequestBodySize: s.bodyLimit}
+	}
+	// Parsed as the router's path is, the absolute form too.
+	uri := fasthttp.AcquireURI()
+	defer fasthttp.ReleaseURI(uri)
+	if err := uri.Parse(nil, h.RequestURI()); err != nil {
+		return fasthttp.RequestConfig{MaxRequestBodySize: s.bodyLimit}
+	}
+	return fasthttp.RequestConfig{MaxRequestBodySize: s.bodyLimitOf(uri.PathOriginal())}
 }
 
 // DefaultRequestTimeout is the deadline of a request when
@@ -178,6 +245,8 @@ type state struct {
 	peer      netip.Addr
 	trusted   bool   // the peer is a trusted proxy
 	clientIP  string // computed on first use
+	failed    bool   // Fail wrote the response
+	route     string // set by SetRoute
 }
 
 func stateOf(c *fiber.Ctx) *state {
@@ -200,6 +269,16 @@ func RequestID(c *fiber.Ctx) string {
 		return st.requestID
 	}
 	return ""
+}
+
+// SetRoute names the request's route in its access-log record and
+// metrics, for an app that answers from a Use handler, which has no route
+// pattern of its own (the sites handler says "site"): such requests would
+// otherwise count as unmatched. Keep names few: they are a metric label.
+func SetRoute(c *fiber.Ctx, name string) {
+	if st := stateOf(c); st != nil {
+		st.route = name
+	}
 }
 
 // IsHTTPS reports whether the client reached us over HTTPS: TLS on our
@@ -250,6 +329,9 @@ type errorBody struct {
 // Fail writes the platform's JSON error {"error": code, "detail": message}
 // with status, keeping the headers already set (CORS, security, request id).
 func Fail(c *fiber.Ctx, status int, code, message string) error {
+	if st := stateOf(c); st != nil {
+		st.failed = true
+	}
 	c.Status(status)
 	return c.JSON(errorBody{Error: code, Detail: message})
 }
@@ -293,7 +375,8 @@ func (s *server) handleError(c *fiber.Ctx, err error) error {
 		case http.StatusMethodNotAllowed:
 			return Fail(c, fe.Code, "method-not-allowed", "method not allowed")
 		case http.StatusRequestEntityTooLarge:
-			return Fail(c, fe.Code, "payload-too-large", "request body too large")
+			return Fail(c, fe.Code, "payload-too-large", "the request body is over the limit of "+
+				sizeText(s.bodyLimitOf(c.Request().URI().PathOriginal()))+" for this address")
 		}
 		if fe.Code >= 400 && fe.Code < 500 {
 			return Fail(c, fe.Code, errorCode(fe.Code), http.StatusText(fe.Code))
@@ -320,6 +403,17 @@ func (s *server) handleError(c *fiber.Ctx, err error) error {
 	}
 	s.log.Error("request failed", attrs...)
 	return Fail(c, http.StatusInternalServerError, "server-error", "internal server error")
+}
+
+// sizeText writes a byte count as people read it: 64 KiB, 5 MiB.
+func sizeText(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 func errorCode(status int) string {

@@ -109,6 +109,14 @@ func (f *fixture) app(trusted []string, mw ...fiber.Handler) *fiber.App {
 	})
 }
 
+// with is a server on the fixture's directory and log with the options o
+// sets besides.
+func (f *fixture) with(o server.Options) *fiber.App {
+	o.Directory = f.dir
+	o.Log = slog.New(slog.NewJSONHandler(f.logs, nil))
+	return server.New(o)
+}
+
 // serve runs app on a loopback listener, so requests come from 127.0.0.1.
 func serve(t *testing.T, app *fiber.App) string {
 	t.Helper()

@@ -208,3 +208,52 @@ func TestTenantsShareNothing(t *testing.T) {
 	consistent(t, e, e.acme)
 	consistent(t, e, e.other)
 }
+
+// Once a tenant is marked for deletion its site takes no change (a deploy
+// that began before the mark and reaches the lock after it included), and
+// Purge removes all of it, twice over without harm.
+func TestDeletingTenantRefusesChangesAndPurges(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{noServe: true})
+	ctx := context.Background()
+	for _, id := range []int64{e.acme, e.other} {
+		if _, err := e.store.Deploy(ctx, id, files(t, "index.html", page("same"), "app.js", repeat("var a = 1; ", 200)), "t", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.pool.Exec(ctx, `UPDATE tenants SET status = 'deleting' WHERE id = $1`, e.acme); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Deploy(ctx, e.acme, files(t, "index.html", page("late")), "t", nil); !errors.Is(err, sites.ErrConflict) {
+		t.Errorf("deploy to a deleting tenant: %v, want ErrConflict", err)
+	}
+	if _, err := e.store.Rollback(ctx, e.acme, 1, nil); !errors.Is(err, sites.ErrConflict) {
+		t.Errorf("rollback on a deleting tenant: %v, want ErrConflict", err)
+	}
+	if _, err := e.store.SetMode(ctx, e.acme, sites.ModeReplace, "", nil); !errors.Is(err, sites.ErrConflict) {
+		t.Errorf("mode on a deleting tenant: %v, want ErrConflict", err)
+	}
+	count := func(id int64) string {
+		var out []string
+		for _, table := range []string{"sites", "site_versions", "site_files", "site_blobs", "site_blob_data"} {
+			var n int
+			if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE tenant_id = $1`, id).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprintf("%s=%d", table, n))
+		}
+		return strings.Join(out, " ")
+	}
+	other := count(e.other)
+	for range 2 {
+		if err := e.store.Purge(ctx, e.acme, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := count(e.acme), "sites=0 site_versions=0 site_files=0 site_blobs=0 site_blob_data=0"; got != want {
+			t.Errorf("after purge: %s, want %s", got, want)
+		}
+		if got := count(e.other); got != other {
+			t.Errorf("the other tenant's site: %s, was %s", got, other)
+		}
+	}
+}

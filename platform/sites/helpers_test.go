@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 	"github.com/andybalholm/brotli"
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/startupwebapp/platform/migrations"
 	"github.com/startupwebapp/platform/platform/directory"
@@ -98,6 +100,8 @@ type env struct {
 
 type envConfig struct {
 	store   sites.Options
+	log     *slog.Logger                           // the data plane's (nil: discarded)
+	metrics prometheus.Registerer                  // the data plane's (nil: none)
 	blobs   func(reader *pgxpool.Pool) sites.Blobs // data plane backend (nil: database)
 	noServe bool
 }
@@ -153,6 +157,8 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	}
 	app := server.New(server.Options{
 		Directory: e.dir,
+		Log:       cfg.log,
+		Metrics:   cfg.metrics,
 		Apps:      []server.App{api{}, sites.NewHandler(ho), storefront{}},
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

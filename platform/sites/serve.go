@@ -77,6 +77,10 @@ func NewHandler(o HandlerOptions) *Handler {
 	}
 }
 
+// Route is the route name of every answer of a site in the data plane's
+// access log and HTTP metrics.
+const Route = "site"
+
 // Mount registers the handler for every path (server.App).
 func (h *Handler) Mount(r fiber.Router) { r.Use(h.Serve) }
 
@@ -114,6 +118,9 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 	if isAPIPath(p) {
 		return c.Next()
 	}
+	// Every answer from here on is the site's: one route in the access log
+	// and the metrics, not "unmatched" (the handler is a Use).
+	server.SetRoute(c, Route)
 	m, err := h.manifest(c.UserContext(), t.ID, version)
 	if err != nil {
 		return err
@@ -195,11 +202,85 @@ func (h *Handler) send(c *fiber.Ctx, tenantID int64, f *entry, status int) error
 	if err != nil {
 		return err
 	}
+	if status == http.StatusOK {
+		c.Set(fiber.HeaderAcceptRanges, "bytes")
+		if rng := c.Get(fiber.HeaderRange); rng != "" && ifRange(c.Get(fiber.HeaderIfRange), etag) {
+			start, end, res := byteRange(rng, int64(len(data)))
+			switch res {
+			case rangeUnsatisfiable:
+				c.Set(fiber.HeaderContentRange, fmt.Sprintf("bytes */%d", len(data)))
+				c.Set(fiber.HeaderContentType, "text/plain; charset=utf-8")
+				return c.Status(http.StatusRequestedRangeNotSatisfiable).Send(nil)
+			case rangeOne:
+				if coding != "" {
+					c.Set(fiber.HeaderContentEncoding, coding)
+				}
+				c.Set(fiber.HeaderContentRange, fmt.Sprintf("bytes %d-%d/%d", start, end, len(data)))
+				return c.Status(http.StatusPartialContent).Send(data[start : end+1])
+			}
+		}
+	}
 	if coding != "" {
 		c.Set(fiber.HeaderContentEncoding, coding)
 	}
 	c.Status(status)
 	return c.Send(data)
+}
+
+// ifRange reports whether a Range header applies under an If-Range header:
+// none, or exactly the ETag of the representation sent (a strong
+// comparison; a date never matches, for a site file has no
+// Last-Modified). When it does not, the whole file is sent.
+func ifRange(header, etag string) bool {
+	header = strings.TrimSpace(header)
+	return header == "" || header == etag
+}
+
+// Results of byteRange.
+const (
+	rangeWhole         = iota // malformed, not bytes, or several ranges: send the whole file
+	rangeOne                  // one satisfiable range
+	rangeUnsatisfiable        // one range that starts past the end (416)
+)
+
+// byteRange reads a Range header for a file of size bytes: one range
+// (first-last, first-, or -suffix) clipped to the file, with its
+// inclusive ends. Several ranges are answered with the whole file, which
+// HTTP allows, rather than a multipart body.
+func byteRange(header string, size int64) (start, end int64, result int) {
+	unit, spec, ok := strings.Cut(header, "=")
+	if !ok || !strings.EqualFold(strings.TrimSpace(unit), "bytes") || strings.Contains(spec, ",") {
+		return 0, 0, rangeWhole
+	}
+	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	if !ok {
+		return 0, 0, rangeWhole
+	}
+	if first == "" { // the last n bytes
+		n, err := parseDigits(last)
+		if err != nil {
+			return 0, 0, rangeWhole
+		}
+		if n == 0 || size == 0 {
+			return 0, 0, rangeUnsatisfiable
+		}
+		return max(size-n, 0), size - 1, rangeOne
+	}
+	start, err := parseDigits(first)
+	if err != nil {
+		return 0, 0, rangeWhole
+	}
+	end = size - 1
+	if last != "" {
+		if end, err = parseDigits(last); err != nil || end < start {
+			return 0, 0, rangeWhole
+		}
+		end = min(end, size-1)
+	}
+	if start >= size {
+		return 0, 0, rangeUnsatisfiable
+	}
+	return start, end, rangeOne
 }
 
 // noneMatch reports whether an If-None-Match header names the file (any of
@@ -221,6 +302,14 @@ func noneMatch(header, etag string) bool {
 		}
 	}
 	return false
+}
+
+// parseDigits reads a decimal of digits only (no sign, no space).
+func parseDigits(s string) (int64, error) {
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, strconv.ErrSyntax
+	}
+	return strconv.ParseInt(s, 10, 64)
 }
 
 // accepts reports whether an Accept-Encoding header accepts coding: named

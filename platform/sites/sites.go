@@ -14,8 +14,9 @@
 // Handler serves the site on the data plane as the original frontend's
 // CDN did: files as they are, extensionless pages as <path>.html, a
 // folder's index.html, else the site's error.html with 404; ETags and 304,
-// cache lifetimes by kind of file, and gzip or brotli precompressed at
-// deploy time.
+// one byte range per request (206, 416, If-Range by ETag; several ranges
+// get the whole file), cache lifetimes by kind of file, and gzip or brotli
+// precompressed at deploy time.
 package sites
 
 import (

@@ -23,6 +23,7 @@ const (
 	PointActivated   = "activated"    // the version served; older ones not yet pruned
 	PointPruned      = "pruned"       // old versions deleted, their blobs marked for deletion
 	PointBlobDeleted = "blob-deleted" // one unreferenced blob deleted from the backend
+	PointPurged      = "site-purged"  // Purge: every version deleted, every blob marked for deletion
 )
 
 // DeployPoints lists the points a deploy passes, in order.
@@ -140,6 +141,31 @@ func (s *Store) lock(ctx context.Context, tenantID int64) (func(), error) {
 	return func() { conn.Close(context.Background()) }, nil
 }
 
+// lockLive is lock for a change that a tenant being deleted must not get:
+// taken once the delete has marked the tenant, it refuses (ErrConflict), so
+// no deploy that began before the delete adds to a site its purge removed.
+func (s *Store) lockLive(ctx context.Context, tenantID int64) (func(), error) {
+	unlock, err := s.lock(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	var status string
+	err = s.db.QueryRow(ctx, `SELECT status FROM tenants WHERE id = $1`, tenantID).Scan(&status)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		err = fmt.Errorf("tenant %d: %w", tenantID, ErrNotFound)
+	case err != nil:
+		err = fmt.Errorf("site lock: %w", err)
+	case status == "deleting" || status == "deleted":
+		err = fmt.Errorf("tenant %d is %s: %w", tenantID, status, ErrConflict)
+	}
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	return unlock, nil
+}
+
 // transact runs fn in a transaction on the platform database.
 func (s *Store) transact(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.db, fn)
@@ -150,7 +176,7 @@ func (s *Store) transact(ctx context.Context, fn func(tx pgx.Tx) error) error {
 // deploy of the same bundle cut off earlier reuses its pending version and
 // the blobs it stored. Only the last transaction makes the version visible.
 func (s *Store) Deploy(ctx context.Context, tenantID int64, b *Bundle, actor string, audit Audit) (Version, error) {
-	unlock, err := s.lock(ctx, tenantID)
+	unlock, err := s.lockLive(ctx, tenantID)
 	if err != nil {
 		return Version{}, err
 	}
@@ -393,15 +419,53 @@ const unreferenced = `tenant_id = $1 AND NOT EXISTS (SELECT 1 FROM site_files f 
 // collection cut off anywhere only repeats work when run again, and a
 // deploy that names such a blob again writes it anew.
 func (s *Store) collect(ctx context.Context, tenantID int64) error {
-	var doomed [][]byte
-	err := s.transact(ctx, func(tx pgx.Tx) error {
+	return s.sweep(ctx, tenantID, s.at, PointPruned, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `DELETE FROM site_versions v WHERE v.tenant_id = $1
 			AND v.id IS DISTINCT FROM (SELECT current_version FROM sites WHERE tenant_id = $1)
 			AND ((v.status = 'ready' AND v.number NOT IN (SELECT number FROM site_versions
 			       WHERE tenant_id = $1 AND status = 'ready' ORDER BY number DESC LIMIT $2))
 			  OR (v.status = 'pending' AND v.created_at < now() - make_interval(secs => $3)))`,
 			tenantID, s.retain, pendingTTL.Seconds())
-		if err != nil {
+		return err
+	})
+}
+
+// Purge deletes a tenant's whole site, for a tenant being deleted: where it
+// is served, every version and every blob (in the backend too). at, when
+// set, runs at PointPurged and PointBlobDeleted instead of Options.Hook.
+// Cut off anywhere, it completes when run again; on a tenant without a site
+// it changes nothing. The caller marks the tenant deleting first: every other
+// change then refuses (lockLive), so none can follow the purge.
+func (s *Store) Purge(ctx context.Context, tenantID int64, at func(ctx context.Context, point string) error) error {
+	if at == nil {
+		at = s.at
+	}
+	unlock, err := s.lock(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	err = s.sweep(ctx, tenantID, at, PointPurged, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM sites WHERE tenant_id = $1`, tenantID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM site_versions WHERE tenant_id = $1`, tenantID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("site purge: %w", err)
+	}
+	return nil
+}
+
+// sweep runs remove, which deletes versions, and then deletes the blobs no
+// version names: marked unstored in remove's transaction, then deleted from
+// the backend, then forgotten. at runs after the transaction (at point)
+// and after each blob deleted.
+func (s *Store) sweep(ctx context.Context, tenantID int64, at func(context.Context, string) error, point string, remove func(tx pgx.Tx) error) error {
+	var doomed [][]byte
+	err := s.transact(ctx, func(tx pgx.Tx) error {
+		if err := remove(tx); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `UPDATE site_blobs b SET stored = false WHERE `+unreferenced+` RETURNING sha256`, tenantID)
@@ -414,7 +478,7 @@ func (s *Store) collect(ctx context.Context, tenantID int64) error {
 	if err != nil {
 		return fmt.Errorf("site: collect: %w", err)
 	}
-	if err := s.at(ctx, PointPruned); err != nil {
+	if err := at(ctx, point); err != nil {
 		return err
 	}
 	for _, d := range doomed {
@@ -423,7 +487,7 @@ func (s *Store) collect(ctx context.Context, tenantID int64) error {
 		if err := s.blobs.Delete(ctx, tenantID, sum); err != nil {
 			return fmt.Errorf("site: collect: %w", err)
 		}
-		if err := s.at(ctx, PointBlobDeleted); err != nil {
+		if err := at(ctx, PointBlobDeleted); err != nil {
 			return err
 		}
 	}
@@ -488,7 +552,7 @@ func (s *Store) version(ctx context.Context, tenantID int64, number int) (Versio
 
 // Rollback serves an earlier (or any kept) ready version again.
 func (s *Store) Rollback(ctx context.Context, tenantID int64, number int, audit Audit) (Site, error) {
-	unlock, err := s.lock(ctx, tenantID)
+	unlock, err := s.lockLive(ctx, tenantID)
 	if err != nil {
 		return Site{}, err
 	}
@@ -554,7 +618,7 @@ func (s *Store) SetMode(ctx context.Context, tenantID int64, mode, domain string
 	default:
 		return Site{}, &FieldError{Field: "mode", Message: "want replace or domain"}
 	}
-	unlock, err := s.lock(ctx, tenantID)
+	unlock, err := s.lockLive(ctx, tenantID)
 	if err != nil {
 		return Site{}, err
 	}
@@ -562,13 +626,15 @@ func (s *Store) SetMode(ctx context.Context, tenantID int64, mode, domain string
 	var site Site
 	err = s.transact(ctx, func(tx pgx.Tx) error {
 		if dom != nil {
-			var ok bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM domains WHERE hostname = $1 AND tenant_id = $2)`,
-				domain, tenantID).Scan(&ok); err != nil {
-				return err
-			}
-			if !ok {
+			// Locked until the commit: the domain's removal waits, then
+			// sees the site served on it and refuses.
+			err := tx.QueryRow(ctx, `SELECT 1 FROM domains WHERE hostname = $1 AND tenant_id = $2 FOR SHARE`,
+				domain, tenantID).Scan(new(int))
+			if errors.Is(err, pgx.ErrNoRows) {
 				return &FieldError{Field: "domain", Message: fmt.Sprintf("%s is not a domain of the tenant; add it first", domain)}
+			}
+			if err != nil {
+				return err
 			}
 		}
 		before, err := s.get(ctx, tx, tenantID)
@@ -600,7 +666,7 @@ func (s *Store) SetMode(ctx context.Context, tenantID int64, mode, domain string
 // DeleteVersion deletes a version that is not served, and the blobs only it
 // named.
 func (s *Store) DeleteVersion(ctx context.Context, tenantID int64, number int, audit Audit) error {
-	unlock, err := s.lock(ctx, tenantID)
+	unlock, err := s.lockLive(ctx, tenantID)
 	if err != nil {
 		return err
 	}

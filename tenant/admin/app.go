@@ -92,7 +92,8 @@ type Options struct {
 	// their sessions in it.
 	Sessions *sessions.Store
 	// MaxImportBytes is the largest CSV upload (default MaxImportBytes);
-	// the server's body limit must allow it (MaxUploadBody).
+	// the server's body limit of the upload routes must allow it
+	// (UploadBodyLimits).
 	MaxImportBytes int
 	// JobTimeout is the deadline of an import's apply job (default
 	// DefaultJobTimeout).

@@ -42,6 +42,13 @@ import (
 // SKU by product, colour and size; a price different from the SKU's
 // current one adds a price (prices are a history).
 
+// UploadBodyLimits are the request body limits the data plane's server
+// must give the back office's CSV uploads (the page's and the API's), the
+// only back-office requests with large bodies (server.Options.RouteBodyLimits).
+func UploadBodyLimits() map[string]int {
+	return map[string]int{"/admin/imports": MaxUploadBody, APIPrefix + "/imports": MaxUploadBody}
+}
+
 // Import defaults.
 const (
 	MaxImportBytes    = 5 << 20

@@ -252,7 +252,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	if o.trustProxy {
 		proxies = []string{"0.0.0.0"}
 	}
-	f.app = server.New(server.Options{Directory: dir, Pools: pm, Log: log, TrustedProxies: proxies, BodyLimit: admin.MaxUploadBody,
+	f.app = server.New(server.Options{Directory: dir, Pools: pm, Log: log, TrustedProxies: proxies, RouteBodyLimits: admin.UploadBodyLimits(),
 		Middleware: []fiber.Handler{store.Handler(), prot.Handler()},
 		Apps:       []server.App{members, shopApp, back}})
 	w, err := mail.NewWorker(mail.Options{

@@ -66,6 +66,8 @@ type App struct {
 	pages  map[string]*template.Template
 	assets map[string]asset // by fingerprinted name
 	urls   map[string]string
+	// pagePaths are the paths of the pages and forms (ErrorPage).
+	pagePaths map[string]bool
 
 	mu     sync.Mutex
 	brands map[int64]brandEntry
@@ -93,7 +95,7 @@ func New(o Options) (*App, error) {
 		o.CheckoutOrigins = []string{"https://checkout.stripe.com"}
 	}
 	a := &App{acct: o.Account, shop: o.Shop, analytics: o.Analytics, log: o.Log,
-		assets: map[string]asset{}, urls: map[string]string{}, brands: map[int64]brandEntry{}}
+		assets: map[string]asset{}, urls: map[string]string{}, pagePaths: map[string]bool{}, brands: map[int64]brandEntry{}}
 	a.csp = "default-src 'self'; img-src 'self' https: data:; style-src 'self'; script-src 'self'; " +
 		"connect-src 'self'; form-action 'self' " + strings.Join(o.CheckoutOrigins, " ") +
 		"; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
@@ -139,8 +141,12 @@ func (a *App) Mount(r fiber.Router) {
 	r.Get("/_/:file", a.serveAsset)
 	r.Get("/img/product/:file", a.productImage)
 
-	page := func(p string, get fiber.Handler) { r.Get(p, a.guard, get) }
+	page := func(p string, get fiber.Handler) {
+		a.pagePaths[p] = true
+		r.Get(p, a.guard, get)
+	}
 	form := func(p string, post fiber.Handler, guards ...fiber.Handler) {
+		a.pagePaths[p] = true
 		r.Post(p, append(append([]fiber.Handler{a.guard}, guards...), post)...)
 	}
 	page("/", a.home)

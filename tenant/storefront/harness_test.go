@@ -161,7 +161,7 @@ func newEnv(t testing.TB) *env {
 	}
 	app := server.New(server.Options{
 		Directory: dir, Pools: pm, Log: log, Env: "dev",
-		Middleware: []fiber.Handler{sess.Handler(), csrf.New(csrf.Options{Key: keyFn, Exempt: []string{"/order/stripe-webhook"}, Log: log}).Handler()},
+		Middleware: []fiber.Handler{sess.Handler(), csrf.New(csrf.Options{Key: keyFn, Exempt: []string{"/order/stripe-webhook"}, Log: log}).Handler(), injectPanic},
 		Apps:       []server.App{an, acct, sh, site},
 	})
 	go func() { _ = app.Listener(ln) }()
@@ -176,6 +176,17 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// panicHeader makes injectPanic panic on the request that carries it: the
+// failure of a page past every check, as a bug would be.
+const panicHeader = "X-Test-Panic"
+
+func injectPanic(c *fiber.Ctx) error {
+	if v := c.Get(panicHeader); v != "" {
+		panic("injected failure: " + v)
+	}
+	return c.Next()
 }
 
 func servingTenants(dir *directory.Directory) []*directory.Tenant {

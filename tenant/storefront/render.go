@@ -208,13 +208,50 @@ var statusText = map[int][2]string{
 	http.StatusServiceUnavailable: {"We are busy", "The shop is very busy right now. Please try again in a moment."},
 }
 
-// errorPage answers status with a page of the site.
-func (a *App) errorPage(c *fiber.Ctx, status int) error {
+// errorText is the title and message of the error page for status.
+func errorText(status int) (title string, data map[string]any) {
 	txt, ok := statusText[status]
 	if !ok {
 		txt = [2]string{"Something went wrong", "Please try again in a moment."}
 	}
-	return a.render(c, status, "error", txt[0], map[string]any{"message": txt[1]})
+	return txt[0], map[string]any{"message": txt[1]}
+}
+
+// errorPage answers status with a page of the site.
+func (a *App) errorPage(c *fiber.Ctx, status int) error {
+	title, data := errorText(status)
+	return a.render(c, status, "error", title, data)
+}
+
+// ErrorPage answers a request for one of the storefront's pages that ended
+// in the platform's JSON error outside the page's own handling (a CSRF
+// check refused before it, a panic, a 5xx) with the shop's error page,
+// status kept (server.ErrorPages). It calls nothing, reads no database
+// (the failure may be the database's) and says nothing of the cause; the
+// API's paths and a host served by the tenant's own site keep the JSON.
+func (a *App) ErrorPage(c *fiber.Ctx, status int) bool {
+	t := server.Tenant(c)
+	if t == nil || !a.pagePaths[c.Path()] {
+		return false
+	}
+	if m := c.Method(); m == fiber.MethodGet || m == fiber.MethodHead {
+		if _, ok := t.SiteOn(strings.TrimSpace(c.Hostname())); ok {
+			return false
+		}
+	}
+	title, data := errorText(status)
+	v := view{Brand: a.brand(t), Title: title, Path: c.Path(), Assets: a.urls, Data: data}
+	var buf bytes.Buffer
+	if err := a.pages["error"].ExecuteTemplate(&buf, "layout.html", v); err != nil {
+		a.log.Error("storefront: render error page", "err", err, "tenant", t.Slug, "request_id", server.RequestID(c))
+		return false
+	}
+	c.Set("Content-Security-Policy", a.csp)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	c.Status(status)
+	_ = c.Send(buf.Bytes())
+	return true
 }
 
 // notices are the messages a redirect after a form carries in ?notice=.

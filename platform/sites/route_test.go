@@ -1,0 +1,92 @@
+package sites_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/startupwebapp/platform/platform/sites"
+)
+
+// lockedBuffer is a log sink the server's goroutines share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) routes(t *testing.T) map[string]string {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string]string{} // route by host+path
+	for _, line := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
+		var rec struct{ Msg, Route, Tenant string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec.Msg == "request" {
+			out[rec.Tenant] += rec.Route + " "
+		}
+	}
+	return out
+}
+
+// A site's answers, files and its 404s alike, are logged and counted under
+// the route "site"; what it hands on keeps its own route.
+func TestSiteRouteLabel(t *testing.T) {
+	t.Parallel()
+	logs := &lockedBuffer{}
+	reg := prometheus.NewRegistry()
+	e := newEnv(t, envConfig{log: slog.New(slog.NewJSONHandler(logs, nil)), metrics: reg})
+	e.deploy(t, e.acme, files(t, "index.html", page("home"), "error.html", page("oops")))
+
+	for _, tc := range []struct{ host, path string }{
+		{"www.acme.test", "/"},
+		{"www.acme.test", "/missing"},
+		{"www.acme.test", "/user/logged-in"},
+		{"www.other.test", "/"},
+	} {
+		e.mustGet(t, tc.host, tc.path)
+	}
+	got := logs.routes(t)
+	if want := "site site /user/logged-in "; got["acme"] != want {
+		t.Errorf("acme's routes logged %q, want %q", got["acme"], want)
+	}
+	if want := "unmatched "; got["other"] != want {
+		t.Errorf("other's routes logged %q, want %q (no site: the storefront stand-in)", got["other"], want)
+	}
+
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "swa_http_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			counts[labels["tenant"]+" "+labels["route"]+" "+labels["status"]] += m.GetCounter().GetValue()
+		}
+	}
+	for k, want := range map[string]float64{"acme " + sites.Route + " 200": 1, "acme " + sites.Route + " 404": 1, "acme unmatched 200": 0} {
+		if counts[k] != want {
+			t.Errorf("swa_http_requests_total{%s} = %v, want %v (all: %v)", k, counts[k], want, counts)
+		}
+	}
+}
