@@ -49,6 +49,8 @@ type env struct {
 	dbB     *pgxpool.Pool
 	store   secrets.Store
 	pools   *pools.Manager
+	// trips counts the round trips of the (first) data plane's pools
+	trips *pgtest.RoundTrips
 	// webhook secrets of alpha and beta
 	whA, whB string
 	// the database roles alpha and beta connect as
@@ -128,17 +130,22 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	rdb, prefix := pgtest.Redis(t)
-	e.base, e.pools = serveReplica(t, o, dir, store, rdb, prefix, log)
+	e.trips = new(pgtest.RoundTrips)
+	e.base, e.pools = serveReplica(t, o, dir, store, rdb, prefix, log, e.trips)
 	if o.replica {
-		e.replica, _ = serveReplica(t, o, dir, store, rdb, prefix, log)
+		e.replica, _ = serveReplica(t, o, dir, store, rdb, prefix, log, nil)
 	}
 	return e
 }
 
 // serveReplica starts one data plane on the tenants of dir, with pools and
 // a shop (and so a catalogue cache) of its own, as a replica has.
-func serveReplica(t testing.TB, o envOptions, dir *directory.Directory, store secrets.Store, rdb *redis.Client, prefix string, log *slog.Logger) (string, *pools.Manager) {
-	pm, err := pools.New(pools.Options{Secrets: store, ConnParams: "sslmode=disable", MaxConns: 8, Log: log})
+func serveReplica(t testing.TB, o envOptions, dir *directory.Directory, store secrets.Store, rdb *redis.Client, prefix string, log *slog.Logger, trips *pgtest.RoundTrips) (string, *pools.Manager) {
+	opts := pools.Options{Secrets: store, ConnParams: "sslmode=disable", MaxConns: 8, Log: log}
+	if trips != nil {
+		opts.Tracer = trips
+	}
+	pm, err := pools.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
