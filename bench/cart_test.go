@@ -35,7 +35,7 @@ func BenchmarkCartAndLoggedIn(b *testing.B) {
 	dp := newDataPlane(b, p, planeOptions{Budget: 50, MaxConns: 4,
 		AppsOver: func(pm *pools.Manager, sess *sessions.Store) []server.App {
 			accounts := account.New(account.Options{DB: pm, Keyring: account.KeyringFunc(keyring), Sessions: sess, Log: log})
-			shopApp := shop.New(shop.Options{Pools: pm, Key: shop.KeyFunc(keyring.Current()), Account: accounts.AccountID, Log: log})
+			shopApp := shop.New(shop.Options{Pools: pm, Key: shop.KeyFunc(keyring.Current()), Account: accounts.SessionClaim, Log: log})
 			return []server.App{accounts, shopApp}
 		}})
 	host := p.host(0)

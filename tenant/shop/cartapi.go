@@ -82,17 +82,11 @@ func (rq *request) config(key string) (*string, error) {
 // O3 GET /order/cart-items.
 func (a *App) cartItems(c *fiber.Ctx) error {
 	return a.with(c, func(rq *request) error {
-		ct, found, err := rq.currentCart()
+		cc, found, err := rq.readCart(false)
 		if err != nil {
 			return err
 		}
-		var lines []cart.Line
-		if found {
-			if lines, err = cart.Lines(rq.ctx, rq.conn, ct.ID); err != nil {
-				return err
-			}
-		}
-		return reply(c, object{{"cart_found", found}, {"item_data", itemData(lines, found)}})
+		return reply(c, object{{"cart_found", found}, {"item_data", itemData(cc.Lines, found)}})
 	})
 }
 
@@ -137,15 +131,9 @@ func (a *App) cartShippingMethods(c *fiber.Ctx) error {
 	})
 }
 
-// totals returns the visitor's cart (if any) and its totals.
-func (rq *request) totals() (cart.Contents, bool, error) {
-	ct, found, err := rq.currentCart()
-	if err != nil || !found {
-		return cart.Contents{Totals: cart.ComputeTotals(nil, nil, nil)}, false, err
-	}
-	cc, err := cart.Load(rq.ctx, rq.conn, ct)
-	return cc, true, err
-}
+// totals returns the visitor's cart (if any) and its totals, in one round
+// trip.
+func (rq *request) totals() (cart.Contents, bool, error) { return rq.readCart(true) }
 
 // O5 GET /order/cart-totals.
 func (a *App) cartTotals(c *fiber.Ctx) error {

@@ -23,6 +23,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -56,11 +57,12 @@ type Options struct {
 	Payments *payments.Clients
 	// Key is the tenant's signing key.
 	Key KeyFunc
-	// Account returns the signed-in account id of the request, 0 when
-	// anonymous. Default: the session's user (platform/sessions). The
-	// accounts app should pass its own, which also checks the session's
-	// password hash.
-	Account func(c *fiber.Ctx) int64
+	// Account returns the account the request's session claims, checked
+	// by the shop against the account's row in the batch that reads the
+	// cart. Default: the session's user (platform/sessions), unchecked.
+	// The accounts app should pass its SessionClaim, which checks the
+	// session's password hash.
+	Account func(c *fiber.Ctx) cart.Claim
 	// CatalogCacheBytes bounds the catalogue answers kept in memory across
 	// tenants (default DefaultCatalogCacheBytes; negative: no cache), and
 	// CatalogFresh is how long a tenant's catalogue version, once read, is
@@ -78,7 +80,7 @@ type App struct {
 	db       DB
 	payments *payments.Clients
 	key      KeyFunc
-	account  func(c *fiber.Ctx) int64
+	account  func(c *fiber.Ctx) cart.Claim
 	catalog  *catalogCache // nil: catalogue answers are always built
 	log      *slog.Logger
 }
@@ -98,12 +100,12 @@ func New(o Options) *App {
 	return a
 }
 
-func sessionAccount(c *fiber.Ctx) int64 {
+func sessionAccount(c *fiber.Ctx) cart.Claim {
 	s, err := sessions.Load(c)
 	if s == nil || err != nil {
-		return 0
+		return cart.Claim{}
 	}
-	return s.UserID
+	return cart.Claim{AccountID: s.UserID}
 }
 
 var identifierRE = regexp.MustCompile(`^[A-Za-z0-9]+$`)
@@ -205,7 +207,8 @@ type request struct {
 	tenant *directory.Tenant
 	conn   *pgxpool.Conn
 
-	accountID int64 // the signed-in account, read before the connection
+	claim     cart.Claim // the session's account, read before the connection
+	accountID int64      // the claim's account once it holds (who)
 	key       []byte
 	keyErr    error
 
@@ -214,12 +217,11 @@ type request struct {
 }
 
 // newRequest reads what a request needs from outside the tenant database
-// (the session's account, which the accounts app checks on a connection of
-// its own; the signing key from the secrets store) before any connection
-// is taken, so none is held while they are fetched.
+// (the session's claim; the signing key from the secrets store) before any
+// connection is taken, so none is held while they are fetched.
 func (a *App) newRequest(c *fiber.Ctx) *request {
 	rq := &request{a: a, c: c, ctx: c.UserContext(), tenant: server.Tenant(c)}
-	rq.accountID = a.account(c)
+	rq.claim = a.account(c)
 	rq.key, rq.keyErr = a.key(rq.ctx, rq.tenant)
 	return rq
 }
@@ -274,18 +276,25 @@ func (rq *request) who() (cart.Owner, error) {
 	if rq.resolved {
 		return rq.owner, nil
 	}
-	if rq.accountID > 0 {
-		m, ok, err := cart.MemberForAccount(rq.ctx, rq.conn, rq.accountID)
-		if err != nil {
+	var m cart.Member
+	if rq.claim.AccountID > 0 {
+		b := &pgx.Batch{}
+		cart.QueueMember(b, rq.claim.AccountID, &m)
+		if err := rq.conn.SendBatch(rq.ctx, b).Close(); err != nil {
 			return cart.Owner{}, err
 		}
-		if !ok {
-			rq.accountID = 0
-		} else {
-			rq.owner = cart.Owner{MemberID: m}
-		}
 	}
-	if rq.owner.MemberID == 0 && rq.c.Cookies(cart.CookieName) != "" {
+	return rq.resolve(m)
+}
+
+// resolve settles who the visitor is given the member read for the
+// session's claim: the member when the claim holds, else the anonymous
+// visitor of the an_ct cookie.
+func (rq *request) resolve(m cart.Member) (cart.Owner, error) {
+	rq.owner, rq.accountID = cart.Owner{}, 0
+	if rq.claim.Holds(m) {
+		rq.owner.MemberID, rq.accountID = m.ID, rq.claim.AccountID
+	} else if rq.c.Cookies(cart.CookieName) != "" {
 		key, err := rq.signingKey()
 		if err != nil {
 			return cart.Owner{}, err
@@ -303,6 +312,39 @@ func (rq *request) currentCart() (cart.Cart, bool, error) {
 		return cart.Cart{}, false, err
 	}
 	return cart.Find(rq.ctx, rq.conn, o)
+}
+
+// readCart reads the visitor's cart with its lines and, withTotals, what
+// its totals depend on, in one round trip: for a signed-in visitor the
+// member and the member's cart are read in the same batch and the session
+// checked on the row read. Only when the claim does not hold (the password
+// changed, the account was closed) is the anonymous cart read next.
+func (rq *request) readCart(withTotals bool) (cart.Contents, bool, error) {
+	var r cart.Read
+	if !rq.resolved && rq.claim.AccountID > 0 {
+		var m cart.Member
+		b := &pgx.Batch{}
+		cart.QueueMember(b, rq.claim.AccountID, &m)
+		cart.QueueRead(b, cart.OfAccount(rq.claim.AccountID), withTotals, &r)
+		if err := rq.conn.SendBatch(rq.ctx, b).Close(); err != nil {
+			return r.Contents, false, err
+		}
+		if o, err := rq.resolve(m); err != nil || o.MemberID > 0 {
+			return r.Contents, r.Found, err
+		}
+	}
+	o, err := rq.who()
+	if err != nil {
+		return r.Contents, false, err
+	}
+	of := cart.OfOwner(o)
+	if of == nil {
+		return cart.Contents{Totals: cart.ComputeTotals(nil, nil, nil)}, false, nil
+	}
+	b := &pgx.Batch{}
+	cart.QueueRead(b, *of, withTotals, &r)
+	err = rq.conn.SendBatch(rq.ctx, b).Close()
+	return r.Contents, r.Found, err
 }
 
 // reply writes a JSON object with the API version appended.

@@ -1,0 +1,150 @@
+package cart
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Of names a cart by an SQL expression of $1 rather than by its id, so
+// that reads queued in one pgx.Batch can be about a cart nobody has looked
+// up yet: the batch finds the cart and reads its lines, shipping method and
+// discounts in one round trip (statements pipelined and answered together,
+// in one implicit transaction).
+type Of struct {
+	expr string // yields the cart id (or NULL) from $1
+	arg  any
+}
+
+// ofID is the expression of Lines, SelectedShipping and Discounts, which
+// are handed the cart id itself.
+const ofID = `$1`
+
+// OfAccount names the cart of an active account's member (an account
+// without a member row has none, §12 Q17), as MemberForAccount and Find
+// would find it.
+func OfAccount(accountID int64) Of {
+	return Of{`(SELECT c.id FROM cart c JOIN member m ON m.id = c.member_id JOIN account a ON a.id = m.account_id
+  WHERE a.id = $1 AND a.is_active)`, accountID}
+}
+
+// OfOwner names the owner's cart, as Find finds it; nil for an owner that
+// has none to name (neither a member nor an anonymous id).
+func OfOwner(o Owner) *Of {
+	switch {
+	case o.MemberID > 0:
+		return &Of{`(SELECT id FROM cart WHERE member_id = $1)`, o.MemberID}
+	case o.AnonymousID != "":
+		return &Of{`(SELECT id FROM cart WHERE anonymous_cart_id = $1 AND member_id IS NULL)`, o.AnonymousID}
+	}
+	return nil
+}
+
+// Read is what QueueRead reads of a cart.
+type Read struct {
+	Found bool
+	// Contents has the cart and its lines; with totals also the shipping
+	// method, the discounts and the totals.
+	Contents Contents
+}
+
+// QueueRead queues on b the reads of the cart of names: the cart row and
+// its lines, and withTotals its shipping method and discount codes, with
+// the totals computed from them. r is filled when the batch is closed; a
+// cart that is not there reads as not found with the totals of nothing.
+func QueueRead(b *pgx.Batch, of Of, withTotals bool, r *Read) {
+	*r = Read{Contents: Contents{Totals: ComputeTotals(nil, nil, nil)}}
+	b.Queue(`SELECT id, coalesce(member_id, 0), coalesce(anonymous_cart_id, '') FROM cart WHERE id = `+of.expr, of.arg).
+		QueryRow(func(row pgx.Row) error {
+			c := &r.Contents.Cart
+			err := row.Scan(&c.ID, &c.MemberID, &c.AnonymousID)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			r.Found = err == nil
+			if err != nil {
+				return fmt.Errorf("find cart: %w", err)
+			}
+			return nil
+		})
+	b.Queue(linesSQL(of.expr), of.arg).Query(func(rows pgx.Rows) error {
+		var err error
+		r.Contents.Lines, err = scanLines(rows)
+		return err
+	})
+	if !withTotals {
+		return
+	}
+	b.Queue(selectedShippingSQL(of.expr), of.arg).QueryRow(func(row pgx.Row) error {
+		var err error
+		r.Contents.Shipping, err = scanShipping(row)
+		return err
+	})
+	b.Queue(discountsSQL(of.expr), of.arg).Query(func(rows pgx.Rows) error {
+		var err error
+		if r.Contents.Discounts, err = scanDiscounts(rows); err != nil {
+			return err
+		}
+		// A batch answers in order: the lines and the method are in.
+		if r.Found {
+			r.Contents.Totals = ComputeTotals(r.Contents.Lines, r.Contents.Shipping, r.Contents.Discounts)
+		}
+		return nil
+	})
+}
+
+// QueueLineCount queues on b the count of the lines of the cart of (0 when
+// there is no such cart) into n.
+func QueueLineCount(b *pgx.Batch, of Of, n *int) {
+	b.Queue(`SELECT count(*) FROM cart_sku WHERE cart_id = `+of.expr, of.arg).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(n); err != nil {
+			return fmt.Errorf("cart line count: %w", err)
+		}
+		return nil
+	})
+}
+
+// Member is an active account's member row, with the account's password
+// hash for the session check of the caller (sessions.Session.AuthMatches).
+type Member struct {
+	ID           int64
+	PasswordHash string
+	Found        bool
+}
+
+const memberOfAccountSQL = `SELECT m.id, a.password_hash FROM member m JOIN account a ON a.id = m.account_id
+WHERE a.id = $1 AND a.is_active`
+
+// QueueMember queues on b the lookup of the member of an active account
+// into m (not found: no such account, inactive, or without a member row).
+func QueueMember(b *pgx.Batch, accountID int64, m *Member) {
+	*m = Member{}
+	b.Queue(memberOfAccountSQL, accountID).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(&m.ID, &m.PasswordHash)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("member of account: %w", err)
+		}
+		m.Found = true
+		return nil
+	})
+}
+
+// Claim is the account a request's session says is signed in, before it
+// is checked against the account's row. Check, when set, is the accounts
+// app's rule for that row's password hash (a session ends when the
+// password changes); the shop reads the row in the same batch as the cart,
+// so a signed-in cart read costs one round trip.
+type Claim struct {
+	AccountID int64
+	Check     func(passwordHash string) bool
+}
+
+// Holds reports whether the claim stands for the member read for it: the
+// account is active, has a member row and passes Check.
+func (c Claim) Holds(m Member) bool {
+	return c.AccountID > 0 && m.Found && (c.Check == nil || c.Check(m.PasswordHash))
+}
