@@ -68,7 +68,7 @@ func (a *App) loggedIn(c *fiber.Ctx) error {
 		cart.QueueLineCount(b, cart.OfAccount(sess.UserID), &memberItems)
 	}
 	if id := cart.CookieID(c, r.key); id != "" {
-		cart.QueueLineCount(b, *cart.OfOwner(cart.Owner{AnonymousID: id}), &anonItems)
+		cart.QueueLineCount(b, cart.OfAnonymous(id), &anonItems)
 	}
 	if err := a.conn(r, func(conn *pgxpool.Conn) error { return conn.SendBatch(r.ctx, b).Close() }); err != nil {
 		return err

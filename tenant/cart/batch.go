@@ -1,6 +1,7 @@
 package cart
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -29,16 +30,24 @@ func OfAccount(accountID int64) Of {
   WHERE a.id = $1 AND a.is_active)`, accountID}
 }
 
-// OfOwner names the owner's cart, as Find finds it; nil for an owner that
-// has none to name (neither a member nor an anonymous id).
-func OfOwner(o Owner) *Of {
+// OfMember names a member's cart.
+func OfMember(memberID int64) Of { return Of{`(SELECT id FROM cart WHERE member_id = $1)`, memberID} }
+
+// OfAnonymous names the anonymous cart of an an_ct id.
+func OfAnonymous(anonymousID string) Of {
+	return Of{`(SELECT id FROM cart WHERE anonymous_cart_id = $1 AND member_id IS NULL)`, anonymousID}
+}
+
+// OfOwner names the owner's cart as Find finds it, and false for an owner
+// with none to name (neither a member nor an anonymous id).
+func OfOwner(o Owner) (Of, bool) {
 	switch {
 	case o.MemberID > 0:
-		return &Of{`(SELECT id FROM cart WHERE member_id = $1)`, o.MemberID}
+		return OfMember(o.MemberID), true
 	case o.AnonymousID != "":
-		return &Of{`(SELECT id FROM cart WHERE anonymous_cart_id = $1 AND member_id IS NULL)`, o.AnonymousID}
+		return OfAnonymous(o.AnonymousID), true
 	}
-	return nil
+	return Of{}, false
 }
 
 // Read is what QueueRead reads of a cart.
@@ -120,17 +129,25 @@ WHERE a.id = $1 AND a.is_active`
 // into m (not found: no such account, inactive, or without a member row).
 func QueueMember(b *pgx.Batch, accountID int64, m *Member) {
 	*m = Member{}
-	b.Queue(memberOfAccountSQL, accountID).QueryRow(func(row pgx.Row) error {
-		err := row.Scan(&m.ID, &m.PasswordHash)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("member of account: %w", err)
-		}
-		m.Found = true
+	b.Queue(memberOfAccountSQL, accountID).QueryRow(func(row pgx.Row) error { return m.scan(row) })
+}
+
+// MemberOf is QueueMember on its own.
+func MemberOf(ctx context.Context, db DB, accountID int64) (Member, error) {
+	var m Member
+	return m, m.scan(db.QueryRow(ctx, memberOfAccountSQL, accountID))
+}
+
+func (m *Member) scan(row pgx.Row) error {
+	err := row.Scan(&m.ID, &m.PasswordHash)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
-	})
+	}
+	if err != nil {
+		return fmt.Errorf("member of account: %w", err)
+	}
+	m.Found = true
+	return nil
 }
 
 // Claim is the account a request's session says is signed in, before it

@@ -64,6 +64,9 @@ type envOptions struct {
 	replica bool
 	// catalogCacheBytes is the shop's Options.CatalogCacheBytes
 	catalogCacheBytes int64
+	// check, when set, is the Check of every session's claim (as the
+	// accounts app's SessionClaim checks the password hash)
+	check func(passwordHash string) bool
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -151,6 +154,12 @@ func serveReplica(t testing.TB, o envOptions, dir *directory.Directory, store se
 	}
 	t.Cleanup(pm.CloseAll)
 	keyFn := csrf.BundleKey(store, time.Minute)
+	var claim func(c *fiber.Ctx) cart.Claim
+	if o.check != nil {
+		claim = func(c *fiber.Ctx) cart.Claim {
+			return cart.Claim{AccountID: sessions.Get(c).UserID, Check: o.check}
+		}
+	}
 	app := server.New(server.Options{
 		Directory: dir, Pools: pm, Log: log, Env: "dev",
 		Middleware: []fiber.Handler{
@@ -160,7 +169,7 @@ func serveReplica(t testing.TB, o envOptions, dir *directory.Directory, store se
 		Apps: []server.App{
 			testRoutes{key: keyFn},
 			shop.New(shop.Options{Pools: pm, Payments: payments.New(payments.Options{Secrets: store, APIBase: o.stripeBase, Timeout: o.stripeTimeout, Log: log}),
-				Key: shop.KeyFunc(keyFn), CatalogCacheBytes: o.catalogCacheBytes, Log: log}),
+				Key: shop.KeyFunc(keyFn), Account: claim, CatalogCacheBytes: o.catalogCacheBytes, Log: log}),
 		},
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -69,4 +70,52 @@ func TestCartReadsOneRoundTrip(t *testing.T) {
 		}
 	}
 	golden(t, "cart-reads.golden", out.String())
+}
+
+// TestCartReadWhenTheClaimFails: a session whose claim does not hold (its
+// check refuses the password hash, or the account was closed) reads the
+// anonymous cart of the browser's an_ct cookie, as a visitor signed out,
+// at the cost of a second round trip; a claim that holds reads the
+// member's cart.
+func TestCartReadWhenTheClaimFails(t *testing.T) {
+	t.Parallel()
+	var refuse atomic.Bool
+	e := newEnv(t, envOptions{check: func(hash string) bool { return hash == "x" && !refuse.Load() }})
+	b := e.browser(t, hostA)
+	account := newMember(t, e.db, "claimed", "claimed@example.com")
+	b.login(account)
+	b.post("/order/cart-add-product-sku", form("sku_id", "1", "quantity", "2"))
+	// An anonymous cart whose cookie the same browser holds.
+	other := e.browser(t, hostA)
+	other.post("/order/cart-add-product-sku", form("sku_id", "7", "quantity", "1"))
+	b.mu.Lock()
+	b.cookies["an_ct"] = other.cookie("an_ct")
+	b.mu.Unlock()
+
+	for _, step := range []struct {
+		name  string
+		setup func()
+		sku   string
+		trips int64
+	}{
+		{"claim holds", func() {}, `"sku_id":1,`, 1},
+		{"password changed", func() { refuse.Store(true) }, `"sku_id":7,`, 2},
+		{"account closed", func() {
+			refuse.Store(false)
+			if _, err := e.db.Exec(t.Context(), `UPDATE account SET is_active = false WHERE id = $1`, account); err != nil {
+				t.Fatal(err)
+			}
+		}, `"sku_id":7,`, 2},
+	} {
+		step.setup()
+		b.get("/order/cart-totals")
+		e.trips.Reset()
+		a := b.get("/order/cart-items")
+		if !strings.Contains(a.raw, step.sku) || strings.Count(a.raw, `"sku_id"`) != 1 {
+			t.Errorf("%s: cart-items %s, want the line with %s only", step.name, a.raw, step.sku)
+		}
+		if n := e.trips.Count(); n != step.trips {
+			t.Errorf("%s: %d round trips, want %d", step.name, n, step.trips)
+		}
+	}
 }

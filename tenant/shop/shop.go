@@ -278,9 +278,8 @@ func (rq *request) who() (cart.Owner, error) {
 	}
 	var m cart.Member
 	if rq.claim.AccountID > 0 {
-		b := &pgx.Batch{}
-		cart.QueueMember(b, rq.claim.AccountID, &m)
-		if err := rq.conn.SendBatch(rq.ctx, b).Close(); err != nil {
+		var err error
+		if m, err = cart.MemberOf(rq.ctx, rq.conn, rq.claim.AccountID); err != nil {
 			return cart.Owner{}, err
 		}
 	}
@@ -337,12 +336,12 @@ func (rq *request) readCart(withTotals bool) (cart.Contents, bool, error) {
 	if err != nil {
 		return r.Contents, false, err
 	}
-	of := cart.OfOwner(o)
-	if of == nil {
+	of, ok := cart.OfOwner(o)
+	if !ok {
 		return cart.Contents{Totals: cart.ComputeTotals(nil, nil, nil)}, false, nil
 	}
 	b := &pgx.Batch{}
-	cart.QueueRead(b, *of, withTotals, &r)
+	cart.QueueRead(b, of, withTotals, &r)
 	err = rq.conn.SendBatch(rq.ctx, b).Close()
 	return r.Contents, r.Found, err
 }
