@@ -23,8 +23,8 @@ type Of struct {
 const ofID = `$1`
 
 // OfAccount names the cart of an active account's member (an account
-// without a member row has none, §12 Q17), as MemberForAccount and Find
-// would find it.
+// without a member row has none, §12 Q17: such users shop anonymously), as
+// MemberOf and Find would find it.
 func OfAccount(accountID int64) Of {
 	return Of{`(SELECT c.id FROM cart c JOIN member m ON m.id = c.member_id JOIN account a ON a.id = m.account_id
   WHERE a.id = $1 AND a.is_active)`, accountID}
@@ -114,8 +114,9 @@ func QueueLineCount(b *pgx.Batch, of Of, n *int) {
 	})
 }
 
-// Member is an active account's member row, with the account's password
-// hash for the session check of the caller (sessions.Session.AuthMatches).
+// Member is an active account's member row (an account without one shops
+// anonymously, §12 Q17), with the account's password hash for the caller's
+// session check (sessions.Session.AuthMatches).
 type Member struct {
 	ID           int64
 	PasswordHash string

@@ -257,22 +257,3 @@ func takeOver(ctx context.Context, tx pgx.Tx, cartID, memberID int64) error {
 	}
 	return nil
 }
-
-const memberForAccountSQL = `SELECT m.id FROM member m JOIN account a ON a.id = m.account_id
-WHERE a.id = $1 AND a.is_active`
-
-// MemberForAccount returns the member id of an active account, and false for
-// an account without a member row (§12 Q17: such users shop anonymously).
-func MemberForAccount(ctx context.Context, db DB, accountID int64) (int64, bool, error) {
-	if accountID <= 0 {
-		return 0, false, nil
-	}
-	var id int64
-	if err := db.QueryRow(ctx, memberForAccountSQL, accountID).Scan(&id); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, false, nil
-		}
-		return 0, false, fmt.Errorf("member of account: %w", err)
-	}
-	return id, true, nil
-}

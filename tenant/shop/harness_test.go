@@ -201,11 +201,11 @@ func (r testRoutes) Mount(rt fiber.Router) {
 				return err
 			}
 			defer tx.Rollback(c.UserContext())
-			member, _, err := cart.MemberForAccount(c.UserContext(), tx, id)
+			member, err := cart.MemberOf(c.UserContext(), tx, id)
 			if err != nil {
 				return err
 			}
-			if err := cart.MergeAnonymousIntoMember(c.UserContext(), tx, anon, member); err != nil {
+			if err := cart.MergeAnonymousIntoMember(c.UserContext(), tx, anon, member.ID); err != nil {
 				return err
 			}
 			return tx.Commit(c.UserContext())
