@@ -50,7 +50,51 @@ func OfOwner(o Owner) (Of, bool) {
 	return Of{}, false
 }
 
-// Read is what QueueRead reads of a cart.
+// The Queue functions below queue reads on a batch and fill what they are
+// given once the batch is closed. Each resets its destination when queued,
+// so the same destinations can be queued again on another batch.
+
+// QueueCart queues the lookup of the cart row of into c, found reporting
+// whether there is one.
+func QueueCart(b *pgx.Batch, of Of, c *Cart, found *bool) {
+	*c, *found = Cart{}, false
+	b.Queue(`SELECT id, coalesce(member_id, 0), coalesce(anonymous_cart_id, '') FROM cart WHERE id = `+of.expr, of.arg).
+		QueryRow(func(row pgx.Row) error {
+			err := row.Scan(&c.ID, &c.MemberID, &c.AnonymousID)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("find cart: %w", err)
+			}
+			*found = true
+			return nil
+		})
+}
+
+// QueueShipping queues the read of the selected method of the cart of into
+// m (nil: none, or no cart).
+func QueueShipping(b *pgx.Batch, of Of, m **ShippingMethod) {
+	*m = nil
+	b.Queue(selectedShippingSQL(of.expr), of.arg).QueryRow(func(row pgx.Row) (err error) {
+		*m, err = scanShipping(row)
+		return err
+	})
+}
+
+// QueueActiveShippingMethods queues ActiveShippingMethods into ms.
+func QueueActiveShippingMethods(b *pgx.Batch, ms *[]ShippingMethod) {
+	*ms = nil
+	b.Queue(activeMethodsSQL).Query(func(rows pgx.Rows) (err error) {
+		if *ms, err = pgx.CollectRows(rows, pgx.RowToStructByName[ShippingMethod]); err != nil {
+			return fmt.Errorf("shipping methods: %w", err)
+		}
+		return nil
+	})
+}
+
+// Read is what QueueRead reads of a cart. Its zero value is a cart not
+// found, with the totals of nothing.
 type Read struct {
 	Found bool
 	// Contents has the cart and its lines; with totals also the shipping
@@ -58,40 +102,21 @@ type Read struct {
 	Contents Contents
 }
 
-// QueueRead queues on b the reads of the cart of names: the cart row and
-// its lines, and withTotals its shipping method and discount codes, with
-// the totals computed from them. r is filled when the batch is closed; a
-// cart that is not there reads as not found with the totals of nothing.
+// QueueRead queues the reads of the cart of: the cart row and its lines,
+// and withTotals its shipping method and discount codes, with the totals
+// computed from them, into r.
 func QueueRead(b *pgx.Batch, of Of, withTotals bool, r *Read) {
-	*r = Read{Contents: Contents{Totals: ComputeTotals(nil, nil, nil)}}
-	b.Queue(`SELECT id, coalesce(member_id, 0), coalesce(anonymous_cart_id, '') FROM cart WHERE id = `+of.expr, of.arg).
-		QueryRow(func(row pgx.Row) error {
-			c := &r.Contents.Cart
-			err := row.Scan(&c.ID, &c.MemberID, &c.AnonymousID)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return nil
-			}
-			r.Found = err == nil
-			if err != nil {
-				return fmt.Errorf("find cart: %w", err)
-			}
-			return nil
-		})
-	b.Queue(linesSQL(of.expr), of.arg).Query(func(rows pgx.Rows) error {
-		var err error
+	*r = Read{}
+	QueueCart(b, of, &r.Contents.Cart, &r.Found)
+	b.Queue(linesSQL(of.expr), of.arg).Query(func(rows pgx.Rows) (err error) {
 		r.Contents.Lines, err = scanLines(rows)
 		return err
 	})
 	if !withTotals {
 		return
 	}
-	b.Queue(selectedShippingSQL(of.expr), of.arg).QueryRow(func(row pgx.Row) error {
-		var err error
-		r.Contents.Shipping, err = scanShipping(row)
-		return err
-	})
-	b.Queue(discountsSQL(of.expr), of.arg).Query(func(rows pgx.Rows) error {
-		var err error
+	QueueShipping(b, of, &r.Contents.Shipping)
+	b.Queue(discountsSQL(of.expr), of.arg).Query(func(rows pgx.Rows) (err error) {
 		if r.Contents.Discounts, err = scanDiscounts(rows); err != nil {
 			return err
 		}

@@ -313,36 +313,45 @@ func (rq *request) currentCart() (cart.Cart, bool, error) {
 	return cart.Find(rq.ctx, rq.conn, o)
 }
 
-// readCart reads the visitor's cart with its lines and, withTotals, what
-// its totals depend on, in one round trip: for a signed-in visitor the
-// member and the member's cart are read in the same batch and the session
-// checked on the row read. Only when the claim does not hold (the password
-// changed, the account was closed) is the anonymous cart read next.
-func (rq *request) readCart(withTotals bool) (cart.Contents, bool, error) {
-	var r cart.Read
+// readCart runs, in one round trip, the reads queue adds for the
+// visitor's cart, which it names by its owner (cart.Of) before its id is
+// known: for a signed-in visitor the member is read in the same batch and
+// the session checked on the row read. Only when the claim does not hold
+// (the password changed, the account was closed) is queue run again, on a
+// second batch, for the anonymous cart. A visitor with no cart to name
+// (anonymous, without a valid an_ct) reads nothing: queue is not run and
+// its destinations keep their zero values, which mean "no cart".
+func (rq *request) readCart(queue func(b *pgx.Batch, of cart.Of)) error {
 	if !rq.resolved && rq.claim.AccountID > 0 {
 		var m cart.Member
 		b := &pgx.Batch{}
 		cart.QueueMember(b, rq.claim.AccountID, &m)
-		cart.QueueRead(b, cart.OfAccount(rq.claim.AccountID), withTotals, &r)
+		queue(b, cart.OfAccount(rq.claim.AccountID))
 		if err := rq.conn.SendBatch(rq.ctx, b).Close(); err != nil {
-			return r.Contents, false, err
+			return err
 		}
 		if o, err := rq.resolve(m); err != nil || o.MemberID > 0 {
-			return r.Contents, r.Found, err
+			return err
 		}
 	}
 	o, err := rq.who()
 	if err != nil {
-		return r.Contents, false, err
+		return err
 	}
 	of, ok := cart.OfOwner(o)
 	if !ok {
-		return cart.Contents{Totals: cart.ComputeTotals(nil, nil, nil)}, false, nil
+		return nil
 	}
 	b := &pgx.Batch{}
-	cart.QueueRead(b, of, withTotals, &r)
-	err = rq.conn.SendBatch(rq.ctx, b).Close()
+	queue(b, of)
+	return rq.conn.SendBatch(rq.ctx, b).Close()
+}
+
+// readContents is readCart for the cart's contents: its lines and,
+// withTotals, what its totals depend on.
+func (rq *request) readContents(withTotals bool) (cart.Contents, bool, error) {
+	var r cart.Read
+	err := rq.readCart(func(b *pgx.Batch, of cart.Of) { cart.QueueRead(b, of, withTotals, &r) })
 	return r.Contents, r.Found, err
 }
 
