@@ -19,8 +19,9 @@ import (
 )
 
 // BenchmarkCartAndLoggedIn compares the reads a signed-in member's pages
-// make on every view, GET /order/cart-items, GET /order/cart-totals and
-// GET /user/logged-in, through the whole data plane (the accounts app
+// make on every view, the cart page's GET /order/cart-items,
+// cart-shipping-methods, cart-totals and cart-discount-codes and every
+// page's GET /user/logged-in, through the whole data plane (the accounts app
 // checking the session, the shop reading the cart with fresh prices) with
 // a bare Fiber handler answering the same bytes, under the same
 // closed-loop load. The member's cart holds three SKUs, a discount code
@@ -60,7 +61,9 @@ func BenchmarkCartAndLoggedIn(b *testing.B) {
 
 	compareGets(b, dp.addr, host, m.cookie(), []getRoute{
 		{"cart-items", "/order/cart-items"},
+		{"cart-shipping-methods", "/order/cart-shipping-methods"},
 		{"cart-totals", "/order/cart-totals"},
+		{"cart-discount-codes", "/order/cart-discount-codes"},
 		{"logged-in", "/user/logged-in"},
 	})
 }
