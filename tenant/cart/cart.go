@@ -2,7 +2,9 @@
 // accounts app (/user/login, /user/create-account): finding the request's
 // cart (a member's, or an anonymous one named by the signed an_ct cookie),
 // creating it on first add, merging or adopting the anonymous cart when its
-// visitor signs in, and computing totals with exact decimals.
+// visitor signs in, and computing totals with exact decimals. The reads
+// made on every view queue on one pgx.Batch, the cart named by its owner
+// (Of, QueueRead), so each view costs one round trip.
 //
 // Tables: cart, cart_sku, cart_shipping_method, cart_discount (see
 // migrations/README.md). A member has at most one cart and an anonymous id
