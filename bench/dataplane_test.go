@@ -111,6 +111,9 @@ type planeOptions struct {
 	Budget, MaxConns int32
 	AcquireTimeout   time.Duration
 	Apps             []server.App
+	// AppsOver builds more apps once the pools and the session store
+	// exist (the accounts app needs both).
+	AppsOver func(pools *pools.Manager, sess *sessions.Store) []server.App
 }
 
 func newDataPlane(b *testing.B, p *platform, o planeOptions) *dataPlane {
@@ -140,6 +143,10 @@ func newDataPlane(b *testing.B, p *platform, o planeOptions) *dataPlane {
 	dp.dir.OnChange(dp.pools.OnTenantChange)
 	dp.analytics = analytics.New(analytics.Options{Pools: dp.pools, Log: log, Metrics: reg})
 	sess := sessions.New(sessions.Options{Redis: rdb, Prefix: redisPrefix, Log: log})
+	apps := append([]server.App{dp.analytics}, o.Apps...)
+	if o.AppsOver != nil {
+		apps = append(apps, o.AppsOver(dp.pools, sess)...)
+	}
 	prot := csrf.New(csrf.Options{Key: csrf.BundleKey(store, 0), Exempt: []string{"/order/stripe-webhook"}, Log: log})
 	app := server.New(server.Options{
 		Directory:  dp.dir,
@@ -148,7 +155,7 @@ func newDataPlane(b *testing.B, p *platform, o planeOptions) *dataPlane {
 		Metrics:    reg,
 		Env:        "production",
 		Middleware: []fiber.Handler{sess.Handler(), prot.Handler()},
-		Apps:       append([]server.App{dp.analytics}, o.Apps...),
+		Apps:       apps,
 	})
 	dp.addr = listen(b, app)
 	b.Cleanup(func() {

@@ -173,7 +173,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Pools:    dp.pools,
 		Payments: pay,
 		Key:      shop.KeyFunc(tenantKey),
-		Account:  accountApp.AccountID,
+		Account:  accountApp.SessionClaim,
 		Metrics:  reg,
 		Log:      log,
 	})

@@ -96,6 +96,9 @@ type Options struct {
 	// transaction ends on the database's side too when its caller's
 	// deadline was missed.
 	StatementTimeout time.Duration
+	// Tracer, when set, traces every query of the tenant connections
+	// (tests count round trips with pgtest.RoundTrips).
+	Tracer pgx.QueryTracer
 	// Metrics receives the pool metrics; nil means not collected.
 	Metrics prometheus.Registerer
 	Log     *slog.Logger
@@ -408,6 +411,9 @@ func (m *Manager) open(ctx context.Context, tp *tenantPool, t *directory.Tenant)
 	// is cut only if the server has not answered the cancel within a second.
 	cfg.ConnConfig.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: time.Second}
+	}
+	if m.o.Tracer != nil {
+		cfg.ConnConfig.Tracer = m.o.Tracer
 	}
 	cfg.BeforeConnect = func(_ context.Context, cc *pgx.ConnConfig) error {
 		cc.Password = *tp.password.Load()

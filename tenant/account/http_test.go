@@ -65,6 +65,8 @@ type fixture struct {
 	keys   map[int64][]byte
 	worker *mail.Worker
 	mp     *mailpit.Client
+	// trips counts the round trips to both tenants' databases
+	trips *pgtest.RoundTrips
 }
 
 func newFixture(t testing.TB, limits map[string]ratelimit.Rate) *fixture {
@@ -90,13 +92,13 @@ func newFixtureHasher(t testing.TB, limits map[string]ratelimit.Rate, hasher *ac
 	if err := dir.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{mp: mp, skew: new(atomic.Int64)}
+	f := &fixture{mp: mp, skew: new(atomic.Int64), trips: new(pgtest.RoundTrips)}
 	f.a, _ = dir.Lookup(hostA)
 	f.b, _ = dir.Lookup(hostB)
 	if f.a == nil || f.b == nil {
 		t.Fatal("tenants not in the directory")
 	}
-	f.dbs = tenantDBs{f.a.ID: pgtest.NewPool(t, migrations.Tenant), f.b.ID: pgtest.NewPool(t, migrations.Tenant)}
+	f.dbs = tenantDBs{f.a.ID: tracedPool(t, f.trips), f.b.ID: tracedPool(t, f.trips)}
 	f.keys = map[int64][]byte{f.a.ID: []byte(keyA), f.b.ID: []byte(keyB)}
 	key := func(_ context.Context, t *directory.Tenant) ([]byte, error) { return f.keys[t.ID], nil }
 
@@ -122,6 +124,23 @@ func newFixtureHasher(t testing.TB, limits map[string]ratelimit.Rate, hasher *ac
 	return f
 }
 
+// tracedPool is a fresh tenant database with a pool whose queries trips
+// counts.
+func tracedPool(t testing.TB, trips *pgtest.RoundTrips) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(t, migrations.Tenant))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.Tracer = trips
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
 // deliver runs the mail worker once and returns the messages to rcpt.
 func (f *fixture) deliver(t testing.TB, rcpt string, n int) []mailpit.Message {
 	t.Helper()
@@ -136,6 +155,7 @@ type browser struct {
 	host    string
 	cookies map[string]string
 	last    *http.Response
+	body    string // the last answer's body
 }
 
 func (f *fixture) browser(t testing.TB, host string) *browser {
@@ -188,6 +208,7 @@ func (b *browser) doBody(method, path, contentType, content string) (int, map[st
 		}
 	}
 	raw, _ := io.ReadAll(res.Body)
+	b.body = string(raw)
 	var out map[string]any
 	if strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
 		if err := json.Unmarshal(raw, &out); err != nil {

@@ -37,50 +37,59 @@ func clientEventCookie(c *fiber.Ctx, value string) {
 	})
 }
 
-// U2: who is signed in, for the page header.
+// U2: who is signed in, for the page header. One batch reads the
+// client-event switch, the session's member and its cart's line count, and
+// the anonymous cart's line count: which count is shown depends on whether
+// the session holds, checked on the member row read.
 func (a *App) loggedIn(c *fiber.Ctx) error {
 	csrf.Ensure(c)
 	r, err := a.request(c)
 	if err != nil {
 		return err
 	}
-	m, err := a.signedIn(r)
-	if err != nil {
-		return err
-	}
-	owner := cart.Owner{}
-	if m != nil {
-		owner.MemberID = m.MemberID
-	} else {
-		owner.AnonymousID = cart.CookieID(c, r.key)
-	}
-	var logEvents bool
-	var items int
-	err = a.conn(r, func(conn *pgxpool.Conn) error {
-		if err := conn.QueryRow(r.ctx, `SELECT log_client_events FROM clientevent_configuration WHERE id = 1`).Scan(&logEvents); err != nil {
+	sess := sessions.Get(c)
+	var (
+		logEvents              bool
+		m                      *member
+		memberItems, anonItems int
+		b                      = &pgx.Batch{}
+	)
+	b.Queue(logEventsSQL).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(&logEvents); err != nil {
 			return fmt.Errorf("clientevent configuration: %w", err)
 		}
-		k, ok, err := cart.Find(r.ctx, conn, owner)
-		if err != nil || !ok {
-			return err
-		}
-		return conn.QueryRow(r.ctx, `SELECT count(*) FROM cart_sku WHERE cart_id = $1`, k.ID).Scan(&items)
+		return nil
 	})
-	if err != nil {
+	if sess.UserID > 0 {
+		b.Queue(memberByAccountSQL, sess.UserID).QueryRow(func(row pgx.Row) (err error) {
+			m, err = scanMember(row)
+			return err
+		})
+		cart.QueueLineCount(b, cart.OfAccount(sess.UserID), &memberItems)
+	}
+	if id := cart.CookieID(c, r.key); id != "" {
+		cart.QueueLineCount(b, cart.OfAnonymous(id), &anonItems)
+	}
+	if err := a.conn(r, func(conn *pgxpool.Conn) error { return conn.SendBatch(r.ctx, b).Close() }); err != nil {
 		return err
+	}
+	if sess.UserID > 0 {
+		m = holds(r, sess, m)
 	}
 	if m == nil {
 		if !r.signer.ValidClientEventCookie(c.Cookies(ClientEventCookie)) {
 			clientEventCookie(c, r.signer.ClientEventCookieValue())
 		}
-		return reply(c, fiber.Map{"logged_in": false, "log_client_events": logEvents, "client_event_id": "null", "cart_item_count": items})
+		return reply(c, fiber.Map{"logged_in": false, "log_client_events": logEvents, "client_event_id": "null", "cart_item_count": anonItems})
 	}
 	return reply(c, fiber.Map{
 		"logged_in": true, "log_client_events": logEvents, "client_event_id": m.AccountID,
 		"member_initials": firstRune(m.FirstName) + firstRune(m.LastName),
-		"first_name":      m.FirstName, "last_name": m.LastName, "email_address": m.Email, "cart_item_count": items,
+		"first_name":      m.FirstName, "last_name": m.LastName, "email_address": m.Email, "cart_item_count": memberItems,
 	})
 }
+
+const logEventsSQL = `SELECT log_client_events FROM clientevent_configuration WHERE id = 1`
 
 func firstRune(s string) string {
 	if s == "" {

@@ -67,8 +67,10 @@ func scanMember(row pgx.Row) (*member, error) {
 	return &m, nil
 }
 
+const memberByAccountSQL = `SELECT ` + memberColumns + ` WHERE a.id = $1`
+
 func memberByAccount(ctx context.Context, q querier, accountID int64) (*member, error) {
-	return scanMember(q.QueryRow(ctx, `SELECT `+memberColumns+` WHERE a.id = $1`, accountID))
+	return scanMember(q.QueryRow(ctx, memberByAccountSQL, accountID))
 }
 
 func memberByUsername(ctx context.Context, q querier, username string) (*member, error) {

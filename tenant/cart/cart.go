@@ -2,7 +2,9 @@
 // accounts app (/user/login, /user/create-account): finding the request's
 // cart (a member's, or an anonymous one named by the signed an_ct cookie),
 // creating it on first add, merging or adopting the anonymous cart when its
-// visitor signs in, and computing totals with exact decimals.
+// visitor signs in, and computing totals with exact decimals. The reads
+// made on every view queue on one pgx.Batch, the cart named by its owner
+// (Of, QueueRead), so each view costs one round trip.
 //
 // Tables: cart, cart_sku, cart_shipping_method, cart_discount (see
 // migrations/README.md). A member has at most one cart and an anonymous id
@@ -256,23 +258,4 @@ func takeOver(ctx context.Context, tx pgx.Tx, cartID, memberID int64) error {
 		return fmt.Errorf("adopt cart: %w", err)
 	}
 	return nil
-}
-
-const memberForAccountSQL = `SELECT m.id FROM member m JOIN account a ON a.id = m.account_id
-WHERE a.id = $1 AND a.is_active`
-
-// MemberForAccount returns the member id of an active account, and false for
-// an account without a member row (§12 Q17: such users shop anonymously).
-func MemberForAccount(ctx context.Context, db DB, accountID int64) (int64, bool, error) {
-	if accountID <= 0 {
-		return 0, false, nil
-	}
-	var id int64
-	if err := db.QueryRow(ctx, memberForAccountSQL, accountID).Scan(&id); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, false, nil
-		}
-		return 0, false, fmt.Errorf("member of account: %w", err)
-	}
-	return id, true, nil
 }

@@ -52,44 +52,52 @@ JOIN sku_inventory si ON si.id = s.sku_inventory_id
 LEFT JOIN product_sku ps ON ps.sku_id = s.id
 LEFT JOIN product p ON p.id = ps.product_id`
 
-// linesSQL reads a cart's lines in insertion order with each SKU's current
-// price (latest created_date_time, then latest id) and main image.
-const linesSQL = `
+// linesSQL reads the lines of the cart of (see Of) in insertion order with
+// each SKU's current price (latest created_date_time, then latest id) and
+// main image.
+func linesSQL(of string) string {
+	return `
 SELECT cs.id, cs.sku_id, cs.quantity, pr.price, ` + skuColumns + `
 FROM cart_sku cs
 JOIN sku s ON s.id = cs.sku_id` + skuJoins + `
 LEFT JOIN LATERAL (
   SELECT price FROM sku_price WHERE sku_id = s.id ORDER BY created_date_time DESC, id DESC LIMIT 1
 ) pr ON true
-WHERE cs.cart_id = $1
+WHERE cs.cart_id = ` + of + `
 ORDER BY cs.id`
+}
 
 // ErrNoPrice is returned for a cart line whose SKU has no price row.
 var ErrNoPrice = errors.New("sku has no price")
 
 // Lines returns the cart's lines, oldest first.
 func Lines(ctx context.Context, db DB, cartID int64) ([]Line, error) {
-	rows, err := db.Query(ctx, linesSQL, cartID)
+	rows, err := db.Query(ctx, linesSQL(ofID), cartID)
 	if err != nil {
 		return nil, fmt.Errorf("cart lines: %w", err)
 	}
-	defer rows.Close()
-	var out []Line
-	for rows.Next() {
+	return scanLines(rows)
+}
+
+func scanLines(rows pgx.Rows) ([]Line, error) {
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Line, error) {
 		var l Line
 		var price decimal.NullDecimal
-		if err := rows.Scan(&l.ID, &l.SKUID, &l.Quantity, &price, &l.SKUType, &l.InventoryTitle, &l.InventoryIdentifier,
+		if err := row.Scan(&l.ID, &l.SKUID, &l.Quantity, &price, &l.SKUType, &l.InventoryTitle, &l.InventoryIdentifier,
 			&l.Color, &l.Size, &l.Description, &l.ProductTitle, &l.ProductTitleURL, &l.ProductIdentifier, &l.ImageURL); err != nil {
-			return nil, fmt.Errorf("cart lines: %w", err)
+			return l, err
 		}
 		if !price.Valid {
-			return nil, fmt.Errorf("cart lines: sku %d: %w", l.SKUID, ErrNoPrice)
+			return l, fmt.Errorf("sku %d: %w", l.SKUID, ErrNoPrice)
 		}
 		l.Price = price.Decimal
-		out = append(out, l)
-	}
-	if err := rows.Err(); err != nil {
+		return l, nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("cart lines: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, nil // as before: no lines is a nil slice
 	}
 	return out, nil
 }
@@ -157,15 +165,22 @@ type ShippingMethod struct {
 // (seed-era rule, §11).
 const FreeShippingMethod = "USPSRetailGround"
 
-const selectedShippingSQL = `
+// selectedShippingSQL reads the selected method of the cart of (see Of).
+func selectedShippingSQL(of string) string {
+	return `
 SELECT m.id, m.identifier, m.carrier, m.shipping_cost, m.tracking_code_base_url, m.active
 FROM cart_shipping_method csm JOIN shipping_method m ON m.id = csm.shipping_method_id
-WHERE csm.cart_id = $1`
+WHERE csm.cart_id = ` + of
+}
 
 // SelectedShipping returns the cart's selected method, nil when none.
 func SelectedShipping(ctx context.Context, db DB, cartID int64) (*ShippingMethod, error) {
+	return scanShipping(db.QueryRow(ctx, selectedShippingSQL(ofID), cartID))
+}
+
+func scanShipping(row pgx.Row) (*ShippingMethod, error) {
 	var m ShippingMethod
-	err := db.QueryRow(ctx, selectedShippingSQL, cartID).Scan(&m.ID, &m.Identifier, &m.Carrier, &m.Cost, &m.TrackingURL, &m.Active)
+	err := row.Scan(&m.ID, &m.Identifier, &m.Carrier, &m.Cost, &m.TrackingURL, &m.Active)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -193,33 +208,40 @@ type Discount struct {
 	Applied bool
 }
 
-const discountsSQL = `
+// discountsSQL reads the discount codes of the cart of (see Of) in the
+// order they were applied.
+func discountsSQL(of string) string {
+	return `
 SELECT cd.id, dc.id, dc.code, dc.description, dc.start_date_time, dc.end_date_time, dc.combinable,
        dc.discount_amount, dc.order_minimum, dt.title, dt.description, dt.applies_to, dt.action
 FROM cart_discount cd
 JOIN discount_code dc ON dc.id = cd.discount_code_id
 JOIN discount_type dt ON dt.id = dc.discount_type_id
-WHERE cd.cart_id = $1
+WHERE cd.cart_id = ` + of + `
 ORDER BY cd.id`
+}
 
 // Discounts returns the cart's discount codes in the order they were applied.
 func Discounts(ctx context.Context, db DB, cartID int64) ([]Discount, error) {
-	rows, err := db.Query(ctx, discountsSQL, cartID)
+	rows, err := db.Query(ctx, discountsSQL(ofID), cartID)
 	if err != nil {
 		return nil, fmt.Errorf("cart discounts: %w", err)
 	}
-	defer rows.Close()
-	var out []Discount
-	for rows.Next() {
+	return scanDiscounts(rows)
+}
+
+func scanDiscounts(rows pgx.Rows) ([]Discount, error) {
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Discount, error) {
 		var d Discount
-		if err := rows.Scan(&d.CartDiscountID, &d.CodeID, &d.Code, &d.Description, &d.Start, &d.End, &d.Combinable,
-			&d.Amount, &d.OrderMinimum, &d.TypeTitle, &d.TypeDesc, &d.AppliesTo, &d.Action); err != nil {
-			return nil, fmt.Errorf("cart discounts: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
+		err := row.Scan(&d.CartDiscountID, &d.CodeID, &d.Code, &d.Description, &d.Start, &d.End, &d.Combinable,
+			&d.Amount, &d.OrderMinimum, &d.TypeTitle, &d.TypeDesc, &d.AppliesTo, &d.Action)
+		return d, err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("cart discounts: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, nil
 	}
 	return out, nil
 }

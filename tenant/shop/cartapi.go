@@ -59,11 +59,16 @@ func (rq *request) activeMethods() (object, error) {
 	if err != nil {
 		return nil, err
 	}
+	return methodList(ms), nil
+}
+
+// methodList keys methods "0", "1", … in their order.
+func methodList(ms []cart.ShippingMethod) object {
 	out := object{}
 	for i := range ms {
 		out = append(out, kv{counter(len(out)), methodObject(&ms[i])})
 	}
-	return out, nil
+	return out
 }
 
 // config reads an order_configuration string (nil when absent or NULL).
@@ -82,34 +87,36 @@ func (rq *request) config(key string) (*string, error) {
 // O3 GET /order/cart-items.
 func (a *App) cartItems(c *fiber.Ctx) error {
 	return a.with(c, func(rq *request) error {
-		ct, found, err := rq.currentCart()
+		cc, found, err := rq.readContents(false)
 		if err != nil {
 			return err
 		}
-		var lines []cart.Line
-		if found {
-			if lines, err = cart.Lines(rq.ctx, rq.conn, ct.ID); err != nil {
-				return err
-			}
-		}
-		return reply(c, object{{"cart_found", found}, {"item_data", itemData(lines, found)}})
+		return reply(c, object{{"cart_found", found}, {"item_data", itemData(cc.Lines, found)}})
 	})
 }
 
 // O4 GET /order/cart-shipping-methods: selects the configured default
-// method for a cart that has none.
+// method for a cart that has none. The cart, its method and the active
+// methods are read in one round trip; only the first visit, which selects
+// the default, costs more.
 func (a *App) cartShippingMethods(c *fiber.Ctx) error {
 	return a.with(c, func(rq *request) error {
-		ct, found, err := rq.currentCart()
+		var (
+			ct      cart.Cart
+			found   bool
+			sel     *cart.ShippingMethod
+			methods []cart.ShippingMethod
+		)
+		err := rq.readCart(func(b *pgx.Batch, of cart.Of) {
+			cart.QueueCart(b, of, &ct, &found)
+			cart.QueueShipping(b, of, &sel)
+			cart.QueueActiveShippingMethods(b, &methods)
+		})
 		if err != nil {
 			return err
 		}
 		if !found {
 			return reply(c, object{{"cart_found", false}, {"cart_shipping_methods", object{}}, {"shipping_method_selected", nil}})
-		}
-		sel, err := cart.SelectedShipping(rq.ctx, rq.conn, ct.ID)
-		if err != nil {
-			return err
 		}
 		if sel == nil {
 			def, err := rq.config("default_shipping_method")
@@ -125,27 +132,17 @@ func (a *App) cartShippingMethods(c *fiber.Ctx) error {
 				}
 			}
 		}
-		methods, err := rq.activeMethods()
-		if err != nil {
-			return err
-		}
 		var selected any
 		if sel != nil {
 			selected = sel.Identifier
 		}
-		return reply(c, object{{"cart_found", true}, {"cart_shipping_methods", methods}, {"shipping_method_selected", selected}})
+		return reply(c, object{{"cart_found", true}, {"cart_shipping_methods", methodList(methods)}, {"shipping_method_selected", selected}})
 	})
 }
 
-// totals returns the visitor's cart (if any) and its totals.
-func (rq *request) totals() (cart.Contents, bool, error) {
-	ct, found, err := rq.currentCart()
-	if err != nil || !found {
-		return cart.Contents{Totals: cart.ComputeTotals(nil, nil, nil)}, false, err
-	}
-	cc, err := cart.Load(rq.ctx, rq.conn, ct)
-	return cc, true, err
-}
+// totals returns the visitor's cart (if any) and its totals, in one round
+// trip.
+func (rq *request) totals() (cart.Contents, bool, error) { return rq.readContents(true) }
 
 // O5 GET /order/cart-totals.
 func (a *App) cartTotals(c *fiber.Ctx) error {

@@ -49,6 +49,8 @@ type env struct {
 	dbB     *pgxpool.Pool
 	store   secrets.Store
 	pools   *pools.Manager
+	// trips counts the round trips of the (first) data plane's pools
+	trips *pgtest.RoundTrips
 	// webhook secrets of alpha and beta
 	whA, whB string
 	// the database roles alpha and beta connect as
@@ -62,6 +64,9 @@ type envOptions struct {
 	replica bool
 	// catalogCacheBytes is the shop's Options.CatalogCacheBytes
 	catalogCacheBytes int64
+	// check, when set, is the Check of every session's claim (as the
+	// accounts app's SessionClaim checks the password hash)
+	check func(passwordHash string) bool
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -128,22 +133,33 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	rdb, prefix := pgtest.Redis(t)
-	e.base, e.pools = serveReplica(t, o, dir, store, rdb, prefix, log)
+	e.trips = new(pgtest.RoundTrips)
+	e.base, e.pools = serveReplica(t, o, dir, store, rdb, prefix, log, e.trips)
 	if o.replica {
-		e.replica, _ = serveReplica(t, o, dir, store, rdb, prefix, log)
+		e.replica, _ = serveReplica(t, o, dir, store, rdb, prefix, log, nil)
 	}
 	return e
 }
 
 // serveReplica starts one data plane on the tenants of dir, with pools and
 // a shop (and so a catalogue cache) of its own, as a replica has.
-func serveReplica(t testing.TB, o envOptions, dir *directory.Directory, store secrets.Store, rdb *redis.Client, prefix string, log *slog.Logger) (string, *pools.Manager) {
-	pm, err := pools.New(pools.Options{Secrets: store, ConnParams: "sslmode=disable", MaxConns: 8, Log: log})
+func serveReplica(t testing.TB, o envOptions, dir *directory.Directory, store secrets.Store, rdb *redis.Client, prefix string, log *slog.Logger, trips *pgtest.RoundTrips) (string, *pools.Manager) {
+	opts := pools.Options{Secrets: store, ConnParams: "sslmode=disable", MaxConns: 8, Log: log}
+	if trips != nil {
+		opts.Tracer = trips
+	}
+	pm, err := pools.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pm.CloseAll)
 	keyFn := csrf.BundleKey(store, time.Minute)
+	var claim func(c *fiber.Ctx) cart.Claim
+	if o.check != nil {
+		claim = func(c *fiber.Ctx) cart.Claim {
+			return cart.Claim{AccountID: sessions.Get(c).UserID, Check: o.check}
+		}
+	}
 	app := server.New(server.Options{
 		Directory: dir, Pools: pm, Log: log, Env: "dev",
 		Middleware: []fiber.Handler{
@@ -153,7 +169,7 @@ func serveReplica(t testing.TB, o envOptions, dir *directory.Directory, store se
 		Apps: []server.App{
 			testRoutes{key: keyFn},
 			shop.New(shop.Options{Pools: pm, Payments: payments.New(payments.Options{Secrets: store, APIBase: o.stripeBase, Timeout: o.stripeTimeout, Log: log}),
-				Key: shop.KeyFunc(keyFn), CatalogCacheBytes: o.catalogCacheBytes, Log: log}),
+				Key: shop.KeyFunc(keyFn), Account: claim, CatalogCacheBytes: o.catalogCacheBytes, Log: log}),
 		},
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -185,11 +201,11 @@ func (r testRoutes) Mount(rt fiber.Router) {
 				return err
 			}
 			defer tx.Rollback(c.UserContext())
-			member, _, err := cart.MemberForAccount(c.UserContext(), tx, id)
+			member, err := cart.MemberOf(c.UserContext(), tx, id)
 			if err != nil {
 				return err
 			}
-			if err := cart.MergeAnonymousIntoMember(c.UserContext(), tx, anon, member); err != nil {
+			if err := cart.MergeAnonymousIntoMember(c.UserContext(), tx, anon, member.ID); err != nil {
 				return err
 			}
 			return tx.Commit(c.UserContext())

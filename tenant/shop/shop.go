@@ -23,6 +23,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -56,11 +57,12 @@ type Options struct {
 	Payments *payments.Clients
 	// Key is the tenant's signing key.
 	Key KeyFunc
-	// Account returns the signed-in account id of the request, 0 when
-	// anonymous. Default: the session's user (platform/sessions). The
-	// accounts app should pass its own, which also checks the session's
-	// password hash.
-	Account func(c *fiber.Ctx) int64
+	// Account returns the account the request's session claims, checked
+	// by the shop against the account's row in the batch that reads the
+	// cart. Default: the session's user (platform/sessions), unchecked.
+	// The accounts app should pass its SessionClaim, which checks the
+	// session's password hash.
+	Account func(c *fiber.Ctx) cart.Claim
 	// CatalogCacheBytes bounds the catalogue answers kept in memory across
 	// tenants (default DefaultCatalogCacheBytes; negative: no cache), and
 	// CatalogFresh is how long a tenant's catalogue version, once read, is
@@ -78,7 +80,7 @@ type App struct {
 	db       DB
 	payments *payments.Clients
 	key      KeyFunc
-	account  func(c *fiber.Ctx) int64
+	account  func(c *fiber.Ctx) cart.Claim
 	catalog  *catalogCache // nil: catalogue answers are always built
 	log      *slog.Logger
 }
@@ -98,12 +100,12 @@ func New(o Options) *App {
 	return a
 }
 
-func sessionAccount(c *fiber.Ctx) int64 {
+func sessionAccount(c *fiber.Ctx) cart.Claim {
 	s, err := sessions.Load(c)
 	if s == nil || err != nil {
-		return 0
+		return cart.Claim{}
 	}
-	return s.UserID
+	return cart.Claim{AccountID: s.UserID}
 }
 
 var identifierRE = regexp.MustCompile(`^[A-Za-z0-9]+$`)
@@ -205,7 +207,8 @@ type request struct {
 	tenant *directory.Tenant
 	conn   *pgxpool.Conn
 
-	accountID int64 // the signed-in account, read before the connection
+	claim     cart.Claim // the session's account, read before the connection
+	accountID int64      // the claim's account once it holds (who)
 	key       []byte
 	keyErr    error
 
@@ -214,12 +217,11 @@ type request struct {
 }
 
 // newRequest reads what a request needs from outside the tenant database
-// (the session's account, which the accounts app checks on a connection of
-// its own; the signing key from the secrets store) before any connection
-// is taken, so none is held while they are fetched.
+// (the session's claim; the signing key from the secrets store) before any
+// connection is taken, so none is held while they are fetched.
 func (a *App) newRequest(c *fiber.Ctx) *request {
 	rq := &request{a: a, c: c, ctx: c.UserContext(), tenant: server.Tenant(c)}
-	rq.accountID = a.account(c)
+	rq.claim = a.account(c)
 	rq.key, rq.keyErr = a.key(rq.ctx, rq.tenant)
 	return rq
 }
@@ -274,18 +276,24 @@ func (rq *request) who() (cart.Owner, error) {
 	if rq.resolved {
 		return rq.owner, nil
 	}
-	if rq.accountID > 0 {
-		m, ok, err := cart.MemberForAccount(rq.ctx, rq.conn, rq.accountID)
-		if err != nil {
+	var m cart.Member
+	if rq.claim.AccountID > 0 {
+		var err error
+		if m, err = cart.MemberOf(rq.ctx, rq.conn, rq.claim.AccountID); err != nil {
 			return cart.Owner{}, err
 		}
-		if !ok {
-			rq.accountID = 0
-		} else {
-			rq.owner = cart.Owner{MemberID: m}
-		}
 	}
-	if rq.owner.MemberID == 0 && rq.c.Cookies(cart.CookieName) != "" {
+	return rq.resolve(m)
+}
+
+// resolve settles who the visitor is given the member read for the
+// session's claim: the member when the claim holds, else the anonymous
+// visitor of the an_ct cookie.
+func (rq *request) resolve(m cart.Member) (cart.Owner, error) {
+	rq.owner, rq.accountID = cart.Owner{}, 0
+	if rq.claim.Holds(m) {
+		rq.owner.MemberID, rq.accountID = m.ID, rq.claim.AccountID
+	} else if rq.c.Cookies(cart.CookieName) != "" {
 		key, err := rq.signingKey()
 		if err != nil {
 			return cart.Owner{}, err
@@ -303,6 +311,48 @@ func (rq *request) currentCart() (cart.Cart, bool, error) {
 		return cart.Cart{}, false, err
 	}
 	return cart.Find(rq.ctx, rq.conn, o)
+}
+
+// readCart runs, in one round trip, the reads queue adds for the
+// visitor's cart, which it names by its owner (cart.Of) before its id is
+// known: for a signed-in visitor the member is read in the same batch and
+// the session checked on the row read. Only when the claim does not hold
+// (the password changed, the account was closed) is queue run again, on a
+// second batch, for the anonymous cart. A visitor with no cart to name
+// (anonymous, without a valid an_ct) reads nothing: queue is not run and
+// its destinations keep their zero values, which mean "no cart".
+func (rq *request) readCart(queue func(b *pgx.Batch, of cart.Of)) error {
+	if !rq.resolved && rq.claim.AccountID > 0 {
+		var m cart.Member
+		b := &pgx.Batch{}
+		cart.QueueMember(b, rq.claim.AccountID, &m)
+		queue(b, cart.OfAccount(rq.claim.AccountID))
+		if err := rq.conn.SendBatch(rq.ctx, b).Close(); err != nil {
+			return err
+		}
+		if o, err := rq.resolve(m); err != nil || o.MemberID > 0 {
+			return err
+		}
+	}
+	o, err := rq.who()
+	if err != nil {
+		return err
+	}
+	of, ok := cart.OfOwner(o)
+	if !ok {
+		return nil
+	}
+	b := &pgx.Batch{}
+	queue(b, of)
+	return rq.conn.SendBatch(rq.ctx, b).Close()
+}
+
+// readContents is readCart for the cart's contents: its lines and,
+// withTotals, what its totals depend on.
+func (rq *request) readContents(withTotals bool) (cart.Contents, bool, error) {
+	var r cart.Read
+	err := rq.readCart(func(b *pgx.Batch, of cart.Of) { cart.QueueRead(b, of, withTotals, &r) })
+	return r.Contents, r.Found, err
 }
 
 // reply writes a JSON object with the API version appended.

@@ -153,7 +153,7 @@ func newEnv(t testing.TB) *env {
 	acct := account.New(account.Options{DB: pm, Key: account.KeyFunc(keyFn), Sessions: sess, Limiter: limiter, Log: log,
 		Hasher: account.NewHasher(account.Argon2Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})})
 	sh := shop.New(shop.Options{Pools: pm, Payments: payments.New(payments.Options{Secrets: store, APIBase: e.stripe.srv.URL, Log: log}),
-		Key: shop.KeyFunc(keyFn), Account: acct.AccountID, Log: log})
+		Key: shop.KeyFunc(keyFn), Account: acct.SessionClaim, Log: log})
 	site, err := storefront.New(storefront.Options{Account: acct, Shop: sh, Analytics: an, Log: log,
 		CheckoutOrigins: []string{e.stripe.srv.URL}})
 	if err != nil {
