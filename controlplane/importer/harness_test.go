@@ -52,7 +52,7 @@ func newDataPlane(t *testing.T, e *env) *dataPlane {
 		// Cheap new hashes; the imported pbkdf2 hashes cost what they cost.
 		Hasher: account.NewHasher(account.Argon2Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})})
 	shopApp := shop.New(shop.Options{Pools: pm, Payments: payments.New(payments.Options{Secrets: e.Secrets, Log: log}),
-		Key: shop.KeyFunc(key), Account: accounts.AccountID, Log: log})
+		Key: shop.KeyFunc(key), Account: accounts.SessionClaim, Log: log})
 	// A 1,000,000-iteration pbkdf2 check takes seconds under the race
 	// detector: the request deadline is generous.
 	back := admin.New(admin.Options{DB: pm, Key: admin.KeyFunc(key), Redis: rdb, Prefix: prefix, Log: log,
