@@ -254,6 +254,9 @@ func (a *App) routes() []route {
 		{"POST", "/orders/:identifier/refunds", anyStaff, nil, a.apiOrderRefund},
 		{"GET", "/dashboard", anyStaff, nil, a.apiDashboard},
 		{"GET", "/insight", anyStaff, nil, a.apiInsight},
+		{"GET", "/ads", anyStaff, nil, a.apiAdList},
+		{"POST", "/ads", anyStaff, nil, a.apiAdCreate},
+		{"PATCH", "/ads/:id", anyStaff, nil, a.apiAdUpdate},
 		{"GET", "/insight/reports/:report", anyStaff, nil, a.apiInsightReport},
 	}, a.peopleRoutes()...)
 }

@@ -23,7 +23,7 @@ var templateFS embed.FS
 //go:embed static/admin.css
 var stylesheet []byte
 
-var pageNames = append([]string{"sign-in", "totp", "accept", "forgot", "reset", "dashboard", "staff", "security", "audit", "settings", "rules", "discount", "insight", "done",
+var pageNames = append([]string{"sign-in", "totp", "accept", "forgot", "reset", "dashboard", "staff", "security", "audit", "settings", "rules", "discount", "insight", "ads", "done",
 	"products", "product", "orders", "order"},
 	peoplePageNames...)
 
@@ -155,6 +155,9 @@ func (a *App) mountPages(g fiber.Router) {
 	post("/security/tokens/:id/revoke", sessionOnly, nil, a.pageTokenRevoke)
 	g.Get("/audit", a.pageGuard(ownerOnly), a.pageAudit)
 	g.Get("/insight", a.pageGuard(anyStaff), a.pageInsight)
+	g.Get("/ads", a.pageGuard(anyStaff), a.pageAds)
+	post("/ads", anyStaff, nil, a.pageAdCreate)
+	post("/ads/:id/status", anyStaff, nil, a.pageAdStatus)
 	g.Get("/settings", a.pageGuard(ownerOnly), a.pageSettings)
 	post("/settings", ownerOnly, nil, a.pageSettingsPost)
 	a.mountPeoplePages(g)
