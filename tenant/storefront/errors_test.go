@@ -58,6 +58,27 @@ func TestErrorPagesOnPages(t *testing.T) {
 		})
 	}
 
+	// A browser asking for a page nobody serves gets the shop's not-found
+	// page; a client asking for JSON, and the API's paths, keep the JSON 404.
+	browse := func(c *client, path, accept string) page {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, c.url(path), nil)
+		req.Header.Set("Accept", accept)
+		return c.do(req)
+	}
+	const html = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+	if p := browse(b, "/no-such-page", html); p.status != http.StatusNotFound || !strings.HasPrefix(p.header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(p.body, "Beta &lt;Binders&gt;") {
+		t.Errorf("unknown page for a browser: %d %s %s", p.status, p.header.Get("Content-Type"), snippet(p.body))
+	}
+	for _, tc := range []struct{ path, accept string }{
+		{"/no-such-page", "application/json"}, {"/user/no-such-endpoint", html}, {"/admin/api/v1/nope", html},
+	} {
+		if p := browse(a, tc.path, tc.accept); p.status != http.StatusNotFound || !strings.HasPrefix(p.header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s (Accept %s): %d %s, want the JSON 404", tc.path, tc.accept, p.status, p.header.Get("Content-Type"))
+		}
+	}
+
 	// The API keeps its JSON contract on the same failures.
 	for _, tc := range []struct {
 		name   string

@@ -223,15 +223,38 @@ func (a *App) errorPage(c *fiber.Ctx, status int) error {
 	return a.render(c, status, "error", title, data)
 }
 
+// apiPrefixes are the paths whose answers stay the API's JSON whatever the
+// client asks for.
+var apiPrefixes = []string{"/user/", "/order/", "/clientevent/", "/admin/", "/admin", "/healthz", "/readyz", "/metrics"}
+
+// browserNotFound reports a browser's page request that found nothing: a
+// GET or HEAD answered 404, outside the API, accepting HTML.
+func (a *App) browserNotFound(c *fiber.Ctx, status int) bool {
+	if status != fiber.StatusNotFound || (c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead) ||
+		!strings.Contains(c.Get(fiber.HeaderAccept), "text/html") {
+		return false
+	}
+	p := c.Path()
+	for _, pre := range apiPrefixes {
+		if p == strings.TrimSuffix(pre, "/") || strings.HasPrefix(p, pre) {
+			return false
+		}
+	}
+	return true
+}
+
 // ErrorPage answers a request for one of the storefront's pages that ended
 // in the platform's JSON error outside the page's own handling (a CSRF
 // check refused before it, a panic, a 5xx) with the shop's error page,
 // status kept (server.ErrorPages). It calls nothing, reads no database
 // (the failure may be the database's) and says nothing of the cause; the
 // API's paths and a host served by the tenant's own site keep the JSON.
+//
+// A browser's GET of a path nobody serves (a 404 outside the API's prefixes,
+// asking for HTML) gets the shop's not-found page too, not JSON.
 func (a *App) ErrorPage(c *fiber.Ctx, status int) bool {
 	t := server.Tenant(c)
-	if t == nil || !a.pagePaths[c.Path()] {
+	if t == nil || !(a.pagePaths[c.Path()] || a.browserNotFound(c, status)) {
 		return false
 	}
 	if m := c.Method(); m == fiber.MethodGet || m == fiber.MethodHead {
