@@ -215,7 +215,9 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	siteApp := sites.NewHandler(sites.HandlerOptions{DB: dp.readPool, Blobs: siteBlobs, Log: log})
 	prot := csrf.New(csrf.Options{
 		Key:            tenantKey,
-		Exempt:         []string{"/order/stripe-webhook"},
+		// The one-click unsubscribe is posted by mail clients, without a
+		// CSRF token; the signed token in its URL authenticates it.
+		Exempt:         []string{"/order/stripe-webhook", account.OneClickPath},
 		ExemptPrefixes: []string{"/admin/"},
 		Log:            log,
 	})
