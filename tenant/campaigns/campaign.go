@@ -114,7 +114,7 @@ func (in Input) Check() error {
 
 // Campaign is one email row of type Member or Prospect, with its progress.
 type Campaign struct {
-	ID         int64
+	ID int64
 	Input
 	EmCd       string
 	Status     Status

@@ -102,7 +102,9 @@ func (f *fixture) worker(t *testing.T, o campaigns.Options) *campaigns.Worker {
 }
 
 // addr is the address of seeded person i of a kind.
-func (f *fixture) addr(kind string, i int) string { return fmt.Sprintf("%s-%s-%d@example.com", f.tag, kind, i) }
+func (f *fixture) addr(kind string, i int) string {
+	return fmt.Sprintf("%s-%s-%d@example.com", f.tag, kind, i)
+}
 
 // seed inserts n members (subscribed or not, unsubscribed or not) or n
 // prospects, each with a valid unsubscribe token.
