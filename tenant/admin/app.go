@@ -252,7 +252,7 @@ func (a *App) routes() []route {
 		{"POST", "/orders/:identifier/status", anyStaff, nil, a.apiOrderStatus},
 		{"POST", "/orders/:identifier/refunds", anyStaff, nil, a.apiOrderRefund},
 		{"GET", "/dashboard", anyStaff, nil, a.apiDashboard},
-	}, a.peopleRoutes()...)
+	}, append(a.peopleRoutes(), a.campaignRoutes()...)...)
 }
 
 // Mount registers the back office: the API under APIPrefix and the pages
