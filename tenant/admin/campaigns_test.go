@@ -100,3 +100,44 @@ VALUES ($1, $2, $3, $4, $5)`, fmt.Sprintf("%s-%d@example.com", tag, i), fmt.Spri
 		}
 	}
 }
+
+// Malformed campaign requests are 4xx in the error shape, never 500, and
+// save nothing.
+func TestCampaignAPIRefusesBadInput(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	owner := f.signIn(hostA, f.owner[f.a.ID], ownerPassword)
+	before := f.count(f.a, `SELECT count(*) FROM email`)
+	long := strings.Repeat("x", 301)
+	for _, tc := range []struct{ method, path, body string }{
+		{"POST", "/campaigns", ""},
+		{"POST", "/campaigns", "null"},
+		{"POST", "/campaigns", "[]"},
+		{"POST", "/campaigns", "\x00\xff{"},
+		{"POST", "/campaigns", `{"type":5}`},
+		{"POST", "/campaigns", `{"subject":"` + long + `","type":"member","body_text":"x"}`},
+		{"POST", "/campaigns", `{"subject":"s\r\nBcc: x@example.com","type":"member","body_text":"x"}`},
+		{"POST", "/campaigns", `{"subject":"s","type":"member","body_text":"x","from":"not an address"}`},
+		{"POST", "/campaigns", `{"subject":"s","type":"member","body_text":"{"}`},
+		{"POST", "/campaigns", `{"subject":"s","type":"member","body_text":"x","body_html":"<style>p {color:red}</style>"}`},
+		{"PUT", "/campaigns/1", `{"subject":"s","type":"member","body_text":"x"}`},
+		{"PUT", "/campaigns/999999", `{"subject":"s","type":"member","body_text":"x"}`},
+		{"PUT", "/campaigns/abc", `{}`},
+		{"POST", "/campaigns/999999/send", ""},
+		{"POST", "/campaigns/3/stop", ""},
+		{"GET", "/campaigns/3/preview?prospect_id=-1", ""},
+		{"GET", "/campaigns/3/preview?prospect_id=x", ""},
+	} {
+		status, out := owner.doRaw(tc.method, api+tc.path, "application/json", tc.body)
+		if status < 400 || status >= 500 {
+			t.Errorf("%s %s %q = %d %s, want a 4xx", tc.method, tc.path, tc.body, status, owner.raw)
+			continue
+		}
+		if _, ok := out["detail"].(string); !ok || out["error"] == nil {
+			t.Errorf("%s %s %q = %d without the error shape: %s", tc.method, tc.path, tc.body, status, owner.raw)
+		}
+	}
+	if after := f.count(f.a, `SELECT count(*) FROM email`); after != before {
+		t.Fatalf("refused requests saved %d campaigns", after-before)
+	}
+}

@@ -492,6 +492,12 @@ func TestOneClickUnsubscribeSkipsNextCampaign(t *testing.T) {
 	if status, _ := post("/user/email-unsubscribe-confirm", "token="+tok); status != http.StatusForbidden {
 		t.Fatalf("confirm without a CSRF token = %d, want 403", status)
 	}
+	getReq := httptest.NewRequest(http.MethodGet, "http://"+host+oneClick, nil)
+	if res, err := app.Test(getReq, -1); err != nil {
+		t.Fatal(err)
+	} else if raw, _ := io.ReadAll(res.Body); !strings.Contains(string(raw), "post-required") {
+		t.Fatalf("GET one-click = %d %s, want post-required (a link scanner must not unsubscribe)", res.StatusCode, raw)
+	}
 	if status, body := post(oneClick+"x", "List-Unsubscribe=One-Click"); status != http.StatusOK || !strings.Contains(body, "member-not-found") {
 		t.Fatalf("one-click with an altered token = %d %s", status, body)
 	}
