@@ -25,7 +25,7 @@ var tenantTables = []string{
 	"cart", "cart_discount", "cart_payment", "cart_shipping_address", "cart_shipping_method", "cart_sku", "catalog_version",
 	"chat_message", "checkout_session", "checkout_session_discount", "checkout_session_sku", "clientevent_configuration", "customer_order", "default_shipping_address",
 	"discount_code", "discount_type", "email", "email_outbox", "email_sent", "email_status", "email_type",
-	"email_unsubscribe_reason", "import_job", "insight_daily", "insight_visitor", "link_event", "member",
+	"email_unsubscribe_reason", "campaign_recipient", "import_job", "insight_daily", "insight_visitor", "link_event", "member",
 	"order_billing_address", "order_configuration", "order_discount", "order_email_failure", "order_payment",
 	"order_shipping_address", "order_shipping_method", "order_sku", "order_status", "order_status_history", "refund",
 	"pageview", "product", "product_image", "product_sku", "product_video", "prospect",

@@ -32,6 +32,7 @@ import (
 	"github.com/startupwebapp/platform/tenant/account"
 	"github.com/startupwebapp/platform/tenant/admin"
 	"github.com/startupwebapp/platform/tenant/analytics"
+	"github.com/startupwebapp/platform/tenant/campaigns"
 	"github.com/startupwebapp/platform/tenant/shop"
 	"github.com/startupwebapp/platform/tenant/storefront"
 )
@@ -76,6 +77,7 @@ type dataPlane struct {
 	limiter   *ratelimit.Limiter
 	analytics *analytics.App
 	mail      *mail.Worker
+	campaigns *campaigns.Worker
 	pruner    *shop.Pruner
 	sweeper   *admin.Sweeper
 	app       *fiber.App
@@ -138,6 +140,17 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Relay:   mail.BundleRelay(dp.store, mail.SMTPSettings{Host: cfg.SMTPHost, Port: cfg.SMTPPort}),
 		Log:     log,
 		Metrics: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Every replica sends campaigns; a recipient one claims is skipped by
+	// the others.
+	dp.campaigns, err = campaigns.NewWorker(campaigns.Options{
+		Tenants: func(context.Context) []*directory.Tenant { return servingTenants(dp.dir) },
+		Conn:    dp.pools.Do,
+		Rate:    float64(cfg.CampaignRate),
+		Log:     log,
 	})
 	if err != nil {
 		return nil, err
@@ -214,8 +227,10 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	}
 	siteApp := sites.NewHandler(sites.HandlerOptions{DB: dp.readPool, Blobs: siteBlobs, Log: log})
 	prot := csrf.New(csrf.Options{
-		Key:            tenantKey,
-		Exempt:         []string{"/order/stripe-webhook"},
+		Key: tenantKey,
+		// The one-click unsubscribe is posted by mail clients, without a
+		// CSRF token; the signed token in its URL authenticates it.
+		Exempt:         []string{"/order/stripe-webhook", account.OneClickPath},
 		ExemptPrefixes: []string{"/admin/"},
 		Log:            log,
 	})
@@ -285,6 +300,13 @@ func (dp *dataPlane) serve(ctx context.Context) error {
 			dp.log.Error("mail worker stopped", "err", err)
 		}
 	}()
+	campaignDone := make(chan struct{})
+	go func() {
+		defer close(campaignDone)
+		if err := dp.campaigns.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			dp.log.Error("campaign worker stopped", "err", err)
+		}
+	}()
 	pruneDone := make(chan struct{})
 	go func() {
 		defer close(pruneDone)
@@ -326,6 +348,7 @@ func (dp *dataPlane) serve(ctx context.Context) error {
 	_ = admin.Shutdown(sctx)
 	cancel()
 	<-mailDone
+	<-campaignDone
 	<-pruneDone
 	<-sweepDone
 	dp.close(sctx)

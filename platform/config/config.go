@@ -71,6 +71,9 @@ type Config struct {
 	StripeTimeout time.Duration // bound of one Stripe call, its retries included
 	SMTPHost      string        // default SMTP relay for tenants without their own
 	SMTPPort      int
+	// CampaignRate is how many campaign mails per second one replica queues
+	// for one tenant.
+	CampaignRate int
 
 	DevDir string // state of `swa dev` (.dev in the checkout)
 }
@@ -342,6 +345,15 @@ var options = []option{
 			c.SMTPPort = n
 			return nil
 		}},
+	{name: "CAMPAIGN_RATE", def: "10", doc: "campaign mails per second one replica queues for one tenant (the throttle of tenant/campaigns)",
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 10000 {
+				return errors.New("want a whole number of mails per second, 1 to 10000")
+			}
+			c.CampaignRate = n
+			return nil
+		}},
 	{name: "DEV_DIR", def: ".dev", doc: "where `swa dev` keeps its generated master key, admin token and state",
 		set: str(func(c *Config) *string { return &c.DevDir })},
 }
@@ -454,6 +466,7 @@ func (c *Config) environ() map[string]string {
 		"SWA_STRIPE_TIMEOUT":              c.StripeTimeout.String(),
 		"SWA_SMTP_HOST":                   c.SMTPHost,
 		"SWA_SMTP_PORT":                   strconv.Itoa(c.SMTPPort),
+		"SWA_CAMPAIGN_RATE":               strconv.Itoa(c.CampaignRate),
 		"SWA_DEV_DIR":                     c.DevDir,
 	}
 }

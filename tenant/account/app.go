@@ -146,6 +146,7 @@ func (a *App) routes() []route {
 		{"email-unsubscribe-lookup", "", nil, a.unsubscribeLookup},
 		{"email-unsubscribe-confirm", "", nil, a.unsubscribeConfirm},
 		{"email-unsubscribe-why", "", nil, a.unsubscribeWhy},
+		{"email-unsubscribe-one-click", "", nil, a.unsubscribeOneClick},
 		{"terms-of-use-agree-check", "", nil, a.termsCheck},
 		{"terms-of-use-agree", "", nil, a.termsAgree},
 		{"put-chat-message", "chat", ratelimit.ByClientIP, a.putChatMessage},

@@ -132,15 +132,7 @@ func (a *App) unsubscribeConfirm(c *fiber.Ctx) error {
 			code = "email-address-already-unsubscribed"
 			return nil
 		}
-		var str string
-		str, newToken = newUnsubscribe(r.signer)
-		if prospect {
-			_, err = tx.Exec(r.ctx, `UPDATE prospect SET email_unsubscribed = true, email_unsubscribe_string = $2,
-email_unsubscribe_string_signed = $3 WHERE id = $1`, rc.prospectID, str, newToken)
-		} else {
-			_, err = tx.Exec(r.ctx, `UPDATE member SET email_unsubscribed = true, newsletter_subscriber = false,
-email_unsubscribe_string = $2, email_unsubscribe_string_signed = $3 WHERE id = $1`, rc.memberID, str, newToken)
-		}
+		newToken, err = unsubscribe(r, tx, rc, prospect)
 		return err
 	})
 	if err != nil {
@@ -201,4 +193,19 @@ func insertReasonsAlways(r *req, tx pgx.Tx, memberID, prospectID int64, f map[st
 	_, err := tx.Exec(r.ctx, `INSERT INTO email_unsubscribe_reason (member_id, prospect_id, created_date_time) VALUES ($1, $2, $3)`,
 		mid, pid, r.a.now())
 	return err
+}
+
+// unsubscribe marks rc unsubscribed and gives it a new token (the old link
+// stops working), which it returns.
+func unsubscribe(r *req, tx pgx.Tx, rc *recipient, prospect bool) (string, error) {
+	str, newToken := newUnsubscribe(r.signer)
+	var err error
+	if prospect {
+		_, err = tx.Exec(r.ctx, `UPDATE prospect SET email_unsubscribed = true, email_unsubscribe_string = $2,
+email_unsubscribe_string_signed = $3 WHERE id = $1`, rc.prospectID, str, newToken)
+	} else {
+		_, err = tx.Exec(r.ctx, `UPDATE member SET email_unsubscribed = true, newsletter_subscriber = false,
+email_unsubscribe_string = $2, email_unsubscribe_string_signed = $3 WHERE id = $1`, rc.memberID, str, newToken)
+	}
+	return newToken, err
 }

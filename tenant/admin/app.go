@@ -258,7 +258,7 @@ func (a *App) routes() []route {
 		{"POST", "/ads", anyStaff, nil, a.apiAdCreate},
 		{"PATCH", "/ads/:id", anyStaff, nil, a.apiAdUpdate},
 		{"GET", "/insight/reports/:report", anyStaff, nil, a.apiInsightReport},
-	}, a.peopleRoutes()...)
+	}, append(a.peopleRoutes(), a.campaignRoutes()...)...)
 }
 
 // Mount registers the back office: the API under APIPrefix and the pages

@@ -74,6 +74,19 @@ func (c *Client) Search(ctx context.Context, query string) ([]Summary, error) {
 	return out.Messages, err
 }
 
+// Total is how many messages match query, however many there are (Search
+// lists at most 200).
+func (c *Client) Total(t testing.TB, query string) int {
+	t.Helper()
+	var out struct {
+		Total int `json:"messages_count"`
+	}
+	if err := c.get(context.Background(), "/api/v1/search?limit=1&query="+url.QueryEscape(query), &out); err != nil {
+		t.Fatalf("mailpit search %q: %v", query, err)
+	}
+	return out.Total
+}
+
 // Get reads one message with its headers.
 func (c *Client) Get(ctx context.Context, id string) (Message, error) {
 	var m Message
