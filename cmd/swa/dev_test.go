@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/startupwebapp/platform/migrations"
 	"github.com/startupwebapp/platform/platform/pgtest"
+	"github.com/startupwebapp/platform/tenant/account"
 )
 
 // devHarness runs `swa dev` in-process against a fresh platform database,
@@ -195,6 +198,30 @@ func do(t testing.TB, req *http.Request) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// headersOnly sends a POST's headers announcing n bytes of form body to
+// base (the localhost tenant) and reads the answer without sending the body.
+func headersOnly(t testing.TB, base, path string, n int) (int, string) {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n", path, n)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("POST %s with %d bytes announced: %v", path, n, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 type lockedWriter struct {
 	mu *sync.Mutex
 	w  io.Writer
@@ -254,8 +281,22 @@ func TestDevRunsThePlatformWithDemoTenants(t *testing.T) {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		return do(t, req)
 	}
-	if code, body := post("/user/login", 100<<10); code != http.StatusRequestEntityTooLarge || !strings.Contains(body, `"payload-too-large"`) || !strings.Contains(body, "64 KiB") {
+	// The refusal comes on the Content-Length alone, before any of the
+	// body: the headers are sent, then the answer read (a client that kept
+	// writing the body after it would meet the closed connection).
+	if code, body := headersOnly(t, h.urls.Data, "/user/login", 100<<10); code != http.StatusRequestEntityTooLarge ||
+		!strings.Contains(body, `"payload-too-large"`) || !strings.Contains(body, "64 KiB") {
 		t.Fatalf("100 KiB login = %d %s, want 413 payload-too-large naming 64 KiB", code, body)
+	}
+	// The one-click unsubscribe is posted by mail clients with no CSRF
+	// token: serve.go exempts that path alone, so a forged token reaches
+	// the endpoint (and is refused there), while the confirm step it
+	// mirrors is refused by the CSRF check first.
+	if code, body := post(account.OneClickPath+"?token=forged", 0); code != http.StatusOK || !strings.Contains(body, `"email_unsubscribe_one_click":"error"`) || strings.Contains(body, "csrf") {
+		t.Fatalf("one-click unsubscribe without a CSRF token = %d %s, want the endpoint's own refusal of the token", code, body)
+	}
+	if code, body := post("/user/email-unsubscribe-confirm?token=forged", 0); code != http.StatusForbidden || !strings.Contains(body, "csrf") {
+		t.Fatalf("unsubscribe confirm without a CSRF token = %d %s, want 403 from the CSRF check", code, body)
 	}
 	if code, body := post("/admin/api/v1/imports", 2<<20); code == http.StatusRequestEntityTooLarge {
 		t.Fatalf("2 MiB CSV upload = %d %s, want it read", code, body)

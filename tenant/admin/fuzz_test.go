@@ -40,6 +40,10 @@ func FuzzAPIBodies(f *testing.F) {
 		{"POST", "/discount-codes", true},
 		{"PATCH", "/discount-codes/1", true},
 		{"PUT", "/settings", true},
+		{"POST", "/ads", true},
+		{"PATCH", "/ads/1", true},
+		{"POST", "/campaigns", true},
+		{"PUT", "/campaigns/3", true},
 		{"POST", "/terms", true},
 		{"POST", "/orders/Fuzz1/status", true},
 		{"POST", "/orders/Fuzz1/refunds", true},
@@ -53,7 +57,9 @@ func FuzzAPIBodies(f *testing.F) {
 			`{"status":"shipped","shipping_method":"UPSGround","tracking_number":"1Z","notify":true}`,
 			`{"code":"F","description":"d","start_date_time":"2026-01-01T00:00:00Z","end_date_time":"x","discount_amount":"1","discount_type":"percent-off"}`,
 			`{"version_note":"v","publication_date_time":"0000-00-00"}`,
-			`{"archived":true,"shop_name":"S","frontend_origin":"https://a.example","primary_color":"#000000","logo_url":"javascript:x"}`} {
+			`{"archived":true,"shop_name":"S","frontend_origin":"https://a.example","primary_color":"#000000","logo_url":"javascript:x"}`,
+			`{"ad_type":"Facebook","headline_1":"H","final_url":"https://x.example","ad_status":"Running"}`,
+			`{"subject":"S","type":"member","from_address":"a@b.c","body_text":"Hi {recipient_first_name} {nope}","body_html":"<p>{em_cd}</p>"}`} {
 			f.Add(uint8(i), body)
 		}
 	}
@@ -171,6 +177,7 @@ func (f *fixture) rowsFingerprint(t testing.TB) string {
 (SELECT count(*) FROM order_status_history), (SELECT count(*) FROM order_shipping_method), (SELECT count(*) FROM email_outbox),
 (SELECT md5(string_agg(id || active::text || shipping_cost::text, ',' ORDER BY id)) FROM shipping_method),
 (SELECT md5(string_agg(dc::text, ',' ORDER BY id)) FROM discount_code dc),
+(SELECT md5(string_agg(x::text, ',' ORDER BY id)) FROM ad x), (SELECT md5(string_agg(x::text, ',' ORDER BY id)) FROM email x),
 (SELECT md5(string_agg(id || coalesce(archived_at::text, '-'), ',' ORDER BY id)) FROM product))`).Scan(&s)
 	if err != nil {
 		t.Fatal(err)
