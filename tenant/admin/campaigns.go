@@ -153,16 +153,34 @@ func (a *App) apiCampaignUpdate(c *fiber.Ctx) error {
 	return a.saveCampaign(c, id)
 }
 
-// saveCampaign creates (id 0) or replaces a campaign, audited.
+// saveCampaign answers a create (id 0) or replace of a campaign.
 func (a *App) saveCampaign(c *fiber.Ctx, id int64) error {
 	r := a.r(c)
 	var in campaignIn
 	if err := body(c, &in); err != nil {
 		return err
 	}
-	cin, err := a.campaignInput(r, in)
+	created := id == 0
+	id, err := a.storeCampaign(r, id, in)
 	if err != nil {
 		return err
+	}
+	out, err := a.loadCampaign(r, id)
+	if err != nil {
+		return err
+	}
+	if created {
+		c.Status(fiber.StatusCreated)
+	}
+	return c.JSON(out)
+}
+
+// storeCampaign creates (id 0) or replaces a campaign, audited, and
+// returns its id.
+func (a *App) storeCampaign(r *req, id int64, in campaignIn) (int64, error) {
+	cin, err := a.campaignInput(r, in)
+	if err != nil {
+		return 0, err
 	}
 	action := "campaign.update"
 	err = a.tx(r, func(tx pgx.Tx) (err error) {
@@ -178,29 +196,40 @@ func (a *App) saveCampaign(c *fiber.Ctx, id int64) error {
 		return r.audit(tx, auditEntry{Action: action, TargetType: "campaign", TargetID: id,
 			After: map[string]string{"subject": cin.Subject, "type": cin.Type.String()}})
 	})
-	if err != nil {
-		return campaignError(err)
-	}
-	out, err := a.loadCampaign(r, id)
-	if err != nil {
-		return err
-	}
-	if action == "campaign.create" {
-		c.Status(fiber.StatusCreated)
-	}
-	return c.JSON(out)
+	return id, campaignError(err)
+}
+
+// campaignPreview is a campaign rendered for one recipient.
+type campaignPreview struct {
+	MemberID   int64             `json:"member_id"`
+	ProspectID int64             `json:"prospect_id"`
+	To         string            `json:"to"`
+	From       string            `json:"from"`
+	Subject    string            `json:"subject"`
+	BodyText   string            `json:"body_text"`
+	BodyHTML   string            `json:"body_html"`
+	Headers    map[string]string `json:"headers"`
 }
 
 // apiCampaignPreview renders a campaign for member_id or prospect_id (as
 // its type says), or for the first of its segment when neither is given.
 func (a *App) apiCampaignPreview(c *fiber.Ctx) error {
-	r := a.r(c)
 	id, err := pathID(c)
 	if err != nil {
 		return err
 	}
-	var out fiber.Map
-	err = a.conn(r, func(conn *pgxpool.Conn) error {
+	out, err := a.previewCampaign(a.r(c), id, func(param string) string { return c.Query(param) })
+	if err != nil {
+		return err
+	}
+	return c.JSON(out)
+}
+
+// previewCampaign renders campaign id for the recipient arg names (its
+// "member_id" or "prospect_id"; empty: the first of the segment).
+func (a *App) previewCampaign(r *req, id int64, arg func(param string) string) (*campaignPreview, error) {
+	var out *campaignPreview
+	err := a.conn(r, func(conn *pgxpool.Conn) error {
 		cp, err := campaigns.Get(r.ctx, conn, id)
 		if err != nil {
 			return err
@@ -210,7 +239,7 @@ func (a *App) apiCampaignPreview(c *fiber.Ctx) error {
 			param = "prospect_id"
 		}
 		var rc campaigns.Recipient
-		if v := c.Query(param); v != "" {
+		if v := arg(param); v != "" {
 			pid, perr := strconv.ParseInt(v, 10, 64)
 			if perr != nil || pid < 1 {
 				return invalid(param, param+" is a positive integer")
@@ -235,14 +264,11 @@ func (a *App) apiCampaignPreview(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
-		out = fiber.Map{"member_id": rc.MemberID, "prospect_id": rc.ProspectID, "to": m.To[0], "from": m.From,
-			"subject": m.Subject, "body_text": m.Text, "body_html": m.HTML, "headers": m.Headers}
+		out = &campaignPreview{MemberID: rc.MemberID, ProspectID: rc.ProspectID, To: m.To[0], From: m.From,
+			Subject: m.Subject, BodyText: m.Text, BodyHTML: m.HTML, Headers: m.Headers}
 		return nil
 	})
-	if err != nil {
-		return campaignError(err)
-	}
-	return c.JSON(out)
+	return out, campaignError(err)
 }
 
 // apiCampaignDraft mails the signed-in staff member a copy marked DRAFT
@@ -253,8 +279,18 @@ func (a *App) apiCampaignDraft(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	n, err := a.sendDraft(r, id)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"to": r.who.staff.Email, "recipients": n})
+}
+
+// sendDraft queues the DRAFT copy of campaign id to the signed-in staff
+// member and returns how many would receive the campaign.
+func (a *App) sendDraft(r *req, id int64) (int, error) {
 	var n int
-	err = a.tx(r, func(tx pgx.Tx) error {
+	err := a.tx(r, func(tx pgx.Tx) error {
 		cp, err := campaigns.Get(r.ctx, tx, id)
 		if err != nil {
 			return err
@@ -265,45 +301,45 @@ func (a *App) apiCampaignDraft(c *fiber.Ctx) error {
 		return r.audit(tx, auditEntry{Action: "campaign.draft", TargetType: "campaign", TargetID: id,
 			After: map[string]any{"to": r.who.staff.Email, "recipients": n}})
 	})
-	if err != nil {
-		return campaignError(err)
-	}
-	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"to": r.who.staff.Email, "recipients": n})
+	return n, campaignError(err)
 }
 
 // apiCampaignSend starts (or resumes) sending to the segment.
-func (a *App) apiCampaignSend(c *fiber.Ctx) error {
-	return a.campaignAction(c, "campaign.send", func(r *req, tx pgx.Tx, id int64) error {
-		_, err := campaigns.Send(r.ctx, tx, id)
-		return err
-	})
-}
+func (a *App) apiCampaignSend(c *fiber.Ctx) error { return a.campaignAction(c, "campaign.send") }
 
 // apiCampaignStop pauses a campaign being sent; send resumes it.
-func (a *App) apiCampaignStop(c *fiber.Ctx) error {
-	return a.campaignAction(c, "campaign.stop", func(r *req, tx pgx.Tx, id int64) error {
-		return campaigns.Stop(r.ctx, tx, id)
-	})
-}
+func (a *App) apiCampaignStop(c *fiber.Ctx) error { return a.campaignAction(c, "campaign.stop") }
 
-func (a *App) campaignAction(c *fiber.Ctx, action string, fn func(*req, pgx.Tx, int64) error) error {
+func (a *App) campaignAction(c *fiber.Ctx, action string) error {
 	r := a.r(c)
 	id, err := pathID(c)
 	if err != nil {
 		return err
 	}
-	err = a.tx(r, func(tx pgx.Tx) error {
-		if err := fn(r, tx, id); err != nil {
-			return err
-		}
-		return r.audit(tx, auditEntry{Action: action, TargetType: "campaign", TargetID: id})
-	})
-	if err != nil {
-		return campaignError(err)
+	if err := a.campaignDo(r, id, action); err != nil {
+		return err
 	}
 	out, err := a.loadCampaign(r, id)
 	if err != nil {
 		return err
 	}
 	return c.Status(fiber.StatusAccepted).JSON(out)
+}
+
+// campaignDo sends (campaign.send) or stops (campaign.stop) campaign id,
+// audited.
+func (a *App) campaignDo(r *req, id int64, action string) error {
+	err := a.tx(r, func(tx pgx.Tx) error {
+		var err error
+		if action == "campaign.send" {
+			_, err = campaigns.Send(r.ctx, tx, id)
+		} else {
+			err = campaigns.Stop(r.ctx, tx, id)
+		}
+		if err != nil {
+			return err
+		}
+		return r.audit(tx, auditEntry{Action: action, TargetType: "campaign", TargetID: id})
+	})
+	return campaignError(err)
 }

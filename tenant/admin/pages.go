@@ -23,7 +23,7 @@ var templateFS embed.FS
 //go:embed static/admin.css
 var stylesheet []byte
 
-var pageNames = append([]string{"sign-in", "totp", "accept", "forgot", "reset", "dashboard", "staff", "security", "audit", "settings", "rules", "discount", "insight", "ads", "done",
+var pageNames = append([]string{"sign-in", "totp", "accept", "forgot", "reset", "dashboard", "staff", "security", "audit", "settings", "rules", "discount", "insight", "ads", "campaigns", "campaign", "done",
 	"products", "product", "orders", "order"},
 	peoplePageNames...)
 
@@ -44,7 +44,7 @@ var pageTemplates = func() map[string]*template.Template {
 		"money":  moneyText,
 		"newKey": func() string { return account.RandomString(20) },
 	}
-	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/discount-fields.html"))
+	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/discount-fields.html", "templates/campaign-fields.html"))
 	out := map[string]*template.Template{}
 	for _, n := range pageNames {
 		out[n] = template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+n+".html"))
@@ -163,6 +163,7 @@ func (a *App) mountPages(g fiber.Router) {
 	a.mountPeoplePages(g)
 	a.mountOrderPages(g)
 	a.mountCatalogPages(g)
+	a.mountCampaignPages(g)
 }
 
 // pageGuard is guard for pages: a signed-out visitor is sent to sign in
