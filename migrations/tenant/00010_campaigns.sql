@@ -11,6 +11,12 @@ ALTER TABLE email ADD COLUMN send_state text NOT NULL DEFAULT 'idle'
     CHECK (send_state IN ('idle', 'sending', 'stopped', 'done'));
 ALTER TABLE email ADD COLUMN send_started_at timestamptz;
 ALTER TABLE email ADD COLUMN send_finished_at timestamptz;
+-- A scheduled send: the worker leaves the campaign until then.
+ALTER TABLE email ADD COLUMN send_after timestamptz;
+-- The segment's optional filters: members with a verified address only;
+-- members who joined (prospects who were recorded) at or after a time.
+ALTER TABLE email ADD COLUMN segment_verified_only boolean NOT NULL DEFAULT false;
+ALTER TABLE email ADD COLUMN segment_joined_after timestamptz;
 -- The worker's query: campaigns being sent.
 CREATE INDEX email_sending_idx ON email (id) WHERE send_state = 'sending';
 
@@ -33,6 +39,9 @@ CREATE INDEX campaign_recipient_pending_idx ON campaign_recipient (email_id, id)
 -- +goose Down
 DROP TABLE campaign_recipient;
 DROP INDEX email_sending_idx;
+ALTER TABLE email DROP COLUMN segment_joined_after;
+ALTER TABLE email DROP COLUMN segment_verified_only;
+ALTER TABLE email DROP COLUMN send_after;
 ALTER TABLE email DROP COLUMN send_finished_at;
 ALTER TABLE email DROP COLUMN send_started_at;
 ALTER TABLE email DROP COLUMN send_state;

@@ -30,36 +30,42 @@ func (a *App) campaignRoutes() []route {
 }
 
 type campaignIn struct {
-	Subject  string `json:"subject"`
-	From     string `json:"from"`
-	Bcc      string `json:"bcc"`
-	Type     string `json:"type"`
-	BodyText string `json:"body_text"`
-	BodyHTML string `json:"body_html"`
+	Subject      string     `json:"subject"`
+	From         string     `json:"from"`
+	Bcc          string     `json:"bcc"`
+	Type         string     `json:"type"`
+	BodyText     string     `json:"body_text"`
+	BodyHTML     string     `json:"body_html"`
+	VerifiedOnly bool       `json:"verified_only"`
+	JoinedAfter  *time.Time `json:"joined_after"`
 }
 
 type campaignJSON struct {
-	ID         int64      `json:"id"`
-	Subject    string     `json:"subject"`
-	From       string     `json:"from"`
-	Bcc        string     `json:"bcc"`
-	Type       string     `json:"type"`
-	BodyText   string     `json:"body_text"`
-	BodyHTML   string     `json:"body_html"`
-	EmCd       string     `json:"em_cd"`
-	Status     string     `json:"status"`
-	SendState  string     `json:"send_state"`
-	StartedAt  *time.Time `json:"send_started_at"`
-	FinishedAt *time.Time `json:"send_finished_at"`
-	Recipients int        `json:"recipients"`
-	Sent       int        `json:"sent"`
-	Skipped    int        `json:"skipped"`
-	Pending    int        `json:"pending"`
+	ID           int64      `json:"id"`
+	Subject      string     `json:"subject"`
+	From         string     `json:"from"`
+	Bcc          string     `json:"bcc"`
+	Type         string     `json:"type"`
+	BodyText     string     `json:"body_text"`
+	BodyHTML     string     `json:"body_html"`
+	EmCd         string     `json:"em_cd"`
+	Status       string     `json:"status"`
+	SendState    string     `json:"send_state"`
+	SendAfter    *time.Time `json:"send_after"`
+	VerifiedOnly bool       `json:"verified_only"`
+	JoinedAfter  *time.Time `json:"joined_after"`
+	StartedAt    *time.Time `json:"send_started_at"`
+	FinishedAt   *time.Time `json:"send_finished_at"`
+	Recipients   int        `json:"recipients"`
+	Sent         int        `json:"sent"`
+	Skipped      int        `json:"skipped"`
+	Pending      int        `json:"pending"`
 }
 
 func toCampaignJSON(c *campaigns.Campaign) campaignJSON {
 	return campaignJSON{ID: c.ID, Subject: c.Subject, From: c.From, Bcc: c.Bcc, Type: c.Type.String(),
 		BodyText: c.Text, BodyHTML: c.HTML, EmCd: c.EmCd, Status: c.Status.String(), SendState: c.SendState,
+		SendAfter: c.SendAfter, VerifiedOnly: c.VerifiedOnly, JoinedAfter: c.JoinedAfter,
 		StartedAt: c.StartedAt, FinishedAt: c.FinishedAt, Recipients: c.Pending + c.SentCount + c.Skipped,
 		Sent: c.SentCount, Skipped: c.Skipped, Pending: c.Pending}
 }
@@ -75,7 +81,7 @@ func (a *App) campaignInput(r *req, in campaignIn) (campaigns.Input, error) {
 		from = cmp.Or(r.tenant.Settings.FromAddress, a.from)
 	}
 	out := campaigns.Input{Subject: strings.TrimSpace(in.Subject), From: from, Bcc: strings.TrimSpace(in.Bcc),
-		Type: typ, Text: in.BodyText, HTML: in.BodyHTML}
+		Type: typ, Text: in.BodyText, HTML: in.BodyHTML, Filters: campaigns.Filters{VerifiedOnly: in.VerifiedOnly, JoinedAfter: in.JoinedAfter}}
 	return out, campaignError(out.Check())
 }
 
@@ -249,7 +255,7 @@ func (a *App) previewCampaign(r *req, id int64, arg func(param string) string) (
 			}
 		} else {
 			var list []campaigns.Recipient
-			list, _, err = campaigns.Segment(r.ctx, conn, cp.Type, 1)
+			list, _, err = campaigns.Segment(r.ctx, conn, cp.Type, cp.Filters, 1)
 			if err == nil && len(list) == 0 {
 				return invalid(param, "nobody is in the segment: name a "+param)
 			}
@@ -304,19 +310,28 @@ func (a *App) sendDraft(r *req, id int64) (int, error) {
 	return n, campaignError(err)
 }
 
-// apiCampaignSend starts (or resumes) sending to the segment.
-func (a *App) apiCampaignSend(c *fiber.Ctx) error { return a.campaignAction(c, "campaign.send") }
+// apiCampaignSend starts (or resumes) sending to the segment, now or at
+// the body's "at".
+func (a *App) apiCampaignSend(c *fiber.Ctx) error {
+	var in struct {
+		At *time.Time `json:"at"`
+	}
+	if err := body(c, &in); err != nil {
+		return err
+	}
+	return a.campaignAction(c, "campaign.send", in.At)
+}
 
 // apiCampaignStop pauses a campaign being sent; send resumes it.
-func (a *App) apiCampaignStop(c *fiber.Ctx) error { return a.campaignAction(c, "campaign.stop") }
+func (a *App) apiCampaignStop(c *fiber.Ctx) error { return a.campaignAction(c, "campaign.stop", nil) }
 
-func (a *App) campaignAction(c *fiber.Ctx, action string) error {
+func (a *App) campaignAction(c *fiber.Ctx, action string, at *time.Time) error {
 	r := a.r(c)
 	id, err := pathID(c)
 	if err != nil {
 		return err
 	}
-	if err := a.campaignDo(r, id, action); err != nil {
+	if err := a.campaignDo(r, id, action, at); err != nil {
 		return err
 	}
 	out, err := a.loadCampaign(r, id)
@@ -326,20 +341,29 @@ func (a *App) campaignAction(c *fiber.Ctx, action string) error {
 	return c.Status(fiber.StatusAccepted).JSON(out)
 }
 
-// campaignDo sends (campaign.send) or stops (campaign.stop) campaign id,
-// audited.
-func (a *App) campaignDo(r *req, id int64, action string) error {
+// campaignDo sends (campaign.send, from at when given) or stops
+// (campaign.stop) campaign id, audited.
+func (a *App) campaignDo(r *req, id int64, action string, at *time.Time) error {
 	err := a.tx(r, func(tx pgx.Tx) error {
 		var err error
+		var after any
 		if action == "campaign.send" {
-			_, err = campaigns.Send(r.ctx, tx, id)
+			var when time.Time
+			if at != nil {
+				when, after = *at, *at
+			}
+			_, err = campaigns.Schedule(r.ctx, tx, id, when)
 		} else {
 			err = campaigns.Stop(r.ctx, tx, id)
 		}
 		if err != nil {
 			return err
 		}
-		return r.audit(tx, auditEntry{Action: action, TargetType: "campaign", TargetID: id})
+		var detail any
+		if after != nil {
+			detail = map[string]any{"at": after}
+		}
+		return r.audit(tx, auditEntry{Action: action, TargetType: "campaign", TargetID: id, After: detail})
 	})
 	return campaignError(err)
 }

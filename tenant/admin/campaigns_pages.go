@@ -2,6 +2,7 @@ package admin
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -25,11 +26,15 @@ func (a *App) mountCampaignPages(g fiber.Router) {
 	g.Post("/campaigns/:id/stop", guard, a.pageCampaignStop)
 }
 
-var campaignFields = []string{"subject", "from", "bcc", "type", "body_text", "body_html"}
+var campaignFields = []string{"subject", "from", "bcc", "type", "body_text", "body_html", "verified_only", "joined_after"}
 
-func campaignForm(c *fiber.Ctx) campaignIn {
-	return campaignIn{Subject: c.FormValue("subject"), From: c.FormValue("from"), Bcc: c.FormValue("bcc"),
-		Type: c.FormValue("type"), BodyText: c.FormValue("body_text"), BodyHTML: c.FormValue("body_html")}
+func campaignForm(c *fiber.Ctx) (campaignIn, error) {
+	in := campaignIn{Subject: c.FormValue("subject"), From: c.FormValue("from"), Bcc: c.FormValue("bcc"),
+		Type: c.FormValue("type"), BodyText: c.FormValue("body_text"), BodyHTML: c.FormValue("body_html"),
+		VerifiedOnly: c.FormValue("verified_only") == "yes"}
+	var err error
+	in.JoinedAfter, err = formTime(c, "joined_after")
+	return in, err
 }
 
 func (a *App) pageCampaigns(c *fiber.Ctx) error { return a.campaignsWith(c, "", nil) }
@@ -60,7 +65,11 @@ func (a *App) campaignsWith(c *fiber.Ctx, notice string, actionErr error) error 
 }
 
 func (a *App) pageCampaignCreate(c *fiber.Ctx) error {
-	id, err := a.storeCampaign(a.r(c), 0, campaignForm(c))
+	in, err := campaignForm(c)
+	var id int64
+	if err == nil {
+		id, err = a.storeCampaign(a.r(c), 0, in)
+	}
 	if err != nil {
 		return a.campaignsWith(c, "", err)
 	}
@@ -71,6 +80,7 @@ type campaignPage struct {
 	campaignJSON
 	Preview      *campaignPreview
 	PreviewError string
+	Scheduled    string // when a send set for later starts; "" for none
 }
 
 func (a *App) pageCampaign(c *fiber.Ctx) error { return a.campaignWith(c, "", nil) }
@@ -92,6 +102,9 @@ func (a *App) campaignWith(c *fiber.Ctx, notice string, actionErr error) error {
 	v.Notice = notice
 	markDone(c, v, actionErr)
 	d := &campaignPage{campaignJSON: cp}
+	if cp.SendState == "sending" && cp.SendAfter != nil && cp.SendAfter.After(a.now()) {
+		d.Scheduled = cp.SendAfter.UTC().Format("2006-01-02 15:04 UTC")
+	}
 	// The preview is for the recipient asked for, else the first of the
 	// segment; a campaign nobody would receive says so instead.
 	if d.Preview, err = a.previewCampaign(r, id, func(param string) string { return c.Query(param) }); err != nil {
@@ -109,6 +122,12 @@ func (a *App) campaignWith(c *fiber.Ctx, notice string, actionErr error) error {
 			"body_text": cp.BodyText, "body_html": cp.BodyHTML} {
 			v.Form[k] = val
 		}
+		if cp.VerifiedOnly {
+			v.Form["verified_only"] = "yes"
+		}
+		if cp.JoinedAfter != nil {
+			v.Form["joined_after"] = cp.JoinedAfter.UTC().Format("2006-01-02T15:04")
+		}
 	}
 	return a.render(c, "campaign", v, actionErr)
 }
@@ -118,7 +137,11 @@ func (a *App) pageCampaignUpdate(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if _, err := a.storeCampaign(a.r(c), id, campaignForm(c)); err != nil {
+	in, err := campaignForm(c)
+	if err == nil {
+		_, err = a.storeCampaign(a.r(c), id, in)
+	}
+	if err != nil {
 		return a.campaignWith(c, "", err)
 	}
 	return a.campaignWith(c, "Campaign saved.", nil)
@@ -141,19 +164,27 @@ func (a *App) pageCampaignSend(c *fiber.Ctx) error {
 	if c.FormValue("confirm") != "yes" {
 		return a.campaignWith(c, "", &apiError{Status: fiber.StatusBadRequest, Code: "confirm", Field: "confirm", Detail: "tick the box to confirm"})
 	}
-	return a.campaignStep(c, "campaign.send", "Sending: the counts below move as the mails go out.")
+	at, err := formTime(c, "at")
+	if err != nil {
+		return a.campaignWith(c, "", err)
+	}
+	notice := "Sending: the counts below move as the mails go out."
+	if at != nil && at.After(a.now()) {
+		notice = "Scheduled for " + at.UTC().Format("2006-01-02 15:04 UTC") + "."
+	}
+	return a.campaignStep(c, "campaign.send", at, notice)
 }
 
 func (a *App) pageCampaignStop(c *fiber.Ctx) error {
-	return a.campaignStep(c, "campaign.stop", "Stopped. Send again to resume where it stopped; nobody is mailed twice.")
+	return a.campaignStep(c, "campaign.stop", nil, "Stopped. Send again to resume where it stopped; nobody is mailed twice.")
 }
 
-func (a *App) campaignStep(c *fiber.Ctx, action, notice string) error {
+func (a *App) campaignStep(c *fiber.Ctx, action string, at *time.Time, notice string) error {
 	id, err := pathID(c)
 	if err != nil {
 		return err
 	}
-	if err := a.campaignDo(a.r(c), id, action); err != nil {
+	if err := a.campaignDo(a.r(c), id, action, at); err != nil {
 		return a.campaignWith(c, "", err)
 	}
 	return a.campaignWith(c, notice, nil)

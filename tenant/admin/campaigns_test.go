@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/startupwebapp/platform/platform/pgtest"
 )
@@ -139,5 +140,33 @@ func TestCampaignAPIRefusesBadInput(t *testing.T) {
 	}
 	if after := f.count(f.a, `SELECT count(*) FROM email`); after != before {
 		t.Fatalf("refused requests saved %d campaigns", after-before)
+	}
+}
+
+// TestCampaignScheduleAndFiltersAPI: the API keeps a campaign's segment
+// filters, schedules a send for later (and refuses one more than a year
+// ahead, or a verified-only prospect campaign, naming the field).
+func TestCampaignScheduleAndFiltersAPI(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	owner := f.signIn(hostA, f.owner[f.a.ID], ownerPassword)
+	since := time.Now().UTC().Add(-24 * time.Hour).Format(time.RFC3339)
+	in := map[string]any{"subject": "Members news", "type": "member", "body_text": "Hi {recipient_first_name}",
+		"verified_only": true, "joined_after": since}
+	created := owner.must(201, "POST", api+"/campaigns", in)
+	if created["verified_only"] != true || created["joined_after"] == nil {
+		t.Fatalf("created = %s", owner.raw)
+	}
+	id := fmt.Sprint(created["id"])
+	owner.refused(400, "invalid", "verified_only", "POST", api+"/campaigns", map[string]any{"subject": "P", "type": "prospect",
+		"body_text": "Hi", "verified_only": true})
+	owner.refused(400, "invalid", "at", "POST", api+"/campaigns/"+id+"/send", map[string]any{"at": time.Now().AddDate(2, 0, 0).Format(time.RFC3339)})
+	at := time.Now().UTC().Add(3 * time.Hour).Truncate(time.Second)
+	sent := owner.must(202, "POST", api+"/campaigns/"+id+"/send", map[string]any{"at": at.Format(time.RFC3339)})
+	if got, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(sent["send_after"])); !got.Equal(at) || sent["send_state"] != "sending" {
+		t.Fatalf("scheduled = %s", owner.raw)
+	}
+	if _, html := owner.get("/admin/campaigns/" + id); !strings.Contains(html, `id="campaign-scheduled">`+at.Format("2006-01-02 15:04")+" UTC") {
+		t.Errorf("the campaign page does not show the schedule:\n%s", html)
 	}
 }

@@ -81,6 +81,16 @@ type Input struct {
 	Type    Type
 	Text    string
 	HTML    string
+	Filters
+}
+
+// Filters narrow a campaign's segment.
+type Filters struct {
+	// VerifiedOnly keeps members whose address is verified (members only).
+	VerifiedOnly bool
+	// JoinedAfter keeps members who joined, prospects who were recorded,
+	// at or after it; nil keeps everyone.
+	JoinedAfter *time.Time
 }
 
 // Check validates in, placeholders included.
@@ -106,6 +116,9 @@ func (in Input) Check() error {
 			return bad("bcc: not an address")
 		}
 	}
+	if in.VerifiedOnly && in.Type == Prospect {
+		return bad("verified_only: prospects have no verified address; it is for member campaigns")
+	}
 	if err := Validate(in.Type, in.Text, in.HTML); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -116,9 +129,11 @@ func (in Input) Check() error {
 type Campaign struct {
 	ID int64
 	Input
-	EmCd       string
-	Status     Status
-	SendState  string // idle, sending, stopped, done
+	EmCd      string
+	Status    Status
+	SendState string // idle, sending, stopped, done
+	// SendAfter is when a scheduled send starts (nil before any send).
+	SendAfter  *time.Time
 	StartedAt  *time.Time
 	FinishedAt *time.Time
 	// Counts of campaign_recipient by status (zero before sending).
@@ -131,9 +146,14 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// campaignColumns are a campaign's own columns, as scanCampaign reads
+// them before the three counts.
+const campaignColumns = `e.id, e.subject, e.from_address, e.bcc_address, e.email_type_id, e.body_text, e.body_html,
+       coalesce(e.em_cd, ''), e.email_status_id, e.send_state, e.send_after, e.segment_verified_only, e.segment_joined_after,
+       e.send_started_at, e.send_finished_at`
+
 const selectCampaign = `
-SELECT e.id, e.subject, e.from_address, e.bcc_address, e.email_type_id, e.body_text, e.body_html,
-       coalesce(e.em_cd, ''), e.email_status_id, e.send_state, e.send_started_at, e.send_finished_at,
+SELECT ` + campaignColumns + `,
        count(r.id) FILTER (WHERE r.status = 'pending'), count(r.id) FILTER (WHERE r.status = 'sent'),
        count(r.id) FILTER (WHERE r.status = 'skipped')
 FROM email e LEFT JOIN campaign_recipient r ON r.email_id = e.id`
@@ -141,7 +161,7 @@ FROM email e LEFT JOIN campaign_recipient r ON r.email_id = e.id`
 func scanCampaign(row pgx.Row) (*Campaign, error) {
 	var c Campaign
 	err := row.Scan(&c.ID, &c.Subject, &c.From, &c.Bcc, &c.Type, &c.Text, &c.HTML, &c.EmCd, &c.Status,
-		&c.SendState, &c.StartedAt, &c.FinishedAt, &c.Pending, &c.SentCount, &c.Skipped)
+		&c.SendState, &c.SendAfter, &c.VerifiedOnly, &c.JoinedAfter, &c.StartedAt, &c.FinishedAt, &c.Pending, &c.SentCount, &c.Skipped)
 	return &c, err
 }
 
@@ -196,8 +216,10 @@ func Create(ctx context.Context, tx pgx.Tx, in Input) (int64, error) {
 		return 0, err
 	}
 	var id int64
-	err := tx.QueryRow(ctx, `INSERT INTO email (subject, email_type_id, email_status_id, body_html, body_text, from_address, bcc_address, em_cd)
-VALUES ($1, $2, 1, $3, $4, $5, $6, $7) RETURNING id`, in.Subject, in.Type, in.HTML, in.Text, in.From, in.Bcc, newEmCd()).Scan(&id)
+	err := tx.QueryRow(ctx, `INSERT INTO email (subject, email_type_id, email_status_id, body_html, body_text, from_address, bcc_address, em_cd,
+segment_verified_only, segment_joined_after)
+VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9) RETURNING id`, in.Subject, in.Type, in.HTML, in.Text, in.From, in.Bcc, newEmCd(),
+		in.VerifiedOnly, in.JoinedAfter).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("create campaign: %w", err)
 	}
@@ -217,7 +239,8 @@ func Update(ctx context.Context, tx pgx.Tx, id int64, in Input) error {
 		return fmt.Errorf("%w: a campaign being or already sent cannot change", ErrState)
 	}
 	_, err = tx.Exec(ctx, `UPDATE email SET subject = $2, email_type_id = $3, body_html = $4, body_text = $5,
-from_address = $6, bcc_address = $7 WHERE id = $1`, id, in.Subject, in.Type, in.HTML, in.Text, in.From, in.Bcc)
+from_address = $6, bcc_address = $7, segment_verified_only = $8, segment_joined_after = $9 WHERE id = $1`,
+		id, in.Subject, in.Type, in.HTML, in.Text, in.From, in.Bcc, in.VerifiedOnly, in.JoinedAfter)
 	if err != nil {
 		return fmt.Errorf("update campaign %d: %w", id, err)
 	}
@@ -238,27 +261,35 @@ WHERE e.id = $1 AND`+notOrderTemplate+` FOR UPDATE`, id).Scan(&c.ID, &c.Type, &c
 	return &c, nil
 }
 
-// segment queries insert a campaign's recipients: members subscribed to the
-// newsletter and not unsubscribed, prospects not unsubscribed, each with an
-// address and an unsubscribe token.
-const (
-	memberSegment = `
-INSERT INTO campaign_recipient (email_id, member_id)
-SELECT $1, m.id FROM member m JOIN account a ON a.id = m.account_id
-WHERE m.newsletter_subscriber AND NOT m.email_unsubscribed AND a.is_active AND a.email <> ''
-  AND m.email_unsubscribe_string_signed IS NOT NULL
-ORDER BY m.id ON CONFLICT DO NOTHING`
-	prospectSegment = `
-INSERT INTO campaign_recipient (email_id, prospect_id)
-SELECT $1, p.id FROM prospect p
-WHERE NOT p.email_unsubscribed AND coalesce(p.email, '') <> '' AND p.email_unsubscribe_string_signed IS NOT NULL
-ORDER BY p.id ON CONFLICT DO NOTHING`
-)
+// segmentInsert snapshots a campaign's recipients ($1 the campaign, $2
+// and $3 its filters): members subscribed to the newsletter and not
+// unsubscribed, prospects not unsubscribed, each with an address and an
+// unsubscribe token (the eligibility Segment lists too).
+func segmentInsert(t Type) string {
+	if t == Prospect {
+		return `INSERT INTO campaign_recipient (email_id, prospect_id)
+SELECT $1, p.id FROM prospect p WHERE` + eligible(t, 2) + ` ORDER BY p.id ON CONFLICT DO NOTHING`
+	}
+	return `INSERT INTO campaign_recipient (email_id, member_id)
+SELECT $1, m.id FROM member m JOIN account a ON a.id = m.account_id WHERE` + eligible(t, 2) + ` ORDER BY m.id ON CONFLICT DO NOTHING`
+}
 
-// Send starts sending campaign id to its segment, or resumes a stopped
-// one; the Worker does the sending. The segment is taken when sending
-// first starts. It returns the number of recipients.
+// MaxScheduleAhead is how far ahead a send may be scheduled.
+const MaxScheduleAhead = 366 * 24 * time.Hour
+
+// Send starts sending campaign id to its segment now, or resumes a stopped
+// one; the Worker does the sending. It returns the number of recipients.
 func Send(ctx context.Context, tx pgx.Tx, id int64) (int, error) {
+	return Schedule(ctx, tx, id, time.Time{})
+}
+
+// Schedule is Send from at on (zero or past: now); on a campaign already
+// scheduled it moves the time. The segment is taken when it is first sent
+// or scheduled; who unsubscribes before their mail is skipped then.
+func Schedule(ctx context.Context, tx pgx.Tx, id int64, at time.Time) (int, error) {
+	if !at.IsZero() && time.Until(at) > MaxScheduleAhead {
+		return 0, fmt.Errorf("%w: at: at most a year ahead", ErrInvalid)
+	}
 	c, err := lock(ctx, tx, id)
 	if err != nil {
 		return 0, err
@@ -267,16 +298,22 @@ func Send(ctx context.Context, tx pgx.Tx, id int64) (int, error) {
 	case "done":
 		return 0, fmt.Errorf("%w: the campaign was sent", ErrState)
 	case "idle":
-		q := memberSegment
-		if c.Type == Prospect {
-			q = prospectSegment
+		var f Filters
+		if err := tx.QueryRow(ctx, `SELECT segment_verified_only, segment_joined_after FROM email WHERE id = $1`, id).Scan(&f.VerifiedOnly, &f.JoinedAfter); err != nil {
+			return 0, fmt.Errorf("campaign %d: filters: %w", id, err)
 		}
-		if _, err := tx.Exec(ctx, q, id); err != nil {
+		if _, err := tx.Exec(ctx, segmentInsert(c.Type), id, f.VerifiedOnly, f.JoinedAfter); err != nil {
 			return 0, fmt.Errorf("campaign %d: segment: %w", id, err)
 		}
 	}
+	var after *time.Time
+	if !at.IsZero() {
+		after = &at
+	}
 	if _, err := tx.Exec(ctx, `UPDATE email SET send_state = 'sending', email_status_id = 2,
-send_started_at = coalesce(send_started_at, now()) WHERE id = $1`, id); err != nil {
+send_after = greatest(coalesce($2, now()), now()),
+send_started_at = CASE WHEN send_started_at IS NULL OR send_started_at > now() THEN greatest(coalesce($2, now()), now())
+                       ELSE send_started_at END WHERE id = $1`, id, after); err != nil {
 		return 0, fmt.Errorf("campaign %d: start: %w", id, err)
 	}
 	var n int

@@ -255,19 +255,19 @@ func (f *fixture) addrs(kind string, from, n int) []string {
 func TestKilledSendResumesExactlyOnce(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.seed(t, "member", 0, 200, true, false)
-	f.seed(t, "member", 200, 5, false, false) // not subscribed to the newsletter
-	f.seed(t, "member", 205, 5, true, true)   // unsubscribed
+	f.seed(t, "member", 0, 500, true, false)
+	f.seed(t, "member", 500, 5, false, false) // not subscribed to the newsletter
+	f.seed(t, "member", 505, 5, true, true)   // unsubscribed
 	id, subject := f.campaign(t, campaigns.Member)
-	if n := f.send(t, id); n != 200 {
-		t.Fatalf("segment = %d, want 200", n)
+	if n := f.send(t, id); n != 500 {
+		t.Fatalf("segment = %d, want 500", n)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	w := f.worker(t, campaigns.Options{Batch: 25})
 	var claims atomic.Int32
 	campaigns.OnClaim(w, func() {
-		if claims.Add(1) == 110 { // in the middle of the fifth batch
+		if claims.Add(1) == 260 { // in the middle of the eleventh batch
 			cancel()
 		}
 	})
@@ -275,16 +275,16 @@ func TestKilledSendResumesExactlyOnce(t *testing.T) {
 		t.Fatalf("killed run = %v, want context.Canceled", err)
 	}
 	done := f.count(t, `SELECT count(*) FROM email_sent WHERE email_id = $1`, id)
-	if done != 100 || f.count(t, `SELECT count(*) FROM campaign_recipient WHERE email_id = $1 AND status = 'sent'`, id) != 100 ||
-		f.count(t, `SELECT count(*) FROM email_outbox WHERE kind = 'campaign'`) != 100 {
-		t.Fatalf("after the kill: %d email_sent rows, want the 4 committed batches (100), with as many claims and mails", done)
+	if done != 250 || f.count(t, `SELECT count(*) FROM campaign_recipient WHERE email_id = $1 AND status = 'sent'`, id) != 250 ||
+		f.count(t, `SELECT count(*) FROM email_outbox WHERE kind = 'campaign'`) != 250 {
+		t.Fatalf("after the kill: %d email_sent rows, want the 10 committed batches (250), with as many claims and mails", done)
 	}
 	t.Logf("killed after %d claims with %d recipients committed", claims.Load(), done)
 
 	if _, err := f.worker(t, campaigns.Options{Batch: 25}).RunTenant(context.Background(), f.tenant); err != nil {
 		t.Fatal(err)
 	}
-	f.exactlyOnce(t, id, subject, f.addrs("member", 0, 200))
+	f.exactlyOnce(t, id, subject, f.addrs("member", 0, 500))
 }
 
 // Two workers sending the same campaign at once never claim the same

@@ -17,6 +17,13 @@ SELECT m.id, 0::bigint, a.email, a.first_name, a.last_name, coalesce(m.mb_cd, ''
 FROM member m JOIN account a ON a.id = m.account_id`
 	memberEligible = ` m.newsletter_subscriber AND NOT m.email_unsubscribed AND a.is_active AND a.email <> ''
   AND m.email_unsubscribe_string_signed IS NOT NULL`
+	// memberFilters and prospectFilters are the segment's optional filters,
+	// with %[1]s and %[2]s the parameters holding VerifiedOnly and
+	// JoinedAfter.
+	memberFilters = ` AND (NOT %[1]s OR m.email_verified) AND (%[2]s::timestamptz IS NULL OR a.date_joined >= %[2]s)`
+	// (VerifiedOnly is refused for prospects; it is named only to give its
+	// parameter a type.)
+	prospectFilters = ` AND %[1]s::boolean IS NOT NULL AND (%[2]s::timestamptz IS NULL OR p.created_date_time >= %[2]s)`
 	selectProspects = `
 SELECT 0::bigint, p.id, coalesce(p.email, ''), coalesce(p.first_name, ''), coalesce(p.last_name, ''), coalesce(p.pr_cd, ''),
        coalesce(p.email_unsubscribe_string_signed, '')
@@ -32,14 +39,24 @@ func scanRecipients(rows pgx.Rows) ([]Recipient, error) {
 	})
 }
 
-// Segment returns up to limit of the people a campaign of type t would go
-// to now, and how many there are in all.
-func Segment(ctx context.Context, q Querier, t Type, limit int) ([]Recipient, int, error) {
-	sel, where, table := selectMembers, memberEligible, "member m JOIN account a ON a.id = m.account_id"
+// eligible is the WHERE condition of a segment of type t with filters f,
+// its filter parameters numbered from first.
+func eligible(t Type, first int) string {
+	v, j := fmt.Sprintf("$%d", first), fmt.Sprintf("$%d", first+1)
 	if t == Prospect {
-		sel, where, table = selectProspects, prospectEligible, "prospect p"
+		return prospectEligible + fmt.Sprintf(prospectFilters, v, j)
 	}
-	rows, err := q.Query(ctx, sel+` WHERE`+where+` ORDER BY 2, 1 LIMIT $1`, limit)
+	return memberEligible + fmt.Sprintf(memberFilters, v, j)
+}
+
+// Segment returns up to limit of the people a campaign of type t with
+// filters f would go to now, and how many there are in all.
+func Segment(ctx context.Context, q Querier, t Type, f Filters, limit int) ([]Recipient, int, error) {
+	sel, table := selectMembers, "member m JOIN account a ON a.id = m.account_id"
+	if t == Prospect {
+		sel, table = selectProspects, "prospect p"
+	}
+	rows, err := q.Query(ctx, sel+` WHERE`+eligible(t, 2)+` ORDER BY 2, 1 LIMIT $1`, limit, f.VerifiedOnly, f.JoinedAfter)
 	if err != nil {
 		return nil, 0, fmt.Errorf("segment: %w", err)
 	}
@@ -48,7 +65,7 @@ func Segment(ctx context.Context, q Querier, t Type, limit int) ([]Recipient, in
 		return nil, 0, fmt.Errorf("segment: %w", err)
 	}
 	var n int
-	if err := q.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE`+where).Scan(&n); err != nil {
+	if err := q.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE`+eligible(t, 1), f.VerifiedOnly, f.JoinedAfter).Scan(&n); err != nil {
 		return nil, 0, fmt.Errorf("segment count: %w", err)
 	}
 	return list, n, nil
@@ -82,7 +99,7 @@ const MaxDraftList = 500
 // first recipient of the segment (or an example one when it is empty) and
 // listing who would receive it. It returns how many would.
 func QueueDraft(ctx context.Context, tx pgx.Tx, c *Campaign, staffName, staffAddr string, l Links) (int, error) {
-	list, n, err := Segment(ctx, tx, c.Type, MaxDraftList)
+	list, n, err := Segment(ctx, tx, c.Type, c.Filters, MaxDraftList)
 	if err != nil {
 		return 0, err
 	}

@@ -114,7 +114,7 @@ func (w *Worker) RunOnce(ctx context.Context) {
 func (w *Worker) RunTenant(ctx context.Context, t *directory.Tenant) (int, error) {
 	var ids []int64
 	err := w.with(ctx, t, func(c *pgxpool.Conn, ctx context.Context) error {
-		rows, err := c.Query(ctx, `SELECT id FROM email WHERE send_state = 'sending' ORDER BY id`)
+		rows, err := c.Query(ctx, `SELECT id FROM email WHERE send_state = 'sending' AND coalesce(send_after, now()) <= now() ORDER BY id`)
 		if err != nil {
 			return err
 		}
@@ -194,9 +194,7 @@ func (w *Worker) batch(ctx context.Context, t *directory.Tenant, id int64, l Lin
 		sent, more = 0, false
 		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			// FOR SHARE: Stop waits for this batch; batches run side by side.
-			c, err := scanCampaign(tx.QueryRow(ctx, `SELECT e.id, e.subject, e.from_address, e.bcc_address, e.email_type_id,
-e.body_text, e.body_html, coalesce(e.em_cd, ''), e.email_status_id, e.send_state, e.send_started_at, e.send_finished_at, 0, 0, 0
-FROM email e WHERE e.id = $1 FOR SHARE`, id))
+			c, err := scanCampaign(tx.QueryRow(ctx, `SELECT `+campaignColumns+`, 0, 0, 0 FROM email e WHERE e.id = $1 FOR SHARE`, id))
 			if err != nil {
 				return err
 			}

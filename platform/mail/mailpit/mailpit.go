@@ -64,18 +64,29 @@ func (c *Client) get(ctx context.Context, path string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-// Search lists the messages matching a Mailpit search query, e.g.
-// `to:"a@example.com"` or `subject:"abc"`, newest first.
+// Search lists every message matching a Mailpit search query, e.g.
+// `to:"a@example.com"` or `subject:"abc"`, newest first, a page of 200 at
+// a time.
 func (c *Client) Search(ctx context.Context, query string) ([]Summary, error) {
-	var out struct {
-		Messages []Summary `json:"messages"`
+	const page = 200
+	var all []Summary
+	for {
+		var out struct {
+			Messages []Summary `json:"messages"`
+		}
+		err := c.get(ctx, fmt.Sprintf("/api/v1/search?start=%d&limit=%d&query=%s", len(all), page, url.QueryEscape(query)), &out)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, out.Messages...)
+		if len(out.Messages) < page {
+			return all, nil
+		}
 	}
-	err := c.get(ctx, "/api/v1/search?limit=200&query="+url.QueryEscape(query), &out)
-	return out.Messages, err
 }
 
-// Total is how many messages match query, however many there are (Search
-// lists at most 200).
+// Total is how many messages match query, read from the search's count
+// alone.
 func (c *Client) Total(t testing.TB, query string) int {
 	t.Helper()
 	var out struct {
