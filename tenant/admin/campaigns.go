@@ -60,6 +60,8 @@ type campaignJSON struct {
 	Sent         int        `json:"sent"`
 	Skipped      int        `json:"skipped"`
 	Pending      int        `json:"pending"`
+	Delivered    int        `json:"delivered"`
+	Failed       int        `json:"failed"`
 }
 
 func toCampaignJSON(c *campaigns.Campaign) campaignJSON {
@@ -67,7 +69,7 @@ func toCampaignJSON(c *campaigns.Campaign) campaignJSON {
 		BodyText: c.Text, BodyHTML: c.HTML, EmCd: c.EmCd, Status: c.Status.String(), SendState: c.SendState,
 		SendAfter: c.SendAfter, VerifiedOnly: c.VerifiedOnly, JoinedAfter: c.JoinedAfter,
 		StartedAt: c.StartedAt, FinishedAt: c.FinishedAt, Recipients: c.Pending + c.SentCount + c.Skipped,
-		Sent: c.SentCount, Skipped: c.Skipped, Pending: c.Pending}
+		Sent: c.SentCount, Skipped: c.Skipped, Pending: c.Pending, Delivered: c.Delivered, Failed: c.Failed}
 }
 
 // input checks the request's fields; the From defaults to the tenant's.

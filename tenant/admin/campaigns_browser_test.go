@@ -95,6 +95,13 @@ VALUES ($1, $2, $3, $4, $5)`, fmt.Sprintf("%s-%d@example.com", tag, i), fmt.Spri
 	for i := range 4 {
 		f.deliver(fmt.Sprintf("%s-%d@example.com", tag, i), 1)
 	}
+	run("send log after delivery",
+		chromedp.Navigate(page),
+		chromedp.WaitVisible(chromedp.CSS(`#send-log`)),
+	)
+	if d, fl := text(`#campaign-delivered`), text(`#campaign-failed`); !strings.HasPrefix(d, "4 ") || !strings.HasPrefix(fl, "0 ") {
+		t.Errorf("send log: delivered %q, failed %q", d, fl)
+	}
 	run("list",
 		chromedp.Navigate(base+"/admin/campaigns"),
 		chromedp.WaitVisible(chromedp.CSS(`table`)),
