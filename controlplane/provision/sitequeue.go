@@ -78,17 +78,17 @@ func (s *Service) claimSiteRequest(ctx context.Context, lease time.Duration) (*s
 
 // RunSiteRequests carries out the back office's site requests (RunSiteRequestsOnce)
 // when the registry notifies the queue, and every poll anyway, until ctx ends.
+// It listens before each look at the queue, so a request queued while it
+// works wakes it at once.
 func (s *Service) RunSiteRequests(ctx context.Context, poll time.Duration) error {
 	if poll <= 0 {
 		poll = DefaultSiteRequestPoll
 	}
 	for ctx.Err() == nil {
-		if _, err := s.RunSiteRequestsOnce(ctx, DefaultSiteRequestLease); err != nil && ctx.Err() == nil {
-			s.log.Error("site requests", "err", err)
-		}
-		if err := s.waitSiteRequest(ctx, poll); err != nil && ctx.Err() == nil {
-			// No listening connection: poll only.
+		if err := s.listenSiteRequests(ctx, poll); err != nil && ctx.Err() == nil {
+			// No listening connection: look after poll anyway.
 			s.log.Warn("site requests: listen", "err", err)
+			s.runSiteRequests(ctx)
 			select {
 			case <-ctx.Done():
 			case <-time.After(poll):
@@ -98,24 +98,35 @@ func (s *Service) RunSiteRequests(ctx context.Context, poll time.Duration) error
 	return ctx.Err()
 }
 
-// waitSiteRequest returns on a notification of the queue or after poll.
-func (s *Service) waitSiteRequest(ctx context.Context, poll time.Duration) error {
+func (s *Service) runSiteRequests(ctx context.Context) {
+	if _, err := s.RunSiteRequestsOnce(ctx, DefaultSiteRequestLease); err != nil && ctx.Err() == nil {
+		s.log.Error("site requests", "err", err)
+	}
+}
+
+// listenSiteRequests holds one connection listening on the queue's channel
+// and runs the queue on each notification or poll, until ctx ends or the
+// connection fails.
+func (s *Service) listenSiteRequests(ctx context.Context, poll time.Duration) error {
 	conn, err := s.opts.Platform.Acquire(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Release()
+	// The connection may hold a LISTEN or be broken: the pool gets neither back.
+	defer func() { conn.Hijack().Close(context.Background()) }()
 	if _, err := conn.Exec(ctx, "LISTEN "+SiteRequestChannel); err != nil {
 		return err
 	}
-	defer conn.Exec(context.Background(), "UNLISTEN "+SiteRequestChannel) //nolint:errcheck // the pool resets a broken connection
-	wctx, cancel := context.WithTimeout(ctx, poll)
-	defer cancel()
-	_, err = conn.Conn().WaitForNotification(wctx)
-	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		return nil
+	for ctx.Err() == nil {
+		s.runSiteRequests(ctx)
+		wctx, cancel := context.WithTimeout(ctx, poll)
+		_, err := conn.Conn().WaitForNotification(wctx)
+		cancel()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
 	}
-	return err
+	return nil
 }
 
 // RunSiteRequestsOnce carries out every queued site request no worker
@@ -259,9 +270,12 @@ func (s *Service) retrySiteRequest(ctx context.Context, c *siteClaim, cause erro
 		return nil
 	}
 	s.log.Error("site request failed", "tenant", c.slug, "request", c.requestID, "err", cause)
-	if err := s.finishSiteRequest(ctx, c, 0, "the site could not be changed; try again later"); err != nil {
+	if err := s.finishSiteRequest(ctx, c, 0, "the site could not be changed; try again later"); err != nil && c.attempts < 2*siteRequestAttempts {
 		return nil // the lease runs out and the next try records it
 	}
+	// Recorded, or the tenant's database is out of reach for good: the
+	// queue row goes (a request left queued there is queued again by the
+	// back office's next look at the site).
 	return s.dequeueSiteRequest(ctx, c)
 }
 
