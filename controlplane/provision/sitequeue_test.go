@@ -116,6 +116,15 @@ func TestSiteRequests(t *testing.T) {
 		}
 	}
 
+	for _, c := range []struct {
+		tenant, request int64
+		state           string
+	}{{tn.ID, 0, "22023"}, {-1, 1, "P0002"}} {
+		if _, err := dpConn.Exec(ctx, `SELECT backoffice_queue_site_request($1, $2)`, c.tenant, c.request); sqlstate(err) != c.state {
+			t.Errorf("queue (%d, %d): %v, want SQLSTATE %s", c.tenant, c.request, err, c.state)
+		}
+	}
+
 	first := r.queue("deploy", tarGz(t, map[string]string{"index.html": "<h1>one</h1>"}), 0)
 	if n, err := e.svc.RunSiteRequestsOnce(ctx, time.Minute); err != nil || n != 1 {
 		t.Fatalf("run: %d, %v; want 1 request done", n, err)
