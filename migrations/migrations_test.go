@@ -29,7 +29,7 @@ var tenantTables = []string{
 	"order_billing_address", "order_configuration", "order_discount", "order_email_failure", "order_payment",
 	"order_shipping_address", "order_shipping_method", "order_sku", "order_status", "order_status_history", "refund",
 	"pageview", "product", "product_image", "product_sku", "product_video", "prospect",
-	"schema_migrations", "shipping_method", "sku", "sku_image", "sku_inventory", "sku_price", "sku_type",
+	"schema_migrations", "shipping_method", "site_deploy_request", "sku", "sku_image", "sku_inventory", "sku_price", "sku_type",
 	"staff", "staff_audit_log", "staff_invitation", "staff_password_reset", "staff_recovery_code", "staff_token",
 	"stripe_webhook_event", "terms_of_use_agreement", "terms_of_use_version",
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/startupwebapp/platform/controlplane/api"
+	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/signup"
 	"github.com/startupwebapp/platform/platform/config"
 	"github.com/startupwebapp/platform/platform/mail"
@@ -143,6 +144,14 @@ func (cp *controlPlane) listen() (err error) {
 func (cp *controlPlane) serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- cp.api.App().Listener(cp.ln) }()
+	// The back office's site deploys and rollbacks (provision.RunSiteRequests);
+	// one cut off by the shutdown is taken again when its lease runs out.
+	wctx, stopWorker := context.WithCancel(ctx)
+	workerDone := make(chan struct{})
+	go func() {
+		defer close(workerDone)
+		cp.core.prov.RunSiteRequests(wctx, provision.DefaultSiteRequestPoll) //nolint:errcheck // it ends with wctx
+	}()
 	cp.log.Info("control plane serving", "addr", cp.ln.Addr().String())
 	var err error
 	select {
@@ -158,6 +167,8 @@ func (cp *controlPlane) serve(ctx context.Context) error {
 	if cp.site != nil {
 		cp.site.Close(sctx)
 	}
+	stopWorker()
+	<-workerDone
 	cp.close()
 	cp.log.Info("control plane stopped")
 	return err

@@ -228,6 +228,7 @@ func (a *App) routes() []route {
 		{"GET", "/audit", ownerOnly, nil, a.apiAudit},
 		{"GET", "/settings", ownerOnly, nil, a.apiSettingsGet},
 		{"PUT", "/settings", ownerOnly, nil, a.apiSettingsPut},
+		{"GET", "/site", ownerOnly, nil, a.apiSiteGet}, {"POST", "/site/deploys", ownerOnly, nil, a.apiSiteDeploy}, {"POST", "/site/rollbacks", ownerOnly, nil, a.apiSiteRollback},
 		// Catalogue (catalog.go, catalog_rules.go).
 		{"GET", "/products", anyStaff, nil, a.apiProductList},
 		{"POST", "/products", anyStaff, nil, a.apiProductCreate},

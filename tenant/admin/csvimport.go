@@ -43,10 +43,11 @@ import (
 // current one adds a price (prices are a history).
 
 // UploadBodyLimits are the request body limits the data plane's server
-// must give the back office's CSV uploads (the page's and the API's), the
+// must give the back office's CSV uploads and site bundles (the page's and the API's), the
 // only back-office requests with large bodies (server.Options.RouteBodyLimits).
 func UploadBodyLimits() map[string]int {
-	return map[string]int{"/admin/imports": MaxUploadBody, APIPrefix + "/imports": MaxUploadBody}
+	return map[string]int{"/admin/imports": MaxUploadBody, APIPrefix + "/imports": MaxUploadBody,
+		"/admin/site/deploys": MaxSiteBody, APIPrefix + "/site/deploys": MaxSiteBody}
 }
 
 // Import defaults.
