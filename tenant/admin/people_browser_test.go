@@ -63,9 +63,19 @@ SELECT 'ORD-BROWSER-1', m.id, 19.99 FROM member m JOIN account a ON a.id = m.acc
 		chromedp.Click(chromedp.CSS(`#apply`)),
 		chromedp.WaitVisible(chromedp.CSS(`#job-status`)),
 	)
-	for deadline := time.Now().Add(20 * time.Second); text(`#job-status`) != "done"; {
+	// The status is read as the page may be replaced under the read (the
+	// job's own navigation, a reload): a read that finds no page is "not
+	// yet", and the next round looks again.
+	status := func() string {
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#job-status`)))
+		if err != nil {
+			t.Logf("read #job-status: %v (retrying)", err)
+		}
+		return s
+	}
+	for deadline := time.Now().Add(20 * time.Second); status() != "done"; {
 		if time.Now().After(deadline) {
-			t.Fatalf("job status %q", text(`#job-status`))
+			t.Fatalf("job status %q", status())
 		}
 		// A reload can land while the page is replaced by the job's own
 		// navigation ("not attached to an active page"): that is no
