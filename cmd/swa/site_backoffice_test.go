@@ -1,9 +1,7 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/startupwebapp/platform/platform/sites/sitestest"
 )
 
 // A tenant's owner deploys its site from the back office of a running
@@ -120,16 +120,16 @@ func TestBackOfficeSiteDeploy(t *testing.T) {
 	if code, body := send(http.MethodPost, "/admin/api/v1/site/deploys", "application/gzip", bytes.Repeat([]byte("x"), 2<<20)); code != http.StatusBadRequest || !strings.Contains(body, `"bundle"`) {
 		t.Fatalf("2 MiB upload = %d %.200s, want 400 on the bundle", code, body)
 	}
-	one := request("/admin/api/v1/site/deploys", "application/gzip", tarGzOf(t, map[string]string{"index.html": "<h1>from the back office</h1>"}))
+	one := request("/admin/api/v1/site/deploys", "application/gzip", sitestest.TarGz(t, map[string]string{"index.html": "<h1>from the back office</h1>"}))
 	if one.Status != "done" || one.Result == nil {
 		t.Fatalf("deploy = %+v, want done", one)
 	}
 	waitFor("/", "from the back office")
-	bad := request("/admin/api/v1/site/deploys", "application/gzip", tarGzOf(t, map[string]string{"../../etc/escape.html": "x"}))
+	bad := request("/admin/api/v1/site/deploys", "application/gzip", sitestest.TarGz(t, map[string]string{"../../etc/escape.html": "x"}))
 	if bad.Status != "failed" || !strings.Contains(bad.Error, "escape.html") {
 		t.Errorf("path traversal = %+v, want failed naming the entry", bad)
 	}
-	two := request("/admin/api/v1/site/deploys", "application/gzip", tarGzOf(t, map[string]string{"index.html": "<h1>second</h1>"}))
+	two := request("/admin/api/v1/site/deploys", "application/gzip", sitestest.TarGz(t, map[string]string{"index.html": "<h1>second</h1>"}))
 	if two.Status != "done" || two.Result == nil || *two.Result != *one.Result+1 {
 		t.Fatalf("second deploy = %+v", two)
 	}
@@ -142,26 +142,3 @@ func TestBackOfficeSiteDeploy(t *testing.T) {
 }
 
 func jsonInt(n int) string { b, _ := json.Marshal(n); return string(b) }
-
-// tarGzOf is a .tar.gz of files, names as given.
-func tarGzOf(t *testing.T, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for name, body := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(body)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}

@@ -1,9 +1,6 @@
 package provision_test
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -16,30 +13,8 @@ import (
 
 	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/registry"
+	"github.com/startupwebapp/platform/platform/sites/sitestest"
 )
-
-// tarGz is a .tar.gz of files, names as given (unchecked).
-func tarGz(t *testing.T, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for name, body := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(body)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
 
 // siteRequests drives back-office site requests the way the data plane
 // does: a row in the tenant's database, then the registry's queue function
@@ -125,7 +100,7 @@ func TestSiteRequests(t *testing.T) {
 		}
 	}
 
-	first := r.queue("deploy", tarGz(t, map[string]string{"index.html": "<h1>one</h1>"}), 0)
+	first := r.queue("deploy", sitestest.TarGz(t, map[string]string{"index.html": "<h1>one</h1>"}), 0)
 	if n, err := e.svc.RunSiteRequestsOnce(ctx, time.Minute); err != nil || n != 1 {
 		t.Fatalf("run: %d, %v; want 1 request done", n, err)
 	}
@@ -133,7 +108,7 @@ func TestSiteRequests(t *testing.T) {
 		t.Fatalf("deploy: %s %v %q bundle kept %v; want done, version 1, bundle cleared", st, res, reason, has)
 	}
 
-	bad := r.queue("deploy", tarGz(t, map[string]string{"../escape.html": "x"}), 0)
+	bad := r.queue("deploy", sitestest.TarGz(t, map[string]string{"../escape.html": "x"}), 0)
 	if _, err := e.svc.RunSiteRequestsOnce(ctx, time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +125,7 @@ func TestSiteRequests(t *testing.T) {
 			return err
 		}
 	})
-	second := r.queue("deploy", tarGz(t, map[string]string{"index.html": "<h1>two</h1>"}), 0)
+	second := r.queue("deploy", sitestest.TarGz(t, map[string]string{"index.html": "<h1>two</h1>"}), 0)
 	if _, err := crashing.RunSiteRequestsOnce(ctx, time.Minute); !errors.Is(err, errCrash) {
 		t.Fatalf("stop after the deploy: %v", err)
 	}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -103,38 +102,16 @@ func NewWorker(o Options) (*Worker, error) {
 }
 
 // Run drains all outboxes every Interval until ctx ends.
-func (w *Worker) Run(ctx context.Context) error {
-	t := time.NewTicker(w.o.Interval)
-	defer t.Stop()
-	for {
-		w.RunOnce(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
-}
+func (w *Worker) Run(ctx context.Context) error { return directory.Every(ctx, w.o.Interval, w.RunOnce) }
 
 // RunOnce makes one pass over every tenant, Concurrency at a time. A tenant
 // whose database or relay is unavailable is logged and skipped.
 func (w *Worker) RunOnce(ctx context.Context) {
-	sem := make(chan struct{}, w.o.Concurrency)
-	var wg sync.WaitGroup
-	for _, t := range w.o.Tenants(ctx) {
-		if ctx.Err() != nil {
-			break
+	directory.EachTenant(ctx, w.o.Tenants(ctx), w.o.Concurrency, func(ctx context.Context, t *directory.Tenant) {
+		if _, err := w.RunTenant(ctx, t); err != nil && ctx.Err() == nil {
+			w.o.Log.Warn("mail outbox pass failed", "tenant", t.Slug, "err", err)
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if _, err := w.RunTenant(ctx, t); err != nil && ctx.Err() == nil {
-				w.o.Log.Warn("mail outbox pass failed", "tenant", t.Slug, "err", err)
-			}
-		}()
-	}
-	wg.Wait()
+	})
 }
 
 type outboxRow struct {

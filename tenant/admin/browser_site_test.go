@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/startupwebapp/platform/platform/pgtest/browsertest"
+	"github.com/startupwebapp/platform/platform/sites/sitestest"
 )
 
 // TestBrowserSitePage: the owner's site page in headless Chromium shows
@@ -32,7 +33,7 @@ func TestBrowserSitePage(t *testing.T) {
 		UPDATE sites SET current_version = (SELECT id FROM v WHERE number = 2) WHERE tenant_id = $1`, f.a.ID); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := owner.upload(siteTarGz(t, map[string]string{"../escape.html": "x"})); st != 202 {
+	if st, _ := owner.upload(sitestest.TarGz(t, map[string]string{"../escape.html": "x"})); st != 202 {
 		t.Fatalf("upload = %d %s", st, owner.raw)
 	}
 	if _, err := f.dbs[f.a.ID].Exec(ctx, `UPDATE site_deploy_request SET status = 'failed', finished_at = now(),
@@ -40,7 +41,7 @@ func TestBrowserSitePage(t *testing.T) {
 		t.Fatal(err)
 	}
 	bundle := filepath.Join(t.TempDir(), "site.tar.gz")
-	if err := os.WriteFile(bundle, siteTarGz(t, map[string]string{"index.html": "<h1>new</h1>"}), 0o644); err != nil {
+	if err := os.WriteFile(bundle, sitestest.TarGz(t, map[string]string{"index.html": "<h1>new</h1>"}), 0o644); err != nil {
 		t.Fatal(err)
 	}
 

@@ -1,38 +1,15 @@
 package admin_test
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"testing"
-)
 
-// siteTarGz is a .tar.gz of files.
-func siteTarGz(t testing.TB, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for name, body := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(body)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
+	"github.com/startupwebapp/platform/platform/sites/sitestest"
+)
 
 // upload posts a bundle as the body of POST /site/deploys.
 func (c *client) upload(b []byte) (int, map[string]any) {
@@ -53,7 +30,7 @@ func TestSiteRequestsAPI(t *testing.T) {
 	ctx := context.Background()
 	owner := f.signIn(hostA, f.owner[f.a.ID], ownerPassword)
 	staff := f.signIn(hostA, f.addStaff(owner, "staff"), staffPassword)
-	bundle := siteTarGz(t, map[string]string{"index.html": "<h1>hello</h1>"})
+	bundle := sitestest.TarGz(t, map[string]string{"index.html": "<h1>hello</h1>"})
 	staff.refused(403, "forbidden", "", "GET", api+"/site", nil)
 	if st, out := staff.upload(bundle); st != 403 || out["error"] != "forbidden" {
 		t.Fatalf("staff upload = %d %s, want 403", st, staff.raw)

@@ -106,16 +106,7 @@ func (s *Swept) add(o Swept) {
 // after the sweep in progress has stopped (a job cut off by it commits
 // nothing and stays queued), so the pools may then close.
 func (s *Sweeper) Run(ctx context.Context) error {
-	t := time.NewTicker(s.o.Interval)
-	defer t.Stop()
-	for {
-		s.Sweep(ctx, s.o.Tenants(ctx))
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return directory.Every(ctx, s.o.Interval, func(ctx context.Context) { s.Sweep(ctx, s.o.Tenants(ctx)) })
 }
 
 // Sweep sweeps the tenants once, one after the other. A tenant whose sweep

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -76,37 +75,15 @@ func NewWorker(o Options) (*Worker, error) {
 }
 
 // Run sends campaigns every Interval until ctx ends.
-func (w *Worker) Run(ctx context.Context) error {
-	t := time.NewTicker(w.o.Interval)
-	defer t.Stop()
-	for {
-		w.RunOnce(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
-}
+func (w *Worker) Run(ctx context.Context) error { return directory.Every(ctx, w.o.Interval, w.RunOnce) }
 
 // RunOnce serves every tenant once, Concurrency at a time.
 func (w *Worker) RunOnce(ctx context.Context) {
-	sem := make(chan struct{}, w.o.Concurrency)
-	var wg sync.WaitGroup
-	for _, t := range w.o.Tenants(ctx) {
-		if ctx.Err() != nil {
-			break
+	directory.EachTenant(ctx, w.o.Tenants(ctx), w.o.Concurrency, func(ctx context.Context, t *directory.Tenant) {
+		if _, err := w.RunTenant(ctx, t); err != nil && ctx.Err() == nil {
+			w.o.Log.Warn("campaign pass failed", "tenant", t.Slug, "err", err)
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if _, err := w.RunTenant(ctx, t); err != nil && ctx.Err() == nil {
-				w.o.Log.Warn("campaign pass failed", "tenant", t.Slug, "err", err)
-			}
-		}()
-	}
-	wg.Wait()
+	})
 }
 
 // RunTenant sends the tenant's campaigns being sent until each is done or
