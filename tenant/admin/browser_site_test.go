@@ -60,7 +60,7 @@ func TestBrowserSitePage(t *testing.T) {
 	}
 	b.Run("the page", chromedp.Navigate(base+"/admin/site"), chromedp.WaitVisible(chromedp.CSS(`#confirm-rollback-1`)), b.Shot("60-site"))
 	page := b.Text(`main`)
-	for _, want := range []string{"Version 2 is served", "Failed: bundle: entry \"../escape.html\"", "Queued"} {
+	for _, want := range []string{"Version 2 is served", "Failed: bundle: entry \"../escape.html\"", "Queued", "not yet"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q:\n%s", want, page)
 		}
@@ -69,6 +69,12 @@ func TestBrowserSitePage(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#confirm-rollback-1`)),
 		chromedp.Click(chromedp.CSS(`form[action="/admin/site/rollbacks"] button`)),
 		chromedp.WaitReady(chromedp.CSS(`#done-rollbacks`)),
+	)
+	b.Run("phone",
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
+		chromedp.Navigate(base+"/admin/site"),
+		chromedp.WaitVisible(chromedp.CSS(`#confirm-rollback-1`)),
+		b.Shot("61-site-phone"),
 	)
 	var n int
 	if err := f.dbs[f.a.ID].QueryRow(ctx, `SELECT count(*) FROM site_deploy_request WHERE kind = 'rollback' AND version = 1 AND status = 'queued'`).Scan(&n); err != nil || n != 1 {
