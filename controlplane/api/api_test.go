@@ -804,9 +804,9 @@ func TestUpdateTenant(t *testing.T) {
 		wantFrom           string
 	}{
 		{"name", `{"display_name":"  New Name  "}`, "New Name", "standard", "a@renamed.test"},
-		{"plan", `{"plan":"premium"}`, "New Name", "premium", "a@renamed.test"},
-		{"settings only", `{"settings":{"from_address":"b@renamed.test"}}`, "New Name", "premium", "b@renamed.test"},
-		{"all three", `{"display_name":"Third","plan":"basic","settings":{"from_address":"c@renamed.test"}}`, "Third", "basic", "c@renamed.test"},
+		{"plan", `{"plan":"pro"}`, "New Name", "pro", "a@renamed.test"},
+		{"settings only", `{"settings":{"from_address":"b@renamed.test"}}`, "New Name", "pro", "b@renamed.test"},
+		{"all three", `{"display_name":"Third","plan":"business","settings":{"from_address":"c@renamed.test"}}`, "Third", "business", "c@renamed.test"},
 	}
 	for _, tc := range cases { // in order: each starts from the one before
 		t.Run(tc.name, func(t *testing.T) {
@@ -839,7 +839,7 @@ func TestUpdateTenant(t *testing.T) {
 	}
 	// A deleted tenant cannot be changed.
 	h.wait(h.must(http.StatusAccepted, "DELETE", "/v1/tenants/renamed", ""))
-	if e := h.must(http.StatusConflict, "PATCH", "/v1/tenants/renamed", `{"plan":"gold"}`).errorOf(t); e.Code != "conflict" {
+	if e := h.must(http.StatusConflict, "PATCH", "/v1/tenants/renamed", `{"plan":"free"}`).errorOf(t); e.Code != "conflict" {
 		t.Errorf("patch of a deleted tenant: %+v", e)
 	}
 }

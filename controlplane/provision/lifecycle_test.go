@@ -482,16 +482,17 @@ func TestUpdate(t *testing.T) {
 		name2, plan string // the tenant's name and plan afterwards
 	}{
 		{"name", "patchy", provision.TenantPatch{DisplayName: ptr(" Patchy Two ")}, ok, "Patchy Two", "standard"},
-		{"plan", "patchy", provision.TenantPatch{Plan: ptr("premium")}, ok, "Patchy Two", "premium"},
-		{"both with settings", "patchy", provision.TenantPatch{DisplayName: ptr("P3"), Plan: ptr("basic"),
-			Settings: &provision.SettingsPatch{FromAddress: ptr("shop@patchy.test")}}, ok, "P3", "basic"},
-		{"empty patch", "patchy", provision.TenantPatch{}, isInvalid(""), "P3", "basic"},
-		{"blank name", "patchy", provision.TenantPatch{DisplayName: ptr("   ")}, isInvalid("display_name"), "P3", "basic"},
-		{"long name", "patchy", provision.TenantPatch{DisplayName: ptr(strings.Repeat("n", 201))}, isInvalid("display_name"), "P3", "basic"},
-		{"bad plan", "patchy", provision.TenantPatch{Plan: ptr("Gold!")}, isInvalid("plan"), "P3", "basic"},
+		{"plan", "patchy", provision.TenantPatch{Plan: ptr("pro")}, ok, "Patchy Two", "pro"},
+		{"both with settings", "patchy", provision.TenantPatch{DisplayName: ptr("P3"), Plan: ptr("business"),
+			Settings: &provision.SettingsPatch{FromAddress: ptr("shop@patchy.test")}}, ok, "P3", "business"},
+		{"empty patch", "patchy", provision.TenantPatch{}, isInvalid(""), "P3", "business"},
+		{"blank name", "patchy", provision.TenantPatch{DisplayName: ptr("   ")}, isInvalid("display_name"), "P3", "business"},
+		{"long name", "patchy", provision.TenantPatch{DisplayName: ptr(strings.Repeat("n", 201))}, isInvalid("display_name"), "P3", "business"},
+		{"unknown plan", "patchy", provision.TenantPatch{Plan: ptr("gold")}, isInvalid("plan"), "P3", "business"},
+		{"bad plan", "patchy", provision.TenantPatch{Plan: ptr("Gold!")}, isInvalid("plan"), "P3", "business"},
 		{"bad settings roll back the name", "patchy", provision.TenantPatch{DisplayName: ptr("Never"),
-			Settings: &provision.SettingsPatch{RateLimits: map[string]string{"login": "lots"}}}, isInvalid("settings.rate_limits.login"), "P3", "basic"},
-		{"unknown tenant", "nobody", provision.TenantPatch{Plan: ptr("basic")}, func(err error) bool { return errors.Is(err, registry.ErrNotFound) }, "P3", "basic"},
+			Settings: &provision.SettingsPatch{RateLimits: map[string]string{"login": "lots"}}}, isInvalid("settings.rate_limits.login"), "P3", "business"},
+		{"unknown tenant", "nobody", provision.TenantPatch{Plan: ptr("business")}, func(err error) bool { return errors.Is(err, registry.ErrNotFound) }, "P3", "business"},
 	}
 	for _, c := range cases { // in order: each starts from the one before
 		t.Run(c.name, func(t *testing.T) {
@@ -537,7 +538,7 @@ func TestUpdate(t *testing.T) {
 	if _, err := e.svc.Delete(ctx, "patchy", "ops"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.Update(ctx, "patchy", provision.TenantPatch{Plan: ptr("gold")}, "ops"); !errors.Is(err, registry.ErrConflict) {
+	if _, err := e.svc.Update(ctx, "patchy", provision.TenantPatch{Plan: ptr("free")}, "ops"); !errors.Is(err, registry.ErrConflict) {
 		t.Errorf("update of a deleted tenant: %v, want ErrConflict", err)
 	}
 }

@@ -405,7 +405,7 @@ func TestCrashPointsAreAllTested(t *testing.T) {
 	if _, err := e.svc.SetSecrets(ctx, "src", provision.SecretsInput{SMTPHost: ptr("smtp.src.test")}, "t"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.Update(ctx, "src", provision.TenantPatch{Plan: ptr("gold")}, "t"); err != nil {
+	if _, err := e.svc.Update(ctx, "src", provision.TenantPatch{Plan: ptr("pro")}, "t"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.svc.UpdateSettings(ctx, "src", provision.SettingsPatch{FromAddress: ptr("a@src.test")}, "t"); err != nil {

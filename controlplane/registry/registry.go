@@ -94,6 +94,17 @@ func retryable(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
 }
 
+// unknownPlan reports whether err is tenants.plan naming no row of plans.
+func unknownPlan(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23503" && pgErr.ConstraintName == "tenants_plan_fkey"
+}
+
+// errUnknownPlan answers a plan name the registry does not define.
+func errUnknownPlan(plan string) error {
+	return &InvalidError{Field: "plan", Message: fmt.Sprintf("no plan is named %q", plan)}
+}
+
 // uniqueViolation reports whether err is a unique-constraint violation and
 // names the constraint.
 func uniqueViolation(err error) (string, bool) {

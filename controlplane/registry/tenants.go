@@ -161,6 +161,9 @@ func (r *Registry) InsertTenant(ctx context.Context, n NewTenant) (Tenant, error
 	if _, dup := uniqueViolation(err); dup {
 		return Tenant{}, fmt.Errorf("tenant %s: slug is taken: %w", n.Slug, ErrConflict)
 	}
+	if unknownPlan(err) {
+		return Tenant{}, errUnknownPlan(plan)
+	}
 	if err != nil {
 		return Tenant{}, fmt.Errorf("tenant %s: insert: %w", n.Slug, err)
 	}
@@ -357,6 +360,9 @@ func (r *Registry) UpdateSettings(ctx context.Context, tenantID int64, s tenancy
 func (r *Registry) Rename(ctx context.Context, tenantID int64, displayName, plan string) error {
 	tag, err := r.db.Exec(ctx, `UPDATE tenants SET display_name = $2, plan = $3, updated_at = now() WHERE id = $1`,
 		tenantID, displayName, plan)
+	if unknownPlan(err) {
+		return errUnknownPlan(plan)
+	}
 	if err != nil {
 		return fmt.Errorf("tenant %d: name and plan: %w", tenantID, err)
 	}

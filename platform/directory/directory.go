@@ -194,8 +194,11 @@ SELECT t.id, t.slug, t.display_name, t.status, t.db_name, t.db_role, t.secrets_r
                    FROM domains d WHERE d.tenant_id = t.id), '{}'),
        coalesce((SELECT array_agg(o.origin ORDER BY o.origin)
                    FROM tenant_origins o WHERE o.tenant_id = t.id), '{}'),
-       coalesce(si.current_version, 0), coalesce(si.domain, '')
+       coalesce(si.current_version, 0), coalesce(si.domain, ''),
+       t.plan, coalesce(p.display_name, t.plan), p.products, p.staff_seats, p.orders_per_month,
+       p.events_per_month, p.emails_per_month, p.custom_domains, p.storage_bytes
   FROM tenants t
+  LEFT JOIN plans p ON p.name = t.plan
   LEFT JOIN db_servers s ON s.id = t.db_server_id
   LEFT JOIN sites si ON si.tenant_id = t.id`
 
@@ -230,7 +233,9 @@ func (d *Directory) load(ctx context.Context, q query, ids []int64) ([]*Tenant, 
 		var updated time.Time
 		var site Site
 		if err := row.Scan(&t.ID, &t.Slug, &t.DisplayName, &t.Status, &t.DBName, &t.DBRole, &t.SecretsRef,
-			&settings, &updated, &t.WritesPaused, &t.DBHost, &t.DBPort, &t.Hosts, &t.Origins, &site.Version, &site.Domain); err != nil {
+			&settings, &updated, &t.WritesPaused, &t.DBHost, &t.DBPort, &t.Hosts, &t.Origins, &site.Version, &site.Domain,
+			&t.Plan.Name, &t.Plan.DisplayName, &t.Plan.Products, &t.Plan.StaffSeats, &t.Plan.OrdersPerMonth,
+			&t.Plan.EventsPerMonth, &t.Plan.EmailsPerMonth, &t.Plan.CustomDomains, &t.Plan.StorageBytes); err != nil {
 			return nil, err
 		}
 		if site.Version != 0 {

@@ -34,6 +34,9 @@ type Tenant struct {
 	// when it has none.
 	Site *Site
 
+	// Plan is the tenant's plan and its limits (registry table plans).
+	Plan Plan
+
 	// Generation changes whenever the registry row changes (updated_at), so
 	// caches keyed by tenant can tell a rotated tenant from the one they hold.
 	Generation int64
@@ -94,3 +97,22 @@ func (t *Tenant) SiteOn(host string) (int64, bool) {
 	}
 	return t.Site.Version, true
 }
+
+// Plan is a tenant's plan as the data plane enforces it. A nil limit is
+// unlimited.
+type Plan struct {
+	Name        string // e.g. free
+	DisplayName string // e.g. Free
+
+	Products       *int64
+	StaffSeats     *int64
+	OrdersPerMonth *int64
+	EventsPerMonth *int64
+	EmailsPerMonth *int64
+	CustomDomains  *int64
+	StorageBytes   *int64
+}
+
+// Allows reports whether one more of something limited by limit fits when
+// used are already taken: a nil limit allows everything.
+func Allows(limit *int64, used int64) bool { return limit == nil || used < *limit }

@@ -377,6 +377,11 @@ func (a *App) saveProduct(r *req, id int64, in productIn) (*productJSON, error) 
 	err := a.tx(r, func(tx pgx.Tx) error {
 		var before *productJSON
 		if id == 0 {
+			// Every product counts, archived ones too: they are never
+			// deleted and can be restored.
+			if err := checkLimit(r.ctx, tx, r.tenant.Plan, r.tenant.Plan.Products, "products", `SELECT count(*) FROM product`); err != nil {
+				return err
+			}
 			// A drawn identifier that is taken is drawn again.
 			for try := 0; ; try++ {
 				ident := newProductIdentifier()

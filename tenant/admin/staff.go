@@ -152,6 +152,12 @@ func (a *App) invite(r *req, email, role string) (*invitationJSON, error) {
 		if existing != nil {
 			return &apiError{Status: fiber.StatusConflict, Code: "already-staff", Detail: "this address already belongs to a staff member", Field: "email"}
 		}
+		// A seat is an active staff member or an invitation still open.
+		if err := checkLimit(r.ctx, tx, r.tenant.Plan, r.tenant.Plan.StaffSeats, "staff seats", `SELECT
+  (SELECT count(*) FROM staff WHERE is_active)
++ (SELECT count(*) FROM staff_invitation WHERE accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now())`); err != nil {
+			return err
+		}
 		if err := tx.QueryRow(r.ctx, `INSERT INTO staff_invitation (email, role, token_hash, invited_by, created_at, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, email, role, digest, r.who.staff.ID, now, out.ExpiresAt).Scan(&out.ID); err != nil {
 			return err

@@ -98,3 +98,12 @@ func SetStatus(t testing.TB, db *pgxpool.Pool, id int64, status tenancy.Status) 
 		t.Fatalf("directorytest: set status: %v", err)
 	}
 }
+
+// SetPlan puts the tenant on the registry's plan named plan.
+func SetPlan(t testing.TB, db *pgxpool.Pool, id int64, plan string) {
+	t.Helper()
+	if _, err := db.Exec(context.Background(),
+		`UPDATE tenants SET plan = $2, updated_at = clock_timestamp() WHERE id = $1`, id, plan); err != nil {
+		t.Fatalf("directorytest: set plan: %v", err)
+	}
+}
