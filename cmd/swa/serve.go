@@ -150,7 +150,9 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Tenants: func(context.Context) []*directory.Tenant { return servingTenants(dp.dir) },
 		Conn:    dp.pools.Do,
 		Rate:    float64(cfg.CampaignRate),
-		Log:     log,
+		// The rate is the tenant's across replicas, counted in Redis.
+		Throttle: &campaigns.RedisThrottle{Redis: dp.rdb, Prefix: cfg.RedisPrefix},
+		Log:      log,
 	})
 	if err != nil {
 		return nil, err

@@ -24,8 +24,12 @@ type Options struct {
 	Conn func(ctx context.Context, t *directory.Tenant, fn func(*pgxpool.Conn) error) error
 
 	// Rate is how many campaign mails a tenant's campaigns queue per second
-	// on this replica (default 10).
+	// (default 10): on this replica alone, or across every replica when
+	// Throttle is set.
 	Rate float64
+	// Throttle, when set, shares Rate among the replicas. When it fails
+	// (Redis unreachable), each replica keeps Rate on its own.
+	Throttle Throttle
 	// Batch is the most recipients claimed in one transaction (default 50,
 	// and never more than one second's worth of Rate).
 	Batch int
@@ -106,7 +110,13 @@ func (w *Worker) RunTenant(ctx context.Context, t *directory.Tenant) (int, error
 	for _, id := range ids {
 		for ctx.Err() == nil {
 			start := time.Now()
-			n, more, err := w.batch(ctx, t, id, links)
+			limit, shared := w.grant(ctx, t)
+			if limit == 0 {
+				_, span := window(w.o.Rate)
+				sleep(ctx, untilNext(time.Now(), span))
+				continue
+			}
+			n, more, err := w.batch(ctx, t, id, links, limit)
 			total += n
 			if err != nil {
 				return total, fmt.Errorf("campaign %d of %s: %w", id, t.Slug, err)
@@ -114,17 +124,45 @@ func (w *Worker) RunTenant(ctx context.Context, t *directory.Tenant) (int, error
 			if !more {
 				break
 			}
-			// The throttle: n mails take n/Rate seconds.
-			wait := time.Duration(float64(n)/w.o.Rate*float64(time.Second)) - time.Since(start)
-			if wait > 0 {
-				select {
-				case <-ctx.Done():
-				case <-time.After(wait):
-				}
+			if !shared {
+				// The replica's own throttle: n mails take n/Rate seconds.
+				sleep(ctx, time.Duration(float64(n)/w.o.Rate*float64(time.Second))-time.Since(start))
 			}
 		}
 	}
 	return total, ctx.Err()
+}
+
+// grant is how many recipients the next batch may claim, and whether the
+// shared throttle granted them (else the replica throttles on its own).
+func (w *Worker) grant(ctx context.Context, t *directory.Tenant) (int, bool) {
+	if w.o.Throttle == nil {
+		return w.o.Batch, false
+	}
+	budget, span := window(w.o.Rate)
+	tctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	n, err := w.o.Throttle.Take(tctx, t, budget, w.o.Batch, span)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.o.Log.Warn("campaign throttle unavailable; this replica keeps the rate on its own", "tenant", t.Slug, "err", err)
+		}
+		return w.o.Batch, false
+	}
+	return n, true
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+	case <-tm.C:
+	}
 }
 
 // with runs fn on a tenant connection under BatchTimeout.
@@ -166,7 +204,7 @@ type claim struct {
 // recipient's mail is queued, its email_sent row written and its row
 // marked, or none of it is. more is false when the campaign is stopped or
 // has nobody left to claim.
-func (w *Worker) batch(ctx context.Context, t *directory.Tenant, id int64, l Links) (sent int, more bool, err error) {
+func (w *Worker) batch(ctx context.Context, t *directory.Tenant, id int64, l Links, limit int) (sent int, more bool, err error) {
 	err = w.with(ctx, t, func(conn *pgxpool.Conn, ctx context.Context) error {
 		sent, more = 0, false
 		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
@@ -178,7 +216,7 @@ func (w *Worker) batch(ctx context.Context, t *directory.Tenant, id int64, l Lin
 			if c.SendState != "sending" {
 				return nil
 			}
-			rows, err := tx.Query(ctx, claimSQL, id, w.o.Batch)
+			rows, err := tx.Query(ctx, claimSQL, id, limit)
 			if err != nil {
 				return err
 			}
