@@ -139,7 +139,7 @@ RETURNING o.id, o.attempts, o.kind, o.from_address, o.to_addresses, o.bcc_addres
 const (
 	markSentSQL   = `UPDATE email_outbox SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1 AND status = 'queued'`
 	markRetrySQL  = `UPDATE email_outbox SET next_attempt_at = now() + make_interval(secs => $2), last_error = $3 WHERE id = $1 AND status = 'queued'`
-	markFailedSQL = `UPDATE email_outbox SET status = 'failed', last_error = $2 WHERE id = $1 AND status = 'queued'`
+	markFailedSQL = `UPDATE email_outbox SET status = 'failed', last_error = $2, bounced = $3 WHERE id = $1 AND status = 'queued'`
 )
 
 // RunTenant sends the tenant's due mail until none is left (at most a few
@@ -215,7 +215,8 @@ func (w *Worker) deliver(ctx context.Context, t *directory.Tenant, relay SMTPSet
 		q, args, kind = markSentSQL, []any{r.id}, "sent"
 		res.Sent++
 	case errors.As(sendErr, &perm) || r.attempts >= w.o.MaxAttempts:
-		q, args, kind = markFailedSQL, []any{r.id, describe(sendErr, relay)}, "failed"
+		// A permanent refusal is the relay bouncing the message.
+		q, args, kind = markFailedSQL, []any{r.id, describe(sendErr, relay), perm != nil}, "failed"
 		res.Failed++
 		w.o.Log.Error("mail not delivered", "tenant", t.Slug, "outbox_id", r.id, "kind", r.msg.Kind,
 			"attempts", r.attempts, "err", describe(sendErr, relay))

@@ -62,6 +62,7 @@ type campaignJSON struct {
 	Pending      int        `json:"pending"`
 	Delivered    int        `json:"delivered"`
 	Failed       int        `json:"failed"`
+	Bounced      int        `json:"bounced"`
 }
 
 func toCampaignJSON(c *campaigns.Campaign) campaignJSON {
@@ -69,7 +70,7 @@ func toCampaignJSON(c *campaigns.Campaign) campaignJSON {
 		BodyText: c.Text, BodyHTML: c.HTML, EmCd: c.EmCd, Status: c.Status.String(), SendState: c.SendState,
 		SendAfter: c.SendAfter, VerifiedOnly: c.VerifiedOnly, JoinedAfter: c.JoinedAfter,
 		StartedAt: c.StartedAt, FinishedAt: c.FinishedAt, Recipients: c.Pending + c.SentCount + c.Skipped,
-		Sent: c.SentCount, Skipped: c.Skipped, Pending: c.Pending, Delivered: c.Delivered, Failed: c.Failed}
+		Sent: c.SentCount, Skipped: c.Skipped, Pending: c.Pending, Delivered: c.Delivered, Failed: c.Failed, Bounced: c.Bounced}
 }
 
 // input checks the request's fields; the From defaults to the tenant's.

@@ -138,10 +138,10 @@ type Campaign struct {
 	FinishedAt *time.Time
 	// Counts of campaign_recipient by status (zero before sending).
 	Pending, SentCount, Skipped int
-	// Of the mails sent, how many the SMTP relay took (Delivered) and how
-	// many it refused for good (Failed); the rest are still being tried.
-	// Get fills them; List leaves them zero.
-	Delivered, Failed int
+	// Of the mails sent, how many the SMTP relay took (Delivered), refused
+	// for good (Bounced) or never took through every attempt (Failed); the
+	// rest are still being tried. Get fills them; List leaves them zero.
+	Delivered, Failed, Bounced int
 }
 
 // Querier is what reads need: a pool, a connection or a transaction.
@@ -201,8 +201,9 @@ func Get(ctx context.Context, q Querier, id int64) (*Campaign, error) {
 		return nil, fmt.Errorf("campaign %d: %w", id, err)
 	}
 	// The campaign's mails are the outbox rows its dedupe keys name.
-	err = q.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE status = 'failed')
-FROM email_outbox WHERE kind = 'campaign' AND dedupe_key LIKE 'campaign:' || $1::bigint || ':%'`, id).Scan(&c.Delivered, &c.Failed)
+	err = q.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE status = 'failed' AND NOT bounced),
+       count(*) FILTER (WHERE status = 'failed' AND bounced)
+FROM email_outbox WHERE kind = 'campaign' AND dedupe_key LIKE 'campaign:' || $1::bigint || ':%'`, id).Scan(&c.Delivered, &c.Failed, &c.Bounced)
 	if err != nil {
 		return nil, fmt.Errorf("campaign %d: delivery: %w", id, err)
 	}
