@@ -116,21 +116,6 @@ var Reserved = []string{"www", "api", "admin", "app", "mail", "smtp", "imap", "p
 	"status", "help", "support", "docs", "blog", "billing", "signup", "login", "account", "accounts", "dashboard",
 	"platform", "controlplane", "dev", "staging", "test", "ns1", "ns2", "webmail", "ftp", "root", "security"}
 
-// Plan is one line of the pricing page.
-type Plan struct {
-	Name, Price string
-	Features    []string
-	SignUp      bool // what a sign-up gets
-}
-
-// Plans are the platform's plans; sign-ups start on free. Limits and
-// billing are not enforced yet.
-var Plans = []Plan{
-	{Name: "Free", Price: "$0", SignUp: true, Features: []string{"Your shop on its own subdomain", "Catalogue, cart and Stripe checkout", "Back office for one owner"}},
-	{Name: "Pro", Price: "$29 / month", Features: []string{"Everything in Free", "Your own domain", "Staff accounts and email campaigns"}},
-	{Name: "Business", Price: "$99 / month", Features: []string{"Everything in Pro", "Priority support", "Higher limits"}},
-}
-
 //go:embed templates/*.html
 var templateFS embed.FS
 
@@ -298,7 +283,7 @@ func (s *Site) routes() {
 		return c.Send(stylesheet)
 	})
 	app.Get("/", func(c *fiber.Ctx) error { return s.render(c, 200, "landing", nil) })
-	app.Get("/pricing", func(c *fiber.Ctx) error { return s.render(c, 200, "pricing", nil) })
+	app.Get("/pricing", s.getPricing)
 	app.Get("/signup", func(c *fiber.Ctx) error { return s.render(c, 200, "signup", &form{}) })
 	app.Post("/signup", s.checkCSRF, s.postSignUp)
 	app.Get("/signup/sent", func(c *fiber.Ctx) error { return s.render(c, 200, "sent", nil) })
@@ -356,7 +341,6 @@ func (s *Site) handleError(c *fiber.Ctx, err error) error {
 type view struct {
 	Title string
 	CSRF  string
-	Plans []Plan
 	Data  any
 	// Refresh, when set, is where the page moves on to by itself after
 	// RefreshAfter seconds (a meta refresh: no script).
@@ -374,7 +358,7 @@ type message struct {
 func msg(h, t string) *message { return &message{Heading: h, Text: t} }
 
 func (s *Site) render(c *fiber.Ctx, status int, name string, data any) error {
-	v := view{Title: titles[name], CSRF: s.csrfToken(c), Plans: Plans, Data: data}
+	v := view{Title: titles[name], CSRF: s.csrfToken(c), Data: data}
 	if m, ok := data.(*message); ok {
 		v.Title, v.Refresh, v.RefreshAfter = m.Heading, m.Refresh, m.RefreshAfter
 	}
