@@ -903,6 +903,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"Move", reflect.TypeFor[registry.Move]()},
 		{"Signup", reflect.TypeFor[signup.Summary]()},
 		{"SignupPage", reflect.TypeFor[signupPage]()},
+		{"SuspendTenant", reflect.TypeFor[suspendRequest]()},
 	}
 	for _, tc := range cases {
 		t.Run(tc.schema, func(t *testing.T) {

@@ -2,10 +2,13 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/startupwebapp/platform/controlplane/registry"
 )
 
 // TestSignupsList: GET /v1/signups pages newest first by cursor, filters by
@@ -65,5 +68,36 @@ VALUES ($1, '$argon2id$secret-hash', 'Shop', $2, $3, $4, now() + interval '1 day
 	}
 	if b := h.bodies.String(); strings.Contains(b, "secret-hash") || strings.Contains(b, "token") || strings.Contains(b, "password") {
 		t.Errorf("a sign-up's secrets in a response:\n%s", b)
+	}
+}
+
+// TestSuspendReason: the reason given for a suspension is in its audit
+// entry; one too long or on several lines is refused and suspends nothing.
+func TestSuspendReason(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.create("abuser", "")
+	for _, bad := range []string{`{"reason":"` + strings.Repeat("x", 501) + `"}`, `{"reason":"two\nlines"}`, `{"why":"x"}`} {
+		if r := h.must(http.StatusBadRequest, "POST", "/v1/tenants/abuser/suspend", bad); r.errorOf(t).Code != "invalid" {
+			t.Errorf("%.40s: %s", bad, r.Body)
+		}
+	}
+	var tn registry.Tenant
+	h.must(http.StatusOK, "GET", "/v1/tenants/abuser", "").decode(t, &tn)
+	if tn.Status != "active" {
+		t.Fatalf("a refused suspension left the tenant %s", tn.Status)
+	}
+	h.must(http.StatusOK, "POST", "/v1/tenants/abuser/suspend", `{"reason":"phishing pages, report 1234"}`).decode(t, &tn)
+	if tn.Status != "suspended" {
+		t.Fatalf("after suspend: %s", tn.Status)
+	}
+	var page auditPage
+	h.must(http.StatusOK, "GET", "/v1/audit?tenant=abuser&limit=1", "").decode(t, &page)
+	var after struct {
+		Status, Reason string
+	}
+	if len(page.Entries) != 1 || page.Entries[0].Action != "tenant.suspend" || json.Unmarshal(page.Entries[0].After, &after) != nil ||
+		after.Reason != "phishing pages, report 1234" || after.Status != "suspended" {
+		t.Errorf("audit entry %+v", page.Entries)
 	}
 }
