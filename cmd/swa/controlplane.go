@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
@@ -79,20 +80,22 @@ func (cp *controlPlane) startSite(ctx context.Context, siteURL string, tenantURL
 		return err
 	}
 	site, err := signup.New(ctx, signup.Options{
-		Provision:      cp.core.prov,
-		DB:             cp.core.pool,
-		Redis:          rdb,
-		RedisPrefix:    cp.cfg.RedisPrefix,
-		Hosts:          platformHosts(cp.cfg),
-		SiteURL:        siteURL,
-		BaseDomain:     cp.cfg.BaseDomain,
-		TenantURL:      tenantURL,
-		SMTP:           mail.SMTPSettings{Host: cp.cfg.SMTPHost, Port: cp.cfg.SMTPPort},
-		Secure:         secure,
-		RateLimit:      signupRate(cp.cfg),
-		RequestTimeout: cp.cfg.RequestTimeout,
-		TrustedProxies: cp.cfg.TrustedProxies,
-		Log:            cp.log,
+		Provision:       cp.core.prov,
+		DB:              cp.core.pool,
+		Redis:           rdb,
+		RedisPrefix:     cp.cfg.RedisPrefix,
+		Hosts:           platformHosts(cp.cfg),
+		SiteURL:         siteURL,
+		BaseDomain:      cp.cfg.BaseDomain,
+		TenantURL:       tenantURL,
+		SMTP:            mail.SMTPSettings{Host: cp.cfg.SMTPHost, Port: cp.cfg.SMTPPort},
+		Secure:          secure,
+		RateLimit:       signupRate(cp.cfg, signup.DefaultRateLimit),
+		ResendRate:      signupRate(cp.cfg, signup.DefaultResendRate),
+		ResendEmailRate: signupRate(cp.cfg, signup.DefaultResendEmailRate),
+		RequestTimeout:  cp.cfg.RequestTimeout,
+		TrustedProxies:  cp.cfg.TrustedProxies,
+		Log:             cp.log,
 	})
 	if err != nil {
 		rdb.Close()
@@ -104,13 +107,14 @@ func (cp *controlPlane) startSite(ctx context.Context, siteURL string, tenantURL
 	return nil
 }
 
-// signupRate is the sign-up site's rate per client address; SWA_RATE_LIMITS=off
-// turns it off with the others.
-func signupRate(cfg *config.Config) (r ratelimit.Rate) {
+// signupRate is one of the sign-up site's rates; SWA_RATE_LIMITS=off turns
+// it off with the others (a Rate with a window and no count: the zero Rate
+// would mean the default).
+func signupRate(cfg *config.Config, r ratelimit.Rate) ratelimit.Rate {
 	if !cfg.RateLimits {
-		return ratelimit.Rate{}
+		return ratelimit.Rate{Window: time.Hour}
 	}
-	return signup.DefaultRateLimit
+	return r
 }
 
 func newControlPlane(ctx context.Context, cfg *config.Config, log *slog.Logger) (*controlPlane, error) {

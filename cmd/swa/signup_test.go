@@ -21,13 +21,13 @@ import (
 // browser is an HTTP client with cookies that reaches every *.localhost
 // host on the dev data plane's port, as a browser on the machine would.
 type browser struct {
-	t      *testing.T
+	t      testing.TB
 	c      *http.Client
 	port   string
 	follow bool
 }
 
-func newBrowser(t *testing.T, h *devHarness, follow bool) *browser {
+func newBrowser(t testing.TB, h *devHarness, follow bool) *browser {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	u, _ := url.Parse(h.urls.Data)

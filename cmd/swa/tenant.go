@@ -56,7 +56,7 @@ Exit status: 0 ok, 1 server or operation error, 2 usage, 3 not found, 4 conflict
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError("%v", err) })
 	cmd.AddCommand(
 		t.createCmd(), t.forkCmd(), t.listCmd(), t.showCmd(),
-		t.simpleCmd("suspend", "Stop serving a tenant (its data stays)", "/suspend"),
+		t.suspendCmd(),
 		t.simpleCmd("resume", "Serve a suspended tenant again", "/resume"),
 		t.deleteCmd(),
 		t.longCmd("retry", "Resume a create or fork that failed or was interrupted", "POST", "/retry"),
@@ -559,6 +559,33 @@ func (t *tenantCLI) simpleCmd(name, short, suffix string) *cobra.Command {
 			return t.printTenantBody(cmd, raw)
 		},
 	}
+}
+
+// suspendCmd is suspend with the reason the audit log records.
+func (t *tenantCLI) suspendCmd() *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "suspend SLUG",
+		Short: "Stop serving a tenant (its data stays)",
+		Args:  nArgs(1, 1, "SLUG [--reason TEXT]"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := t.client()
+			if err != nil {
+				return err
+			}
+			var body any
+			if reason != "" {
+				body = map[string]string{"reason": reason}
+			}
+			raw, _, err := c.do(cmd.Context(), "POST", "/v1/tenants/"+url.PathEscape(args[0])+"/suspend", body)
+			if err != nil {
+				return err
+			}
+			return t.printTenantBody(cmd, raw)
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (abuse, unpaid, ...), recorded in the audit log")
+	return cmd
 }
 
 // longCmd is a request on a tenant that starts an operation.

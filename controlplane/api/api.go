@@ -300,6 +300,7 @@ func (s *Server) routes() {
 	v1.Get("/migrations", s.migrationStatus)
 	v1.Post("/migrations/run", s.runMigrations)
 	v1.Get("/audit", s.listAudit)
+	v1.Get("/signups", s.listSignups)
 	v1.Get("/operations/:id", s.getOperation)
 	s.importRoutes(v1)
 	s.ownerRoutes(v1)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/registry"
+	"github.com/startupwebapp/platform/controlplane/signup"
 	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
@@ -900,6 +901,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"RegisterDBServer", reflect.TypeFor[registry.DBServerSpec]()},
 		{"MoveRequest", reflect.TypeFor[moveRequest]()},
 		{"Move", reflect.TypeFor[registry.Move]()},
+		{"Signup", reflect.TypeFor[signup.Summary]()},
+		{"SignupPage", reflect.TypeFor[signupPage]()},
+		{"SuspendTenant", reflect.TypeFor[suspendRequest]()},
 	}
 	for _, tc := range cases {
 		t.Run(tc.schema, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"net/url"
@@ -150,8 +151,19 @@ func (s *Server) updateTenant(c *fiber.Ctx) error {
 	return c.JSON(t)
 }
 
+// suspendRequest is the optional body of POST /v1/tenants/{slug}/suspend.
+type suspendRequest struct {
+	Reason string `json:"reason"`
+}
+
 func (s *Server) suspendTenant(c *fiber.Ctx) error {
-	t, err := s.prov.Suspend(c.UserContext(), c.Params("slug"), actor(c))
+	var req suspendRequest
+	if len(bytes.TrimSpace(c.Body())) > 0 {
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+	}
+	t, err := s.prov.SuspendFor(c.UserContext(), c.Params("slug"), actor(c), req.Reason)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/startupwebapp/platform/controlplane/registry"
+	"github.com/startupwebapp/platform/controlplane/signup"
 	"github.com/startupwebapp/platform/platform/tenancy"
 )
 
@@ -52,6 +53,7 @@ func TestOpenAPIVocabularyMatchesTenancy(t *testing.T) {
 	want("LastMigrationStatus", enum("LastMigrationStatus"), append(names(tenancy.MigrationStatuses()), "null"))
 	want("OperationStatus", enum("OperationStatus"), names(tenancy.OperationStatuses()))
 	want("MoveStatus", enum("MoveStatus"), registry.MoveStatuses())
+	want("SignupStatus", enum("SignupStatus"), signup.Statuses)
 	for schema, pattern := range map[string]string{"Slug": tenancy.SlugPattern, "Plan": tenancy.PlanPattern} {
 		if got := doc.Components.Schemas[schema].Pattern; got != pattern {
 			t.Errorf("controlplane/api/openapi.json: components.schemas.%s.pattern is %q, want %q (from platform/tenancy)", schema, got, pattern)
@@ -77,7 +79,12 @@ func TestOpenAPIVocabularyIsReferencedNotCopied(t *testing.T) {
 	walk = func(path string, v any) {
 		switch v := v.(type) {
 		case map[string]any:
-			if v["in"] == "query" && v["name"] == "status" {
+			if v["in"] == "query" && v["name"] == "status" && strings.HasPrefix(path, "paths./v1/signups.") {
+				if ref, _ := v["schema"].(map[string]any)["$ref"].(string); ref != "#/components/schemas/SignupStatus" {
+					t.Errorf("controlplane/api/openapi.json: %s: the status parameter is %v, want {\"$ref\": \"#/components/schemas/SignupStatus\"}", path, v["schema"])
+				}
+				seen["SignupStatus"]++
+			} else if v["in"] == "query" && v["name"] == "status" {
 				items, _ := v["schema"].(map[string]any)["items"].(map[string]any)
 				if items["$ref"] != "#/components/schemas/TenantStatus" {
 					t.Errorf("controlplane/api/openapi.json: %s: the status parameter's items are %v, want {\"$ref\": \"#/components/schemas/TenantStatus\"}", path, items)
@@ -95,6 +102,9 @@ func TestOpenAPIVocabularyIsReferencedNotCopied(t *testing.T) {
 					}
 					if strings.HasPrefix(path, "components.schemas.Move.") {
 						target = "MoveStatus"
+					}
+					if strings.HasPrefix(path, "components.schemas.Signup.") {
+						target = "SignupStatus"
 					}
 					if strings.HasPrefix(path, "paths.") && name == "status" {
 						continue // health probes answer {"status": "ok"}

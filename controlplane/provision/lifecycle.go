@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -15,8 +17,9 @@ import (
 )
 
 // transition moves a tenant between statuses in one transaction with its
-// audit entry; any other current status is ErrConflict.
-func (s *Service) transition(ctx context.Context, slug, actor, action string, from []tenancy.Status, to tenancy.Status) (registry.Tenant, error) {
+// audit entry; any other current status is ErrConflict. A reason, when
+// given, is recorded with the state after.
+func (s *Service) transition(ctx context.Context, slug, actor, action, reason string, from []tenancy.Status, to tenancy.Status) (registry.Tenant, error) {
 	var after registry.Tenant
 	err := registry.Transact(ctx, s.opts.Platform, func(tx pgx.Tx) error {
 		rg := s.reg.With(tx)
@@ -27,7 +30,11 @@ func (s *Service) transition(ctx context.Context, slug, actor, action string, fr
 		if after, err = rg.SetStatus(ctx, before.ID, from, to); err != nil {
 			return err
 		}
-		return rg.Audit(ctx, actor, action, before.ID, before, after)
+		var recorded any = after
+		if reason != "" {
+			recorded = withReason{Tenant: after, Reason: reason}
+		}
+		return rg.Audit(ctx, actor, action, before.ID, before, recorded)
 	})
 	if err != nil {
 		return registry.Tenant{}, err
@@ -35,14 +42,34 @@ func (s *Service) transition(ctx context.Context, slug, actor, action string, fr
 	return after, nil
 }
 
+// withReason is a tenant's state in the audit log with why it changed.
+type withReason struct {
+	registry.Tenant
+	Reason string `json:"reason"`
+}
+
+// MaxReasonLength bounds the reason given for a suspension.
+const MaxReasonLength = 500
+
 // Suspend stops routing an active tenant: the data plane answers 503.
 func (s *Service) Suspend(ctx context.Context, slug, actor string) (registry.Tenant, error) {
-	return s.transition(ctx, slug, actor, "tenant.suspend", []tenancy.Status{registry.StatusActive}, registry.StatusSuspended)
+	return s.SuspendFor(ctx, slug, actor, "")
+}
+
+// SuspendFor is Suspend with the reason (abuse, unpaid, ...) recorded in
+// the audit entry; at most MaxReasonLength characters on one line.
+func (s *Service) SuspendFor(ctx context.Context, slug, actor, reason string) (registry.Tenant, error) {
+	reason = strings.TrimSpace(reason)
+	if utf8.RuneCountInString(reason) > MaxReasonLength || strings.ContainsFunc(reason, unicode.IsControl) {
+		return registry.Tenant{}, &registry.InvalidError{Field: "reason",
+			Message: fmt.Sprintf("want at most %d characters on one line", MaxReasonLength)}
+	}
+	return s.transition(ctx, slug, actor, "tenant.suspend", reason, []tenancy.Status{registry.StatusActive}, registry.StatusSuspended)
 }
 
 // Resume routes a suspended tenant again.
 func (s *Service) Resume(ctx context.Context, slug, actor string) (registry.Tenant, error) {
-	return s.transition(ctx, slug, actor, "tenant.resume", []tenancy.Status{registry.StatusSuspended}, registry.StatusActive)
+	return s.transition(ctx, slug, actor, "tenant.resume", "", []tenancy.Status{registry.StatusSuspended}, registry.StatusActive)
 }
 
 // Delete removes a tenant for good: status deleting (no longer routed), its

@@ -77,8 +77,12 @@ type Options struct {
 	StarterTenant string
 	// Secure marks cookies Secure (off only for plain-HTTP development).
 	Secure bool
-	// RateLimit bounds sign-up attempts per client address (default 10 an hour).
-	RateLimit ratelimit.Rate
+	// RateLimit bounds sign-up attempts per client address (default 10 an
+	// hour); ResendRate and ResendEmailRate bound requests for a new link
+	// per client address (default 10 an hour) and per email address
+	// (default 3 an hour). The zero Rate is the default; one with a Window
+	// and no N is off.
+	RateLimit, ResendRate, ResendEmailRate ratelimit.Rate
 	// MaxPending caps an address's unverified sign-ups (default 3).
 	MaxPending int
 	// Workers create this many shops at a time (default 2); the rest wait.
@@ -111,21 +115,6 @@ var DefaultRateLimit = ratelimit.Rate{N: 10, Window: time.Hour}
 var Reserved = []string{"www", "api", "admin", "app", "mail", "smtp", "imap", "pop", "static", "assets", "cdn",
 	"status", "help", "support", "docs", "blog", "billing", "signup", "login", "account", "accounts", "dashboard",
 	"platform", "controlplane", "dev", "staging", "test", "ns1", "ns2", "webmail", "ftp", "root", "security"}
-
-// Plan is one line of the pricing page.
-type Plan struct {
-	Name, Price string
-	Features    []string
-	SignUp      bool // what a sign-up gets
-}
-
-// Plans are the platform's plans; sign-ups start on free. Limits and
-// billing are not enforced yet.
-var Plans = []Plan{
-	{Name: "Free", Price: "$0", SignUp: true, Features: []string{"Your shop on its own subdomain", "Catalogue, cart and Stripe checkout", "Back office for one owner"}},
-	{Name: "Pro", Price: "$29 / month", Features: []string{"Everything in Free", "Your own domain", "Staff accounts and email campaigns"}},
-	{Name: "Business", Price: "$99 / month", Features: []string{"Everything in Pro", "Priority support", "Higher limits"}},
-}
 
 //go:embed templates/*.html
 var templateFS embed.FS
@@ -188,6 +177,12 @@ func New(ctx context.Context, o Options) (*Site, error) {
 	}
 	if o.RateLimit.N == 0 && o.RateLimit.Window == 0 {
 		o.RateLimit = DefaultRateLimit
+	}
+	if o.ResendRate == (ratelimit.Rate{}) {
+		o.ResendRate = DefaultResendRate
+	}
+	if o.ResendEmailRate == (ratelimit.Rate{}) {
+		o.ResendEmailRate = DefaultResendEmailRate
 	}
 	if o.MaxPending <= 0 {
 		o.MaxPending = DefaultMaxPending
@@ -288,10 +283,12 @@ func (s *Site) routes() {
 		return c.Send(stylesheet)
 	})
 	app.Get("/", func(c *fiber.Ctx) error { return s.render(c, 200, "landing", nil) })
-	app.Get("/pricing", func(c *fiber.Ctx) error { return s.render(c, 200, "pricing", nil) })
+	app.Get("/pricing", s.getPricing)
 	app.Get("/signup", func(c *fiber.Ctx) error { return s.render(c, 200, "signup", &form{}) })
 	app.Post("/signup", s.checkCSRF, s.postSignUp)
 	app.Get("/signup/sent", func(c *fiber.Ctx) error { return s.render(c, 200, "sent", nil) })
+	app.Get("/signup/resend", func(c *fiber.Ctx) error { return s.render(c, 200, "resend", &resendForm{}) })
+	app.Post("/signup/resend", s.checkCSRF, s.postResend)
 	app.Get("/verify", s.getVerify)
 	app.Post("/verify", s.checkCSRF, s.postVerify)
 	app.Get("/welcome", s.getWelcome)
@@ -344,7 +341,6 @@ func (s *Site) handleError(c *fiber.Ctx, err error) error {
 type view struct {
 	Title string
 	CSRF  string
-	Plans []Plan
 	Data  any
 	// Refresh, when set, is where the page moves on to by itself after
 	// RefreshAfter seconds (a meta refresh: no script).
@@ -362,7 +358,7 @@ type message struct {
 func msg(h, t string) *message { return &message{Heading: h, Text: t} }
 
 func (s *Site) render(c *fiber.Ctx, status int, name string, data any) error {
-	v := view{Title: titles[name], CSRF: s.csrfToken(c), Plans: Plans, Data: data}
+	v := view{Title: titles[name], CSRF: s.csrfToken(c), Data: data}
 	if m, ok := data.(*message); ok {
 		v.Title, v.Refresh, v.RefreshAfter = m.Heading, m.Refresh, m.RefreshAfter
 	}
@@ -377,7 +373,7 @@ func (s *Site) render(c *fiber.Ctx, status int, name string, data any) error {
 
 var titles = map[string]string{
 	"landing": "Start your shop", "pricing": "Pricing", "signup": "Create your shop",
-	"sent": "Check your email", "verify": "Confirm your email",
+	"sent": "Check your email", "verify": "Confirm your email", "resend": "Send the link again",
 }
 
 // csrfToken is the double-submit token: a random value in a cookie on the
@@ -513,10 +509,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)`, f.Email, hash, f.ShopName, f.Slug, sum, no
 	if err != nil {
 		return fmt.Errorf("record sign-up: %w", err)
 	}
-	link := s.opts.SiteURL + "/verify?token=" + url.QueryEscape(tok)
-	if err := s.send(ctx, f.Email, "Confirm your email to create "+f.ShopName,
-		"Welcome! Confirm your email address to create your shop "+f.ShopName+" at "+f.Slug+"."+s.opts.BaseDomain+":\n\n  "+
-			link+"\n\nThe link works once, for 24 hours. If you did not sign up, ignore this email.\n"); err != nil {
+	if err := s.sendVerification(ctx, f.Email, f.ShopName, f.Slug, tok); err != nil {
 		return err
 	}
 	return c.Redirect("/signup/sent", fiber.StatusSeeOther)
@@ -535,22 +528,7 @@ func (s *Site) send(ctx context.Context, to, subject, text string) error {
 // over the rate. A Redis failure fails closed: sign-ups are rare and
 // creating shops is expensive.
 func (s *Site) limited(ctx context.Context, addr string) (bool, error) {
-	rate := s.opts.RateLimit
-	if rate.Off() {
-		return false, nil
-	}
-	win := s.opts.Now().UnixNano() / int64(rate.Window)
-	k := s.opts.RedisPrefix + "platform:signup-rl:" + addr + ":" + strconv.FormatInt(win, 10)
-	var cnt *redis.IntCmd
-	_, err := s.opts.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		cnt = p.Incr(ctx, k)
-		p.Expire(ctx, k, rate.Window+time.Second)
-		return nil
-	})
-	if err != nil {
-		return false, fmt.Errorf("sign-up rate limit: %w", err)
-	}
-	return cnt.Val() > int64(rate.N), nil
+	return s.over(ctx, "signup-rl", addr, s.opts.RateLimit)
 }
 
 // getVerify is the link in the mail: a page with one button, so that mail
