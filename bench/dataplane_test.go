@@ -65,6 +65,10 @@ func newPlatform(b *testing.B, n int) *platform {
 	// tenant lock and need more for the registry and the secrets store.
 	cp := provisiontest.New(b, provisiontest.Config{Tag: "bench", BaseDomain: baseDomain, MaxConns: int32(3*workers + 8)})
 	p := &platform{db: cp.Platform, store: cp.Secrets, admin: cp.AdminURL, prefix: cp.Prefix}
+	// A registered server holds 500 tenant databases unless told otherwise.
+	if _, err := cp.Platform.Exec(ctx, `UPDATE db_servers SET capacity = greatest(capacity, $1)`, n); err != nil {
+		b.Fatal(err)
+	}
 	svc := cp.Service
 	start := time.Now()
 	p.tenants = make([]registry.Tenant, n)
