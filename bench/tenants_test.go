@@ -133,7 +133,6 @@ type budgetRun struct {
 	maxBackends    int // above those open when a phase began
 	dialed, opened int
 	evicted        float64
-	highWater      int32
 	dp             *dataPlane
 }
 
