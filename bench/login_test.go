@@ -49,22 +49,35 @@ func BenchmarkLogin(b *testing.B) {
 		roles = append(roles, &role{name: roles[1].name, iterations: provision.SCRAMIterations, addr: *pgbouncerAddr})
 	}
 	const password = "a password of the benchmark, long and random enough"
+	db := pgx.Identifier{cfg.Database}.Sanitize()
 	for _, r := range roles[:2] {
 		v, err := provision.SCRAMVerifier(password, r.iterations)
 		if err != nil {
 			b.Fatal(err)
 		}
 		id := pgx.Identifier{r.name}.Sanitize()
+		// Cleanups run after the deferred close of admin: their own connection.
+		b.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				b.Errorf("drop role %s: %v", r.name, err)
+				return
+			}
+			defer c.Close(context.Background())
+			for _, q := range []string{"REVOKE CONNECT ON DATABASE " + db + " FROM " + id, "DROP ROLE IF EXISTS " + id} {
+				if _, err := c.Exec(ctx, q); err != nil {
+					b.Errorf("drop role %s: %v", r.name, err)
+				}
+			}
+		})
 		if _, err := admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", id, v)); err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { _, _ = admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+id) })
-		if _, err := admin.Exec(ctx, fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s", pgx.Identifier{cfg.Database}.Sanitize(), id)); err != nil {
+		if _, err := admin.Exec(ctx, fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s", db, id)); err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() {
-			_, _ = admin.Exec(context.Background(), fmt.Sprintf("REVOKE CONNECT ON DATABASE %s FROM %s", pgx.Identifier{cfg.Database}.Sanitize(), id))
-		})
 	}
 	urls := make([]string, len(roles))
 	for i, r := range roles {
