@@ -14,7 +14,7 @@ SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 # the image builder's, Helm's or the CDK's dependencies.
 DEPLOY_MODULES := deploy/image deploy/helm deploy/aws
 
-.PHONY: all build dev test test-deploy fuzz lint bench stack-up stack-up-both stack-down fmt image
+.PHONY: all build dev test test-deploy fuzz lint bench soak stack-up stack-up-both stack-down fmt image
 
 all: build
 
@@ -75,8 +75,20 @@ fuzz: stack-up
 		done; \
 	done
 
+# Every benchmark but the soak, then one row per figure measured beside its
+# reference in the same run (bench/summary.awk); the full output is kept in
+# bin/bench.txt.
 bench: stack-up
-	eval "$$($(STACK) env)" && SWA_RATE_LIMITS=off $(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m ./...
+	@mkdir -p bin
+	eval "$$($(STACK) env)" && set -o pipefail && SWA_RATE_LIMITS=off $(GO) test -run '^$$' -bench . -skip Soak \
+		-benchmem -count=1 -timeout 30m ./... | tee bin/bench.txt
+	@awk -f bench/summary.awk bin/bench.txt
+
+# The soak run (BenchmarkSoak): 50 tenants for SOAK_DURATION after a warm-up.
+SOAK_DURATION ?= 10m
+soak: stack-up
+	eval "$$($(STACK) env)" && SWA_RATE_LIMITS=off $(GO) test ./bench -run '^$$' -bench Soak -benchtime 1x \
+		-soak.duration $(SOAK_DURATION) -timeout 60m
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

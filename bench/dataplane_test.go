@@ -1,11 +1,14 @@
 package bench
 
 import (
+	"cmp"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -49,26 +52,36 @@ type platform struct {
 	tenants []registry.Tenant
 }
 
+// provisionWorkers is how many tenants newPlatform provisions at once:
+// each is mostly a CREATE DATABASE ... TEMPLATE (a file copy and a
+// checkpoint on the server), so a thousand take minutes one by one.
+var provisionWorkers = flag.Int("provision.workers", 16, "tenants the benchmarks provision at once")
+
 func newPlatform(b *testing.B, n int) *platform {
 	b.Helper()
 	ctx := context.Background()
+	workers := max(1, min(n, *provisionWorkers))
 	// The provisioning workers each hold a platform connection for their
-	// tenant lock and need another for the secrets store.
-	cp := provisiontest.New(b, provisiontest.Config{Tag: "bench", BaseDomain: baseDomain, MaxConns: 24})
+	// tenant lock and need more for the registry and the secrets store.
+	cp := provisiontest.New(b, provisiontest.Config{Tag: "bench", BaseDomain: baseDomain, MaxConns: int32(3*workers + 8)})
 	p := &platform{db: cp.Platform, store: cp.Secrets, admin: cp.AdminURL, prefix: cp.Prefix}
+	// A registered server holds 500 tenant databases unless told otherwise.
+	if _, err := cp.Platform.Exec(ctx, `UPDATE db_servers SET capacity = greatest(capacity, $1)`, n); err != nil {
+		b.Fatal(err)
+	}
 	svc := cp.Service
 	start := time.Now()
 	p.tenants = make([]registry.Tenant, n)
 	errs := make(chan error, n)
 	work := make(chan int)
 	var wg sync.WaitGroup
-	for range min(n, 8) {
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range work {
 				t, err := svc.Create(ctx, provision.CreateRequest{
-					Slug:    fmt.Sprintf("t%03d", i),
+					Slug:    fmt.Sprintf("t%04d", i),
 					Origins: []string{frontendOrigin},
 				}, "bench")
 				if err != nil {
@@ -88,7 +101,7 @@ func newPlatform(b *testing.B, n int) *platform {
 	for err := range errs {
 		b.Fatal(err)
 	}
-	b.Logf("provisioned %d tenants in %v", n, time.Since(start).Round(time.Millisecond))
+	b.Logf("provisioned %d tenants in %v (%d at once)", n, time.Since(start).Round(time.Millisecond), workers)
 	return p
 }
 
@@ -110,6 +123,13 @@ type dataPlane struct {
 type planeOptions struct {
 	Budget, MaxConns int32
 	AcquireTimeout   time.Duration
+	// ConnParams and QueryExecMode are the pools' options; ConnParams
+	// defaults to SWA_TENANT_DB_PARAMS, as `swa serve` reads it (the local
+	// stack exports sslmode=disable: with libpq's default "prefer" every
+	// login would first try TLS, be refused, and dial again).
+	ConnParams, QueryExecMode string
+	// StatementTimeout is the pools' option (0: their default).
+	StatementTimeout time.Duration
 	Apps             []server.App
 	// AppsOver builds more apps once the pools and the session store
 	// exist (the accounts app needs both).
@@ -135,7 +155,9 @@ func newDataPlane(b *testing.B, p *platform, o planeOptions) *dataPlane {
 	var err error
 	dp.pools, err = pools.New(pools.Options{
 		Secrets: store, MaxConns: o.MaxConns, Budget: o.Budget, AcquireTimeout: o.AcquireTimeout,
-		Metrics: reg, Log: log,
+		ConnParams: cmp.Or(o.ConnParams, os.Getenv("SWA_TENANT_DB_PARAMS")), QueryExecMode: o.QueryExecMode,
+		StatementTimeout: o.StatementTimeout,
+		Metrics:          reg, Log: log,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -232,12 +254,13 @@ func (p *platform) countRows(b *testing.B, table string, tenants ...registry.Ten
 	return total
 }
 
-// backends counts the server processes the data plane has open to the
-// platform's tenant databases, as Postgres sees them.
+// backends counts the server processes open to the platform's tenant
+// databases as their tenants' roles, as Postgres sees them: the data
+// plane's, directly or through a PgBouncer (which names them otherwise).
 func (p *platform) backends(ctx context.Context, conn *pgx.Conn) (int, error) {
 	var n int
 	err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-		WHERE application_name = 'swa-dataplane' AND left(datname, length($1)) = $1`, p.prefix).Scan(&n)
+		WHERE left(datname, length($1)) = $1 AND left(usename, length($1)) = $1`, p.prefix).Scan(&n)
 	return n, err
 }
 

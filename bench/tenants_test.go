@@ -4,6 +4,9 @@ import (
 	"context"
 	"flag"
 	"math/rand/v2"
+	"net"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,40 +30,58 @@ const (
 	kindDB     = 1
 )
 
-// BenchmarkBudget spreads a mixed load over many real tenants (200 by
-// default, chosen by a Zipf law with s=1.1, so a few are hot and most are
-// cold) on a data plane whose connection budget (50) is far below one
-// connection per tenant. Half the requests are pageview beacons (buffered,
-// written in batches through the pools), half run a small SELECT on their
-// tenant's database through server.Conn (a connection per request). It
-// reports req/s, p50/p99 overall and per kind, the 503s, the most
+// pgbouncerAddr, when set, adds a phase through a PgBouncer in
+// transaction mode in front of the same Postgres (the local stack's `up
+// --pgbouncer` listens on 127.0.0.1:6432): its tenant connections dial it
+// instead, in pgx's exec mode (no named prepared statements, which a
+// transaction-mode PgBouncer 1.18 cannot keep) and without startup
+// parameters it would refuse.
+var pgbouncerAddr = flag.String("pgbouncer", "", "host:port of a PgBouncer in front of the tenant databases, for a BenchmarkBudget phase through it")
+
+// BenchmarkBudget spreads a mixed load over many real tenants (-tenants,
+// 200 by default, chosen by a Zipf law with s=1.1, so a few are hot and
+// most are cold) on a data plane whose connection budget (-budget, 50) is
+// far below one connection per tenant. Half the requests are pageview
+// beacons (buffered, written in batches through the pools), half run a
+// small SELECT on their tenant's database through server.Conn (a
+// connection per request).
+//
+// In the same run, on the same platform, a reference data plane serves the
+// same load (clients, duration, share of database requests) on one tenant
+// alone: ratio is the many-tenant throughput over the reference's. With
+// -pgbouncer a third phase goes through PgBouncer (pgb- figures).
+//
+// It reports req/s, p50/p99 overall and per kind, the 503s, the most
 // connections open at once by the pools' own count and as Postgres saw them
 // (sampled from pg_stat_activity), and how many tenants were served. It
 // fails if connections ever exceeded the budget.
 //
-//	go test ./bench -run '^$' -bench Budget -benchtime 1x
+//	SWA_RATE_LIMITS=off go test ./bench -run '^$' -bench Budget -benchtime 1x -tenants 1000 -budget 100
 func BenchmarkBudget(b *testing.B) {
 	n, budget := *manyTenants, int32(*manyBudget)
 	p := newPlatform(b, n)
-	dp := newDataPlane(b, p, planeOptions{Budget: budget, MaxConns: 4, Apps: []server.App{dbApp{}}})
+	opts := planeOptions{Budget: budget, MaxConns: 4, Apps: []server.App{dbApp{}}}
 	hosts := make([]string, n)
 	for i := range hosts {
 		hosts[i] = p.host(i)
 	}
 	share := *dbShare
-	next := func(r *rand.Rand, req *fasthttp.Request) int {
-		// rand.Zipf keeps state per source; one per client is built lazily.
-		i := zipfFor(r, n).Uint64()
+	request := func(r *rand.Rand, req *fasthttp.Request, i int) int {
 		if r.Float64() < share {
 			req.Header.SetMethod(fasthttp.MethodGet)
 			req.SetRequestURI("/bench/db")
 			req.Header.SetHost(hosts[i])
 			req.Header.Set("Origin", frontendOrigin)
-			return int(i)*2 + kindDB
+			return i*2 + kindDB
 		}
 		beacon(req, hosts[i])
-		return int(i)*2 + kindBeacon
+		return i*2 + kindBeacon
 	}
+	many := func(r *rand.Rand, req *fasthttp.Request) int {
+		// rand.Zipf keeps state per source; one per client is built lazily.
+		return request(r, req, int(zipfFor(r, n).Uint64()))
+	}
+	one := func(r *rand.Rand, req *fasthttp.Request) int { return request(r, req, 0) }
 
 	admin, err := pgx.Connect(b.Context(), p.admin)
 	if err != nil {
@@ -68,54 +89,112 @@ func BenchmarkBudget(b *testing.B) {
 	}
 	defer admin.Close(context.Background())
 
-	var all loadResult
-	var maxBackends int
+	type phase struct {
+		prefix string
+		dp     *dataPlane
+		next   prepare
+		run    *budgetRun
+	}
+	phases := []phase{
+		{"ref-", newDataPlane(b, p, opts), one, &budgetRun{}},
+		{"", newDataPlane(b, p, opts), many, &budgetRun{}},
+	}
+	if *pgbouncerAddr != "" {
+		host, port, err := net.SplitHostPort(*pgbouncerAddr)
+		if err != nil {
+			b.Fatalf("-pgbouncer: %v", err)
+		}
+		o := opts
+		o.ConnParams = strings.TrimPrefix(os.Getenv("SWA_TENANT_DB_PARAMS")+"&host="+host+"&port="+port, "&")
+		o.QueryExecMode, o.StatementTimeout = "exec", -1
+		phases = append(phases, phase{"pgb-", newDataPlane(b, p, o), many, &budgetRun{}})
+	}
+	for b.Loop() {
+		for _, ph := range phases {
+			ph.run.add(b, p, admin, ph.dp, ph.next)
+		}
+	}
+	b.StopTimer()
+	ref := phases[0].run.report(b, "ref-", budget)
+	for _, ph := range phases[1:] {
+		st := ph.run.report(b, ph.prefix, budget)
+		if ref.perSec > 0 {
+			b.ReportMetric(st.perSec/ref.perSec, ph.prefix+"ratio")
+		}
+	}
+	b.ReportMetric(float64(budget), "budget")
+	b.ReportMetric(0, "ns/op")
+}
+
+// budgetRun accumulates the load phases of one data plane in
+// BenchmarkBudget.
+type budgetRun struct {
+	all            loadResult
+	maxBackends    int // above those open when a phase began
+	dialed, opened int
+	evicted        float64
+	dp             *dataPlane
+}
+
+// add runs one load phase against dp while counting the backends the way
+// an operator would (pg_stat_activity, every 20ms). Backends other data
+// planes of the run keep open are counted before the phase and left out.
+func (r *budgetRun) add(b *testing.B, p *platform, admin *pgx.Conn, dp *dataPlane, next prepare) {
+	r.dp = dp
+	before, err := p.backends(context.Background(), admin)
+	if err != nil {
+		b.Fatal(err)
+	}
 	dialedBefore := p.sessions(b, admin)
 	evictedBefore := dp.counter(b, "swa_pool_evictions_total")
 	openedBefore := dp.pools.Stats().Opened
-	for b.Loop() {
-		// The sampler's queries are never cancelled half-way (that would
-		// close the shared connection); it stops between samples.
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() { // count the backends the way an operator would
-			defer wg.Done()
-			tick := time.NewTicker(20 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				if nb, err := p.backends(context.Background(), admin); err == nil && nb > maxBackends {
-					maxBackends = nb
-				}
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-				}
+	// The sampler's queries are never cancelled half-way (that would close
+	// the shared connection); it stops between samples.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if nb, err := p.backends(context.Background(), admin); err == nil && nb-before > r.maxBackends {
+				r.maxBackends = nb - before
 			}
-		}()
-		r := runLoad(dp.addr, *loadClients, *loadDuration, *loadMax, next)
-		close(stop)
-		wg.Wait()
-		all.samples = append(all.samples, r.samples...)
-		all.elapsed += r.elapsed
-		all.errs = append(all.errs, r.errs...)
-	}
-	b.StopTimer()
-	dialed := p.sessions(b, admin) - dialedBefore
-	evicted := dp.counter(b, "swa_pool_evictions_total") - evictedBefore
-	opened := dp.pools.Stats().Opened - openedBefore
-	all.checkErrors(b, "budget")
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	res := runLoad(dp.addr, *loadClients, *loadDuration, *loadMax, next)
+	close(stop)
+	wg.Wait()
+	r.all.samples = append(r.all.samples, res.samples...)
+	r.all.elapsed += res.elapsed
+	r.all.errs = append(r.all.errs, res.errs...)
+	r.dialed += p.sessions(b, admin) - dialedBefore
+	r.evicted += dp.counter(b, "swa_pool_evictions_total") - evictedBefore
+	r.opened += int(dp.pools.Stats().Opened - openedBefore)
+}
 
-	st := all.stats(nil)
+// report adds the run's figures, each name prefixed, fails the benchmark on
+// answers other than 200 and 503 and on connections above the budget, and
+// returns the overall stats.
+func (r *budgetRun) report(b *testing.B, prefix string, budget int32) stats {
+	r.all.checkErrors(b, prefix+"budget")
+	st := r.all.stats(nil)
 	for code, c := range st.status {
 		if code != 200 && code != 503 && code != 0 {
-			b.Errorf("%d answers with status %d", c, code)
+			b.Errorf("%s: %d answers with status %d", prefix, c, code)
 		}
 	}
-	highWater := dp.pools.Stats().MaxOpen // exact: the budget's own high-water mark
-	if highWater > budget || maxBackends > int(budget) {
-		b.Errorf("connections exceeded the budget %d: pools counted %d at most, Postgres showed %d", budget, highWater, maxBackends)
+	highWater := r.dp.pools.Stats().MaxOpen // exact: the budget's own high-water mark
+	if highWater > budget {
+		b.Errorf("%s: connections exceeded the budget %d: pools counted %d at most", prefix, budget, highWater)
+	}
+	if prefix != "pgb-" && r.maxBackends > int(budget) {
+		// Through PgBouncer the backends are its own, pooled per database.
+		b.Errorf("%s: connections exceeded the budget %d: Postgres showed %d", prefix, budget, r.maxBackends)
 	}
 	served, servedDB := map[int]bool{}, map[int]bool{}
 	for label := range st.labels {
@@ -124,24 +203,22 @@ func BenchmarkBudget(b *testing.B) {
 			servedDB[label/2] = true
 		}
 	}
-
-	st.report(b, "")
-	dbSt := all.stats(func(s sample) bool { return s.label%2 == kindDB })
-	dbSt.report(b, "db-")
-	all.stats(func(s sample) bool { return s.label%2 == kindBeacon }).report(b, "beacon-")
-	b.ReportMetric(float64(st.status[503]), "503s")
-	b.ReportMetric(float64(highWater), "max-open-conns")
-	b.ReportMetric(float64(maxBackends), "max-pg-backends")
-	b.ReportMetric(float64(budget), "budget")
-	b.ReportMetric(float64(dialed), "conns-dialed")
-	b.ReportMetric(evicted, "conns-evicted")
-	b.ReportMetric(float64(opened), "conns-opened")
+	st.report(b, prefix)
+	dbSt := r.all.stats(func(s sample) bool { return s.label%2 == kindDB })
+	dbSt.report(b, prefix+"db-")
+	r.all.stats(func(s sample) bool { return s.label%2 == kindBeacon }).report(b, prefix+"beacon-")
+	b.ReportMetric(float64(st.status[503]), prefix+"503s")
+	b.ReportMetric(float64(highWater), prefix+"max-open-conns")
+	b.ReportMetric(float64(r.maxBackends), prefix+"max-pg-backends")
+	b.ReportMetric(float64(r.dialed), prefix+"conns-dialed")
+	b.ReportMetric(r.evicted, prefix+"conns-evicted")
+	b.ReportMetric(float64(r.opened), prefix+"conns-opened")
 	if dbSt.n > 0 {
-		b.ReportMetric(float64(opened)/float64(dbSt.n), "opened/db-req")
+		b.ReportMetric(float64(r.opened)/float64(dbSt.n), prefix+"opened/db-req")
 	}
-	b.ReportMetric(float64(len(served)), "tenants-served")
-	b.ReportMetric(float64(len(servedDB)), "tenants-db-served")
-	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(len(served)), prefix+"tenants-served")
+	b.ReportMetric(float64(len(servedDB)), prefix+"tenants-db-served")
+	return st
 }
 
 // zipfs holds one Zipf generator per client source (rand.Zipf is not safe

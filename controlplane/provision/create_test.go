@@ -3,6 +3,7 @@ package provision_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -77,6 +78,15 @@ func TestCreate(t *testing.T) {
 	}
 	if super || createdb || createrole || !login {
 		t.Errorf("role: super %v createdb %v createrole %v login %v", super, createdb, createrole, login)
+	}
+	// Its password is stored as a SCRAM verifier with the provisioning's
+	// iteration count (the login below proves it is the bundle's password).
+	var verifier string
+	if err := admin.QueryRow(ctx, `SELECT rolpassword FROM pg_authid WHERE rolname = $1`, tn.DBRole).Scan(&verifier); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("SCRAM-SHA-256$%d:", provision.SCRAMIterations); !strings.HasPrefix(verifier, want) {
+		t.Errorf("verifier %.20q..., want it to start %q", verifier, want)
 	}
 
 	// The database: owned by the role, everything in it too, schema at the
