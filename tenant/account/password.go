@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -30,6 +31,20 @@ var DefaultArgon2 = Argon2Params{Memory: 32 * 1024, Time: 2, Threads: 1, SaltLen
 
 // maxPBKDF2Iterations bounds the work an imported hash can demand.
 const maxPBKDF2Iterations = 10_000_000
+
+// argon2Slots bounds the argon2id computations running at once in the
+// process to the CPUs that can run them. Each holds its Memory (32 MiB by
+// default) while it runs, so a burst of sign-ins on many tenants held
+// gigabytes when every request hashed at once; queued here they finish as
+// fast (the work is CPU-bound) within cores x Memory.
+var argon2Slots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+
+// idKey is argon2.IDKey run in one of argon2Slots.
+func idKey(pw, salt []byte, p Argon2Params) []byte {
+	argon2Slots <- struct{}{}
+	defer func() { <-argon2Slots }()
+	return argon2.IDKey(pw, salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+}
 
 // ErrUnknownHash is returned for a stored hash in no format we verify.
 var ErrUnknownHash = errors.New("unknown password hash format")
@@ -59,7 +74,7 @@ func (h *Hasher) Hash(pw string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
-	key := argon2.IDKey([]byte(pw), salt, h.p.Time, h.p.Memory, h.p.Threads, h.p.KeyLen)
+	key := idKey([]byte(pw), salt, h.p)
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, h.p.Memory, h.p.Time, h.p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
@@ -73,7 +88,7 @@ func (h *Hasher) Verify(encoded, pw string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		got := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+		got := idKey([]byte(pw), salt, p)
 		return subtle.ConstantTimeCompare(got, key) == 1, nil
 	case strings.HasPrefix(encoded, "pbkdf2_sha256$"):
 		return verifyPBKDF2(encoded, pw)
