@@ -72,7 +72,8 @@ BEGIN
         RAISE EXCEPTION 'backoffice_add_domain: tenant % is not serving', p_tenant USING ERRCODE = 'P0002';
     END IF;
     -- The default domain is {slug}.{base}: what follows the slug is the base.
-    SELECT substr(hostname, length(t_slug) + 2) INTO base FROM domains WHERE tenant_id = p_tenant AND is_default;
+    SELECT substr(hostname, length(t_slug) + 2) INTO base FROM domains
+     WHERE tenant_id = p_tenant AND is_default AND starts_with(hostname, t_slug || '.');
     IF base IS NOT NULL AND (p_hostname = base OR right(p_hostname, length(base) + 1) = '.' || base) THEN
         RAISE EXCEPTION 'backoffice_add_domain: % is under the platform domain %', p_hostname, base USING ERRCODE = '22023';
     END IF;
