@@ -81,7 +81,9 @@ func (a *App) cleanHostname(in string) (string, error) {
 	return h, nil
 }
 
-func (a *App) actor(r *req) string { return fmt.Sprintf("staff:%d %s", r.who.staff.ID, r.who.staff.Email) }
+func (a *App) actor(r *req) string {
+	return fmt.Sprintf("staff:%d %s", r.who.staff.ID, r.who.staff.Email)
+}
 
 // addDomain stores hostname pending with a new token and returns it with
 // the record to publish. The registry's function audits it on the
