@@ -33,6 +33,7 @@ func TestRegistryChecksMatchTenancy(t *testing.T) {
 		{"tenants", "status", names(tenancy.Statuses())},
 		{"tenants", "last_migration_status", names(tenancy.MigrationStatuses())},
 		{"operations", "status", names(tenancy.OperationStatuses())},
+		{"domains", "status", names(tenancy.DomainStatuses())},
 	} {
 		name, def := checkOf(t, conn, tc.table, tc.column)
 		got := checkValues(def)

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/startupwebapp/platform/controlplane/api"
+	"github.com/startupwebapp/platform/controlplane/domaincheck"
 	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/signup"
 	"github.com/startupwebapp/platform/platform/config"
@@ -156,6 +157,14 @@ func (cp *controlPlane) serve(ctx context.Context) error {
 		defer close(workerDone)
 		cp.core.prov.RunSiteRequests(wctx, provision.DefaultSiteRequestPoll) //nolint:errcheck // it ends with wctx
 	}()
+	// Custom domains' DNS verification and re-checks (domaincheck): each
+	// claim is a lease in the registry, so every replica may run it.
+	checkerDone := make(chan struct{})
+	go func() {
+		defer close(checkerDone)
+		domaincheck.New(domaincheck.Options{Registry: cp.core.prov.Registry(), Resolver: cp.cfg.DNSResolver,
+			Interval: cp.cfg.DomainRecheck, UnrouteAfter: int(cp.cfg.DomainUnrouteAfter), Log: cp.log}).Run(wctx) //nolint:errcheck // it ends with wctx
+	}()
 	cp.log.Info("control plane serving", "addr", cp.ln.Addr().String())
 	var err error
 	select {
@@ -173,6 +182,7 @@ func (cp *controlPlane) serve(ctx context.Context) error {
 	}
 	stopWorker()
 	<-workerDone
+	<-checkerDone
 	cp.close()
 	cp.log.Info("control plane stopped")
 	return err

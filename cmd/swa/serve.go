@@ -206,6 +206,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Log:         log,
 		Sessions:    sess,
 		Registry:    dp.readPool,
+		BaseDomain:  cfg.BaseDomain,
 	})
 	// Every replica finishes the refunds and import jobs a replica that went
 	// away left half done; the grace leaves a request still waiting for

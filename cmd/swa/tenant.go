@@ -633,11 +633,30 @@ func (t *tenantCLI) listedCmd(name, item, short string) *cobra.Command {
 		if t.json {
 			return printJSON(cmd.OutOrStdout(), raw)
 		}
-		var m map[string][]string
+		var m struct {
+			Domains []string `json:"domains"`
+			Origins []string `json:"origins"`
+			// GET domains: each one's verification state.
+			Details []struct {
+				Hostname string `json:"hostname"`
+				Status   string `json:"status"`
+			} `json:"details"`
+		}
 		if err := json.Unmarshal(raw, &m); err != nil {
 			return &cliError{code: exitFailure, msg: "control plane: unexpected answer"}
 		}
-		for _, v := range m[name] {
+		list := m.Domains
+		if name == "origins" {
+			list = m.Origins
+		}
+		status := map[string]string{}
+		for _, d := range m.Details {
+			status[d.Hostname] = d.Status
+		}
+		for _, v := range list {
+			if status[v] == "pending" {
+				v += " (pending: not routed until its DNS record is seen)"
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), v)
 		}
 		return nil

@@ -922,3 +922,44 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		})
 	}
 }
+
+// TestDomainDetails: GET /domains shows each hostname's verification state:
+// an owner-added domain pending with its TXT challenge and last check, an
+// operator-added one verified with none; an operator adding the pending
+// one vouches for it.
+func TestDomainDetails(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	tn := h.create("det", "")
+	ctx := context.Background()
+	h.must(http.StatusCreated, "POST", "/v1/tenants/det/domains", `{"hostname":"ops.det.test"}`)
+	if _, err := h.pool.Exec(ctx, `SELECT backoffice_add_domain($1, 'staff:1 o@det.test', 'shop.det.test', 'tokentokentokentoken42')`, tn.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.pool.Exec(ctx, `UPDATE domains SET checked_at = now(), check_error = 'no TXT record _swa-challenge.shop.det.test'
+		WHERE hostname = 'shop.det.test'`); err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Domains []string          `json:"domains"`
+		Details []registry.Domain `json:"details"`
+	}
+	h.must(http.StatusOK, "GET", "/v1/tenants/det/domains", "").decode(t, &list)
+	if !slices.Equal(list.Domains, []string{"det.example.test", "ops.det.test", "shop.det.test"}) || len(list.Details) != 3 {
+		t.Fatalf("domains %v details %+v", list.Domains, list.Details)
+	}
+	def, ops, shop := list.Details[0], list.Details[1], list.Details[2]
+	if !def.Default || def.Status != "verified" || def.Challenge != nil || ops.Status != "verified" || ops.Challenge != nil {
+		t.Errorf("default %+v, operator-added %+v", def, ops)
+	}
+	if shop.Status != "pending" || shop.Challenge == nil || shop.Challenge.Name != "_swa-challenge.shop.det.test" ||
+		shop.Challenge.Value != "swa-verify=tokentokentokentoken42" || shop.CheckedAt == nil || shop.CheckError == nil {
+		t.Errorf("owner-added %+v %+v", shop, shop.Challenge)
+	}
+	h.must(http.StatusCreated, "POST", "/v1/tenants/det/domains", `{"hostname":"shop.det.test"}`)
+	list.Details = nil // decoding into the old elements would keep their challenges
+	h.must(http.StatusOK, "GET", "/v1/tenants/det/domains", "").decode(t, &list)
+	if s := list.Details[2]; s.Status != "verified" || s.Challenge != nil || s.CheckError != nil {
+		t.Errorf("after an operator added it: %+v", s)
+	}
+}

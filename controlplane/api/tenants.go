@@ -232,7 +232,11 @@ func (s *Server) listDomains(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"domains": nonNil(t.Domains)})
+	details, err := s.reg.Domains(c.UserContext(), t.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"domains": nonNil(t.Domains), "details": details})
 }
 
 func (s *Server) addDomain(c *fiber.Ctx) error {

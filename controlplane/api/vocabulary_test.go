@@ -54,6 +54,7 @@ func TestOpenAPIVocabularyMatchesTenancy(t *testing.T) {
 	want("OperationStatus", enum("OperationStatus"), names(tenancy.OperationStatuses()))
 	want("MoveStatus", enum("MoveStatus"), registry.MoveStatuses())
 	want("SignupStatus", enum("SignupStatus"), signup.Statuses)
+	want("DomainStatus", enum("DomainStatus"), names(tenancy.DomainStatuses()))
 	for schema, pattern := range map[string]string{"Slug": tenancy.SlugPattern, "Plan": tenancy.PlanPattern} {
 		if got := doc.Components.Schemas[schema].Pattern; got != pattern {
 			t.Errorf("controlplane/api/openapi.json: components.schemas.%s.pattern is %q, want %q (from platform/tenancy)", schema, got, pattern)
@@ -105,6 +106,9 @@ func TestOpenAPIVocabularyIsReferencedNotCopied(t *testing.T) {
 					}
 					if strings.HasPrefix(path, "components.schemas.Signup.") {
 						target = "SignupStatus"
+					}
+					if strings.HasPrefix(path, "components.schemas.Domain.") {
+						target = "DomainStatus"
 					}
 					if strings.HasPrefix(path, "paths.") && name == "status" {
 						continue // health probes answer {"status": "ok"}

@@ -87,6 +87,18 @@ func (s *Service) Export(ctx context.Context, slug string, w io.Writer) (Header,
 	if t.Status != registry.StatusActive && t.Status != registry.StatusSuspended {
 		return Header{}, fmt.Errorf("export %s: tenant is %s: %w", slug, t.Status, registry.ErrConflict)
 	}
+	// A restore adds the archive's domains as an operator would, verified:
+	// a domain still pending DNS verification stays out of the archive.
+	details, err := reg.Domains(ctx, t.ID)
+	if err != nil {
+		return Header{}, fmt.Errorf("export %s: %w", slug, err)
+	}
+	t.Domains = t.Domains[:0]
+	for _, d := range details {
+		if d.Status == tenancy.DomainVerified {
+			t.Domains = append(t.Domains, d.Hostname)
+		}
+	}
 	conn, err := s.connect(ctx, t)
 	if err != nil {
 		return Header{}, err

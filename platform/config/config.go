@@ -67,6 +67,10 @@ type Config struct {
 	DirectoryResync    time.Duration // full registry reload period
 	TenantMoveGrace    time.Duration // a moved tenant's old database is dropped after this
 
+	DNSResolver        string        // host:port the custom-domain checker asks; empty: /etc/resolv.conf's
+	DomainRecheck      time.Duration // how often each owner-added domain's TXT record is checked
+	DomainUnrouteAfter int32         // consecutive checks without the record that unroute a verified domain
+
 	StripeAPIBase string        // empty in production; stripe-mock locally
 	StripeTimeout time.Duration // bound of one Stripe call, its retries included
 	SMTPHost      string        // default SMTP relay for tenants without their own
@@ -328,6 +332,22 @@ var options = []option{
 		set: duration(func(c *Config) *time.Duration { return &c.PoolAcquireTimeout })},
 	{name: "DIRECTORY_RESYNC", def: "30s", doc: "period of the data plane's full registry reload",
 		set: duration(func(c *Config) *time.Duration { return &c.DirectoryResync })},
+	{name: "DNS_RESOLVER", def: "", doc: "host:port of the DNS resolver the control plane asks for custom domains' verification records; empty: the first nameserver of /etc/resolv.conf",
+		set: func(c *Config, v string) error {
+			if v == "" {
+				c.DNSResolver = ""
+				return nil
+			}
+			if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+				return errors.New("want host:port, e.g. 127.0.0.1:53")
+			}
+			c.DNSResolver = v
+			return nil
+		}},
+	{name: "DOMAIN_RECHECK", def: "1m", doc: "how often the control plane checks each owner-added custom domain's DNS TXT record, pending or verified",
+		set: duration(func(c *Config) *time.Duration { return &c.DomainRecheck })},
+	{name: "DOMAIN_UNROUTE_AFTER", def: "3", doc: "consecutive checks that find a verified custom domain's TXT record missing before it stops routing",
+		set: positive32(func(c *Config) *int32 { return &c.DomainUnrouteAfter })},
 	{name: "TENANT_MOVE_GRACE", def: "24h", doc: "how long a tenant moved to another database server keeps its old database on the old server before the control plane drops it",
 		set: duration(func(c *Config) *time.Duration { return &c.TenantMoveGrace })},
 	{name: "STRIPE_API_BASE", def: "", doc: "Stripe API base URL override (stripe-mock locally); empty in production",
@@ -462,6 +482,9 @@ func (c *Config) environ() map[string]string {
 		"SWA_POOL_ACQUIRE_TIMEOUT":        c.PoolAcquireTimeout.String(),
 		"SWA_DIRECTORY_RESYNC":            c.DirectoryResync.String(),
 		"SWA_TENANT_MOVE_GRACE":           c.TenantMoveGrace.String(),
+		"SWA_DNS_RESOLVER":                c.DNSResolver,
+		"SWA_DOMAIN_RECHECK":              c.DomainRecheck.String(),
+		"SWA_DOMAIN_UNROUTE_AFTER":        strconv.Itoa(int(c.DomainUnrouteAfter)),
 		"SWA_STRIPE_API_BASE":             c.StripeAPIBase,
 		"SWA_STRIPE_TIMEOUT":              c.StripeTimeout.String(),
 		"SWA_SMTP_HOST":                   c.SMTPHost,

@@ -120,7 +120,8 @@ func New(o Options) *Directory {
 
 // Lookup returns the tenant a request's Host header (or trusted
 // X-Forwarded-Host) names: case-insensitive, without port, exact domains
-// first, then {slug}.{BaseDomain}. The tenant is returned for every result
+// first, then {slug}.{BaseDomain}. Only verified domains are in the
+// snapshot: a pending one (its DNS record not seen yet) is Unknown. The tenant is returned for every result
 // but Unknown, so callers can log who was refused.
 func (d *Directory) Lookup(host string) (*Tenant, Result) {
 	host = normalizeHost(host)
@@ -191,7 +192,7 @@ SELECT t.id, t.slug, t.display_name, t.status, t.db_name, t.db_role, t.secrets_r
        t.settings, t.updated_at, t.writes_paused,
        coalesce(s.host, ''), coalesce(s.port, 0),
        coalesce((SELECT array_agg(d.hostname ORDER BY d.is_default DESC, d.hostname)
-                   FROM domains d WHERE d.tenant_id = t.id), '{}'),
+                   FROM domains d WHERE d.tenant_id = t.id AND d.status = 'verified'), '{}'),
        coalesce((SELECT array_agg(o.origin ORDER BY o.origin)
                    FROM tenant_origins o WHERE o.tenant_id = t.id), '{}'),
        coalesce(si.current_version, 0), coalesce(si.domain, ''),

@@ -128,6 +128,20 @@ func OperationStatuses() []OperationStatus {
 	return []OperationStatus{OperationQueued, OperationRunning, OperationSucceeded, OperationFailed}
 }
 
+// DomainStatus is whether a hostname of a tenant routes, as stored in
+// domains.status: only verified domains route; a pending one waits for its
+// DNS TXT record (or has lost it) and answers as an unknown host.
+type DomainStatus string
+
+// Domain verification states.
+const (
+	DomainPending  DomainStatus = "pending"
+	DomainVerified DomainStatus = "verified"
+)
+
+// DomainStatuses returns every domain verification state.
+func DomainStatuses() []DomainStatus { return []DomainStatus{DomainPending, DomainVerified} }
+
 // SlugPattern is the rule for a tenant slug: 2 to 40 characters of a-z, 0-9
 // and '-', starting with a letter and not ending with '-'. The slug names
 // the tenant's host ({slug}.{base domain}), database and Redis key space.

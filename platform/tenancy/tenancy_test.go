@@ -109,6 +109,7 @@ func TestOtherEnumsListEveryConstant(t *testing.T) {
 	}
 	check("MigrationStatus", asStrings(MigrationStatuses()))
 	check("OperationStatus", asStrings(OperationStatuses()))
+	check("DomainStatus", asStrings(DomainStatuses()))
 }
 
 func asStrings[S ~string](in []S) []string {

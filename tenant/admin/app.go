@@ -101,12 +101,16 @@ type Options struct {
 	// Registry is the data plane's registry connection, for the shop's
 	// settings; nil means the settings cannot be changed (503).
 	Registry Registry
+	// BaseDomain is the platform's: owners may not add names under it as
+	// domains of their own.
+	BaseDomain string
 }
 
 // App is the back office; it implements server.App.
 type App struct {
 	db          DB
 	registry    Registry
+	baseDomain  string
 	keyring     account.KeyringFunc
 	rdb         redis.UniversalClient
 	payments    *payments.Clients
@@ -134,7 +138,7 @@ func New(o Options) *App {
 	if o.Keyring == nil {
 		o.Keyring = account.KeyFunc(o.Key).Ring()
 	}
-	a := &App{db: o.DB, registry: o.Registry, keyring: o.Keyring, rdb: o.Redis, payments: o.Payments, prefix: o.Prefix, limiter: o.Limiter, hasher: o.Hasher,
+	a := &App{db: o.DB, registry: o.Registry, baseDomain: strings.Trim(strings.ToLower(o.BaseDomain), "."), keyring: o.Keyring, rdb: o.Redis, payments: o.Payments, prefix: o.Prefix, limiter: o.Limiter, hasher: o.Hasher,
 		from: o.DefaultFrom, log: o.Log, now: o.Now, idle: o.IdleTimeout, absolute: o.AbsoluteTimeout,
 		maxFailures: o.MaxFailures, lockout: o.Lockout,
 		sessions: o.Sessions, maxImport: o.MaxImportBytes, jobTimeout: o.JobTimeout}
@@ -228,6 +232,7 @@ func (a *App) routes() []route {
 		{"GET", "/audit", ownerOnly, nil, a.apiAudit},
 		{"GET", "/settings", ownerOnly, nil, a.apiSettingsGet},
 		{"PUT", "/settings", ownerOnly, nil, a.apiSettingsPut},
+		{"GET", "/domains", ownerOnly, nil, a.apiDomainList}, {"POST", "/domains", ownerOnly, nil, a.apiDomainAdd}, {"DELETE", "/domains/:hostname", ownerOnly, nil, a.apiDomainRemove},
 		{"GET", "/site", ownerOnly, nil, a.apiSiteGet}, {"POST", "/site/deploys", ownerOnly, nil, a.apiSiteDeploy}, {"POST", "/site/rollbacks", ownerOnly, nil, a.apiSiteRollback},
 		// Catalogue (catalog.go, catalog_rules.go).
 		{"GET", "/products", anyStaff, nil, a.apiProductList},

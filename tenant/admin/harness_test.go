@@ -243,7 +243,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	}
 	limiter := ratelimit.New(ratelimit.Options{Redis: rdb, Prefix: prefix, Defaults: limits, Timeout: time.Second})
 	f.backOpts = admin.Options{DB: f.dbs, Keyring: f.keys.ring, Redis: rdb, Prefix: prefix, Limiter: limiter, Hasher: f.hasher,
-		Log: log, Now: now, IdleTimeout: o.idle, Sessions: store, JobTimeout: o.jobTimeout, Payments: pay, Registry: reader}
+		Log: log, Now: now, IdleTimeout: o.idle, Sessions: store, JobTimeout: o.jobTimeout, Payments: pay, Registry: reader, BaseDomain: "example.invalid"}
 	back := admin.New(f.backOpts)
 	f.back = back
 	shopApp := shop.New(shop.Options{Pools: f.dbs, Payments: pay, Key: shop.KeyFunc(key), Log: log})

@@ -23,7 +23,7 @@ var templateFS embed.FS
 //go:embed static/admin.css
 var stylesheet []byte
 
-var pageNames = append([]string{"sign-in", "totp", "accept", "forgot", "reset", "dashboard", "staff", "security", "audit", "settings", "site", "rules", "discount", "insight", "ads", "campaigns", "campaign", "done",
+var pageNames = append([]string{"sign-in", "totp", "accept", "forgot", "reset", "dashboard", "staff", "security", "audit", "settings", "site", "domains", "rules", "discount", "insight", "ads", "campaigns", "campaign", "done",
 	"products", "product", "orders", "order"},
 	peoplePageNames...)
 
@@ -162,6 +162,7 @@ func (a *App) mountPages(g fiber.Router) {
 	post("/settings", ownerOnly, nil, a.pageSettingsPost)
 	a.mountPeoplePages(g)
 	a.mountSitePages(g)
+	a.mountDomainPages(g)
 	a.mountOrderPages(g)
 	a.mountCatalogPages(g)
 	a.mountCampaignPages(g)

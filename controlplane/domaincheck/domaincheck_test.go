@@ -1,0 +1,345 @@
+package domaincheck_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/miekg/dns"
+
+	"github.com/startupwebapp/platform/controlplane/domaincheck"
+	"github.com/startupwebapp/platform/controlplane/registry"
+	"github.com/startupwebapp/platform/migrations"
+	"github.com/startupwebapp/platform/platform/customdomains"
+	"github.com/startupwebapp/platform/platform/directory"
+	"github.com/startupwebapp/platform/platform/directory/directorytest"
+	"github.com/startupwebapp/platform/platform/pgtest"
+	"github.com/startupwebapp/platform/platform/tenancy"
+)
+
+// zone is a DNS server on a loopback UDP port, run with miekg/dns, that
+// answers TXT questions from records the test sets; every other name is
+// NXDOMAIN. fail makes it answer SERVFAIL.
+type zone struct {
+	mu      sync.Mutex
+	txt     map[string][]string
+	fail    bool
+	queries int
+	addr    string
+}
+
+func newZone(t *testing.T) *zone {
+	t.Helper()
+	z := &zone{txt: map[string][]string{}}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	z.addr = pc.LocalAddr().String()
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(z.serve)}
+	go srv.ActivateAndServe() //nolint:errcheck // ends at Shutdown
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return z
+}
+
+func (z *zone) serve(w dns.ResponseWriter, req *dns.Msg) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.queries++
+	m := new(dns.Msg)
+	m.SetReply(req)
+	q := req.Question[0]
+	vals, ok := z.txt[q.Name]
+	switch {
+	case z.fail:
+		m.Rcode = dns.RcodeServerFailure
+	case !ok:
+		m.Rcode = dns.RcodeNameError
+	case q.Qtype == dns.TypeTXT:
+		for _, v := range vals {
+			// Split long values as zone files do, in 10-byte strings.
+			var parts []string
+			for len(v) > 10 {
+				parts, v = append(parts, v[:10]), v[10:]
+			}
+			m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 1},
+				Txt: append(parts, v)})
+		}
+	}
+	_ = w.WriteMsg(m)
+}
+
+func (z *zone) set(host string, values ...string) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	name := dns.Fqdn(customdomains.RecordName(host))
+	if values == nil {
+		delete(z.txt, name)
+		return
+	}
+	z.txt[name] = values
+}
+
+func (z *zone) setFail(v bool) { z.mu.Lock(); z.fail = v; z.mu.Unlock() }
+
+type fixture struct {
+	db     *pgxpool.Pool
+	reg    *registry.Registry
+	zone   *zone
+	tenant int64
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	db := pgtest.NewPool(t, migrations.Platform)
+	f := &fixture{db: db, reg: registry.New(db, nil), zone: newZone(t)}
+	f.tenant = directorytest.AddTenant(t, db, directorytest.Tenant{Slug: "acme", Domains: []string{"acme.example.test"}})
+	return f
+}
+
+// addPending adds a domain as the back office does: the registry's
+// backoffice_add_domain, with a fresh token.
+func (f *fixture) addPending(t *testing.T, host string) string {
+	t.Helper()
+	token := customdomains.NewToken()
+	if _, err := f.db.Exec(context.Background(), `SELECT backoffice_add_domain($1, 'staff:1 owner@acme.test', $2, $3)`,
+		f.tenant, host, token); err != nil {
+		t.Fatal(err)
+	}
+	return token
+}
+
+func (f *fixture) checker(interval time.Duration) *domaincheck.Checker {
+	return domaincheck.New(domaincheck.Options{Registry: f.reg, Resolver: f.zone.addr, Interval: interval,
+		Timeout: 2 * time.Second, UnrouteAfter: 2})
+}
+
+func (f *fixture) domain(t *testing.T, host string) registry.Domain {
+	t.Helper()
+	ds, err := f.reg.Domains(context.Background(), f.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.Hostname == host {
+			return d
+		}
+	}
+	t.Fatalf("no domain %s in %+v", host, ds)
+	return registry.Domain{}
+}
+
+// runDirectory starts a data-plane directory that follows NOTIFY.
+func runDirectory(t *testing.T, db *pgxpool.Pool) *directory.Directory {
+	t.Helper()
+	d := directory.New(directory.Options{DB: db, BaseDomain: "example.test", Resync: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.Run(ctx) }() //nolint:errcheck // ends with ctx
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(10 * time.Second)
+	for d.LoadedAt().IsZero() {
+		if time.Now().After(deadline) {
+			t.Fatal("directory never loaded")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return d
+}
+
+func waitFor(t *testing.T, what string, within time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPendingDomainRoutesOnceVerified: a pending domain is unknown to the
+// directory (the platform's 404), and routes on every replica within the
+// re-check interval of its TXT record being served; its removal unroutes
+// it at once on every replica.
+func TestPendingDomainRoutesOnceVerified(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	replicas := []*directory.Directory{runDirectory(t, f.db), runDirectory(t, f.db)}
+	const host = "shop.acme-widgets.test"
+	token := f.addPending(t, host)
+
+	const interval = 300 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.checker(interval).Run(ctx) }() //nolint:errcheck // ends with ctx
+	defer func() { cancel(); <-done }()
+
+	waitFor(t, "first check recorded", 5*time.Second, func() bool { return f.domain(t, host).CheckedAt != nil })
+	d := f.domain(t, host)
+	if d.Status != tenancy.DomainPending || d.CheckError == nil || d.Challenge == nil ||
+		d.Challenge.Name != "_swa-challenge."+host || d.Challenge.Value != "swa-verify="+token {
+		t.Fatalf("before the record: %+v %+v", d, d.Challenge)
+	}
+	for i, r := range replicas {
+		if tn, res := r.Lookup(host); res != directory.Unknown {
+			t.Fatalf("replica %d routes a pending domain: %v %v", i, tn, res)
+		}
+		if tn, res := r.Lookup("acme.example.test"); res != directory.Found || tn.ID != f.tenant {
+			t.Fatalf("replica %d: the default domain: %v %v", i, tn, res)
+		}
+	}
+
+	// The record appears (among another TXT value): within about one
+	// interval the domain is verified and every replica routes it.
+	served := time.Now()
+	f.zone.set(host, "v=spf1 -all", customdomains.RecordValue(token))
+	for i, r := range replicas {
+		waitFor(t, "replica routes the verified domain", 3*interval+2*time.Second, func() bool {
+			tn, res := r.Lookup(host)
+			return res == directory.Found && tn.ID == f.tenant
+		})
+		t.Logf("replica %d routes %s %v after the record was served", i, host, time.Since(served).Round(time.Millisecond))
+	}
+	d = f.domain(t, host)
+	if d.Status != tenancy.DomainVerified || d.VerifiedAt == nil || d.CheckError != nil || d.Misses != 0 {
+		t.Fatalf("after the record: %+v", d)
+	}
+	var audited int
+	if err := f.db.QueryRow(context.Background(), `SELECT count(*) FROM audit_log WHERE tenant_id = $1 AND action = 'domain.verified'
+		AND after->>'hostname' = $2`, f.tenant, host).Scan(&audited); err != nil || audited != 1 {
+		t.Errorf("domain.verified audit entries: %d %v", audited, err)
+	}
+
+	// The owner removes it: every replica stops routing it at once.
+	cancel()
+	<-done
+	var removed bool
+	if err := f.db.QueryRow(context.Background(), `SELECT backoffice_remove_domain($1, 'staff:1 owner@acme.test', $2)`,
+		f.tenant, host).Scan(&removed); err != nil || !removed {
+		t.Fatalf("remove: %v %v", removed, err)
+	}
+	for _, r := range replicas {
+		waitFor(t, "replica unroutes the removed domain", 5*time.Second, func() bool {
+			_, res := r.Lookup(host)
+			return res == directory.Unknown
+		})
+	}
+}
+
+// TestWrongTokenNeverVerifies: a record with another token, a SERVFAIL and
+// an empty zone all leave the domain pending, each with its reason.
+func TestWrongTokenNeverVerifies(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const host = "www.acme-widgets.test"
+	f.addPending(t, host)
+	other := customdomains.NewToken()
+	c := f.checker(time.Millisecond)
+	ctx := context.Background()
+	for i, step := range []struct {
+		setup func()
+		want  string
+	}{
+		{func() {}, "NXDOMAIN"},
+		{func() { f.zone.set(host, customdomains.RecordValue(other)) }, "does not hold"},
+		{func() { f.zone.set(host, "swa-verify=") }, "does not hold"},
+		{func() { f.zone.setFail(true) }, "SERVFAIL"},
+	} {
+		step.setup()
+		time.Sleep(5 * time.Millisecond) // past next_check_at
+		if n, err := c.CheckDue(ctx); err != nil || n != 1 {
+			t.Fatalf("step %d: checked %d: %v", i, n, err)
+		}
+		d := f.domain(t, host)
+		if d.Status != tenancy.DomainPending || d.CheckError == nil || !strings.Contains(*d.CheckError, step.want) {
+			t.Errorf("step %d: %+v (error %v), want pending with %q", i, d, deref(d.CheckError), step.want)
+		}
+	}
+}
+
+// TestVerifiedDomainUnroutedWhenRecordGoes: a verified domain whose record
+// is missing on UnrouteAfter (2) consecutive conclusive checks goes back to
+// pending; a resolver failure in between does not count, and a record seen
+// again resets the count.
+func TestVerifiedDomainUnroutedWhenRecordGoes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const host = "acme-widgets.test"
+	token := f.addPending(t, host)
+	c := f.checker(time.Millisecond)
+	ctx := context.Background()
+	step := func(want tenancy.DomainStatus, misses int) {
+		t.Helper()
+		time.Sleep(5 * time.Millisecond)
+		if _, err := c.CheckDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if d := f.domain(t, host); d.Status != want || d.Misses != misses {
+			t.Fatalf("got %s with %d misses, want %s with %d", d.Status, d.Misses, want, misses)
+		}
+	}
+	f.zone.set(host, customdomains.RecordValue(token))
+	step(tenancy.DomainVerified, 0)
+	f.zone.set(host)
+	step(tenancy.DomainVerified, 1)
+	f.zone.setFail(true)
+	step(tenancy.DomainVerified, 1) // inconclusive
+	f.zone.setFail(false)
+	f.zone.set(host, customdomains.RecordValue(token))
+	step(tenancy.DomainVerified, 0)
+	f.zone.set(host)
+	step(tenancy.DomainVerified, 1)
+	step(tenancy.DomainPending, 2)
+	d := directory.New(directory.Options{DB: f.db, BaseDomain: "example.test"})
+	if err := d.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, res := d.Lookup(host); res != directory.Unknown {
+		t.Errorf("an unrouted domain still routes: %v", res)
+	}
+	var audited int
+	if err := f.db.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE action = 'domain.unrouted'`).Scan(&audited); err != nil || audited != 1 {
+		t.Errorf("domain.unrouted audit entries: %d %v", audited, err)
+	}
+}
+
+// TestOperatorDomainsAreNotChecked: the default domain and one an operator
+// adds route at once and are never claimed; an operator adding a pending
+// domain vouches for it.
+func TestOperatorDomainsAreNotChecked(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.reg.AddDomain(ctx, f.tenant, "ops.acme-widgets.test"); err != nil {
+		t.Fatal(err)
+	}
+	f.addPending(t, "pending.acme-widgets.test")
+	if _, err := f.reg.AddDomain(ctx, f.tenant, "pending.acme-widgets.test"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.checker(time.Minute).CheckDue(ctx); err != nil || n != 0 {
+		t.Errorf("checked %d domains (%v), want none", n, err)
+	}
+	for _, h := range []string{"acme.example.test", "ops.acme-widgets.test", "pending.acme-widgets.test"} {
+		if d := f.domain(t, h); d.Status != tenancy.DomainVerified || d.Challenge != nil {
+			t.Errorf("%s: %+v", h, d)
+		}
+	}
+	f.zone.mu.Lock()
+	defer f.zone.mu.Unlock()
+	if f.zone.queries != 0 {
+		t.Errorf("%d DNS queries", f.zone.queries)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
+}
