@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -24,6 +26,7 @@ import (
 	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/provision/provisiontest"
 	"github.com/startupwebapp/platform/platform/directory"
+	"github.com/startupwebapp/platform/platform/pgtest"
 	"github.com/startupwebapp/platform/platform/pools"
 	"github.com/startupwebapp/platform/platform/secrets"
 	"github.com/startupwebapp/platform/platform/server"
@@ -97,7 +100,7 @@ type planeOptions struct {
 func newPlane(t *testing.T, o planeOptions) *plane {
 	t.Helper()
 	ctx := context.Background()
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	cp := provisiontest.New(t, provisiontest.Config{Tag: "flt", BaseDomain: baseDomain})
 	for _, slug := range o.Tenants {
 		if _, err := cp.Service.Create(ctx, provision.CreateRequest{Slug: slug}, "faults"); err != nil {
@@ -158,6 +161,7 @@ type reply struct {
 	elapsed time.Duration
 	at      time.Time // when it was sent
 	err     error     // transport error
+	key     string    // a write's key
 }
 
 var client = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
@@ -286,4 +290,20 @@ func (dbApp) Mount(r fiber.Router) {
 		}
 		return c.JSON(fiber.Map{"key": key})
 	})
+}
+
+// tenantDB connects to a tenant's database as the superuser, directly (not
+// through the proxy), for checking what it holds.
+func (p *plane) tenantDB(t *testing.T, slug string) *pgx.Conn {
+	t.Helper()
+	tn, _ := p.dir.Lookup(host(slug))
+	if tn == nil {
+		t.Fatalf("no tenant %s", slug)
+	}
+	conn, err := pgx.Connect(context.Background(), pgtest.WithDatabase(p.cp.AdminURL, tn.DBName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
 }
