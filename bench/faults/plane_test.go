@@ -21,15 +21,20 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/provision/provisiontest"
+	"github.com/startupwebapp/platform/platform/csrf"
 	"github.com/startupwebapp/platform/platform/directory"
 	"github.com/startupwebapp/platform/platform/pgtest"
 	"github.com/startupwebapp/platform/platform/pools"
+	"github.com/startupwebapp/platform/platform/ratelimit"
 	"github.com/startupwebapp/platform/platform/secrets"
 	"github.com/startupwebapp/platform/platform/server"
+	"github.com/startupwebapp/platform/platform/sessions"
+	"github.com/startupwebapp/platform/tenant/account"
 )
 
 // baseDomain gives every test tenant the host {slug}.faults.test.
@@ -84,6 +89,9 @@ type plane struct {
 	addr  string
 	// dbProxy is in front of the proxied tenants' database server.
 	dbProxy *toxiproxy.Proxy
+	// redisProxy is in front of Redis (with Accounts).
+	redisProxy *toxiproxy.Proxy
+	metrics    *prometheus.Registry
 }
 
 type planeOptions struct {
@@ -95,6 +103,9 @@ type planeOptions struct {
 	// to a database server registered at the proxy's address before the
 	// data plane starts.
 	Proxied []string
+	// Accounts mounts the accounts app with sessions, CSRF and rate limits
+	// in Redis, reached through a proxy (plane.redisProxy).
+	Accounts bool
 }
 
 func newPlane(t *testing.T, o planeOptions) *plane {
@@ -137,9 +148,25 @@ func newPlane(t *testing.T, o planeOptions) *plane {
 	}
 	t.Cleanup(p.pools.CloseAll)
 	p.dir.OnChange(p.pools.OnTenantChange)
+	p.metrics = prometheus.NewRegistry()
+	apps := o.Apps
+	var mw []fiber.Handler
+	if o.Accounts {
+		direct, prefix := pgtest.Redis(t)
+		p.redisProxy = newProxy(t, "redis", direct.Options().Addr)
+		rdb := redis.NewClient(&redis.Options{Addr: p.redisProxy.Listen, DB: direct.Options().DB})
+		t.Cleanup(func() { _ = rdb.Close() })
+		store := secrets.NewCache(cp.Secrets, 0, log)
+		keyring := csrf.BundleKeyring(store, 0)
+		sess := sessions.New(sessions.Options{Redis: rdb, Prefix: prefix, Log: log})
+		limiter := ratelimit.New(ratelimit.Options{Redis: rdb, Prefix: prefix, Log: log, Metrics: p.metrics})
+		apps = append(apps, account.New(account.Options{DB: p.pools, Keyring: account.KeyringFunc(keyring), Sessions: sess, Limiter: limiter, Log: log}))
+		prot := csrf.New(csrf.Options{Key: keyring.Current(), Log: log})
+		mw = []fiber.Handler{sess.Handler(), prot.Handler()}
+	}
 	app := server.New(server.Options{
-		Directory: p.dir, Pools: p.pools, Log: log, Metrics: prometheus.NewRegistry(),
-		Env: "production", RequestTimeout: o.RequestTimeout, Apps: o.Apps,
+		Directory: p.dir, Pools: p.pools, Log: log, Metrics: p.metrics,
+		Env: "production", RequestTimeout: o.RequestTimeout, Apps: apps, Middleware: mw,
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
