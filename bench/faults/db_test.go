@@ -22,14 +22,17 @@ const slack = 250 * time.Millisecond
 
 // TestSlowTenantDatabase puts one tenant's database behind a proxy and
 // loads both tenants' reads in three phases: no fault (the baseline),
-// +500 ms latency on every answer of the slow tenant's database, then that
+// +1.5 s latency on every answer of the slow tenant's database (past the
+// request deadline of 1 s), then that
 // database hanging (every byte dropped). The other tenant's p99 stays near
 // its baseline; the slow tenant's requests never answer 500 and end by
 // their deadline (plus the pools' cancel grace) with 503 request-timeout,
 // or, when the late answer came within the grace, 200. After the fault the
 // slow tenant is served again.
 func TestSlowTenantDatabase(t *testing.T) {
-	const deadline = 300 * time.Millisecond
+	// Not parallel: the baseline and the fault phases are compared, so no
+	// other test of the package runs meanwhile.
+	const deadline = time.Second
 	p := newPlane(t, planeOptions{
 		Tenants: []string{"slow", "calm"}, RequestTimeout: deadline, Apps: []server.App{dbApp{}},
 		Proxied: []string{"slow"},
@@ -87,8 +90,8 @@ func TestSlowTenantDatabase(t *testing.T) {
 		return n503
 	}
 
-	addToxic(t, p.dbProxy, `{"name":"lat","type":"latency","stream":"downstream","attributes":{"latency":500}}`)
-	latCalm, latSlow := phase("latency +500ms")
+	addToxic(t, p.dbProxy, `{"name":"lat","type":"latency","stream":"downstream","attributes":{"latency":1500}}`)
+	latCalm, latSlow := phase("latency +1.5s")
 	n := checkSlow("latency", latSlow, true)
 	t.Logf("latency: %d of %d slow requests answered 503 request-timeout, the rest 200 late", n, len(latSlow))
 	if err := p.dbProxy.Toxics.RemoveToxic(context.Background(), "lat"); err != nil {
@@ -140,6 +143,7 @@ func TestSlowTenantDatabase(t *testing.T) {
 // request succeeds again; afterwards every write answered 2xx is in the
 // database, and no write is there in part.
 func TestDatabaseCutUnderLoad(t *testing.T) {
+	t.Parallel()
 	const deadline = 2 * time.Second
 	p := newPlane(t, planeOptions{
 		Tenants: []string{"cut"}, RequestTimeout: deadline, Apps: []server.App{dbApp{}},

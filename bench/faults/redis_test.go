@@ -75,6 +75,7 @@ func (v *visitor) loggedIn(t *testing.T) (int, any) {
 // reads as signed out (the session cannot be read). When Redis is back,
 // without any restart, the member is signed in again and signing in works.
 func TestRedisDown(t *testing.T) {
+	t.Parallel()
 	p := newPlane(t, planeOptions{Tenants: []string{"shop"}, Accounts: true, Apps: []server.App{dbApp{}}})
 	const pw = "Quiet!Harbour#Lamp42"
 	member := &visitor{p: p, slug: "shop", cookies: map[string]string{}}
