@@ -91,6 +91,9 @@ type plane struct {
 	dbProxy *toxiproxy.Proxy
 	// redisProxy is in front of Redis (with Accounts).
 	redisProxy *toxiproxy.Proxy
+	// registryProxy is in front of the platform database (with
+	// RegistryProxied).
+	registryProxy *toxiproxy.Proxy
 	metrics    *prometheus.Registry
 }
 
@@ -106,6 +109,12 @@ type planeOptions struct {
 	// Accounts mounts the accounts app with sessions, CSRF and rate limits
 	// in Redis, reached through a proxy (plane.redisProxy).
 	Accounts bool
+	// RegistryProxied puts a proxy (plane.registryProxy) between the data
+	// plane and the platform database, which holds both the registry the
+	// directory reads and the local secrets backend; the secrets cache's
+	// TTL is then SecretsTTL.
+	RegistryProxied bool
+	SecretsTTL      time.Duration
 }
 
 func newPlane(t *testing.T, o planeOptions) *plane {
@@ -134,13 +143,38 @@ func newPlane(t *testing.T, o planeOptions) *plane {
 			t.Fatal(err)
 		}
 	}
-	p.dir = directory.New(directory.Options{DB: cp.Platform, BaseDomain: baseDomain, Log: log})
+	registry, store := cp.Platform, cp.Secrets
+	if o.RegistryProxied {
+		u, err := url.Parse(cp.PlatformURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.registryProxy = newProxy(t, "registry", u.Host)
+		u.Host = p.registryProxy.Listen
+		q := u.Query()
+		q.Set("sslmode", "disable")
+		q.Set("connect_timeout", "2")
+		u.RawQuery = q.Encode()
+		registry, err = pgxpool.New(ctx, u.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(registry.Close)
+		key, err := secrets.ParseMasterKey(cp.MasterKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if store, err = secrets.NewLocal(registry, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.dir = directory.New(directory.Options{DB: registry, BaseDomain: baseDomain, Log: log})
 	if err := p.dir.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var err error
 	p.pools, err = pools.New(pools.Options{
-		Secrets: secrets.NewCache(cp.Secrets, 0, log), MaxConns: 4, Budget: 32,
+		Secrets: secrets.NewCache(store, o.SecretsTTL, log), MaxConns: 4, Budget: 32,
 		ConnParams: "sslmode=disable", Metrics: prometheus.NewRegistry(), Log: log,
 	})
 	if err != nil {
