@@ -94,7 +94,7 @@ type plane struct {
 	// registryProxy is in front of the platform database (with
 	// RegistryProxied).
 	registryProxy *toxiproxy.Proxy
-	metrics    *prometheus.Registry
+	metrics       *prometheus.Registry
 }
 
 type planeOptions struct {
