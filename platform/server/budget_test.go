@@ -79,6 +79,7 @@ func realTenant(t *testing.T, admin *pgx.Conn, reg *pgxpool.Pool, store secrets.
 type dbEnv struct {
 	admin    *pgx.Conn // superuser connection to the test cluster
 	adminURL string
+	reg      *pgxpool.Pool // the registry
 	dir      *directory.Directory
 	store    secrets.Store
 }
@@ -111,7 +112,7 @@ func newDBEnv(t *testing.T, slugs ...string) *dbEnv {
 	if err := dir.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &dbEnv{admin: admin, adminURL: adminURL, dir: dir, store: store}
+	return &dbEnv{admin: admin, adminURL: adminURL, reg: reg, dir: dir, store: store}
 }
 
 // TestBudgetExhaustedAnswers503 holds every connection the pools may open,

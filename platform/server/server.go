@@ -9,11 +9,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"reflect"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -364,6 +367,27 @@ func TimedOut(c *fiber.Ctx, err error) bool {
 	return errors.Is(c.UserContext().Err(), context.DeadlineExceeded)
 }
 
+// Unreachable reports whether err says a dependency could not be reached
+// or dropped the connection (a database restarting or cut off, a refused
+// or reset socket), rather than that the request was wrong: the request
+// may succeed when retried, so it answers 503, not 500.
+func Unreachable(err error) bool {
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	var opErr *net.OpError
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr):
+		// Class 08 connection exceptions; 57P01-57P03: the server is
+		// shutting down, restarting or not yet accepting connections.
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	case errors.As(err, &connErr), errors.As(err, &opErr), errors.As(err, &netErr):
+		return true
+	}
+	return errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
+}
+
 // handleError turns an error from the chain into a contract-shaped
 // response: JSON, never a stack trace or internal detail.
 func (s *server) handleError(c *fiber.Ctx, err error) error {
@@ -395,6 +419,10 @@ func (s *server) handleError(c *fiber.Ctx, err error) error {
 	if TimedOut(c, err) {
 		s.log.Warn("request deadline passed", "request_id", RequestID(c), "tenant", tenantSlug(c), "method", c.Method(), "path", c.Path(), "err", err.Error())
 		return Fail(c, http.StatusServiceUnavailable, "request-timeout", "the request took too long; retry shortly")
+	}
+	if Unreachable(err) {
+		s.log.Warn("dependency unreachable", "request_id", RequestID(c), "tenant", tenantSlug(c), "method", c.Method(), "path", c.Path(), "err", err.Error())
+		return Fail(c, http.StatusServiceUnavailable, "service-unavailable", "temporarily unavailable, retry shortly")
 	}
 	attrs := []any{"request_id", RequestID(c), "tenant", tenantSlug(c), "method", c.Method(), "path", c.Path(), "err", err.Error()}
 	var p *panicError

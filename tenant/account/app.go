@@ -395,7 +395,10 @@ func (a *App) logIn(r *req, m *member, remember bool) error {
 	sess.AuthHash = sessions.AuthHash(r.key, m.PasswordHash)
 	sess.SetPersistent(remember)
 	rotateCSRF(r.c)
-	return nil
+	// Stored now, not after the handler: a sign-in whose session cannot be
+	// written (Redis unreachable) must fail rather than answer success to a
+	// visitor who is not signed in.
+	return sessions.Save(r.c)
 }
 
 // isoTime formats a time as the contract's UTC ISO-8601: milliseconds
