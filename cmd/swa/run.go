@@ -76,6 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		devCommand(e),
 		tenantCommand(getenv),
 		dbserverCommand(getenv),
+		planCommand(getenv),
 	)
 	err := root.ExecuteContext(ctx)
 	if err != nil && isUsageError(err) {
