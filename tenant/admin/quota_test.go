@@ -59,3 +59,34 @@ VALUES ($1, 'Pat', $2, $3, $4)`, fmt.Sprintf("%s-%d@example.com", tag, i), fmt.S
 		t.Errorf("send with room = %s", owner.raw)
 	}
 }
+
+// A tenant flagged over its plan's monthly orders sees it on the
+// dashboard, in the API and on the page; another tenant does not.
+func TestDashboardShowsOverOrderQuota(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	ctx := context.Background()
+	owner := f.signIn(hostA, f.owner[f.a.ID], ownerPassword)
+	if fig := owner.must(200, "GET", api+"/dashboard", nil); fig["over_plan_orders"] != nil {
+		t.Fatalf("notice before any flag: %s", owner.raw)
+	}
+	directorytest.SetPlan(t, f.reg, f.a.ID, "free")
+	var flagged bool
+	if err := f.reg.QueryRow(ctx, `SELECT dataplane_flag_quota($1, 'orders_per_month', date_trunc('month', now() AT TIME ZONE 'UTC')::date)`,
+		f.a.ID).Scan(&flagged); err != nil || !flagged {
+		t.Fatalf("flag: %v %v", flagged, err)
+	}
+	fig := owner.must(200, "GET", api+"/dashboard", nil)
+	notice, _ := fig["over_plan_orders"].(map[string]any)
+	if notice == nil || notice["plan"] != "Free" || notice["limit"] != float64(100) {
+		t.Errorf("dashboard = %s", owner.raw)
+	}
+	status, html := owner.get("/admin/")
+	if status != 200 || !strings.Contains(html, `id="over-plan-orders"`) || !strings.Contains(html, "over the plan's monthly orders") {
+		t.Errorf("dashboard page = %d, lacks the notice", status)
+	}
+	other := f.signIn(hostB, f.owner[f.b.ID], ownerPassword)
+	if fig := other.must(200, "GET", api+"/dashboard", nil); fig["over_plan_orders"] != nil {
+		t.Errorf("other tenant sees the notice: %s", other.raw)
+	}
+}
