@@ -77,3 +77,29 @@ func TestPlansDomainLimitAndQuota(t *testing.T) {
 	}
 	h.must(http.StatusNotFound, "GET", "/v1/tenants/nobody/quota", "")
 }
+
+// A deploy whose new files would take the tenant's stored site bytes past
+// the plan's storage_bytes is refused, 403 plan_limit naming the plan;
+// files already stored count once.
+func TestSiteStorageLimitOfPlan(t *testing.T) {
+	h := newHarness(t)
+	h.create("store", "")
+	if _, err := h.pool.Exec(context.Background(), `INSERT INTO plans (name, display_name, storage_bytes) VALUES ('tiny-store', 'Tiny', 20)`); err != nil {
+		t.Fatal(err)
+	}
+	h.must(http.StatusOK, "PATCH", "/v1/tenants/store", `{"plan":"tiny-store"}`)
+	if r := h.upload("store", siteTgz(t, "index.html", "<h1>one</h1>")); r.Status != http.StatusCreated { // 12 bytes
+		t.Fatalf("deploy within the limit: %d %s", r.Status, r.Body)
+	}
+	if r := h.upload("store", siteTgz(t, "index.html", "<h1>one</h1>", "copy.html", "<h1>one</h1>")); r.Status != http.StatusCreated {
+		t.Fatalf("deploy of stored bytes: %d %s", r.Status, r.Body)
+	}
+	r := h.upload("store", siteTgz(t, "index.html", "<h1>two</h1>"))
+	if e := r.errorOf(t); r.Status != http.StatusForbidden || e.Code != "plan_limit" || !strings.Contains(e.Message, "Tiny plan allows 20 bytes of site storage") {
+		t.Errorf("deploy past the limit: %d %+v", r.Status, e)
+	}
+	var versions int
+	if err := h.pool.QueryRow(context.Background(), `SELECT count(*) FROM site_versions v JOIN tenants t ON t.id = v.tenant_id WHERE t.slug = 'store'`).Scan(&versions); err != nil || versions != 2 {
+		t.Errorf("versions = %d %v, want 2", versions, err)
+	}
+}
