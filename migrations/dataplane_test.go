@@ -72,7 +72,27 @@ VALUES ('t1', 'T', 't', 't', 'r', 'active', '{"cookie_domain": ".t.test"}') RETU
 			t.Errorf("branding %s: err = %v, want 22023", branding, err)
 		}
 	}
+	// And flagging a serving tenant past its plan's monthly orders, once
+	// per month, through dataplane_flag_quota.
+	if _, err := admin.Exec(ctx, `UPDATE tenants SET plan = 'free' WHERE id = $1`, tid); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false} {
+		var flagged bool
+		if err := reader.QueryRow(ctx, `SELECT dataplane_flag_quota($1, 'orders_per_month', '2026-12-01')`, tid).Scan(&flagged); err != nil || flagged != want {
+			t.Errorf("dataplane_flag_quota call %d: %v %v, want %v", i+1, flagged, err, want)
+		}
+	}
+	if _, err := reader.Exec(ctx, `SELECT count(*) FROM quota_flags`); err != nil {
+		t.Errorf("read quota_flags: %v", err)
+	}
+	_, err = reader.Exec(ctx, `SELECT dataplane_flag_quota($1, 'orders_per_month', '2026-12-15')`, tid)
+	if pgErr := (*pgconn.PgError)(nil); !errors.As(err, &pgErr) || pgErr.Code != "22023" {
+		t.Errorf("mid-month flag: err = %v, want 22023", err)
+	}
 	for _, q := range []string{
+		`INSERT INTO quota_flags (tenant_id, quota, month, plan, quota_limit) VALUES (1, 'orders_per_month', '2026-01-01', 'free', 1)`,
+		`DELETE FROM quota_flags`,
 		`SELECT count(*) FROM admin_tokens`,
 		`SELECT count(*) FROM audit_log`,
 		`INSERT INTO tenants (slug, display_name, db_name, db_role, secrets_ref) VALUES ('x1', 'x', 'x', 'x', 'x')`,

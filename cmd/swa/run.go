@@ -77,6 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		tenantCommand(getenv),
 		dbserverCommand(getenv),
 		signupCommand(getenv),
+		planCommand(getenv),
 	)
 	err := root.ExecuteContext(ctx)
 	if err != nil && isUsageError(err) {

@@ -191,6 +191,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Account:  accountApp.SessionClaim,
 		Metrics:  reg,
 		Log:      log,
+		Registry: dp.readPool,
 	})
 	// The back office checks its own token, bound to the staff session.
 	backOffice := admin.New(admin.Options{

@@ -280,6 +280,8 @@ func (s *Server) routes() {
 	v1.Post("/tenants/:slug/rotate-secrets", s.rotateSecrets)
 	v1.Post("/tenants/:slug/migrate", s.migrateTenant)
 	v1.Post("/tenants/:slug/fork", s.forkTenant)
+	v1.Get("/tenants/:slug/quota", s.getQuota)
+	v1.Get("/plans", s.listPlans)
 
 	v1.Get("/tenants/:slug/domains", s.listDomains)
 	v1.Post("/tenants/:slug/domains", s.addDomain)

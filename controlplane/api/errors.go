@@ -23,6 +23,7 @@ const (
 	codeConflict     = "conflict"
 	codeUnauthorized = "unauthorized"
 	codeForbidden    = "forbidden"
+	codePlanLimit    = "plan_limit"
 	codeRateLimited  = "rate_limited"
 	codeUnavailable  = "unavailable"
 	codeInternal     = "internal"
@@ -64,11 +65,14 @@ func classify(err error) *Error {
 	var (
 		apiErr   *Error
 		invErr   *registry.InvalidError
+		planErr  *registry.PlanLimitError
 		fiberErr *fiber.Error
 	)
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
+	case errors.As(err, &planErr):
+		return &Error{Status: http.StatusForbidden, Code: codePlanLimit, Message: planErr.Error()}
 	case errors.As(err, &invErr):
 		return &Error{Status: http.StatusBadRequest, Code: codeInvalid, Field: invErr.Field, Message: invErr.Message}
 	case errors.Is(err, registry.ErrNotFound):

@@ -84,6 +84,9 @@ func (s *Service) DeploySite(ctx context.Context, slug string, bundle *sites.Bun
 	if err != nil {
 		return sites.Version{}, err
 	}
+	if err := s.checkSiteStorage(ctx, t, bundle); err != nil {
+		return sites.Version{}, err
+	}
 	v, err := s.sites.Deploy(ctx, t.ID, bundle, actor, siteAudit(actor, t.ID))
 	if err != nil {
 		return sites.Version{}, mapSiteError(fmt.Errorf("tenant %s: %w", slug, err))
@@ -135,4 +138,35 @@ func (s *Service) DeleteSiteVersion(ctx context.Context, slug string, number int
 		return err
 	}
 	return mapSiteError(s.sites.DeleteVersion(ctx, t.ID, number, siteAudit(actor, t.ID)))
+}
+
+// checkSiteStorage refuses a deploy whose files would take the tenant's
+// stored site bytes (its blobs, every kept version's files once) past the
+// plan's storage_bytes: a *registry.PlanLimitError, 403 plan_limit. Files
+// already stored count once; compressed copies are not counted. Two
+// deploys of one tenant at the same moment are checked each on its own.
+func (s *Service) checkSiteStorage(ctx context.Context, t registry.Tenant, b *sites.Bundle) error {
+	plan, err := s.reg.Plan(ctx, t.Plan)
+	if err != nil || plan.StorageBytes == nil {
+		return err
+	}
+	sums := make([][]byte, 0, len(b.Files))
+	sizes := make([]int64, 0, len(b.Files))
+	for _, f := range b.Files {
+		sums = append(sums, f.Sum[:])
+		sizes = append(sizes, int64(len(f.Data)))
+	}
+	var after int64
+	if err := s.opts.Platform.QueryRow(ctx, `SELECT
+  (SELECT coalesce(sum(size), 0) FROM site_blobs WHERE tenant_id = $1)
++ (SELECT coalesce(sum(n.size), 0) FROM (SELECT DISTINCT ON (sum) sum, size FROM unnest($2::bytea[], $3::bigint[]) AS f (sum, size)) n
+    WHERE NOT EXISTS (SELECT 1 FROM site_blobs b WHERE b.tenant_id = $1 AND b.sha256 = n.sum))`,
+		t.ID, sums, sizes).Scan(&after); err != nil {
+		return fmt.Errorf("tenant %s: site storage: %w", t.Slug, err)
+	}
+	if after > *plan.StorageBytes {
+		return &registry.PlanLimitError{Plan: plan.DisplayName, Limit: *plan.StorageBytes,
+			What: fmt.Sprintf("bytes of site storage (this deploy would make %d)", after)}
+	}
+	return nil
 }

@@ -30,6 +30,18 @@ var ErrNotFound = errors.New("not found")
 // to 409.
 var ErrConflict = errors.New("conflict")
 
+// PlanLimitError refuses what the tenant's plan has no room for, naming
+// the plan. The API maps it to 403 plan_limit.
+type PlanLimitError struct {
+	Plan  string // the plan's display name
+	Limit int64
+	What  string // e.g. "custom domains"
+}
+
+func (e *PlanLimitError) Error() string {
+	return fmt.Sprintf("the %s plan allows %d %s; change the tenant's plan to add more", e.Plan, e.Limit, e.What)
+}
+
 // InvalidError reports bad input in one named field. The API maps it to 400.
 type InvalidError struct {
 	Field   string

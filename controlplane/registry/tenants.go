@@ -241,10 +241,32 @@ func (r *Registry) touch(ctx context.Context, id int64) error {
 // a hostname the tenant already has verifies it (one its owner added and
 // that is still pending routes from then on); one another tenant has is
 // ErrConflict.
+//
+// Domains other than the default one count against the plan's
+// custom_domains: past it the add is a *PlanLimitError. Run in a
+// transaction (as the provisioning service does), the tenant's row stays
+// locked until the end, so two adds at the limit cannot both pass.
 func (r *Registry) AddDomain(ctx context.Context, tenantID int64, hostname string) (string, error) {
 	h, err := NormalizeHostname(hostname)
 	if err != nil {
 		return "", err
+	}
+	var plan string
+	var limit *int64
+	var used int64
+	var has bool
+	err = r.db.QueryRow(ctx, `SELECT coalesce(p.display_name, t.plan), p.custom_domains,
+		(SELECT count(*) FROM domains d WHERE d.tenant_id = t.id AND NOT d.is_default),
+		EXISTS (SELECT 1 FROM domains d WHERE d.tenant_id = t.id AND d.hostname = $2)
+		FROM tenants t LEFT JOIN plans p ON p.name = t.plan WHERE t.id = $1 FOR UPDATE OF t`, tenantID, h).Scan(&plan, &limit, &used, &has)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("tenant %d: %w", tenantID, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("domain %s: %w", h, err)
+	}
+	if !has && limit != nil && used >= *limit {
+		return "", &PlanLimitError{Plan: plan, Limit: *limit, What: "custom domains"}
 	}
 	if err := r.insertDomain(ctx, tenantID, h, false); err != nil {
 		return "", err

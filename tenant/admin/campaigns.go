@@ -355,7 +355,9 @@ func (a *App) campaignDo(r *req, id int64, action string, at *time.Time) error {
 			if at != nil {
 				when, after = *at, *at
 			}
-			_, err = campaigns.Schedule(r.ctx, tx, id, when)
+			if _, err = campaigns.Schedule(r.ctx, tx, id, when); err == nil {
+				err = checkEmailQuota(r.ctx, tx, r.tenant.Plan)
+			}
 		} else {
 			err = campaigns.Stop(r.ctx, tx, id)
 		}

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -27,12 +28,43 @@ type figuresJSON struct {
 	RevenueToday decimal.Decimal    `json:"revenue_today"`
 	Recent       []orderSummaryJSON `json:"recent_orders"`
 	LowStock     []lowStockJSON     `json:"low_stock"`
+	// OverOrders is set when the tenant went past its plan's monthly
+	// orders this UTC month (platform registry quota_flags): orders still
+	// complete, and the owner is told to upgrade.
+	OverOrders *overOrdersJSON `json:"over_plan_orders,omitempty"`
+}
+
+type overOrdersJSON struct {
+	Month string `json:"month"` // YYYY-MM
+	Plan  string `json:"plan"`
+	Limit int64  `json:"limit"`
+}
+
+// overOrders reads the month's flag from the registry; a registry that
+// does not answer leaves the dashboard without the notice.
+func (a *App) overOrders(r *req, month time.Time) *overOrdersJSON {
+	if a.registry == nil {
+		return nil
+	}
+	var o overOrdersJSON
+	err := a.registry.QueryRow(r.ctx, `SELECT to_char(f.month, 'YYYY-MM'), coalesce(p.display_name, f.plan), f.quota_limit
+FROM quota_flags f LEFT JOIN plans p ON p.name = f.plan
+WHERE f.tenant_id = $1 AND f.quota = 'orders_per_month' AND f.month = $2::date`, r.tenant.ID, month).Scan(&o.Month, &o.Plan, &o.Limit)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		a.log.Warn("dashboard: quota flags not read", "tenant", r.tenant.Slug, "err", err)
+		return nil
+	}
+	return &o
 }
 
 func (a *App) figures(r *req) (*figuresJSON, error) {
 	now := a.now().UTC()
 	day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	out := &figuresJSON{Day: day.Format(time.DateOnly)}
+	out.OverOrders = a.overOrders(r, time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC))
 	var err error
 	if out.Recent, _, err = a.listOrders(r, page{limit: 5}, orderFilter{}); err != nil {
 		return nil, err

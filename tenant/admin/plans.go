@@ -45,3 +45,34 @@ func checkLimit(ctx context.Context, tx pgx.Tx, plan directory.Plan, limit *int6
 	}
 	return nil
 }
+
+// The plan's emails_per_month limits campaigns only: transactional mail
+// (verification, password reset, order confirmation) is never refused. A
+// send (or resume) is refused when this UTC month's mail in the outbox plus
+// every campaign's recipients still pending, this one's included, would
+// pass the limit. It runs in the send's transaction, after the segment is
+// taken, so a refusal leaves the campaign as it was.
+const emailsUsedSQL = `SELECT
+  (SELECT count(*) FROM email_outbox WHERE created_at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
++ (SELECT count(*) FROM campaign_recipient r JOIN email e ON e.id = r.email_id
+    WHERE r.status = 'pending' AND e.send_state = 'sending')`
+
+func checkEmailQuota(ctx context.Context, tx pgx.Tx, plan directory.Plan) error {
+	limit := plan.EmailsPerMonth
+	if limit == nil {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('swa.plan-limit.emails'))`); err != nil {
+		return fmt.Errorf("plan limit emails: %w", err)
+	}
+	var used int64
+	if err := tx.QueryRow(ctx, emailsUsedSQL).Scan(&used); err != nil {
+		return fmt.Errorf("plan limit emails: %w", err)
+	}
+	if used > *limit {
+		e := planLimited(plan, *limit, "emails a month")
+		e.Detail += fmt.Sprintf(" (this send would make %d)", used)
+		return e
+	}
+	return nil
+}

@@ -25,6 +25,17 @@
 // whose buffer is full (BufferSize rows, e.g. its database is down) has new
 // rows dropped and counted; a batch that fails to write is retried on the
 // next flushes and dropped, counted, after three failures.
+//
+// The plan's events_per_month (directory.Plan.EventsPerMonth) is enforced
+// here without a query per beacon: each tenant's buffer keeps an estimate
+// of the events recorded this UTC month, seeded from the tenant's
+// insight_daily rollups by the first batch it writes and re-read by a batch
+// every QuotaRefresh. A beacon over the estimate still answers "thank you"
+// (the contract does not change) and is dropped, counted with reason
+// over_quota; a batch that re-reads the count keeps only the rows that
+// still fit, so no rows are written past the quota by one replica. Each
+// replica counts its own beacons between refreshes: across N replicas the
+// month may overshoot by what the other N-1 receive in one QuotaRefresh.
 package analytics
 
 import (
@@ -83,6 +94,9 @@ type Options struct {
 	FlagTTL time.Duration
 	// Concurrency bounds the tenants flushed at once (default 8).
 	Concurrency int
+	// QuotaRefresh is how often a tenant's count of this month's events is
+	// re-read from its rollups, for the plan's events_per_month (default 30s).
+	QuotaRefresh time.Duration
 	// Metrics, when set, receives swa_clientevent_* counters.
 	Metrics prometheus.Registerer
 }
@@ -96,6 +110,8 @@ type App struct {
 	bufferSize  int
 	flagTTL     time.Duration
 	concurrency int
+	quotaEvery  time.Duration
+	now         func() time.Time
 
 	mu      sync.Mutex
 	buffers map[int64]*buffer
@@ -124,6 +140,34 @@ type buffer struct {
 	flag     bool
 	flagAt   time.Time
 	flagRead bool
+
+	// The month's events as this replica knows them (plan events_per_month):
+	// the database's count at the last read plus what was accepted since.
+	quotaMonth time.Time // first instant of the UTC month counted
+	quotaUsed  int64
+	quotaAt    time.Time // last read from the database; zero: never
+}
+
+// monthOf is the first instant of t's UTC month.
+func monthOf(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+// overQuota counts one more event against the tenant's monthly quota and
+// reports whether it is past it. Called with b.mu held.
+func (b *buffer) overQuota(limit *int64, at time.Time) bool {
+	if limit == nil {
+		return false
+	}
+	if m := monthOf(at); !m.Equal(b.quotaMonth) {
+		b.quotaMonth, b.quotaUsed, b.quotaAt = m, 0, time.Time{}
+	}
+	if !directory.Allows(limit, b.quotaUsed) {
+		return true
+	}
+	b.quotaUsed++
+	return false
 }
 
 type kind int16
@@ -154,8 +198,8 @@ type event struct {
 // New returns the app and starts its flusher; call Close to stop it.
 func New(opts Options) *App {
 	a := &App{db: opts.Pools, log: opts.Log, interval: opts.FlushInterval, batch: opts.BatchSize,
-		bufferSize: opts.BufferSize, flagTTL: opts.FlagTTL, concurrency: opts.Concurrency,
-		buffers: map[int64]*buffer{}, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		bufferSize: opts.BufferSize, flagTTL: opts.FlagTTL, concurrency: opts.Concurrency, quotaEvery: opts.QuotaRefresh,
+		now: time.Now, buffers: map[int64]*buffer{}, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -174,12 +218,15 @@ func New(opts Options) *App {
 	if a.concurrency <= 0 {
 		a.concurrency = 8
 	}
+	if a.quotaEvery <= 0 {
+		a.quotaEvery = 30 * time.Second
+	}
 	a.sem = make(chan struct{}, a.concurrency)
 	a.received = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "swa_clientevent_received_total", Help: "Client events accepted into a buffer.",
 	}, []string{"tenant"})
 	a.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "swa_clientevent_dropped_total", Help: "Client events dropped, by reason (buffer_full, write_failed, logging_off).",
+		Name: "swa_clientevent_dropped_total", Help: "Client events dropped, by reason (buffer_full, write_failed, logging_off, over_quota).",
 	}, []string{"tenant", "reason"})
 	a.written = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "swa_clientevent_written_total", Help: "Client events written to tenant databases.",
@@ -367,6 +414,11 @@ func (a *App) record(t *directory.Tenant, e event) {
 	if len(b.rows)+len(b.retry) >= a.bufferSize {
 		b.mu.Unlock()
 		a.dropped.WithLabelValues(t.Slug, "buffer_full").Inc()
+		return
+	}
+	if b.overQuota(t.Plan.EventsPerMonth, e.at) {
+		b.mu.Unlock()
+		a.dropped.WithLabelValues(t.Slug, "over_quota").Inc()
 		return
 	}
 	b.rows = append(b.rows, e)
@@ -631,12 +683,37 @@ SELECT count(*) FROM ins`
 
 const selectFlag = `SELECT log_client_events FROM clientevent_configuration WHERE id = 1`
 
+// selectMonthEvents counts the events recorded since $1 (a month's first
+// day) from the rollups, which count every event row (visitor is not one).
+const selectMonthEvents = `SELECT coalesce(sum(count), 0)::bigint FROM insight_daily WHERE metric <> 'visitor' AND day >= $1::date`
+
+// quotaDue reports whether the batch being written should re-read the
+// month's count, and for which month.
+func (a *App) quotaDue(b *buffer, t *directory.Tenant) (time.Time, bool) {
+	if t.Plan.EventsPerMonth == nil {
+		return time.Time{}, false
+	}
+	now := a.now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m := monthOf(now)
+	if !m.Equal(b.quotaMonth) {
+		b.quotaMonth, b.quotaUsed, b.quotaAt = m, 0, time.Time{}
+	}
+	// Over the estimate (rows accepted before the first read, or by a
+	// replica that counted late): every batch re-reads until it fits.
+	return m, b.quotaAt.IsZero() || now.Sub(b.quotaAt) >= a.quotaEvery || b.quotaUsed > *t.Plan.EventsPerMonth
+}
+
 // write stores rows in t's database and returns how many were written, or -1
 // when the tenant's logging is off (the rows are discarded).
 func (a *App) write(ctx context.Context, b *buffer, t *directory.Tenant, rows []event) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var written int64 = -1
+	month, refresh := a.quotaDue(b, t)
+	var monthCount int64 // this month's events in the database before this batch
+	over := 0            // rows of the batch past the quota, not written
 	err := a.db.Do(ctx, t, func(conn *pgxpool.Conn) error {
 		on, err := a.loggingOn(ctx, b, conn)
 		if err != nil {
@@ -647,6 +724,20 @@ func (a *App) write(ctx context.Context, b *buffer, t *directory.Tenant, rows []
 		}
 		written = 0
 		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			rows := rows
+			if refresh {
+				if err := tx.QueryRow(ctx, selectMonthEvents, month).Scan(&monthCount); err != nil {
+					return fmt.Errorf("count this month's events: %w", err)
+				}
+				fit := max(*t.Plan.EventsPerMonth-monthCount, 0)
+				if int64(len(rows)) > fit {
+					over = len(rows) - int(fit)
+					rows = rows[:fit]
+				}
+				if len(rows) == 0 {
+					return nil
+				}
+			}
 			if _, err := tx.Exec(ctx, createStage); err != nil {
 				return fmt.Errorf("stage: %w", err)
 			}
@@ -673,6 +764,18 @@ func (a *App) write(ctx context.Context, b *buffer, t *directory.Tenant, rows []
 	})
 	if err != nil {
 		return 0, fmt.Errorf("write %d client events: %w", len(rows), err)
+	}
+	if refresh && written >= 0 {
+		if over > 0 {
+			a.dropped.WithLabelValues(t.Slug, "over_quota").Add(float64(over))
+		}
+		// The database's count now, plus the rows still held here.
+		b.mu.Lock()
+		if b.quotaMonth.Equal(month) {
+			b.quotaUsed = monthCount + written + int64(len(b.rows)+len(b.retry))
+			b.quotaAt = a.now()
+		}
+		b.mu.Unlock()
 	}
 	return written, nil
 }

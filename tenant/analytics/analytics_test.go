@@ -73,6 +73,8 @@ type fixture struct {
 	seed     seed
 	metrics  *prometheus.Registry
 	tenantOn *directory.Tenant
+	reg      *pgxpool.Pool
+	dir      *directory.Directory
 }
 
 const (
@@ -91,7 +93,7 @@ func newFixture(t testing.TB, opts analytics.Options) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{on: pgtest.NewPool(t, migrations.Tenant), off: pgtest.NewPool(t, migrations.Tenant),
-		metrics: prometheus.NewRegistry(), tenantOn: dir.BySlug("anon")}
+		metrics: prometheus.NewRegistry(), tenantOn: dir.BySlug("anon"), reg: reg, dir: dir}
 	if _, err := f.off.Exec(ctx, `UPDATE clientevent_configuration SET log_client_events = false WHERE id = 1`); err != nil {
 		t.Fatal(err)
 	}

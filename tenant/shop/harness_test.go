@@ -55,6 +55,9 @@ type env struct {
 	whA, whB string
 	// the database roles alpha and beta connect as
 	roleA, roleB string
+	// reg is the platform registry; dir the directory read from it
+	reg *pgxpool.Pool
+	dir *directory.Directory
 }
 
 type envOptions struct {
@@ -67,6 +70,8 @@ type envOptions struct {
 	// check, when set, is the Check of every session's claim (as the
 	// accounts app's SessionClaim checks the password hash)
 	check func(passwordHash string) bool
+	// registry is the shop's Options.Registry (set by newEnv)
+	registry shop.Registry
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -87,7 +92,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{store: store, whA: "whsec_alpha_" + pgtest.RandomName(""), whB: "whsec_beta_" + pgtest.RandomName("")}
+	o.registry = reg
+	e := &env{reg: reg, store: store, whA: "whsec_alpha_" + pgtest.RandomName(""), whB: "whsec_beta_" + pgtest.RandomName("")}
 	for _, tn := range []struct {
 		slug, host, wh string
 		db             **pgxpool.Pool
@@ -132,6 +138,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err := dir.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
+	e.dir = dir
 	rdb, prefix := pgtest.Redis(t)
 	e.trips = new(pgtest.RoundTrips)
 	e.base, e.pools = serveReplica(t, o, dir, store, rdb, prefix, log, e.trips)
@@ -169,7 +176,7 @@ func serveReplica(t testing.TB, o envOptions, dir *directory.Directory, store se
 		Apps: []server.App{
 			testRoutes{key: keyFn},
 			shop.New(shop.Options{Pools: pm, Payments: payments.New(payments.Options{Secrets: store, APIBase: o.stripeBase, Timeout: o.stripeTimeout, Log: log}),
-				Key: shop.KeyFunc(keyFn), Account: claim, CatalogCacheBytes: o.catalogCacheBytes, Log: log}),
+				Key: shop.KeyFunc(keyFn), Account: claim, CatalogCacheBytes: o.catalogCacheBytes, Log: log, Registry: o.registry}),
 		},
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -116,7 +116,9 @@ func (a *App) placeOrder(ctx context.Context, conn *pgxpool.Conn, t *directory.T
 	var ident string
 	var mismatch bool
 	var stripeTotal, orderTotal decimal.Decimal
+	placed := false
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		placed = false
 		if ident, err = existingOrder(ctx, tx, s.ID, intent); err != nil || ident != "" {
 			return err
 		}
@@ -171,6 +173,7 @@ func (a *App) placeOrder(ctx context.Context, conn *pgxpool.Conn, t *directory.T
 			return err
 		}
 		ident, mismatch, stripeTotal, orderTotal = o.identifier, o.mismatch, o.stripeTotal, o.total
+		placed = true
 		switch {
 		case !cartFound:
 			return nil
@@ -186,6 +189,9 @@ func (a *App) placeOrder(ctx context.Context, conn *pgxpool.Conn, t *directory.T
 	if mismatch {
 		a.log.Warn("stripe amount differs from order total", "tenant", t.Slug, "order", ident,
 			"stripe_amount_total", stripeTotal.StringFixed(2), "order_total", orderTotal.StringFixed(2))
+	}
+	if placed {
+		a.noteOrder(ctx, conn, t)
 	}
 	return ident, nil
 }

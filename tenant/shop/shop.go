@@ -73,6 +73,9 @@ type Options struct {
 	// Metrics receives the catalogue cache's counters; nil: not collected.
 	Metrics prometheus.Registerer
 	Log     *slog.Logger
+	// Registry, when set, is where orders past the plan's orders_per_month
+	// are flagged (quota.go); nil: they are not.
+	Registry Registry
 }
 
 // App is the /order app; it implements server.App.
@@ -83,6 +86,8 @@ type App struct {
 	account  func(c *fiber.Ctx) cart.Claim
 	catalog  *catalogCache // nil: catalogue answers are always built
 	log      *slog.Logger
+	registry Registry
+	flags    flagged
 }
 
 // New returns the shop app.
@@ -93,7 +98,7 @@ func New(o Options) *App {
 	if o.Account == nil {
 		o.Account = sessionAccount
 	}
-	a := &App{db: o.Pools, payments: o.Payments, key: o.Key, account: o.Account, log: o.Log}
+	a := &App{db: o.Pools, payments: o.Payments, key: o.Key, account: o.Account, log: o.Log, registry: o.Registry}
 	if o.CatalogCacheBytes >= 0 {
 		a.catalog = newCatalogCache(cmp.Or(o.CatalogCacheBytes, DefaultCatalogCacheBytes), cmp.Or(o.CatalogFresh, DefaultCatalogFresh), o.Metrics, o.Log)
 	}
