@@ -41,9 +41,15 @@ stack-down:
 dev: build stack-up
 	eval "$$($(STACK) env)" && exec ./bin/swa dev
 
+# The deploy modules' tests are mostly compiling, the main module's mostly
+# waiting on the stack and the browser: run side by side, the deploy
+# modules' output is printed after the main module's, and either failing
+# fails the target.
 test: stack-up-both
-	eval "$$($(STACK) env)" && $(GO) test -race -count=1 -timeout 20m ./...
-	$(MAKE) --no-print-directory test-deploy
+	@deploy=$$(mktemp -d); trap 'rm -rf "$$deploy"' EXIT; \
+	( $(MAKE) --no-print-directory test-deploy > "$$deploy/out" 2>&1; echo $$? > "$$deploy/rc" ) & \
+	eval "$$($(STACK) env)" && $(GO) test -race -count=1 -timeout 20m ./...; main=$$?; \
+	wait; cat "$$deploy/out"; [ "$$main" = 0 ] && [ "$$(cat "$$deploy/rc")" = 0 ]
 
 # The deploy modules' tests need no stack: the image builder, the Helm chart
 # rendered offline and the CDK app synthesised in-process.
