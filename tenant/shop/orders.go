@@ -114,9 +114,10 @@ func (a *App) placeOrder(ctx context.Context, conn *pgxpool.Conn, t *directory.T
 		return "", errNoCartID
 	}
 	var ident string
-	var mismatch bool
+	var mismatch, created bool
 	var stripeTotal, orderTotal decimal.Decimal
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		created = false
 		if ident, err = existingOrder(ctx, tx, s.ID, intent); err != nil || ident != "" {
 			return err
 		}
@@ -171,6 +172,7 @@ func (a *App) placeOrder(ctx context.Context, conn *pgxpool.Conn, t *directory.T
 			return err
 		}
 		ident, mismatch, stripeTotal, orderTotal = o.identifier, o.mismatch, o.stripeTotal, o.total
+		created = true
 		switch {
 		case !cartFound:
 			return nil
@@ -182,6 +184,15 @@ func (a *App) placeOrder(ctx context.Context, conn *pgxpool.Conn, t *directory.T
 	})
 	if err != nil {
 		return "", err
+	}
+	// Counted once the order is committed, by the caller that made it (one
+	// that found it made already counts nothing).
+	if created {
+		cents, cerr := payments.Cents(orderTotal)
+		if cerr != nil {
+			a.log.Warn("order total not metered", "tenant", t.Slug, "order", ident, "err", cerr)
+		}
+		a.usage.Order(t.ID, string(s.Currency), cents)
 	}
 	if mismatch {
 		a.log.Warn("stripe amount differs from order total", "tenant", t.Slug, "order", ident,

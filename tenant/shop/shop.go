@@ -31,6 +31,7 @@ import (
 	"github.com/startupwebapp/platform/platform/payments"
 	"github.com/startupwebapp/platform/platform/server"
 	"github.com/startupwebapp/platform/platform/sessions"
+	"github.com/startupwebapp/platform/platform/usage"
 	"github.com/startupwebapp/platform/tenant/cart"
 )
 
@@ -73,6 +74,9 @@ type Options struct {
 	// Metrics receives the catalogue cache's counters; nil: not collected.
 	Metrics prometheus.Registerer
 	Log     *slog.Logger
+	// Usage counts every order placed, once its transaction has committed;
+	// nil counts nothing.
+	Usage usage.Recorder
 }
 
 // App is the /order app; it implements server.App.
@@ -83,6 +87,7 @@ type App struct {
 	account  func(c *fiber.Ctx) cart.Claim
 	catalog  *catalogCache // nil: catalogue answers are always built
 	log      *slog.Logger
+	usage    usage.Recorder
 }
 
 // New returns the shop app.
@@ -93,7 +98,7 @@ func New(o Options) *App {
 	if o.Account == nil {
 		o.Account = sessionAccount
 	}
-	a := &App{db: o.Pools, payments: o.Payments, key: o.Key, account: o.Account, log: o.Log}
+	a := &App{db: o.Pools, payments: o.Payments, key: o.Key, account: o.Account, log: o.Log, usage: usage.Or(o.Usage)}
 	if o.CatalogCacheBytes >= 0 {
 		a.catalog = newCatalogCache(cmp.Or(o.CatalogCacheBytes, DefaultCatalogCacheBytes), cmp.Or(o.CatalogFresh, DefaultCatalogFresh), o.Metrics, o.Log)
 	}
