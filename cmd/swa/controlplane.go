@@ -15,6 +15,7 @@ import (
 	"github.com/startupwebapp/platform/platform/config"
 	"github.com/startupwebapp/platform/platform/mail"
 	"github.com/startupwebapp/platform/platform/ratelimit"
+	"github.com/startupwebapp/platform/platform/usage"
 )
 
 func controlplaneCommand(e env) *cobra.Command {
@@ -152,8 +153,20 @@ func (cp *controlPlane) serve(ctx context.Context) error {
 		defer close(workerDone)
 		cp.core.prov.RunSiteRequests(wctx, provision.DefaultSiteRequestPoll) //nolint:errcheck // it ends with wctx
 	}()
+	// Each tenant's database size and site storage, sampled into its usage
+	// hours; old usage flush keys are pruned.
+	sampler, err := usage.NewSampler(usage.SamplerOptions{DB: cp.core.pool, DatabaseSizes: cp.core.prov.DatabaseSizes, Log: cp.log})
+	if err != nil {
+		stopWorker()
+		<-workerDone
+		return err
+	}
+	samplerDone := make(chan struct{})
+	go func() {
+		defer close(samplerDone)
+		sampler.Run(wctx) //nolint:errcheck // it ends with wctx
+	}()
 	cp.log.Info("control plane serving", "addr", cp.ln.Addr().String())
-	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
@@ -169,6 +182,7 @@ func (cp *controlPlane) serve(ctx context.Context) error {
 	}
 	stopWorker()
 	<-workerDone
+	<-samplerDone
 	cp.close()
 	cp.log.Info("control plane stopped")
 	return err

@@ -24,6 +24,7 @@ import (
 	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/platform/tenancy"
+	"github.com/startupwebapp/platform/platform/usage"
 )
 
 // bareServer has the routes but no database: enough to compare routes.
@@ -900,6 +901,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"RegisterDBServer", reflect.TypeFor[registry.DBServerSpec]()},
 		{"MoveRequest", reflect.TypeFor[moveRequest]()},
 		{"Move", reflect.TypeFor[registry.Move]()},
+		{"UsageHour", reflect.TypeFor[usage.Hour]()},
+		{"UsageTotals", reflect.TypeFor[usage.Totals]()},
+		{"UsageRevenue", reflect.TypeFor[usage.Revenue]()},
 	}
 	for _, tc := range cases {
 		t.Run(tc.schema, func(t *testing.T) {
