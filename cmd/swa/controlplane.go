@@ -17,6 +17,7 @@ import (
 	"github.com/startupwebapp/platform/platform/config"
 	"github.com/startupwebapp/platform/platform/mail"
 	"github.com/startupwebapp/platform/platform/ratelimit"
+	"github.com/startupwebapp/platform/platform/usage"
 )
 
 func controlplaneCommand(e env) *cobra.Command {
@@ -147,6 +148,12 @@ func (cp *controlPlane) listen() (err error) {
 // serve answers until ctx ends, then lets in-flight requests and running
 // operations finish within SWA_SHUTDOWN_TIMEOUT.
 func (cp *controlPlane) serve(ctx context.Context) error {
+	// Each tenant's database size and site storage, sampled into its usage
+	// hours; old usage flush keys are pruned.
+	sampler, err := usage.NewSampler(usage.SamplerOptions{DB: cp.core.pool, DatabaseSizes: cp.core.prov.DatabaseSizes, Log: cp.log})
+	if err != nil {
+		return err
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- cp.api.App().Listener(cp.ln) }()
 	// The back office's site deploys and rollbacks (provision.RunSiteRequests);
@@ -165,8 +172,12 @@ func (cp *controlPlane) serve(ctx context.Context) error {
 		domaincheck.New(domaincheck.Options{Registry: cp.core.prov.Registry(), Resolver: cp.cfg.DNSResolver,
 			Interval: cp.cfg.DomainRecheck, UnrouteAfter: int(cp.cfg.DomainUnrouteAfter), Log: cp.log}).Run(wctx) //nolint:errcheck // it ends with wctx
 	}()
+	samplerDone := make(chan struct{})
+	go func() {
+		defer close(samplerDone)
+		sampler.Run(wctx) //nolint:errcheck // it ends with wctx
+	}()
 	cp.log.Info("control plane serving", "addr", cp.ln.Addr().String())
-	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
@@ -183,6 +194,7 @@ func (cp *controlPlane) serve(ctx context.Context) error {
 	stopWorker()
 	<-workerDone
 	<-checkerDone
+	<-samplerDone
 	cp.close()
 	cp.log.Info("control plane stopped")
 	return err

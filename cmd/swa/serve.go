@@ -29,6 +29,7 @@ import (
 	"github.com/startupwebapp/platform/platform/server"
 	"github.com/startupwebapp/platform/platform/sessions"
 	"github.com/startupwebapp/platform/platform/sites"
+	"github.com/startupwebapp/platform/platform/usage"
 	"github.com/startupwebapp/platform/tenant/account"
 	"github.com/startupwebapp/platform/tenant/admin"
 	"github.com/startupwebapp/platform/tenant/analytics"
@@ -80,6 +81,7 @@ type dataPlane struct {
 	campaigns *campaigns.Worker
 	pruner    *shop.Pruner
 	sweeper   *admin.Sweeper
+	meter     *usage.Meter
 	app       *fiber.App
 	health    *obs.Health
 
@@ -133,13 +135,22 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	dp.limiter = ratelimit.New(ratelimit.Options{
 		Redis: dp.rdb, Prefix: cfg.RedisPrefix, Disabled: !cfg.RateLimits, Log: log, Metrics: reg,
 	})
-	dp.analytics = analytics.New(analytics.Options{Pools: dp.pools, Log: log, Metrics: reg})
+	// Usage is counted in memory and added to the registry every
+	// SWA_USAGE_FLUSH_INTERVAL and at shutdown.
+	dp.meter, err = usage.NewMeter(usage.Options{
+		DB: dp.readPool, Replica: cfg.UsageReplica, Interval: cfg.UsageFlush, Metrics: reg, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	dp.analytics = analytics.New(analytics.Options{Pools: dp.pools, Log: log, Metrics: reg, Usage: dp.meter})
 	dp.mail, err = mail.NewWorker(mail.Options{
 		Tenants: func(context.Context) []*directory.Tenant { return servingTenants(dp.dir) },
 		Conn:    dp.pools.Do,
 		Relay:   mail.BundleRelay(dp.store, mail.SMTPSettings{Host: cfg.SMTPHost, Port: cfg.SMTPPort}),
 		Log:     log,
 		Metrics: reg,
+		Usage:   dp.meter,
 	})
 	if err != nil {
 		return nil, err
@@ -192,6 +203,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Metrics:  reg,
 		Log:      log,
 		Registry: dp.readPool,
+		Usage:    dp.meter,
 	})
 	// The back office checks its own token, bound to the staff session.
 	backOffice := admin.New(admin.Options{
@@ -243,6 +255,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Pools:          dp.pools,
 		Log:            log,
 		Metrics:        reg,
+		Usage:          dp.meter,
 		TrustedProxies: cfg.TrustedProxies,
 		Env:            cfg.Env,
 		RequestTimeout: cfg.RequestTimeout,
@@ -288,7 +301,7 @@ func (dp *dataPlane) listen() error {
 
 // serve answers requests until ctx ends, then shuts down gracefully: no new
 // requests, in-flight ones finish within SWA_SHUTDOWN_TIMEOUT, buffered
-// analytics rows are flushed, pools closed.
+// analytics rows and usage counts are flushed, pools closed.
 func (dp *dataPlane) serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -325,6 +338,13 @@ func (dp *dataPlane) serve(ctx context.Context) error {
 			dp.log.Error("back office sweeper stopped", "err", err)
 		}
 	}()
+	meterDone := make(chan struct{})
+	go func() {
+		defer close(meterDone)
+		if err := dp.meter.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			dp.log.Error("usage meter stopped", "err", err)
+		}
+	}()
 	admin := &http.Server{Handler: dp.health.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- dp.app.Listener(dp.ln) }()
@@ -355,6 +375,7 @@ func (dp *dataPlane) serve(ctx context.Context) error {
 	<-campaignDone
 	<-pruneDone
 	<-sweepDone
+	<-meterDone
 	dp.close(sctx)
 	dp.log.Info("data plane stopped")
 	return err
@@ -364,6 +385,13 @@ func (dp *dataPlane) close(ctx context.Context) {
 	if dp.analytics != nil {
 		if err := dp.analytics.Close(ctx); err != nil {
 			dp.log.Warn("analytics flush at shutdown", "err", err)
+		}
+	}
+	// After the requests and the mail worker stopped counting, before the
+	// registry pool closes.
+	if dp.meter != nil {
+		if err := dp.meter.Close(ctx); err != nil {
+			dp.log.Warn("usage flush at shutdown", "err", err)
 		}
 	}
 	if dp.pools != nil {

@@ -64,7 +64,7 @@ Exit status: 0 ok, 1 server or operation error, 2 usage, 3 not found, 4 conflict
 		t.listedCmd("domains", "hostname", "Hostnames routed to a tenant"),
 		t.listedCmd("origins", "origin", "Browser origins a tenant trusts for CORS and CSRF"),
 		t.secretsCmd(), t.migrateCmd(), t.siteCmd(), t.importDjangoCmd(), t.exportCmd(), t.restoreCmd(), t.moveCmd(),
-		t.ownerCmd(), t.planCmd(),
+		t.ownerCmd(), t.planCmd(), t.usageCmd(),
 	)
 	silence(cmd)
 	return cmd

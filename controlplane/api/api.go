@@ -296,6 +296,8 @@ func (s *Server) routes() {
 	v1.Post("/tenants/:slug/site/rollback", s.rollbackSite)
 	v1.Put("/tenants/:slug/site/mode", s.setSiteMode)
 
+	v1.Get("/tenants/:slug/usage", s.getUsage)
+
 	v1.Get("/tenants/:slug/secrets", s.getSecrets)
 	v1.Put("/tenants/:slug/secrets", s.putSecrets)
 

@@ -25,6 +25,7 @@ import (
 	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/controlplane/signup"
 	"github.com/startupwebapp/platform/platform/tenancy"
+	"github.com/startupwebapp/platform/platform/usage"
 )
 
 // bareServer has the routes but no database: enough to compare routes.
@@ -904,6 +905,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"Signup", reflect.TypeFor[signup.Summary]()},
 		{"SignupPage", reflect.TypeFor[signupPage]()},
 		{"SuspendTenant", reflect.TypeFor[suspendRequest]()},
+		{"UsageHour", reflect.TypeFor[usage.Hour]()},
+		{"UsageTotals", reflect.TypeFor[usage.Totals]()},
+		{"UsageRevenue", reflect.TypeFor[usage.Revenue]()},
 	}
 	for _, tc := range cases {
 		t.Run(tc.schema, func(t *testing.T) {

@@ -65,6 +65,8 @@ type Config struct {
 	PoolIdleTimeout    time.Duration // an unused tenant pool closes after this
 	PoolAcquireTimeout time.Duration // waiting for a connection longer answers 503
 	DirectoryResync    time.Duration // full registry reload period
+	UsageFlush         time.Duration // how often a replica adds its usage counts to the registry
+	UsageReplica       string        // name of the replica in its usage flush keys; empty: the host name
 	TenantMoveGrace    time.Duration // a moved tenant's old database is dropped after this
 
 	DNSResolver        string        // host:port the custom-domain checker asks; empty: /etc/resolv.conf's
@@ -348,6 +350,17 @@ var options = []option{
 		set: duration(func(c *Config) *time.Duration { return &c.DomainRecheck })},
 	{name: "DOMAIN_UNROUTE_AFTER", def: "3", doc: "consecutive checks that find a verified custom domain's TXT record missing before it stops routing",
 		set: positive32(func(c *Config) *int32 { return &c.DomainUnrouteAfter })},
+	{name: "USAGE_FLUSH_INTERVAL", def: "15s", doc: "how often a data-plane replica adds its usage counts (platform/usage) to the registry; a killed replica loses at most this much of its counts",
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Second || d > 10*time.Minute {
+				return errors.New("want a duration from 1s to 10m")
+			}
+			c.UsageFlush = d
+			return nil
+		}},
+	{name: "USAGE_REPLICA", def: "", doc: "name of the data-plane replica in its usage flush keys (a random suffix is added at every start); empty: the host name",
+		set: str(func(c *Config) *string { return &c.UsageReplica })},
 	{name: "TENANT_MOVE_GRACE", def: "24h", doc: "how long a tenant moved to another database server keeps its old database on the old server before the control plane drops it",
 		set: duration(func(c *Config) *time.Duration { return &c.TenantMoveGrace })},
 	{name: "STRIPE_API_BASE", def: "", doc: "Stripe API base URL override (stripe-mock locally); empty in production",
@@ -485,6 +498,8 @@ func (c *Config) environ() map[string]string {
 		"SWA_DNS_RESOLVER":                c.DNSResolver,
 		"SWA_DOMAIN_RECHECK":              c.DomainRecheck.String(),
 		"SWA_DOMAIN_UNROUTE_AFTER":        strconv.Itoa(int(c.DomainUnrouteAfter)),
+		"SWA_USAGE_FLUSH_INTERVAL":        c.UsageFlush.String(),
+		"SWA_USAGE_REPLICA":               c.UsageReplica,
 		"SWA_STRIPE_API_BASE":             c.StripeAPIBase,
 		"SWA_STRIPE_TIMEOUT":              c.StripeTimeout.String(),
 		"SWA_SMTP_HOST":                   c.SMTPHost,

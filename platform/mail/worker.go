@@ -16,6 +16,7 @@ import (
 
 	"github.com/startupwebapp/platform/platform/directory"
 	"github.com/startupwebapp/platform/platform/secrets"
+	"github.com/startupwebapp/platform/platform/usage"
 )
 
 // Options configure a Worker. Tenants, Conn and Relay are required.
@@ -43,6 +44,8 @@ type Options struct {
 
 	Log     *slog.Logger
 	Metrics prometheus.Registerer // optional
+	// Usage counts every message the relay accepted; nil counts nothing.
+	Usage usage.Recorder
 }
 
 // queryTimeout bounds each claim and each recorded outcome.
@@ -88,6 +91,7 @@ func NewWorker(o Options) (*Worker, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	o.Usage = usage.Or(o.Usage)
 	w := &Worker{o: o}
 	if o.Metrics != nil {
 		w.results = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -214,6 +218,7 @@ func (w *Worker) deliver(ctx context.Context, t *directory.Tenant, relay SMTPSet
 	case sendErr == nil:
 		q, args, kind = markSentSQL, []any{r.id}, "sent"
 		res.Sent++
+		w.o.Usage.EmailSent(t.ID)
 	case errors.As(sendErr, &perm) || r.attempts >= w.o.MaxAttempts:
 		// A permanent refusal is the relay bouncing the message.
 		q, args, kind = markFailedSQL, []any{r.id, describe(sendErr, relay), perm != nil}, "failed"

@@ -61,7 +61,8 @@ func validRequestID(b []byte) bool {
 }
 
 // frame is the outermost middleware: request id, security headers, panic
-// recovery, error responses, the access log and the metrics.
+// recovery, error responses, the access log, the metrics and the usage
+// count.
 func (s *server) frame(c *fiber.Ctx) error {
 	start := time.Now()
 	peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
@@ -112,6 +113,7 @@ func (s *server) frame(c *fiber.Ctx) error {
 	slug := ""
 	if st.tenant != nil {
 		slug = st.tenant.Slug
+		s.usage.Request(st.tenant.ID)
 	}
 	elapsed := time.Since(start)
 	s.metrics.observe(slug, route, status, elapsed)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/startupwebapp/platform/platform/directory"
 	"github.com/startupwebapp/platform/platform/pools"
+	"github.com/startupwebapp/platform/platform/usage"
 )
 
 // App is a tenant application mounted on the server's router.
@@ -77,6 +78,9 @@ type Options struct {
 	// need one.
 	RequestTimeout time.Duration
 	RouteTimeouts  map[string]time.Duration
+	// Usage counts every request answered for a resolved tenant
+	// (platform/usage); nil counts nothing.
+	Usage usage.Recorder
 }
 
 type server struct {
@@ -85,6 +89,7 @@ type server struct {
 	log           *slog.Logger
 	trusted       Proxies
 	metrics       *metrics
+	usage         usage.Recorder
 	timeout       time.Duration
 	routeTimeouts map[string]time.Duration
 	ids           *idSource
@@ -131,6 +136,7 @@ func New(o Options) *fiber.App {
 		log:           o.Log,
 		trusted:       trusted,
 		metrics:       newMetrics(o.Metrics),
+		usage:         usage.Or(o.Usage),
 		ids:           newIDSource(),
 		timeout:       durationOr(o.RequestTimeout, DefaultRequestTimeout),
 		routeTimeouts: o.RouteTimeouts,

@@ -56,6 +56,7 @@ import (
 
 	"github.com/startupwebapp/platform/platform/directory"
 	"github.com/startupwebapp/platform/platform/server"
+	"github.com/startupwebapp/platform/platform/usage"
 )
 
 // RootText is the body of GET /clientevent/.
@@ -97,8 +98,12 @@ type Options struct {
 	// QuotaRefresh is how often a tenant's count of this month's events is
 	// re-read from its rollups, for the plan's events_per_month (default 30s).
 	QuotaRefresh time.Duration
-	// Metrics, when set, receives swa_clientevent_* counters.
+	// Metrics, when set, receives swa_clientevent_* counters. They carry no
+	// tenant label (a thousand tenants would make a thousand series each);
+	// a tenant's counts are its usage rows (platform/usage).
 	Metrics prometheus.Registerer
+	// Usage counts every event accepted into a buffer; nil counts nothing.
+	Usage usage.Recorder
 }
 
 // App is the /clientevent app; it implements server.App.
@@ -122,10 +127,11 @@ type App struct {
 	done chan struct{}
 	sem  chan struct{}
 
-	received  *prometheus.CounterVec
+	received  prometheus.Counter
 	dropped   *prometheus.CounterVec
-	written   *prometheus.CounterVec
-	flushErrs *prometheus.CounterVec
+	written   prometheus.Counter
+	flushErrs prometheus.Counter
+	usage     usage.Recorder
 }
 
 // buffer holds one tenant's pending rows.
@@ -222,18 +228,19 @@ func New(opts Options) *App {
 		a.quotaEvery = 30 * time.Second
 	}
 	a.sem = make(chan struct{}, a.concurrency)
-	a.received = prometheus.NewCounterVec(prometheus.CounterOpts{
+	a.usage = usage.Or(opts.Usage)
+	a.received = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "swa_clientevent_received_total", Help: "Client events accepted into a buffer.",
-	}, []string{"tenant"})
+	})
 	a.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "swa_clientevent_dropped_total", Help: "Client events dropped, by reason (buffer_full, write_failed, logging_off, over_quota).",
-	}, []string{"tenant", "reason"})
-	a.written = prometheus.NewCounterVec(prometheus.CounterOpts{
+	}, []string{"reason"})
+	a.written = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "swa_clientevent_written_total", Help: "Client events written to tenant databases.",
-	}, []string{"tenant"})
-	a.flushErrs = prometheus.NewCounterVec(prometheus.CounterOpts{
+	})
+	a.flushErrs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "swa_clientevent_flush_errors_total", Help: "Failed batch writes.",
-	}, []string{"tenant"})
+	})
 	if opts.Metrics != nil {
 		for _, c := range []prometheus.Collector{a.received, a.dropped, a.written, a.flushErrs} {
 			if err := opts.Metrics.Register(c); err != nil {
@@ -406,14 +413,14 @@ func clean(s string, max int) string {
 func (a *App) record(t *directory.Tenant, e event) {
 	b := a.bufferFor(t)
 	if b == nil {
-		a.dropped.WithLabelValues(t.Slug, "closed").Inc()
+		a.dropped.WithLabelValues("closed").Inc()
 		return
 	}
 	b.mu.Lock()
 	b.tenant = t
 	if len(b.rows)+len(b.retry) >= a.bufferSize {
 		b.mu.Unlock()
-		a.dropped.WithLabelValues(t.Slug, "buffer_full").Inc()
+		a.dropped.WithLabelValues("buffer_full").Inc()
 		return
 	}
 	if b.overQuota(t.Plan.EventsPerMonth, e.at) {
@@ -424,7 +431,8 @@ func (a *App) record(t *directory.Tenant, e event) {
 	b.rows = append(b.rows, e)
 	full := len(b.rows) >= a.batch
 	b.mu.Unlock()
-	a.received.WithLabelValues(t.Slug).Inc()
+	a.received.Inc()
+	a.usage.ClientEvent(t.ID)
 	if full {
 		select {
 		case a.kick <- struct{}{}:
@@ -525,7 +533,7 @@ func (a *App) flushTenant(ctx context.Context, b *buffer) {
 		}
 		n, err := a.write(ctx, b, t, rows)
 		if err != nil {
-			a.flushErrs.WithLabelValues(t.Slug).Inc()
+			a.flushErrs.Inc()
 			b.mu.Lock()
 			b.attempts++
 			giveUp := b.attempts >= 3 || ctx.Err() != nil
@@ -536,7 +544,7 @@ func (a *App) flushTenant(ctx context.Context, b *buffer) {
 			}
 			b.mu.Unlock()
 			if giveUp {
-				a.dropped.WithLabelValues(t.Slug, "write_failed").Add(float64(len(rows)))
+				a.dropped.WithLabelValues("write_failed").Add(float64(len(rows)))
 			}
 			a.log.Warn("client events not written", "tenant", t.Slug, "rows", len(rows), "dropped", giveUp, "err", err)
 			return
@@ -545,9 +553,9 @@ func (a *App) flushTenant(ctx context.Context, b *buffer) {
 		b.attempts = 0
 		b.mu.Unlock()
 		if n < 0 {
-			a.dropped.WithLabelValues(t.Slug, "logging_off").Add(float64(len(rows)))
+			a.dropped.WithLabelValues("logging_off").Add(float64(len(rows)))
 		} else {
-			a.written.WithLabelValues(t.Slug).Add(float64(n))
+			a.written.Add(float64(n))
 		}
 	}
 }

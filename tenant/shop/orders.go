@@ -186,6 +186,15 @@ func (a *App) placeOrder(ctx context.Context, conn *pgxpool.Conn, t *directory.T
 	if err != nil {
 		return "", err
 	}
+	// Counted once the order is committed, by the caller that made it (one
+	// that found it made already counts nothing).
+	if placed {
+		cents, cerr := payments.Cents(orderTotal)
+		if cerr != nil {
+			a.log.Warn("order total not metered", "tenant", t.Slug, "order", ident, "err", cerr)
+		}
+		a.usage.Order(t.ID, string(s.Currency), cents)
+	}
 	if mismatch {
 		a.log.Warn("stripe amount differs from order total", "tenant", t.Slug, "order", ident,
 			"stripe_amount_total", stripeTotal.StringFixed(2), "order_total", orderTotal.StringFixed(2))

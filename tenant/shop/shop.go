@@ -31,6 +31,7 @@ import (
 	"github.com/startupwebapp/platform/platform/payments"
 	"github.com/startupwebapp/platform/platform/server"
 	"github.com/startupwebapp/platform/platform/sessions"
+	"github.com/startupwebapp/platform/platform/usage"
 	"github.com/startupwebapp/platform/tenant/cart"
 )
 
@@ -76,6 +77,9 @@ type Options struct {
 	// Registry, when set, is where orders past the plan's orders_per_month
 	// are flagged (quota.go); nil: they are not.
 	Registry Registry
+	// Usage counts every order placed, once its transaction has committed;
+	// nil counts nothing.
+	Usage usage.Recorder
 }
 
 // App is the /order app; it implements server.App.
@@ -88,6 +92,7 @@ type App struct {
 	log      *slog.Logger
 	registry Registry
 	flags    flagged
+	usage    usage.Recorder
 }
 
 // New returns the shop app.
@@ -98,7 +103,8 @@ func New(o Options) *App {
 	if o.Account == nil {
 		o.Account = sessionAccount
 	}
-	a := &App{db: o.Pools, payments: o.Payments, key: o.Key, account: o.Account, log: o.Log, registry: o.Registry}
+	a := &App{db: o.Pools, payments: o.Payments, key: o.Key, account: o.Account, log: o.Log, registry: o.Registry,
+		usage: usage.Or(o.Usage)}
 	if o.CatalogCacheBytes >= 0 {
 		a.catalog = newCatalogCache(cmp.Or(o.CatalogCacheBytes, DefaultCatalogCacheBytes), cmp.Or(o.CatalogFresh, DefaultCatalogFresh), o.Metrics, o.Log)
 	}
