@@ -89,8 +89,14 @@ func (s *Site) finish(ctx context.Context, id int64) error {
 	if err != nil {
 		return fmt.Errorf("owner: %w", err)
 	}
-	_, err = s.db.Exec(ctx, `UPDATE signups SET status = 'active', activated_at = now(), tenant_id = $2
+	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if err := linkFounder(ctx, tx, r.Email, r.PasswordHash, t.ID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE signups SET status = 'active', activated_at = now(), tenant_id = $2
 WHERE id = $1 AND status = 'verified'`, r.ID, t.ID)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("sign-up %d: mark active: %w", r.ID, err)
 	}
