@@ -219,12 +219,12 @@ func (s *Site) signedIn(c *fiber.Ctx) error {
 
 // shop is one of a founder's tenants, as /shops lists it.
 type shop struct {
-	ID                     int64
-	Slug, Name, Status     string
-	Plan, PlanName         string
-	URL, Host              string
-	Subscription           string // the Stripe subscription's status, "" when none
-	SubscriptionID         string
+	ID                 int64
+	Slug, Name, Status string
+	Plan, PlanName     string
+	URL, Host          string
+	Subscription       string // the Stripe subscription's status, "" when none
+	SubscriptionID     string
 }
 
 // planRow is a listed plan.
