@@ -92,7 +92,9 @@ func (cp *controlPlane) startSite(ctx context.Context, siteURL string, tenantURL
 		RateLimit:      signupRate(cp.cfg),
 		RequestTimeout: cp.cfg.RequestTimeout,
 		TrustedProxies: cp.cfg.TrustedProxies,
-		Log:            cp.log,
+		Billing: signup.Billing{SecretKey: cp.cfg.PlatformStripeSecretKey, WebhookSecret: cp.cfg.PlatformStripeWebhookSecret,
+			APIBase: cp.cfg.StripeAPIBase, Timeout: cp.cfg.StripeTimeout},
+		Log: cp.log,
 	})
 	if err != nil {
 		rdb.Close()
