@@ -72,6 +72,7 @@ type Config struct {
 	// The platform's own Stripe account, which bills founders for paid plans.
 	PlatformStripeSecretKey     string
 	PlatformStripeWebhookSecret string
+
 	SMTPHost      string        // default SMTP relay for tenants without their own
 	SMTPPort      int
 	// CampaignRate is how many campaign mails per second one replica queues
