@@ -73,8 +73,8 @@ type Config struct {
 	PlatformStripeSecretKey     string
 	PlatformStripeWebhookSecret string
 
-	SMTPHost      string        // default SMTP relay for tenants without their own
-	SMTPPort      int
+	SMTPHost string // default SMTP relay for tenants without their own
+	SMTPPort int
 	// CampaignRate is how many campaign mails per second one replica queues
 	// for one tenant.
 	CampaignRate int
