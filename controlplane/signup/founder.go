@@ -363,7 +363,8 @@ func (s *Site) postBackOffice(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.Redirect(sh.URL+admin.HandoffPath+"?token="+url.QueryEscape(tok), fiber.StatusSeeOther)
+	return s.leave(c, "Opening your back office", "Taking you to "+sh.Name+"'s back office…", "Open the back office",
+		sh.URL+admin.HandoffPath+"?token="+url.QueryEscape(tok))
 }
 
 // postPlan changes the shop's plan: a free plan at once, a paid one
@@ -440,7 +441,15 @@ func (s *Site) postPlan(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.Redirect(u, fiber.StatusSeeOther)
+	return s.leave(c, "Taking you to Stripe", "You pay for "+plan.DisplayName+" on Stripe's page; your plan changes as soon as Stripe confirms.",
+		"Continue to payment", u)
+}
+
+// leave sends the browser to another origin after a form: a page that
+// moves on by itself, since the CSP's form-action 'self' also stops a
+// form's redirect to another origin.
+func (s *Site) leave(c *fiber.Ctx, heading, text, linkText, link string) error {
+	return s.render(c, 200, "message", &message{Heading: heading, Text: text, Link: link, LinkText: linkText, Refresh: link})
 }
 
 var billingOff = &message{Heading: "Paid plans are not available yet",
