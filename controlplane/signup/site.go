@@ -16,6 +16,10 @@
 // workflow, makes the founder its owner, and the waiting page hands the
 // founder a single-use link into /admin on the shop's host. Each step is
 // idempotent and a restarted control plane resumes unfinished ones.
+//
+// The founder then has an account on the site (founder.go): sign-in,
+// /shops with each shop's back office and plan, paid plans billed through
+// the platform's own Stripe account and its webhook (billing.go).
 package signup
 
 import (

@@ -19,7 +19,8 @@ import (
 // The shop of a verified sign-up is made in three idempotent steps, each
 // safe to run again after a crash: the tenant, through the provisioning
 // workflow (which resumes at its first unfinished step); the founder as its
-// owner; the record marked active. A restarted control plane runs them for
+// owner; the founder's account on the platform site and the record marked
+// active, in one transaction. A restarted control plane runs them for
 // every verified sign-up not yet active.
 
 func actorOf(id int64) string { return "signup:" + strconv.FormatInt(id, 10) }
