@@ -97,7 +97,9 @@ func (cp *controlPlane) startSite(ctx context.Context, siteURL string, tenantURL
 		ResendEmailRate: signupRate(cp.cfg, signup.DefaultResendEmailRate),
 		RequestTimeout:  cp.cfg.RequestTimeout,
 		TrustedProxies:  cp.cfg.TrustedProxies,
-		Log:             cp.log,
+		Billing: signup.Billing{SecretKey: cp.cfg.PlatformStripeSecretKey, WebhookSecret: cp.cfg.PlatformStripeWebhookSecret,
+			APIBase: cp.cfg.StripeAPIBase, Timeout: cp.cfg.StripeTimeout},
+		Log: cp.log,
 	})
 	if err != nil {
 		rdb.Close()

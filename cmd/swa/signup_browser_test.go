@@ -16,7 +16,9 @@ import (
 // TestBrowserSignUpJourney is a founder's sign-up in headless Chromium on
 // swa dev: the form on http://www.localhost, the link from Mailpit, the
 // confirmation, the waiting page that moves on by itself, and the new
-// shop's back office, signed in; then the shop's storefront. It logs the
+// shop's back office, signed in; then the shop's storefront; then the
+// founder's sign-in on the platform site (refused, then right), /shops with
+// the shop, sign-out, sign-in again, and the back office from /shops. It logs the
 // time from the confirmation click to the back office's first page, and
 // saves a screenshot of every step.
 func TestBrowserSignUpJourney(t *testing.T) {
@@ -28,7 +30,7 @@ func TestBrowserSignUpJourney(t *testing.T) {
 	suffix := strings.ReplaceAll(strings.ToLower(pgtest.RandomName("b")), "_", "")
 	email, slug := "founder-"+suffix+"@example.test", "br-"+suffix
 
-	b := browsertest.New(t, "MAP *.localhost 127.0.0.1", 120*time.Second, "signup")
+	b := browsertest.New(t, "MAP *.localhost 127.0.0.1", 240*time.Second, "signup")
 	ctx, shot := b.Ctx, b.Shot
 	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
@@ -108,6 +110,48 @@ func TestBrowserSignUpJourney(t *testing.T) {
 	if err != nil || !strings.Contains(title, "Browser Shop") {
 		t.Errorf("storefront title %q (%v), want the shop's name", title, err)
 	}
+	signIn := func(password string) {
+		t.Helper()
+		run("sign in on the platform site",
+			chromedp.Navigate(site+"/signin"),
+			chromedp.WaitVisible(chromedp.CSS(`#email`)),
+			chromedp.SendKeys(chromedp.CSS(`#email`), email),
+			chromedp.SendKeys(chromedp.CSS(`#password`), password),
+			chromedp.Click(chromedp.CSS(`form[action="/signin"] button`)),
+		)
+	}
+	signIn("Not-The-Pass-42!")
+	run("founder sign-in refused",
+		chromedp.WaitVisible(chromedp.CSS(`#signin-error`)),
+		shot("10-signin-refused"),
+	)
+	signIn("Founder-Pass-42!")
+	run("founder's shops, then sign-out",
+		chromedp.WaitVisible(chromedp.CSS(`#shop-`+slug)),
+		shot("11-shops"),
+		chromedp.Click(chromedp.CSS(`form[action="/signout"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`main a[href="/signin"]`)),
+		shot("12-signed-out"),
+	)
+	signIn("Founder-Pass-42!")
+	run("signed in again", chromedp.WaitVisible(chromedp.CSS(`#shop-`+slug)))
+	listed, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#shop-`+slug)))
+	if err != nil || !strings.Contains(listed, "Browser Shop") || !strings.Contains(listed, slug+".localhost") || !strings.Contains(listed, "Free") {
+		t.Errorf("/shops lists %q (%v), want the shop's name, address and plan", listed, err)
+	}
+	run("back office from /shops",
+		chromedp.Click(chromedp.CSS(`form[action="/shops/`+slug+`/back-office"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`.grid`)),
+	)
+	if loc, err := chromedp.Run(ctx, chromedp.Location()); err != nil || !strings.HasPrefix(loc, "http://"+slug+".localhost:"+port+"/admin/") {
+		t.Errorf("after the back-office button: %s (%v)", loc, err)
+	}
+	run("phone-sized shops page",
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
+		chromedp.Navigate(site+"/shops"),
+		chromedp.WaitVisible(chromedp.CSS(`#shop-`+slug)),
+		shot("13-shops-phone"),
+	)
 	run("phone-sized sign-up form",
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
 		chromedp.Navigate(site+"/signup"),

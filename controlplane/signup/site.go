@@ -16,6 +16,10 @@
 // workflow, makes the founder its owner, and the waiting page hands the
 // founder a single-use link into /admin on the shop's host. Each step is
 // idempotent and a restarted control plane resumes unfinished ones.
+//
+// The founder then has an account on the site (founder.go): sign-in,
+// /shops with each shop's back office and plan, paid plans billed through
+// the platform's own Stripe account and its webhook (billing.go).
 package signup
 
 import (
@@ -90,6 +94,13 @@ type Options struct {
 	// RequestTimeout bounds every request (default 10 s), OperationTimeout
 	// the creation of one shop (default 10 min).
 	RequestTimeout, OperationTimeout time.Duration
+	// SignInRate bounds founders' sign-in attempts, per client address and
+	// per email (default DefaultSignInRate); SessionTTL is how long a
+	// founder stays signed in (default DefaultSessionTTL).
+	SignInRate ratelimit.Rate
+	SessionTTL time.Duration
+	// Billing is the platform's own Stripe account, for paid plans.
+	Billing Billing
 	// TrustedProxies may set X-Forwarded-For.
 	TrustedProxies []string
 	Hasher         *account.Hasher
@@ -136,6 +147,8 @@ type Site struct {
 	log   *slog.Logger
 	app   *fiber.App
 	hosts map[string]bool
+	// billing is the platform's Stripe account, nil when not configured.
+	billing *billing
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -184,6 +197,12 @@ func New(ctx context.Context, o Options) (*Site, error) {
 	if o.ResendEmailRate == (ratelimit.Rate{}) {
 		o.ResendEmailRate = DefaultResendEmailRate
 	}
+	if o.SignInRate.N == 0 && o.SignInRate.Window == 0 {
+		o.SignInRate = DefaultSignInRate
+	}
+	if o.SessionTTL <= 0 {
+		o.SessionTTL = DefaultSessionTTL
+	}
 	if o.MaxPending <= 0 {
 		o.MaxPending = DefaultMaxPending
 	}
@@ -206,7 +225,7 @@ func New(ctx context.Context, o Options) (*Site, error) {
 		o.Now = time.Now
 	}
 	s := &Site{opts: o, db: o.DB, prov: o.Provision, reg: o.Provision.Registry(), log: o.Log,
-		hosts: map[string]bool{}, slots: make(chan struct{}, o.Workers)}
+		hosts: map[string]bool{}, slots: make(chan struct{}, o.Workers), billing: newBilling(o.Billing)}
 	for _, h := range o.Hosts {
 		s.hosts[strings.ToLower(h)] = true
 	}
@@ -292,6 +311,13 @@ func (s *Site) routes() {
 	app.Get("/verify", s.getVerify)
 	app.Post("/verify", s.checkCSRF, s.postVerify)
 	app.Get("/welcome", s.getWelcome)
+	app.Get("/signin", s.getSignIn)
+	app.Post("/signin", s.checkCSRF, s.postSignIn)
+	app.Post("/signout", s.checkCSRF, s.postSignOut)
+	app.Get("/shops", s.signedIn, s.getShops)
+	app.Post("/shops/:slug/back-office", s.checkCSRF, s.signedIn, s.postBackOffice)
+	app.Post("/shops/:slug/plan", s.checkCSRF, s.signedIn, s.postPlan)
+	app.Post("/billing/webhook", s.postBillingWebhook)
 	app.Use(func(c *fiber.Ctx) error {
 		return s.render(c, 404, "message", msg("Page not found", "There is no page here."))
 	})
@@ -342,6 +368,8 @@ type view struct {
 	Title string
 	CSRF  string
 	Data  any
+	// Founder is the signed-in founder on the pages that look for one.
+	Founder *founder
 	// Refresh, when set, is where the page moves on to by itself after
 	// RefreshAfter seconds (a meta refresh: no script).
 	Refresh      string
@@ -359,6 +387,7 @@ func msg(h, t string) *message { return &message{Heading: h, Text: t} }
 
 func (s *Site) render(c *fiber.Ctx, status int, name string, data any) error {
 	v := view{Title: titles[name], CSRF: s.csrfToken(c), Data: data}
+	v.Founder, _ = c.Locals(founderCookie).(*founder)
 	if m, ok := data.(*message); ok {
 		v.Title, v.Refresh, v.RefreshAfter = m.Heading, m.Refresh, m.RefreshAfter
 	}
@@ -374,6 +403,7 @@ func (s *Site) render(c *fiber.Ctx, status int, name string, data any) error {
 var titles = map[string]string{
 	"landing": "Start your shop", "pricing": "Pricing", "signup": "Create your shop",
 	"sent": "Check your email", "verify": "Confirm your email", "resend": "Send the link again",
+	"signin": "Sign in", "shops": "Your shops",
 }
 
 // csrfToken is the double-submit token: a random value in a cookie on the

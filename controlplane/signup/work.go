@@ -19,7 +19,8 @@ import (
 // The shop of a verified sign-up is made in three idempotent steps, each
 // safe to run again after a crash: the tenant, through the provisioning
 // workflow (which resumes at its first unfinished step); the founder as its
-// owner; the record marked active. A restarted control plane runs them for
+// owner; the founder's account on the platform site and the record marked
+// active, in one transaction. A restarted control plane runs them for
 // every verified sign-up not yet active.
 
 func actorOf(id int64) string { return "signup:" + strconv.FormatInt(id, 10) }
@@ -89,8 +90,14 @@ func (s *Site) finish(ctx context.Context, id int64) error {
 	if err != nil {
 		return fmt.Errorf("owner: %w", err)
 	}
-	_, err = s.db.Exec(ctx, `UPDATE signups SET status = 'active', activated_at = now(), tenant_id = $2
+	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if err := linkFounder(ctx, tx, r.Email, r.PasswordHash, t.ID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE signups SET status = 'active', activated_at = now(), tenant_id = $2
 WHERE id = $1 AND status = 'verified'`, r.ID, t.ID)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("sign-up %d: mark active: %w", r.ID, err)
 	}

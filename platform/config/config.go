@@ -75,8 +75,12 @@ type Config struct {
 
 	StripeAPIBase string        // empty in production; stripe-mock locally
 	StripeTimeout time.Duration // bound of one Stripe call, its retries included
-	SMTPHost      string        // default SMTP relay for tenants without their own
-	SMTPPort      int
+	// The platform's own Stripe account, which bills founders for paid plans.
+	PlatformStripeSecretKey     string
+	PlatformStripeWebhookSecret string
+
+	SMTPHost string // default SMTP relay for tenants without their own
+	SMTPPort int
 	// CampaignRate is how many campaign mails per second one replica queues
 	// for one tenant.
 	CampaignRate int
@@ -367,6 +371,10 @@ var options = []option{
 		set: dsn(func(c *Config) *string { return &c.StripeAPIBase }, "http", "https")},
 	{name: "STRIPE_TIMEOUT", def: "8s", doc: "bound of one Stripe call, its retries included; a checkout or refund past it answers a clear error",
 		set: duration(func(c *Config) *time.Duration { return &c.StripeTimeout })},
+	{name: "PLATFORM_STRIPE_SECRET_KEY", def: "", secret: true, doc: "secret key of the platform's own Stripe account, which bills founders for their shops' paid plans; empty: paid plans cannot be bought",
+		set: str(func(c *Config) *string { return &c.PlatformStripeSecretKey })},
+	{name: "PLATFORM_STRIPE_WEBHOOK_SECRET", def: "", secret: true, doc: "signing secret of the platform account's webhook endpoint, POST /billing/webhook on the platform site",
+		set: str(func(c *Config) *string { return &c.PlatformStripeWebhookSecret })},
 	{name: "SMTP_HOST", def: "127.0.0.1", doc: "default SMTP relay for tenants without SMTP settings of their own",
 		set: str(func(c *Config) *string { return &c.SMTPHost })},
 	{name: "SMTP_PORT", def: "1025", doc: "port of SMTP_HOST",
@@ -506,6 +514,9 @@ func (c *Config) environ() map[string]string {
 		"SWA_SMTP_PORT":                   strconv.Itoa(c.SMTPPort),
 		"SWA_CAMPAIGN_RATE":               strconv.Itoa(c.CampaignRate),
 		"SWA_DEV_DIR":                     c.DevDir,
+
+		"SWA_PLATFORM_STRIPE_SECRET_KEY":     c.PlatformStripeSecretKey,
+		"SWA_PLATFORM_STRIPE_WEBHOOK_SECRET": c.PlatformStripeWebhookSecret,
 	}
 }
 
