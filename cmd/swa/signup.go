@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"text/tabwriter"
 	"time"
 
@@ -46,36 +45,13 @@ func (t *tenantCLI) signupListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var all []json.RawMessage
-			cursor := ""
-			for {
-				q := url.Values{"limit": {"500"}}
-				if status != "" {
-					q.Set("status", status)
-				}
-				if cursor != "" {
-					q.Set("cursor", cursor)
-				}
-				var page struct {
-					Signups    []json.RawMessage `json:"signups"`
-					NextCursor *string           `json:"next_cursor"`
-				}
-				if _, err := c.getJSON(cmd.Context(), "/v1/signups?"+q.Encode(), &page); err != nil {
-					return err
-				}
-				all = append(all, page.Signups...)
-				if page.NextCursor == nil {
-					break
-				}
-				cursor = *page.NextCursor
+			all, err := c.listAll(cmd.Context(), listing{path: "/v1/signups", items: "signups", cursor: "cursor", next: "next_cursor"}, status)
+			if err != nil {
+				return err
 			}
 			out := cmd.OutOrStdout()
 			if t.json {
-				if all == nil {
-					all = []json.RawMessage{}
-				}
-				raw, _ := json.Marshal(all)
-				return printJSON(out, raw)
+				return printList(out, all)
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "EMAIL\tSUBDOMAIN\tSTATUS\tCREATED\tVERIFIED\tFROM")

@@ -248,6 +248,53 @@ type acceptedView struct {
 }
 
 // printJSON writes raw API JSON, indented.
+// listing names a paged /v1 list route: its path, the key of its items,
+// the query parameter taking the cursor and the key of the next one.
+type listing struct{ path, items, cursor, next string }
+
+// listAll reads every page of l, of one status when status is set.
+func (c *apiClient) listAll(ctx context.Context, l listing, status string) ([]json.RawMessage, error) {
+	var all []json.RawMessage
+	cursor := ""
+	for {
+		q := url.Values{"limit": {"500"}}
+		if status != "" {
+			q.Set("status", status)
+		}
+		if cursor != "" {
+			q.Set(l.cursor, cursor)
+		}
+		var page map[string]json.RawMessage
+		if _, err := c.getJSON(ctx, l.path+"?"+q.Encode(), &page); err != nil {
+			return nil, err
+		}
+		var items []json.RawMessage
+		var next *string
+		if err := json.Unmarshal(page[l.items], &items); err != nil {
+			return nil, &cliError{code: exitFailure, msg: "control plane: unexpected answer"}
+		}
+		if raw, ok := page[l.next]; ok {
+			if err := json.Unmarshal(raw, &next); err != nil {
+				return nil, &cliError{code: exitFailure, msg: "control plane: unexpected answer"}
+			}
+		}
+		all = append(all, items...)
+		if next == nil {
+			return all, nil
+		}
+		cursor = *next
+	}
+}
+
+// printList prints a list read by listAll as one JSON array.
+func printList(w io.Writer, all []json.RawMessage) error {
+	if all == nil {
+		all = []json.RawMessage{}
+	}
+	raw, _ := json.Marshal(all)
+	return printJSON(w, raw)
+}
+
 func printJSON(w io.Writer, raw []byte) error {
 	var buf bytes.Buffer
 	if err := json.Indent(&buf, raw, "", "  "); err != nil {
@@ -479,36 +526,13 @@ func (t *tenantCLI) listCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var all []json.RawMessage
-			after := ""
-			for {
-				q := url.Values{"limit": {"500"}}
-				if status != "" {
-					q.Set("status", status)
-				}
-				if after != "" {
-					q.Set("after", after)
-				}
-				var page struct {
-					Tenants   []json.RawMessage `json:"tenants"`
-					NextAfter *string           `json:"next_after"`
-				}
-				if _, err := c.getJSON(cmd.Context(), "/v1/tenants?"+q.Encode(), &page); err != nil {
-					return err
-				}
-				all = append(all, page.Tenants...)
-				if page.NextAfter == nil {
-					break
-				}
-				after = *page.NextAfter
+			all, err := c.listAll(cmd.Context(), listing{path: "/v1/tenants", items: "tenants", cursor: "after", next: "next_after"}, status)
+			if err != nil {
+				return err
 			}
 			out := cmd.OutOrStdout()
 			if t.json {
-				if all == nil {
-					all = []json.RawMessage{}
-				}
-				raw, _ := json.Marshal(all)
-				return printJSON(out, raw)
+				return printList(out, all)
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SLUG\tSTATUS\tPLAN\tSCHEMA\tNAME\tDOMAINS")
