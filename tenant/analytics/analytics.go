@@ -425,7 +425,7 @@ func (a *App) record(t *directory.Tenant, e event) {
 	}
 	if b.overQuota(t.Plan.EventsPerMonth, e.at) {
 		b.mu.Unlock()
-		a.dropped.WithLabelValues(t.Slug, "over_quota").Inc()
+		a.dropped.WithLabelValues("over_quota").Inc()
 		return
 	}
 	b.rows = append(b.rows, e)
@@ -775,7 +775,7 @@ func (a *App) write(ctx context.Context, b *buffer, t *directory.Tenant, rows []
 	}
 	if refresh && written >= 0 {
 		if over > 0 {
-			a.dropped.WithLabelValues(t.Slug, "over_quota").Add(float64(over))
+			a.dropped.WithLabelValues("over_quota").Add(float64(over))
 		}
 		// The database's count now, plus the rows still held here.
 		b.mu.Lock()
