@@ -96,8 +96,8 @@ func NewWorker(o Options) (*Worker, error) {
 	if o.Metrics != nil {
 		w.results = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "swa_mail_deliveries_total",
-			Help: "Outbox delivery attempts by tenant and result (sent, retry, failed).",
-		}, []string{"tenant", "result"})
+			Help: "Outbox delivery attempts by result (sent, retry, failed); a tenant's mail sent is its usage (platform/usage).",
+		}, []string{"result"})
 		if err := o.Metrics.Register(w.results); err != nil {
 			return nil, fmt.Errorf("mail worker: metrics: %w", err)
 		}
@@ -233,7 +233,7 @@ func (w *Worker) deliver(ctx context.Context, t *directory.Tenant, relay SMTPSet
 			"attempts", r.attempts, "wait", wait, "err", describe(sendErr, relay))
 	}
 	if w.results != nil {
-		w.results.WithLabelValues(t.Slug, kind).Inc()
+		w.results.WithLabelValues(kind).Inc()
 	}
 	// The outcome is recorded even when shutdown has begun: a message the
 	// relay accepted but left unrecorded would be sent again after its lease.

@@ -157,8 +157,8 @@ func New(opts Options) *Limiter {
 	}
 	l.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "swa_ratelimit_rejected_total",
-		Help: "Requests rejected by a rate limit.",
-	}, []string{"tenant", "limit"})
+		Help: "Requests rejected by a rate limit, by limit (no tenant label: a thousand tenants would make a thousand series).",
+	}, []string{"limit"})
 	l.failOpen = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "swa_ratelimit_fail_open_total",
 		Help: "Requests let through because the rate-limit store did not answer.",
@@ -218,7 +218,7 @@ func (l *Limiter) Handler(name string, key KeyFunc) fiber.Handler {
 			return c.Next()
 		}
 		if n > int64(rate.N) {
-			l.rejected.WithLabelValues(t.Slug, name).Inc()
+			l.rejected.WithLabelValues(name).Inc()
 			return server.Fail(c, fiber.StatusForbidden, "rate_limited", "Too many requests; try again later.")
 		}
 		return c.Next()

@@ -116,7 +116,7 @@ func (s *server) frame(c *fiber.Ctx) error {
 		s.usage.Request(st.tenant.ID)
 	}
 	elapsed := time.Since(start)
-	s.metrics.observe(slug, route, status, elapsed)
+	s.metrics.observe(slug != "", route, status, elapsed)
 	s.log.LogAttrs(c.UserContext(), slog.LevelInfo, "request",
 		slog.String("request_id", st.requestID),
 		slog.String("tenant", slug),

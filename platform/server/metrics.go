@@ -21,8 +21,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "swa_http_requests_total",
-			Help: "Requests answered, by tenant slug (empty when unresolved), route pattern and status.",
-		}, []string{"tenant", "route", "status"}),
+			Help: "Requests answered, by whether the host named a tenant, route pattern and status (a tenant's own counts are its usage: platform/usage).",
+		}, []string{"resolved", "route", "status"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "swa_http_request_duration_seconds",
 			Help:    "Time from the first middleware to the response, by route pattern.",
@@ -49,10 +49,12 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	return c
 }
 
-func (m *metrics) observe(tenant, route string, status int, d time.Duration) {
+// observe counts a request. No label names the tenant: a thousand
+// tenants would make a thousand series of each.
+func (m *metrics) observe(resolved bool, route string, status int, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.requests.WithLabelValues(tenant, route, strconv.Itoa(status)).Inc()
+	m.requests.WithLabelValues(strconv.FormatBool(resolved), route, strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(route).Observe(d.Seconds())
 }

@@ -490,11 +490,11 @@ func TestAccessLogAndMetrics(t *testing.T) {
 		t.Errorf("panic record = %v", panics)
 	}
 
-	if got := counter(t, f.reg, "swa_http_requests_total", map[string]string{"tenant": "acme", "route": "/items/:id", "status": "200"}); got != 2 {
-		t.Errorf("requests{acme,/items/:id,200} = %v, want 2", got)
+	if got := counter(t, f.reg, "swa_http_requests_total", map[string]string{"resolved": "true", "route": "/items/:id", "status": "200"}); got != 2 {
+		t.Errorf("requests{/items/:id,200} = %v, want 2", got)
 	}
-	if got := counter(t, f.reg, "swa_http_requests_total", map[string]string{"tenant": "", "route": "unmatched", "status": "404"}); got != 1 {
-		t.Errorf("requests{,unmatched,404} = %v, want 1", got)
+	if got := counter(t, f.reg, "swa_http_requests_total", map[string]string{"resolved": "false", "route": "unmatched", "status": "404"}); got != 1 {
+		t.Errorf("requests{unmatched,404} = %v, want 1", got)
 	}
 	families, err := f.reg.Gather()
 	if err != nil {

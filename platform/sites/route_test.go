@@ -81,10 +81,10 @@ func TestSiteRouteLabel(t *testing.T) {
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			counts[labels["tenant"]+" "+labels["route"]+" "+labels["status"]] += m.GetCounter().GetValue()
+			counts[labels["resolved"]+" "+labels["route"]+" "+labels["status"]] += m.GetCounter().GetValue()
 		}
 	}
-	for k, want := range map[string]float64{"acme " + sites.Route + " 200": 1, "acme " + sites.Route + " 404": 1, "acme unmatched 200": 0} {
+	for k, want := range map[string]float64{"true " + sites.Route + " 200": 1, "true " + sites.Route + " 404": 1, "true unmatched 200": 1} {
 		if counts[k] != want {
 			t.Errorf("swa_http_requests_total{%s} = %v, want %v (all: %v)", k, counts[k], want, counts)
 		}
