@@ -57,9 +57,15 @@ type harness struct {
 
 func newHarness(t *testing.T, mod func(*Options)) *harness {
 	t.Helper()
+	return newHarnessOn(t, provisiontest.Config{Tag: "su"}, mod)
+}
+
+// newHarnessOn is newHarness on a control plane of cfg.
+func newHarnessOn(t *testing.T, cfg provisiontest.Config, mod func(*Options)) *harness {
+	t.Helper()
 	mp := mailpit.New(pgtest.Service(t, "SWA_MAILPIT_URL"))
 	host := pgtest.Require(t, "SWA_SMTP_HOST")
-	env := provisiontest.New(t, provisiontest.Config{Tag: "su"})
+	env := provisiontest.New(t, cfg)
 	rdb, prefix := pgtest.Redis(t)
 	h := &harness{t: t, env: env, mp: mp, now: time.Now()}
 	h.opts = Options{
@@ -175,13 +181,7 @@ func TestVerifiedSignUpResumesAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, sum := newToken()
-	var id int64
-	err = h.env.Platform.QueryRow(context.Background(), `INSERT INTO signups (email, password_hash, shop_name, slug, status, token_hash, expires_at, verified_at)
-VALUES ('resume@example.test', $1, 'Resumed Shop', 'resumed', 'verified', $2, now() + interval '1 day', now()) RETURNING id`, hash, sum).Scan(&id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := verifiedSignUp(t, h, "resume@example.test", "resumed", hash)
 	h.start() // a new process: it resumes the sign-up
 	status := ""
 	for deadline := time.Now().Add(60 * time.Second); status != statusActive; time.Sleep(100 * time.Millisecond) {

@@ -149,6 +149,10 @@ type Site struct {
 	hosts map[string]bool
 	// billing is the platform's Stripe account, nil when not configured.
 	billing *billing
+	// crashAt, when set, runs between the steps of finishing a sign-up
+	// (after the tenant, after the owner); an error stops there as if the
+	// process died (tests).
+	crashAt func(point string) error
 
 	ctx    context.Context
 	cancel context.CancelFunc

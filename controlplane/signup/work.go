@@ -25,6 +25,20 @@ import (
 
 func actorOf(id int64) string { return "signup:" + strconv.FormatInt(id, 10) }
 
+// The points between the steps of finishing a sign-up where a crash is
+// tested (the provisioning workflow's own are its Options' hooks).
+const (
+	pointTenant = "tenant" // the tenant is live, the owner not yet made
+	pointOwner  = "owner"  // the owner is made, the sign-up not yet active
+)
+
+func (s *Site) crash(point string) error {
+	if s.crashAt == nil {
+		return nil
+	}
+	return s.crashAt(point)
+}
+
 // start hands sign-up id to a worker, or leaves it for the next start when
 // the site is closing.
 func (s *Site) start(id int64) {
@@ -82,6 +96,9 @@ func (s *Site) finish(ctx context.Context, id int64) error {
 	if err != nil {
 		return err
 	}
+	if err := s.crash(pointTenant); err != nil {
+		return err
+	}
 	name, _, _ := strings.Cut(r.Email, "@")
 	err = s.prov.InTenant(ctx, t.Slug, func(ctx context.Context, tx pgx.Tx) error {
 		_, err := admin.CreateOwnerHash(ctx, tx, r.Email, name, r.PasswordHash, actorOf(r.ID))
@@ -89,6 +106,9 @@ func (s *Site) finish(ctx context.Context, id int64) error {
 	})
 	if err != nil {
 		return fmt.Errorf("owner: %w", err)
+	}
+	if err := s.crash(pointOwner); err != nil {
+		return err
 	}
 	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		if err := linkFounder(ctx, tx, r.Email, r.PasswordHash, t.ID); err != nil {
