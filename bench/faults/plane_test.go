@@ -205,7 +205,7 @@ func newPlane(t *testing.T, o planeOptions) *plane {
 	}
 	for _, tn := range p.dir.All() {
 		if !o.Mail && o.StripeBase == "" {
-			break
+			break // the bundles as provisioning wrote them
 		}
 		b, err := secrets.LoadBundle(ctx, cp.Secrets, tn.SecretsRef)
 		if err != nil {
