@@ -28,6 +28,8 @@ import (
 	"github.com/startupwebapp/platform/controlplane/provision/provisiontest"
 	"github.com/startupwebapp/platform/platform/csrf"
 	"github.com/startupwebapp/platform/platform/directory"
+	"github.com/startupwebapp/platform/platform/mail"
+	"github.com/startupwebapp/platform/platform/payments"
 	"github.com/startupwebapp/platform/platform/pgtest"
 	"github.com/startupwebapp/platform/platform/pools"
 	"github.com/startupwebapp/platform/platform/ratelimit"
@@ -35,6 +37,7 @@ import (
 	"github.com/startupwebapp/platform/platform/server"
 	"github.com/startupwebapp/platform/platform/sessions"
 	"github.com/startupwebapp/platform/tenant/account"
+	"github.com/startupwebapp/platform/tenant/shop"
 )
 
 // baseDomain gives every test tenant the host {slug}.faults.test.
@@ -95,6 +98,10 @@ type plane struct {
 	// RegistryProxied).
 	registryProxy *toxiproxy.Proxy
 	metrics       *prometheus.Registry
+	// smtpProxy is in front of Mailpit's SMTP, every tenant's relay (with
+	// Mail); mail is the worker that drains the outboxes through it.
+	smtpProxy *toxiproxy.Proxy
+	mail      *mail.Worker
 }
 
 type planeOptions struct {
@@ -115,7 +122,24 @@ type planeOptions struct {
 	// TTL is then SecretsTTL.
 	RegistryProxied bool
 	SecretsTTL      time.Duration
+	// Mail puts a proxy (plane.smtpProxy) in front of Mailpit's SMTP and
+	// names it as every tenant's own relay in its secrets bundle; plane.mail
+	// is then the mail worker over the directory's serving tenants, with
+	// its relays read from the bundles (mail.BundleRelay), as `swa serve`
+	// runs it, configured by MailWorker (Tenants, Conn and Relay are set
+	// here) and run by the test.
+	Mail       bool
+	MailWorker mail.Options
+	// StripeBase, when set, gives every tenant Stripe keys (webhook secret
+	// webhookSecret(slug)) and mounts the shop (with Accounts) with its
+	// Stripe calls sent to that base, each bounded by StripeTimeout.
+	StripeBase    string
+	StripeTimeout time.Duration
 }
+
+// webhookSecret is a tenant's Stripe webhook signing secret (with
+// planeOptions.StripeBase).
+func webhookSecret(slug string) string { return "whsec_faults_" + slug }
 
 func newPlane(t *testing.T, o planeOptions) *plane {
 	t.Helper()
@@ -172,6 +196,32 @@ func newPlane(t *testing.T, o planeOptions) *plane {
 	if err := p.dir.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if o.Mail {
+		port, err := strconv.Atoi(pgtest.Require(t, "SWA_SMTP_PORT"))
+		if err != nil {
+			t.Fatalf("SWA_SMTP_PORT: %v", err)
+		}
+		p.smtpProxy = newProxy(t, "smtp", net.JoinHostPort(pgtest.Require(t, "SWA_SMTP_HOST"), strconv.Itoa(port)))
+	}
+	for _, tn := range p.dir.All() {
+		if !o.Mail && o.StripeBase == "" {
+			break // the bundles as provisioning wrote them
+		}
+		b, err := secrets.LoadBundle(ctx, cp.Secrets, tn.SecretsRef)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Mail {
+			b.SMTPHost, b.SMTPPort = hostPort(t, p.smtpProxy.Listen)
+		}
+		if o.StripeBase != "" {
+			b.StripeSecretKey, b.StripePublishableKey = "sk_test_"+tn.Slug, "pk_test_"+tn.Slug
+			b.StripeWebhookSecret = webhookSecret(tn.Slug)
+		}
+		if _, err := secrets.SaveBundle(ctx, cp.Secrets, tn.SecretsRef, b); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var err error
 	p.pools, err = pools.New(pools.Options{
 		Secrets: secrets.NewCache(store, o.SecretsTTL, log), MaxConns: 4, Budget: 32,
@@ -183,6 +233,22 @@ func newPlane(t *testing.T, o planeOptions) *plane {
 	t.Cleanup(p.pools.CloseAll)
 	p.dir.OnChange(p.pools.OnTenantChange)
 	p.metrics = prometheus.NewRegistry()
+	if o.Mail {
+		w := o.MailWorker
+		w.Tenants = func(context.Context) []*directory.Tenant {
+			var out []*directory.Tenant
+			for _, tn := range p.dir.All() {
+				if tn.Serving() {
+					out = append(out, tn)
+				}
+			}
+			return out
+		}
+		w.Conn, w.Relay, w.Log = p.pools.Do, mail.BundleRelay(store, mail.SMTPSettings{}), log
+		if p.mail, err = mail.NewWorker(w); err != nil {
+			t.Fatal(err)
+		}
+	}
 	apps := o.Apps
 	var mw []fiber.Handler
 	if o.Accounts {
@@ -194,8 +260,16 @@ func newPlane(t *testing.T, o planeOptions) *plane {
 		keyring := csrf.BundleKeyring(store, 0)
 		sess := sessions.New(sessions.Options{Redis: rdb, Prefix: prefix, Log: log})
 		limiter := ratelimit.New(ratelimit.Options{Redis: rdb, Prefix: prefix, Log: log, Metrics: p.metrics})
-		apps = append(apps, account.New(account.Options{DB: p.pools, Keyring: account.KeyringFunc(keyring), Sessions: sess, Limiter: limiter, Log: log}))
-		prot := csrf.New(csrf.Options{Key: keyring.Current(), Log: log})
+		accounts := account.New(account.Options{DB: p.pools, Keyring: account.KeyringFunc(keyring), Sessions: sess, Limiter: limiter, Log: log})
+		apps = append(apps, accounts)
+		if o.StripeBase != "" {
+			pay := payments.New(payments.Options{Secrets: store, APIBase: o.StripeBase, Timeout: o.StripeTimeout, Log: log})
+			apps = append(apps, shop.New(shop.Options{
+				Pools: p.pools, Payments: pay, Key: shop.KeyFunc(keyring.Current()), Account: accounts.SessionClaim,
+				Log: log, Registry: registry,
+			}))
+		}
+		prot := csrf.New(csrf.Options{Key: keyring.Current(), Exempt: []string{"/order/stripe-webhook"}, Log: log})
 		mw = []fiber.Handler{sess.Handler(), prot.Handler()}
 	}
 	app := server.New(server.Options{
