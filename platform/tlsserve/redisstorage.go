@@ -239,13 +239,14 @@ func (s *RedisStorage) Lock(ctx context.Context, name string) error {
 	}
 	s.leases[name] = l
 	s.mu.Unlock()
-	go s.keep(key, l)
+	go s.keep(name, l)
 	return nil
 }
 
 // keep renews l every third of the lease until it is stopped or lost.
-func (s *RedisStorage) keep(key string, l *lease) {
+func (s *RedisStorage) keep(name string, l *lease) {
 	defer close(l.done)
+	key := s.lockKey(name)
 	tick := time.NewTicker(s.ttl() / 3)
 	defer tick.Stop()
 	for {
@@ -257,7 +258,14 @@ func (s *RedisStorage) keep(key string, l *lease) {
 			n, err := renew.Run(ctx, s.Redis, []string{key}, l.token, s.ttl().Milliseconds()).Int()
 			cancel()
 			if err == nil && n == 0 {
-				return // the lease ran out and someone else may hold it now
+				// The lease ran out and someone else may hold the lock
+				// now: forget it, so Unlock cannot touch theirs.
+				s.mu.Lock()
+				if s.leases[name] == l {
+					delete(s.leases, name)
+				}
+				s.mu.Unlock()
+				return
 			}
 		}
 	}
