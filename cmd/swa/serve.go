@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/startupwebapp/platform/platform/config"
 	"github.com/startupwebapp/platform/platform/csrf"
+	"github.com/startupwebapp/platform/platform/customdomains"
 	"github.com/startupwebapp/platform/platform/directory"
 	"github.com/startupwebapp/platform/platform/mail"
 	"github.com/startupwebapp/platform/platform/obs"
@@ -29,6 +31,7 @@ import (
 	"github.com/startupwebapp/platform/platform/server"
 	"github.com/startupwebapp/platform/platform/sessions"
 	"github.com/startupwebapp/platform/platform/sites"
+	"github.com/startupwebapp/platform/platform/tlsserve"
 	"github.com/startupwebapp/platform/platform/usage"
 	"github.com/startupwebapp/platform/tenant/account"
 	"github.com/startupwebapp/platform/tenant/admin"
@@ -84,8 +87,9 @@ type dataPlane struct {
 	meter     *usage.Meter
 	app       *fiber.App
 	health    *obs.Health
+	tls       *tlsserve.Server // nil without SWA_HTTPS_ADDR
 
-	ln, adminLn net.Listener
+	ln, adminLn, tlsLn net.Listener
 }
 
 func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (dp *dataPlane, err error) {
@@ -274,6 +278,20 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		obs.Check{Name: "platform_db", Fn: func(ctx context.Context) error { return dp.readPool.Ping(ctx) }},
 		obs.Check{Name: "redis", Fn: func(ctx context.Context) error { return dp.rdb.Ping(ctx).Err() }},
 	)
+	if cfg.HTTPSAddr != "" {
+		// The only gate of certificate issuance: a verified custom domain of
+		// an active tenant (docs/design.md, custom domains and TLS).
+		policy := customdomains.Policy{Directory: dp.dir, BaseDomain: cfg.BaseDomain}
+		if dp.tls, err = tlsserve.New(ctx, tlsserve.Options{
+			CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile,
+			ACMEDirectory: cfg.ACMEDirectory, ACMEEmail: cfg.ACMEEmail, ACMECARoot: cfg.ACMECARoot,
+			Allow:   policy.AllowCertificate,
+			Storage: &tlsserve.RedisStorage{Redis: dp.rdb, Prefix: cfg.RedisPrefix},
+			Log:     log,
+		}); err != nil {
+			return nil, err
+		}
+	}
 	return dp, nil
 }
 
@@ -295,6 +313,15 @@ func (dp *dataPlane) listen() error {
 	if dp.adminLn, err = net.Listen("tcp", dp.cfg.AdminAddr); err != nil {
 		dp.ln.Close()
 		return fmt.Errorf("data plane admin: %w", err)
+	}
+	if dp.tls != nil {
+		ln, err := net.Listen("tcp", dp.cfg.HTTPSAddr)
+		if err != nil {
+			dp.ln.Close()
+			dp.adminLn.Close()
+			return fmt.Errorf("data plane https: %w", err)
+		}
+		dp.tlsLn = tls.NewListener(ln, dp.tls.TLSConfig())
 	}
 	return nil
 }
@@ -346,8 +373,14 @@ func (dp *dataPlane) serve(ctx context.Context) error {
 		}
 	}()
 	admin := &http.Server{Handler: dp.health.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- dp.app.Listener(dp.ln) }()
+	if dp.tlsLn != nil {
+		// The same app: fasthttp serves several listeners and its shutdown
+		// closes them all.
+		go func() { errc <- dp.app.Listener(dp.tlsLn) }()
+		dp.log.Info("data plane serving TLS", "addr", dp.tlsLn.Addr().String(), "on_demand", dp.cfg.ACMEDirectory != "")
+	}
 	go func() {
 		if err := admin.Serve(dp.adminLn); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
@@ -382,6 +415,9 @@ func (dp *dataPlane) serve(ctx context.Context) error {
 }
 
 func (dp *dataPlane) close(ctx context.Context) {
+	if dp.tls != nil {
+		dp.tls.Close()
+	}
 	if dp.analytics != nil {
 		if err := dp.analytics.Close(ctx); err != nil {
 			dp.log.Warn("analytics flush at shutdown", "err", err)

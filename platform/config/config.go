@@ -26,6 +26,12 @@ type Config struct {
 
 	HTTPAddr         string // data plane listener (StartupWebApp API and storefront)
 	AdminAddr        string // data plane health, readiness and metrics
+	HTTPSAddr        string // data plane TLS listener; empty: none
+	TLSCertFile      string // PEM of the wildcard certificate of the base domain's subdomains
+	TLSKeyFile       string
+	ACMEDirectory    string // ACME directory of custom domains' certificates; empty: none obtained
+	ACMEEmail        string
+	ACMECARoot       string // PEM of roots trusted for the ACME server's HTTPS (a test CA)
 	ControlPlaneAddr string // control-plane admin API listener
 	ShutdownTimeout  time.Duration
 	RequestTimeout   time.Duration // deadline of every data-plane and admin API request
@@ -178,6 +184,24 @@ var options = []option{
 		set: addr(func(c *Config) *string { return &c.HTTPAddr })},
 	{name: "ADMIN_ADDR", def: "127.0.0.1:9100", doc: "data-plane /healthz, /readyz and /metrics listener; loopback only unless set (e.g. :9100 for a scraper or probes from outside)",
 		set: addr(func(c *Config) *string { return &c.AdminAddr })},
+	{name: "HTTPS_ADDR", def: "", doc: "data-plane TLS listener (host:port, e.g. :8443 behind a TCP load balancer passing TLS through), the same API as HTTP_ADDR; empty: no TLS listener",
+		set: func(c *Config, v string) error {
+			if v == "" {
+				c.HTTPSAddr = ""
+				return nil
+			}
+			return addr(func(c *Config) *string { return &c.HTTPSAddr })(c, v)
+		}},
+	{name: "TLS_CERT_FILE", def: "", doc: "PEM file of the platform's wildcard certificate (*.{BASE_DOMAIN}, chain included), served on HTTPS_ADDR to tenant subdomains",
+		set: str(func(c *Config) *string { return &c.TLSCertFile })},
+	{name: "TLS_KEY_FILE", def: "", doc: "PEM file of the private key of TLS_CERT_FILE",
+		set: str(func(c *Config) *string { return &c.TLSKeyFile })},
+	{name: "ACME_DIRECTORY", def: "", doc: "ACME directory URL certificates of verified custom domains are obtained from on demand (e.g. https://acme-v02.api.letsencrypt.org/directory); empty: none are obtained",
+		set: dsn(func(c *Config) *string { return &c.ACMEDirectory }, "https")},
+	{name: "ACME_EMAIL", def: "", doc: "contact address of the platform's ACME account",
+		set: str(func(c *Config) *string { return &c.ACMEEmail })},
+	{name: "ACME_CA_ROOT", def: "", doc: "PEM file of the roots trusted for the ACME server's own HTTPS (a test ACME server); empty: the system roots",
+		set: str(func(c *Config) *string { return &c.ACMECARoot })},
 	{name: "CONTROLPLANE_ADDR", def: ":8001", doc: "control-plane admin API listener",
 		set: addr(func(c *Config) *string { return &c.ControlPlaneAddr })},
 	{name: "SHUTDOWN_TIMEOUT", def: "15s", doc: "grace period for in-flight requests on SIGINT/SIGTERM",
@@ -411,6 +435,12 @@ func Load(getenv func(string) string) (*Config, error) {
 			return nil, fmt.Errorf("config: SWA_%s: %v", o.name, err)
 		}
 	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return nil, errors.New("config: SWA_TLS_CERT_FILE and SWA_TLS_KEY_FILE: set both or neither")
+	}
+	if c.HTTPSAddr != "" && c.TLSCertFile == "" && c.ACMEDirectory == "" {
+		return nil, errors.New("config: SWA_HTTPS_ADDR: needs SWA_TLS_CERT_FILE or SWA_ACME_DIRECTORY")
+	}
 	if c.PlatformReadDatabaseURL == "" {
 		c.PlatformReadDatabaseURL = c.PlatformDatabaseURL
 	}
@@ -474,6 +504,8 @@ func (c *Config) environ() map[string]string {
 	return map[string]string{
 		"SWA_ENV": c.Env, "SWA_LOG_FORMAT": c.LogFormat, "SWA_LOG_LEVEL": c.LogLevel,
 		"SWA_HTTP_ADDR": c.HTTPAddr, "SWA_ADMIN_ADDR": c.AdminAddr, "SWA_CONTROLPLANE_ADDR": c.ControlPlaneAddr,
+		"SWA_HTTPS_ADDR": c.HTTPSAddr, "SWA_TLS_CERT_FILE": c.TLSCertFile, "SWA_TLS_KEY_FILE": c.TLSKeyFile,
+		"SWA_ACME_DIRECTORY": c.ACMEDirectory, "SWA_ACME_EMAIL": c.ACMEEmail, "SWA_ACME_CA_ROOT": c.ACMECARoot,
 		"SWA_SHUTDOWN_TIMEOUT":            c.ShutdownTimeout.String(),
 		"SWA_REQUEST_TIMEOUT":             c.RequestTimeout.String(),
 		"SWA_TENANT_DB_STATEMENT_TIMEOUT": c.TenantDBStatementTimeout.String(),

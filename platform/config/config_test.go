@@ -40,6 +40,13 @@ func TestLoadValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tls, err := Load(envOf(map[string]string{
+		"SWA_HTTPS_ADDR": ":8443", "SWA_ACME_DIRECTORY": "https://acme.test/dir",
+		"SWA_TLS_CERT_FILE": "w.crt", "SWA_TLS_KEY_FILE": "w.key",
+	}))
+	if err != nil || tls.HTTPSAddr != ":8443" || tls.ACMEDirectory != "https://acme.test/dir" || tls.TLSKeyFile != "w.key" {
+		t.Fatalf("TLS values: %+v, %v", tls, err)
+	}
 	if c.RateLimits || c.PoolIdleTimeout != 90*time.Second || c.BaseDomain != "example.com" ||
 		strings.Join(c.TrustedProxies, "|") != "10.0.0.0/8|127.0.0.1" {
 		t.Fatalf("values not applied: %+v", c)
@@ -59,6 +66,9 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		"SWA_RATE_LIMITS":           "maybe",
 		"SWA_SMTP_PORT":             "70000",
 		"SWA_BASE_DOMAIN":           "http://x",
+		"SWA_HTTPS_ADDR":            ":8443",                 // neither a certificate nor ACME
+		"SWA_TLS_CERT_FILE":         "/etc/swa/wildcard.crt", // without its key
+		"SWA_ACME_DIRECTORY":        "http://acme.test/dir",
 	}
 	for name, value := range cases {
 		t.Run(name, func(t *testing.T) {
