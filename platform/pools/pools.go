@@ -703,6 +703,16 @@ type Stats struct {
 	Opened       int64 // connections established (logins) since New
 }
 
+// Warm reports whether tenantID's pool has an idle connection, so a query
+// now would need no login. Work that can wait (analytics batches) waits
+// for it rather than logging in to a cold tenant.
+func (m *Manager) Warm(tenantID int64) bool {
+	m.mu.Lock()
+	tp := m.pools[tenantID]
+	m.mu.Unlock()
+	return tp != nil && isReady(tp) && tp.pool != nil && tp.pool.Stat().IdleConns() > 0
+}
+
 // Stats returns the current Stats.
 func (m *Manager) Stats() Stats {
 	open, high := m.budget.counts()

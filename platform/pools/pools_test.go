@@ -136,6 +136,9 @@ func TestAcquireOpensLazilyPerTenant(t *testing.T) {
 		t.Fatalf("a new manager has %+v", s)
 	}
 	ctx := context.Background()
+	if m.Warm(a.ID) {
+		t.Error("Warm before any connection")
+	}
 	for _, tn := range []*directory.Tenant{a, b, a} {
 		who, err := whoami(ctx, m, tn)
 		if err != nil {
@@ -152,6 +155,9 @@ func TestAcquireOpensLazilyPerTenant(t *testing.T) {
 	}
 	if n := e.backends(t, a.DBRole, b.DBRole); n != 2 {
 		t.Errorf("server sees %d backends, want 2", n)
+	}
+	if !m.Warm(a.ID) || !m.Warm(b.ID) {
+		t.Error("a tenant with an idle connection is not Warm")
 	}
 
 	for _, st := range tenancy.Statuses() {

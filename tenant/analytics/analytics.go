@@ -19,9 +19,17 @@
 // when a batch is written, cached per tenant for FlagTTL: rows received while
 // logging is off are discarded then.
 //
+// A tenant without a warm connection waits longer: under a connection
+// budget smaller than the tenants, writing a cold tenant's few rows every
+// FlushInterval would cost a database login each time, and those logins
+// would take the slots shoppers' requests need. Its rows wait until its
+// pool has an idle connection (a request warmed it), BatchSize rows, or
+// ColdFlushInterval since the oldest, and one login then writes them all.
+//
 // What can be lost: rows live only in memory until flushed, so a crash loses
-// at most the rows received in the last FlushInterval plus any batch being
-// written (Close, called on graceful shutdown, writes everything). A tenant
+// at most the rows received in the last FlushInterval (ColdFlushInterval
+// for a tenant without a warm connection) plus any batch being written
+// (Close, called on graceful shutdown, writes everything). A tenant
 // whose buffer is full (BufferSize rows, e.g. its database is down) has new
 // rows dropped and counted; a batch that fails to write is retried on the
 // next flushes and dropped, counted, after three failures.
@@ -80,13 +88,24 @@ type DB interface {
 	Do(ctx context.Context, t *directory.Tenant, fn func(*pgxpool.Conn) error) error
 }
 
+// warmer is a DB that tells whether a tenant has an idle connection, so a
+// write would need no login (*pools.Manager). Without it every tenant
+// counts as warm.
+type warmer interface {
+	Warm(tenantID int64) bool
+}
+
 // Options configures the analytics app.
 type Options struct {
 	// Pools gives access to tenant databases.
 	Pools DB
 	Log   *slog.Logger
-	// FlushInterval is the longest a row waits in memory (default 100ms).
+	// FlushInterval is the longest a row waits in memory (default 100ms)
+	// when its tenant has a warm connection.
 	FlushInterval time.Duration
+	// ColdFlushInterval is the longest a row waits for a tenant without
+	// one (default 5s, at least FlushInterval).
+	ColdFlushInterval time.Duration
 	// BatchSize rows trigger an immediate flush (default 1000).
 	BatchSize int
 	// BufferSize caps the rows held per tenant (default 20 * BatchSize).
@@ -111,6 +130,7 @@ type App struct {
 	db          DB
 	log         *slog.Logger
 	interval    time.Duration
+	coldEvery   time.Duration
 	batch       int
 	bufferSize  int
 	flagTTL     time.Duration
@@ -142,6 +162,7 @@ type buffer struct {
 	retry    []event // a batch whose write failed, written before rows
 	attempts int
 	flushing bool
+	oldest   time.Time // when the oldest pending row arrived; zero: none
 
 	flag     bool
 	flagAt   time.Time
@@ -203,7 +224,7 @@ type event struct {
 
 // New returns the app and starts its flusher; call Close to stop it.
 func New(opts Options) *App {
-	a := &App{db: opts.Pools, log: opts.Log, interval: opts.FlushInterval, batch: opts.BatchSize,
+	a := &App{db: opts.Pools, log: opts.Log, interval: opts.FlushInterval, coldEvery: opts.ColdFlushInterval, batch: opts.BatchSize,
 		bufferSize: opts.BufferSize, flagTTL: opts.FlagTTL, concurrency: opts.Concurrency, quotaEvery: opts.QuotaRefresh,
 		now: time.Now, buffers: map[int64]*buffer{}, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if a.log == nil {
@@ -212,6 +233,10 @@ func New(opts Options) *App {
 	if a.interval <= 0 {
 		a.interval = 100 * time.Millisecond
 	}
+	if a.coldEvery <= 0 {
+		a.coldEvery = 5 * time.Second
+	}
+	a.coldEvery = max(a.coldEvery, a.interval)
 	if a.batch <= 0 {
 		a.batch = 1000
 	}
@@ -428,6 +453,9 @@ func (a *App) record(t *directory.Tenant, e event) {
 		a.dropped.WithLabelValues("over_quota").Inc()
 		return
 	}
+	if len(b.rows)+len(b.retry) == 0 {
+		b.oldest = a.now()
+	}
 	b.rows = append(b.rows, e)
 	full := len(b.rows) >= a.batch
 	b.mu.Unlock()
@@ -465,32 +493,34 @@ func (a *App) run() {
 		case <-a.stop:
 			return
 		case <-tick.C:
-			a.flushAll(context.Background(), false)
+			a.flushAll(context.Background(), false, false)
 		case <-a.kick:
-			a.flushAll(context.Background(), false)
+			a.flushAll(context.Background(), false, false)
 		}
 	}
 }
 
-// flushAll starts a flush for every tenant with pending rows; with wait it
-// returns when they are done.
-func (a *App) flushAll(ctx context.Context, wait bool) {
+// flushAll starts a flush for every tenant whose rows are due (all of
+// them with all); with wait it returns when they are done.
+func (a *App) flushAll(ctx context.Context, wait, all bool) {
 	a.mu.Lock()
 	bufs := make([]*buffer, 0, len(a.buffers))
 	for _, b := range a.buffers {
 		bufs = append(bufs, b)
 	}
 	a.mu.Unlock()
+	now := a.now()
 	var wg sync.WaitGroup
 	for _, b := range bufs {
 		b.mu.Lock()
 		pending := len(b.rows)+len(b.retry) > 0
+		due := pending && (all || a.due(b, now))
 		busy := b.flushing
-		if pending && !busy {
+		if due && !busy {
 			b.flushing = true
 		}
 		b.mu.Unlock()
-		if !pending || busy {
+		if !due || busy {
 			continue
 		}
 		wg.Add(1)
@@ -503,6 +533,17 @@ func (a *App) flushAll(ctx context.Context, wait bool) {
 	if wait {
 		wg.Wait()
 	}
+}
+
+// due reports whether b's pending rows are to be written now: a full batch,
+// or rows older than ColdFlushInterval, or a tenant with a warm connection.
+// Called with b.mu held.
+func (a *App) due(b *buffer, now time.Time) bool {
+	if len(b.rows) >= a.batch || now.Sub(b.oldest) >= a.coldEvery {
+		return true
+	}
+	w, ok := a.db.(warmer)
+	return !ok || w.Warm(b.tenant.ID)
 }
 
 // flushTenant writes b's pending rows in batches of at most BatchSize.
@@ -575,7 +616,7 @@ func (a *App) Close(ctx context.Context) error {
 	// Let any in-flight flush finish, then write the rest (retries included)
 	// until everything is written or given up.
 	for {
-		a.flushAll(ctx, true)
+		a.flushAll(ctx, true, true)
 		if !a.pending() {
 			return nil
 		}

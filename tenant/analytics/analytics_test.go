@@ -82,7 +82,9 @@ const (
 	hostOff = "off.analytics.test"
 )
 
-func newFixture(t testing.TB, opts analytics.Options) *fixture {
+// newFixture builds the app over two real tenant databases; wrap, if
+// given, wraps the DB the app gets.
+func newFixture(t testing.TB, opts analytics.Options, wrap ...func(analytics.DB) analytics.DB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	reg := pgtest.NewPool(t, migrations.Platform)
@@ -99,6 +101,9 @@ func newFixture(t testing.TB, opts analytics.Options) *fixture {
 	}
 	f.seed = seedRows(t, f.on)
 	opts.Pools = tenantDBs{dir.BySlug("anon").ID: f.on, dir.BySlug("anoff").ID: f.off}
+	for _, w := range wrap {
+		opts.Pools = w(opts.Pools)
+	}
 	opts.Metrics = f.metrics
 	f.an = analytics.New(opts)
 	t.Cleanup(func() { f.an.Close(context.Background()) })
