@@ -22,6 +22,11 @@ var (
 	manyBudget  = flag.Int("budget", 50, "connection budget of the data plane in BenchmarkBudget")
 	zipfS       = flag.Float64("zipf.s", 1.1, "Zipf exponent of the tenant choice in BenchmarkBudget (> 1)")
 	dbShare     = flag.Float64("db.share", 0.5, "share of BenchmarkBudget's requests that need a database connection")
+	// The phases are measured in steady state, as a replica that has served
+	// for a while would be: without a warm-up a 5s phase over a thousand
+	// tenants is mostly first requests (a pool, a secrets read and a first
+	// login per tenant touched).
+	budgetWarmup = flag.Duration("budget.warmup", 10*time.Second, "load each BenchmarkBudget phase runs, unmeasured, before its measured run")
 )
 
 // Request kinds of the mixed load; a sample's label is tenant*2 + kind.
@@ -144,6 +149,11 @@ func (r *budgetRun) add(b *testing.B, p *platform, admin *pgx.Conn, dp *dataPlan
 	before, err := p.backends(context.Background(), admin)
 	if err != nil {
 		b.Fatal(err)
+	}
+	if *budgetWarmup > 0 {
+		// Counted from here on: the backends the warm-up opened stay in
+		// the sampler's count, its logins and evictions do not.
+		runLoad(dp.addr, *loadClients, *budgetWarmup, *loadMax, next)
 	}
 	dialedBefore := p.sessions(b, admin)
 	evictedBefore := dp.counter(b, "swa_pool_evictions_total")
