@@ -48,6 +48,7 @@ import (
 	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/platform/mail"
 	"github.com/startupwebapp/platform/platform/ratelimit"
+	"github.com/startupwebapp/platform/platform/siteproxy"
 	"github.com/startupwebapp/platform/platform/tenancy"
 	"github.com/startupwebapp/platform/tenant/account"
 	"github.com/startupwebapp/platform/tenant/admin"
@@ -146,7 +147,7 @@ type Site struct {
 	reg   *registry.Registry
 	log   *slog.Logger
 	app   *fiber.App
-	hosts map[string]bool
+	hosts siteproxy.Hosts
 	// billing is the platform's Stripe account, nil when not configured.
 	billing *billing
 	// crashAt, when set, runs between the steps of finishing a sign-up
@@ -229,10 +230,7 @@ func New(ctx context.Context, o Options) (*Site, error) {
 		o.Now = time.Now
 	}
 	s := &Site{opts: o, db: o.DB, prov: o.Provision, reg: o.Provision.Registry(), log: o.Log,
-		hosts: map[string]bool{}, slots: make(chan struct{}, o.Workers), billing: newBilling(o.Billing)}
-	for _, h := range o.Hosts {
-		s.hosts[strings.ToLower(h)] = true
-	}
+		hosts: siteproxy.NewHosts(o.Hosts), slots: make(chan struct{}, o.Workers), billing: newBilling(o.Billing)}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.app = fiber.New(fiber.Config{
 		AppName:                 "swa platform site",
@@ -274,14 +272,9 @@ func (s *Site) Close(ctx context.Context) {
 func (s *Site) App() *fiber.App { return s.app }
 
 // IsSiteHost reports whether host (with or without a port) is one of the
-// site's hostnames.
-func (s *Site) IsSiteHost(host string) bool {
-	h := strings.ToLower(host)
-	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
-		h = h[:i]
-	}
-	return s.hosts[h]
-}
+// site's hostnames: the match the data plane forwards them by, too
+// (platform/siteproxy).
+func (s *Site) IsSiteHost(host string) bool { return s.hosts.Match(host) }
 
 // Front returns a fasthttp handler that sends the site's hosts to the site
 // and every other request to next: how a listener that also serves other
