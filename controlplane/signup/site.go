@@ -6,8 +6,16 @@
 // It runs in the control plane, on the platform's own hostnames (Options.Hosts,
 // e.g. www.{SWA_BASE_DOMAIN}): a sign-up writes the registry and creates a
 // tenant, which only the control plane may do; the data plane reads the
-// registry through a SELECT-only role. Pages are server-rendered, without
-// script, under a strict CSP; every form carries a CSRF token.
+// registry through a SELECT-only role. In production the data plane forwards
+// the platform hosts to it (platform/siteproxy, SWA_PLATFORM_SITE_URL), so
+// the control plane stays the registry's only writer and the data plane the
+// one edge, with the certificates, for every hostname; the site then reads
+// the client address from X-Forwarded-For of the data plane's replicas,
+// which the control plane's SWA_TRUSTED_PROXIES must list. Both match hosts
+// with siteproxy.Hosts.
+//
+// Pages are server-rendered, without script, under a strict CSP; every form
+// carries a CSRF token.
 //
 // A sign-up is recorded pending with the password's argon2id hash and the
 // SHA-256 of a verification token (single use, valid 24 hours) mailed to the
