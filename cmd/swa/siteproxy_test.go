@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"maps"
 	"net"
@@ -98,6 +99,9 @@ func TestDataPlaneForwardsPlatformSite(t *testing.T) {
 	h := newDevHarness(t)
 	const whsec = "whsec_forwarded_site_test"
 	h.env["SWA_PLATFORM_STRIPE_WEBHOOK_SECRET"] = whsec
+	// Both planes trust loopback: the control plane its forwarding data
+	// plane, the data plane the "load balancer" the test's client stands for.
+	h.env["SWA_TRUSTED_PROXIES"] = "127.0.0.1"
 	h.start()
 	addr := startForwardingDataPlane(t, h, map[string]string{"SWA_PLATFORM_SITE_URL": h.urls.Control})
 	b := browserAt(t, addr)
@@ -120,6 +124,45 @@ func TestDataPlaneForwardsPlatformSite(t *testing.T) {
 	bare := browserAt(t, addr) // no cookie
 	if resp, _ := bare.do("POST", b.url("www", "/signup"), signUpForm(tok, "someone@example.test", "Founder-Pass-42!", "Shop", "admin")); resp.StatusCode != 403 {
 		t.Errorf("sign-up form without its CSRF cookie: %d, want 403", resp.StatusCode)
+	}
+
+	// The sign-up is recorded with the client's address as the data plane
+	// reads it from its trusted proxy's X-Forwarded-For (the hop left of it
+	// is whatever the client wrote, ignored), not the data plane's.
+	email := "fwd-" + strings.ToLower(strings.ReplaceAll(h.prefix, "_", "")) + "@example.test"
+	req, _ := http.NewRequest("POST", b.url("www", "/signup"),
+		strings.NewReader(signUpForm(tok, email, "Founder-Pass-42!", "Forwarded", "fwd"+strings.ToLower(strings.ReplaceAll(h.prefix, "_", ""))).Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Forwarded-For", "198.51.100.1, 203.0.113.9")
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/signup/sent" {
+		t.Fatalf("sign-up through the data plane: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	code, list := h.api("GET", "/v1/signups", nil)
+	var signups struct {
+		Signups []struct {
+			Email      string `json:"email"`
+			ClientAddr string `json:"client_addr"`
+		} `json:"signups"`
+	}
+	if err := json.Unmarshal([]byte(list), &signups); code != 200 || err != nil {
+		t.Fatalf("GET /v1/signups: %d %v\n%s", code, err, list)
+	}
+	found := false
+	for _, su := range signups.Signups {
+		if su.Email == email {
+			found = true
+			if su.ClientAddr != "203.0.113.9" {
+				t.Errorf("sign-up recorded from %q, want 203.0.113.9", su.ClientAddr)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("sign-up of %s not listed:\n%s", email, list)
 	}
 
 	// The billing webhook: Stripe signs the raw body, CR LF and non-ASCII
