@@ -137,18 +137,18 @@ func New(o Options) (*Proxy, error) {
 			// The client's own User-Agent, or none.
 			NoDefaultUserAgentHeader: true,
 			// The path as the client sent it: the site routes it.
-			DisablePathNormalizing:        true,
-			DisableHeaderNamesNormalizing: false,
-			MaxConns:                      o.MaxConns,
-			MaxConnWaitTimeout:            o.Timeout,
+			DisablePathNormalizing: true,
+			MaxConns:               o.MaxConns,
+			MaxConnWaitTimeout:     o.Timeout,
 			// Under the control plane's idle timeout (30s), so a kept
 			// connection is not one it is closing.
 			MaxIdleConnDuration: 10 * time.Second,
 			ReadTimeout:         o.Timeout,
 			WriteTimeout:        o.Timeout,
 			MaxResponseBodySize: o.MaxResponseBodySize,
-			// Only the requests that change nothing are tried again on a
-			// kept connection the control plane had closed (the default).
+			// fasthttp's own error logs leave out request contents. Only
+			// requests that change nothing are tried again on a kept
+			// connection the control plane had closed (the default RetryIf).
 			SecureErrorLogMessage: true,
 		},
 		timeout: o.Timeout,
