@@ -121,6 +121,9 @@ func runDev(ctx context.Context, e env, ready func(devURLs)) error {
 	if err != nil {
 		return err
 	}
+	// The platform site runs in-process in front of the data plane (with
+	// the host match the forwarding would use), so nothing is forwarded.
+	cfg.PlatformSiteURL = ""
 	log.Info("swa dev starting", "version", version, "config", cfg.Dump())
 
 	ctx, cancel := context.WithCancel(ctx)

@@ -30,6 +30,7 @@ import (
 	"github.com/startupwebapp/platform/platform/secrets"
 	"github.com/startupwebapp/platform/platform/server"
 	"github.com/startupwebapp/platform/platform/sessions"
+	"github.com/startupwebapp/platform/platform/siteproxy"
 	"github.com/startupwebapp/platform/platform/sites"
 	"github.com/startupwebapp/platform/platform/tlsserve"
 	"github.com/startupwebapp/platform/platform/usage"
@@ -47,7 +48,9 @@ func serveCommand(e env) *cobra.Command {
 		Short: "Run the data plane: the StartupWebApp API of every tenant, routed by hostname",
 		Long: `Run the data plane. It reads the tenant registry (SWA_PLATFORM_READ_DATABASE_URL),
 serves every active tenant on SWA_HTTP_ADDR, and /healthz, /readyz and /metrics on
-SWA_ADMIN_ADDR. Replicas are identical and share nothing but Postgres and Redis.`,
+SWA_ADMIN_ADDR. Replicas are identical and share nothing but Postgres and Redis.
+With SWA_PLATFORM_SITE_URL, requests for the platform hosts (SWA_PLATFORM_HOSTS) are
+forwarded to the control plane, where the platform site runs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, log, err := e.loadConfig()
@@ -88,6 +91,7 @@ type dataPlane struct {
 	app       *fiber.App
 	health    *obs.Health
 	tls       *tlsserve.Server // nil without SWA_HTTPS_ADDR
+	site      *siteproxy.Proxy // nil without SWA_PLATFORM_SITE_URL
 
 	ln, adminLn, tlsLn net.Listener
 }
@@ -274,6 +278,19 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		// API prefix claims.
 		Apps: []server.App{dp.analytics, accountApp, shopApp, backOffice, siteApp, site},
 	})
+	if cfg.PlatformSiteURL != "" {
+		// The platform hosts are forwarded to the control plane's site
+		// before tenant routing; /v1 is not reachable that way, as the
+		// control plane answers the platform hosts with the site alone.
+		if dp.site, err = siteproxy.New(siteproxy.Options{
+			Target: cfg.PlatformSiteURL, Hosts: platformHosts(cfg), Timeout: cfg.RequestTimeout,
+			TrustedProxies: cfg.TrustedProxies, Metrics: reg, Log: log,
+		}); err != nil {
+			return nil, err
+		}
+		srv := dp.app.Server()
+		srv.Handler = dp.site.Front(srv.Handler)
+	}
 	dp.health = obs.NewHealth(reg,
 		obs.Check{Name: "platform_db", Fn: func(ctx context.Context) error { return dp.readPool.Ping(ctx) }},
 		obs.Check{Name: "redis", Fn: func(ctx context.Context) error { return dp.rdb.Ping(ctx).Err() }},
@@ -415,6 +432,9 @@ func (dp *dataPlane) serve(ctx context.Context) error {
 }
 
 func (dp *dataPlane) close(ctx context.Context) {
+	if dp.site != nil {
+		dp.site.Close()
+	}
 	if dp.tls != nil {
 		dp.tls.Close()
 	}

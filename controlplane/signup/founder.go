@@ -109,7 +109,7 @@ func (s *Site) postSignIn(c *fiber.Ctx) error {
 	email, password := strings.TrimSpace(c.FormValue("email")), c.FormValue("password")
 	// Both counts happen before the account is looked up, so being limited
 	// says nothing about whether the address has an account.
-	byAddr, err := s.overRate(ctx, "signin-addr", c.IP(), s.opts.SignInRate)
+	byAddr, err := s.overRate(ctx, "signin-addr", s.clientIP(c), s.opts.SignInRate)
 	if err != nil {
 		return err
 	}

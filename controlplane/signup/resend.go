@@ -46,7 +46,7 @@ func (s *Site) postResend(c *fiber.Ctx) error {
 		kind, key string
 		rate      ratelimit.Rate
 	}{
-		{"resend-rl", c.IP(), s.opts.ResendRate},
+		{"resend-rl", s.clientIP(c), s.opts.ResendRate},
 		{"resend-email-rl", emailKey(email), s.opts.ResendEmailRate},
 	} {
 		over, err := s.over(ctx, l.kind, l.key, l.rate)

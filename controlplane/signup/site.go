@@ -6,8 +6,16 @@
 // It runs in the control plane, on the platform's own hostnames (Options.Hosts,
 // e.g. www.{SWA_BASE_DOMAIN}): a sign-up writes the registry and creates a
 // tenant, which only the control plane may do; the data plane reads the
-// registry through a SELECT-only role. Pages are server-rendered, without
-// script, under a strict CSP; every form carries a CSRF token.
+// registry through a SELECT-only role. In production the data plane forwards
+// the platform hosts to it (platform/siteproxy, SWA_PLATFORM_SITE_URL), so
+// the control plane stays the registry's only writer and the data plane the
+// one edge, with the certificates, for every hostname; the site then reads
+// the client address from X-Forwarded-For of the data plane's replicas,
+// which the control plane's SWA_TRUSTED_PROXIES must list. Both match hosts
+// with siteproxy.Hosts.
+//
+// Pages are server-rendered, without script, under a strict CSP; every form
+// carries a CSRF token.
 //
 // A sign-up is recorded pending with the password's argon2id hash and the
 // SHA-256 of a verification token (single use, valid 24 hours) mailed to the
@@ -30,6 +38,7 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -48,6 +57,8 @@ import (
 	"github.com/startupwebapp/platform/controlplane/registry"
 	"github.com/startupwebapp/platform/platform/mail"
 	"github.com/startupwebapp/platform/platform/ratelimit"
+	"github.com/startupwebapp/platform/platform/server"
+	"github.com/startupwebapp/platform/platform/siteproxy"
 	"github.com/startupwebapp/platform/platform/tenancy"
 	"github.com/startupwebapp/platform/tenant/account"
 	"github.com/startupwebapp/platform/tenant/admin"
@@ -101,7 +112,8 @@ type Options struct {
 	SessionTTL time.Duration
 	// Billing is the platform's own Stripe account, for paid plans.
 	Billing Billing
-	// TrustedProxies may set X-Forwarded-For.
+	// TrustedProxies may set X-Forwarded-For: the data plane's replicas
+	// that forward the platform hosts, and any proxy between them.
 	TrustedProxies []string
 	Hasher         *account.Hasher
 	Log            *slog.Logger
@@ -146,7 +158,9 @@ type Site struct {
 	reg   *registry.Registry
 	log   *slog.Logger
 	app   *fiber.App
-	hosts map[string]bool
+	hosts siteproxy.Hosts
+	// trusted are the proxies whose X-Forwarded-For hops are believed.
+	trusted server.Proxies
 	// billing is the platform's Stripe account, nil when not configured.
 	billing *billing
 	// crashAt, when set, runs between the steps of finishing a sign-up
@@ -228,11 +242,12 @@ func New(ctx context.Context, o Options) (*Site, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Site{opts: o, db: o.DB, prov: o.Provision, reg: o.Provision.Registry(), log: o.Log,
-		hosts: map[string]bool{}, slots: make(chan struct{}, o.Workers), billing: newBilling(o.Billing)}
-	for _, h := range o.Hosts {
-		s.hosts[strings.ToLower(h)] = true
+	trusted, err := server.ParseProxies(o.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("signup: %w", err)
 	}
+	s := &Site{trusted: trusted, opts: o, db: o.DB, prov: o.Provision, reg: o.Provision.Registry(), log: o.Log,
+		hosts: siteproxy.NewHosts(o.Hosts), slots: make(chan struct{}, o.Workers), billing: newBilling(o.Billing)}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.app = fiber.New(fiber.Config{
 		AppName:                 "swa platform site",
@@ -273,15 +288,20 @@ func (s *Site) Close(ctx context.Context) {
 // App is the site's Fiber app.
 func (s *Site) App() *fiber.App { return s.app }
 
-// IsSiteHost reports whether host (with or without a port) is one of the
-// site's hostnames.
-func (s *Site) IsSiteHost(host string) bool {
-	h := strings.ToLower(host)
-	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
-		h = h[:i]
-	}
-	return s.hosts[h]
+// clientIP is the visitor's address, as the data plane computes it
+// (server.Proxies.ClientAddr): the peer, or behind trusted proxies the
+// nearest X-Forwarded-For hop that is not one, so a visitor cannot pick a
+// new address per request by writing the header (Fiber's s.clientIP(c) would
+// answer the header as written).
+func (s *Site) clientIP(c *fiber.Ctx) string {
+	peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
+	return s.trusted.ClientAddr(peer, c.Request().Header.Peek(fiber.HeaderXForwardedFor)).String()
 }
+
+// IsSiteHost reports whether host (with or without a port) is one of the
+// site's hostnames: the match the data plane forwards them by, too
+// (platform/siteproxy).
+func (s *Site) IsSiteHost(host string) bool { return s.hosts.Match(host) }
 
 // Front returns a fasthttp handler that sends the site's hosts to the site
 // and every other request to next: how a listener that also serves other
@@ -350,7 +370,7 @@ func (s *Site) frame(c *fiber.Ctx) error {
 		level = slog.LevelError
 	}
 	s.log.LogAttrs(ctx, level, "platform site request", slog.String("method", c.Method()),
-		slog.String("path", strings.Clone(c.Path())), slog.String("client", c.IP()), slog.Int("status", status),
+		slog.String("path", strings.Clone(c.Path())), slog.String("client", s.clientIP(c)), slog.Int("status", status),
 		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
 	return err
 }
@@ -479,7 +499,7 @@ func (s *Site) postSignUp(c *fiber.Ctx) error {
 		Slug:     strings.ToLower(strings.TrimSpace(c.FormValue("subdomain"))),
 	}
 	password := c.FormValue("password")
-	limited, err := s.limited(ctx, c.IP())
+	limited, err := s.limited(ctx, s.clientIP(c))
 	if err != nil {
 		return err
 	}
@@ -539,7 +559,7 @@ func (s *Site) postSignUp(c *fiber.Ctx) error {
 	}
 	tok, sum := newToken()
 	_, err = s.db.Exec(ctx, `INSERT INTO signups (email, password_hash, shop_name, slug, token_hash, expires_at, client_addr)
-VALUES ($1, $2, $3, $4, $5, $6, $7)`, f.Email, hash, f.ShopName, f.Slug, sum, now.Add(TokenTTL), c.IP())
+VALUES ($1, $2, $3, $4, $5, $6, $7)`, f.Email, hash, f.ShopName, f.Slug, sum, now.Add(TokenTTL), s.clientIP(c))
 	if err != nil {
 		return fmt.Errorf("record sign-up: %w", err)
 	}

@@ -376,6 +376,10 @@ func NewStack(scope constructs.Construct, id string, cfg Config, props *awscdk.S
 		"SWA_ADMIN_ADDR":      jsii.String(fmt.Sprintf(":%d", adminPort)),
 		"SWA_TRUSTED_PROXIES": vpc.VpcCidrBlock(),
 		"SWA_POOL_BUDGET":     jsii.String("50"),
+		// The platform hosts (the public ALB sends every host here) go on
+		// to the control plane's site through the internal ALB
+		// (admin.{Domain} in the VPC's private zone).
+		"SWA_PLATFORM_SITE_URL": jsii.String("https://admin." + cfg.Domain),
 	}), secretEnv(map[string]awssecretsmanager.ISecret{
 		"SWA_PLATFORM_READ_DATABASE_URL": readURL,
 		"SWA_REDIS_URL":                  redisURL,
@@ -405,6 +409,10 @@ func NewStack(scope constructs.Construct, id string, cfg Config, props *awscdk.S
 	container(controlTD, controlLogs, []string{"controlplane"}, with(map[string]*string{
 		"SWA_CONTROLPLANE_ADDR": jsii.String(fmt.Sprintf(":%d", controlPort)),
 		"SWA_TENANT_DB_HOST":    jsii.String(fmt.Sprintf("%s:%d", dbHost, pgPort)),
+		// The internal ALB and the data-plane tasks that forward the
+		// platform site's requests: the site reads the founder's address
+		// from their X-Forwarded-For.
+		"SWA_TRUSTED_PROXIES": vpc.VpcCidrBlock(),
 	}), secretEnv(withToken), []string{"/swa", "healthcheck", fmt.Sprintf("http://127.0.0.1:%d/healthz", controlPort)}, controlPort)
 	controlSvc := awsecs.NewFargateService(stack, jsii.String("ControlPlane"), &awsecs.FargateServiceProps{
 		Cluster: cluster, TaskDefinition: controlTD, ServiceName: name("controlplane"),

@@ -179,8 +179,19 @@ func TestServicesAndRouting(t *testing.T) {
 				map[string]any{"Name": "SWA_ADMIN_ADDR", "Value": ":9100"},
 				map[string]any{"Name": "SWA_AWS_SECRETS_PREFIX", "Value": "swa/tenants/"},
 				map[string]any{"Name": "SWA_BASE_DOMAIN", "Value": "shops.example.com"},
+				// The platform site, forwarded to the control plane.
+				map[string]any{"Name": "SWA_PLATFORM_SITE_URL", "Value": "https://admin.shops.example.com"},
 				map[string]any{"Name": "SWA_SECRETS_BACKEND", "Value": "aws"},
 			),
+		})),
+	})
+	// The control plane believes the VPC's X-Forwarded-For: the internal
+	// ALB's and the forwarding data plane's.
+	has(t, "AWS::ECS::TaskDefinition", map[string]any{
+		"ContainerDefinitions": arrayWith(like(map[string]any{
+			"Command": []any{"controlplane"},
+			"Environment": arrayWith(map[string]any{"Name": "SWA_TRUSTED_PROXIES",
+				"Value": map[string]any{"Fn::GetAtt": arrayWith("CidrBlock")}}),
 		})),
 	})
 	has(t, "AWS::ECS::TaskDefinition", map[string]any{

@@ -246,6 +246,9 @@ migrations:
   canary: [startupwebapp, healthtech]
   batch: 25
   gateCommand: [/swa, healthcheck, "http://prod-swa-dataplane:9100/readyz"]
+platformSite:
+  hosts: shops.example.org,www.shops.example.org
+  dataplaneCIDRs: 10.1.0.0/16
 ingress:
   className: alb
   tlsSecretName: wildcard-shops
@@ -570,6 +573,17 @@ func TestControlPlane(t *testing.T) {
 	if svc.Spec.Type != corev1.ServiceTypeClusterIP {
 		t.Errorf("control plane service type %s", svc.Spec.Type)
 	}
+	// The platform site: the control plane trusts the data-plane pods'
+	// X-Forwarded-For, and the data plane forwards the platform hosts to
+	// this Service's port.
+	if env["SWA_TRUSTED_PROXIES"].Value != "10.1.0.0/16" || env["SWA_PLATFORM_HOSTS"].Value != "shops.example.org,www.shops.example.org" {
+		t.Errorf("control plane SWA_TRUSTED_PROXIES %q, SWA_PLATFORM_HOSTS %q", env["SWA_TRUSTED_PROXIES"].Value, env["SWA_PLATFORM_HOSTS"].Value)
+	}
+	dp := envOf(r.get(t, "Deployment", "prod-swa-dataplane").(*appsv1.Deployment).Spec.Template.Spec.Containers[0])
+	if want := fmt.Sprintf("http://%s:%d", svc.Name, svc.Spec.Ports[0].Port); dp["SWA_PLATFORM_SITE_URL"].Value != want ||
+		svc.Spec.Ports[0].TargetPort.String() != "api" || dp["SWA_PLATFORM_HOSTS"].Value != env["SWA_PLATFORM_HOSTS"].Value {
+		t.Errorf("data plane SWA_PLATFORM_SITE_URL %q (want %s), SWA_PLATFORM_HOSTS %q", dp["SWA_PLATFORM_SITE_URL"].Value, want, dp["SWA_PLATFORM_HOSTS"].Value)
+	}
 	ing := r.get(t, "Ingress", "prod-swa").(*networkingv1.Ingress)
 	for _, rule := range ing.Spec.Rules {
 		for _, p := range rule.HTTP.Paths {
@@ -653,6 +667,7 @@ func TestBadValuesAreRefused(t *testing.T) {
 		"domain":          {localSecrets + "baseDomain: Example.COM/x\n", "baseDomain"},
 		"extra env typo":  {localSecrets + "dataplane:\n  extraEnv:\n    - name: X\n      valeu: y\n", "valeu"},
 		"unknown section": {localSecrets + "postgres:\n  enabled: true\n", "postgres"},
+		"platform hosts":  {localSecrets + "platformSite:\n  hosts: https://www.example.com\n", "hosts"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := render(t, c.values)
@@ -680,4 +695,21 @@ func TestSchemaIsSelfContained(t *testing.T) {
 	}
 	// And the chart's own defaults satisfy it once a secret source is set.
 	mustRender(t, "secrets:\n  existingSecret: x\n")
+}
+
+// TestPlatformSiteOff: without the platform site the data plane forwards
+// nothing and the control plane trusts no forwarded header.
+func TestPlatformSiteOff(t *testing.T) {
+	r := mustRender(t, localSecrets+"platformSite:\n  enabled: false\n")
+	dp := envOf(r.get(t, "Deployment", "prod-swa-dataplane").(*appsv1.Deployment).Spec.Template.Spec.Containers[0])
+	cp := envOf(r.get(t, "Deployment", "prod-swa-controlplane").(*appsv1.Deployment).Spec.Template.Spec.Containers[0])
+	if _, ok := dp["SWA_PLATFORM_SITE_URL"]; ok {
+		t.Errorf("data plane forwards the platform site: %+v", dp["SWA_PLATFORM_SITE_URL"])
+	}
+	if _, ok := cp["SWA_TRUSTED_PROXIES"]; ok {
+		t.Errorf("control plane trusts %+v", cp["SWA_TRUSTED_PROXIES"])
+	}
+	if on := envOf(mustRender(t, localSecrets).get(t, "Deployment", "prod-swa-dataplane").(*appsv1.Deployment).Spec.Template.Spec.Containers[0]); on["SWA_PLATFORM_SITE_URL"].Value != "http://prod-swa-controlplane:8001" {
+		t.Errorf("by default the data plane forwards to %q", on["SWA_PLATFORM_SITE_URL"].Value)
+	}
 }

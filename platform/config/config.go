@@ -64,7 +64,10 @@ type Config struct {
 	BaseDomain     string   // tenants answer on {slug}.{BaseDomain}
 	TrustedProxies []string // addresses or CIDRs whose X-Forwarded-* headers are believed
 	PlatformHosts  []string // hostnames of the platform's own site (sign-up); empty: www.{BaseDomain} and {BaseDomain}
-	RateLimits     bool     // false turns every rate limit off
+	// PlatformSiteURL is the control plane's internal base URL the data
+	// plane forwards the platform hosts' requests to; empty: not forwarded.
+	PlatformSiteURL string
+	RateLimits      bool // false turns every rate limit off
 
 	PoolMaxConns       int32         // per tenant
 	PoolBudget         int32         // across all tenants of one data-plane replica
@@ -340,6 +343,25 @@ var options = []option{
 			}
 			return nil
 		}},
+	{name: "PLATFORM_SITE_URL", def: "", doc: "internal base URL of the control plane (e.g. http://swa-controlplane:8080) to which the data plane forwards requests for the PLATFORM_HOSTS; empty: the data plane serves no platform site and answers those hosts 404 like any unknown host",
+		set: func(c *Config, v string) error {
+			if v == "" {
+				c.PlatformSiteURL = ""
+				return nil
+			}
+			u, err := url.Parse(v)
+			if err != nil {
+				return errors.New("not a URL")
+			}
+			if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+				return errors.New("want an http:// or https:// URL with a host, e.g. http://swa-controlplane:8080")
+			}
+			if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+				return errors.New("want a base URL without a path, query or fragment")
+			}
+			c.PlatformSiteURL = u.Scheme + "://" + u.Host
+			return nil
+		}},
 	{name: "RATE_LIMITS", def: "on", doc: "on, or off to disable every rate limit (load tests only)",
 		set: func(c *Config, v string) error {
 			switch v {
@@ -528,6 +550,7 @@ func (c *Config) environ() map[string]string {
 		"SWA_BASE_DOMAIN":                 c.BaseDomain,
 		"SWA_TRUSTED_PROXIES":             strings.Join(c.TrustedProxies, ","),
 		"SWA_PLATFORM_HOSTS":              strings.Join(c.PlatformHosts, ","),
+		"SWA_PLATFORM_SITE_URL":           c.PlatformSiteURL,
 		"SWA_RATE_LIMITS":                 rl,
 		"SWA_POOL_MAX_CONNS":              strconv.Itoa(int(c.PoolMaxConns)),
 		"SWA_POOL_BUDGET":                 strconv.Itoa(int(c.PoolBudget)),

@@ -185,3 +185,28 @@ func TestMaskHidesQueryCredentials(t *testing.T) {
 		})
 	}
 }
+
+func TestPlatformSiteURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                             "",
+		"http://swa-controlplane:8080": "http://swa-controlplane:8080",
+		"https://cp.internal/":         "https://cp.internal",
+		"http://10.0.3.4:8001":         "http://10.0.3.4:8001",
+	} {
+		c, err := Load(envOf(map[string]string{"SWA_PLATFORM_SITE_URL": in}))
+		if err != nil || c.PlatformSiteURL != want {
+			t.Errorf("SWA_PLATFORM_SITE_URL=%q: got %q, %v; want %q", in, c.PlatformSiteURL, err, want)
+		}
+	}
+	for _, bad := range []string{
+		"swa-controlplane:8080", "ftp://cp:21", "http://", "http://cp:8080/site", "http://cp:8080/?a=1",
+		"http://user:pw@cp:8080", "http://cp:8080/#top", "://",
+	} {
+		_, err := Load(envOf(map[string]string{"SWA_PLATFORM_SITE_URL": bad}))
+		if err == nil {
+			t.Errorf("SWA_PLATFORM_SITE_URL=%q accepted", bad)
+		} else if !strings.Contains(err.Error(), "SWA_PLATFORM_SITE_URL") || strings.Contains(err.Error(), "pw") {
+			t.Errorf("SWA_PLATFORM_SITE_URL=%q: error should name the variable and hide credentials: %v", bad, err)
+		}
+	}
+}

@@ -70,6 +70,10 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.logLevel | quote }}
 - name: SWA_BASE_DOMAIN
   value: {{ .Values.baseDomain | quote }}
+{{- with .Values.platformSite.hosts }}
+- name: SWA_PLATFORM_HOSTS
+  value: {{ . | quote }}
+{{- end }}
 - name: SWA_REQUEST_TIMEOUT
   value: {{ .Values.requestTimeout | quote }}
 - name: SWA_TENANT_DB_PREFIX
