@@ -291,7 +291,7 @@ func (s *Site) App() *fiber.App { return s.app }
 // clientIP is the visitor's address, as the data plane computes it
 // (server.Proxies.ClientAddr): the peer, or behind trusted proxies the
 // nearest X-Forwarded-For hop that is not one, so a visitor cannot pick a
-// new address per request by writing the header (Fiber's s.clientIP(c) would
+// new address per request by writing the header (Fiber's c.IP() would
 // answer the header as written).
 func (s *Site) clientIP(c *fiber.Ctx) string {
 	peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
