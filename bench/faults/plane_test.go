@@ -33,6 +33,7 @@ import (
 	"github.com/startupwebapp/platform/platform/pgtest"
 	"github.com/startupwebapp/platform/platform/pools"
 	"github.com/startupwebapp/platform/platform/ratelimit"
+	"github.com/startupwebapp/platform/platform/redisconn"
 	"github.com/startupwebapp/platform/platform/secrets"
 	"github.com/startupwebapp/platform/platform/server"
 	"github.com/startupwebapp/platform/platform/sessions"
@@ -254,7 +255,8 @@ func newPlane(t *testing.T, o planeOptions) *plane {
 	if o.Accounts {
 		direct, prefix := pgtest.Redis(t)
 		p.redisProxy = newProxy(t, "redis", direct.Options().Addr)
-		rdb := redis.NewClient(&redis.Options{Addr: p.redisProxy.Listen, DB: direct.Options().DB})
+		// The platform's client settings (redisconn), as swa serve has them.
+		rdb := redis.NewClient(redisconn.Configure(&redis.Options{Addr: p.redisProxy.Listen, DB: direct.Options().DB}))
 		t.Cleanup(func() { _ = rdb.Close() })
 		store := secrets.NewCache(cp.Secrets, 0, log)
 		keyring := csrf.BundleKeyring(store, 0)

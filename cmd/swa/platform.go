@@ -12,6 +12,7 @@ import (
 	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/migrations"
 	"github.com/startupwebapp/platform/platform/config"
+	"github.com/startupwebapp/platform/platform/redisconn"
 	"github.com/startupwebapp/platform/platform/secrets"
 )
 
@@ -39,11 +40,10 @@ func openPool(ctx context.Context, what, dsn string, maxConns int32) (*pgxpool.P
 
 // openRedis returns a client for SWA_REDIS_URL, checked to answer.
 func openRedis(ctx context.Context, raw string) (*redis.Client, error) {
-	opts, err := redis.ParseURL(raw)
+	rdb, err := redisconn.New(raw)
 	if err != nil {
-		return nil, fmt.Errorf("redis: bad SWA_REDIS_URL")
+		return nil, fmt.Errorf("SWA_REDIS_URL: %w", err)
 	}
-	rdb := redis.NewClient(opts)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {

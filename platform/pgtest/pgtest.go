@@ -22,6 +22,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/startupwebapp/platform/migrations"
+
+	"github.com/startupwebapp/platform/platform/redisconn"
 )
 
 const hint = "start the local stack: eval \"$(deploy/dev/stack up && deploy/dev/stack env)\""
@@ -186,11 +188,11 @@ func template(ctx context.Context, admin string, set migrations.Set) (string, er
 func Redis(t testing.TB) (*redis.Client, string) {
 	t.Helper()
 	raw := Require(t, "SWA_REDIS_URL")
-	opts, err := redis.ParseURL(raw)
+	// The platform's own settings, so tests see what production does.
+	rdb, err := redisconn.New(raw)
 	if err != nil {
 		t.Fatalf("pgtest: SWA_REDIS_URL: %v", err)
 	}
-	rdb := redis.NewClient(opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {

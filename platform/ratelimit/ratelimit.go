@@ -117,7 +117,10 @@ type Options struct {
 	Defaults map[string]Rate
 	// Disabled turns every limit off (SWA_RATE_LIMITS=off).
 	Disabled bool
-	// Timeout bounds the Redis round trip before failing open (default 25ms).
+	// Timeout bounds the Redis round trip before failing open (default
+	// 200ms): long enough that a busy replica's own delays (scheduling, GC)
+	// never open the limits, which an attacker could otherwise buy by
+	// loading it; short enough that a silent Redis costs a request little.
 	Timeout time.Duration
 	Log     *slog.Logger
 	// Metrics, when set, receives swa_ratelimit_* counters.
@@ -147,7 +150,7 @@ func New(opts Options) *Limiter {
 		l.defaults = Defaults()
 	}
 	if l.timeout <= 0 {
-		l.timeout = 25 * time.Millisecond
+		l.timeout = 200 * time.Millisecond
 	}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)

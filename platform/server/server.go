@@ -422,6 +422,13 @@ func (s *server) handleError(c *fiber.Ctx, err error) error {
 	if errors.As(err, &pgErr) && pgErr.Code == "25006" /* read_only_sql_transaction */ {
 		return FailMoving(c)
 	}
+	// A dependency call that hit its own, shorter bound (a session's 500 ms
+	// in Redis) while the request still had time is an unavailable
+	// dependency, not a request out of time.
+	if errors.Is(err, context.DeadlineExceeded) && c.UserContext().Err() == nil {
+		s.log.Warn("dependency did not answer in time", "request_id", RequestID(c), "tenant", tenantSlug(c), "method", c.Method(), "path", c.Path(), "err", err.Error())
+		return Fail(c, http.StatusServiceUnavailable, "service-unavailable", "temporarily unavailable, retry shortly")
+	}
 	if TimedOut(c, err) {
 		s.log.Warn("request deadline passed", "request_id", RequestID(c), "tenant", tenantSlug(c), "method", c.Method(), "path", c.Path(), "err", err.Error())
 		return Fail(c, http.StatusServiceUnavailable, "request-timeout", "the request took too long; retry shortly")
