@@ -150,13 +150,31 @@ func (j *journey) fill(sel, value string) {
 	j.do(chromedp.SetValue(chromedp.CSS(sel), value))
 }
 
+// text answers the text of sel. A query can meet the document of the page
+// being left (the node it found is gone when its text is asked for), so it
+// tries again until the page settles.
 func (j *journey) text(sel string) string {
 	j.t.Helper()
-	s, err := chromedp.Run(j.ctx, chromedp.Text(chromedp.CSS(sel)))
+	s, err := j.textWithin(sel, 10*time.Second, func(string) bool { return true })
 	if err != nil {
 		j.t.Fatalf("text of %s: %v", sel, err)
 	}
 	return s
+}
+
+// textWithin reads the text of sel until done accepts it or the time is
+// up, and answers the last text read.
+func (j *journey) textWithin(sel string, limit time.Duration, done func(string) bool) (string, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		ctx, cancel := context.WithTimeout(j.ctx, 5*time.Second)
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		cancel()
+		if (err == nil && done(s)) || time.Now().After(deadline) {
+			return s, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func (j *journey) location() string {
@@ -167,7 +185,17 @@ func (j *journey) location() string {
 // see fails unless the main region shows every text.
 func (j *journey) see(want ...string) {
 	j.t.Helper()
-	got := j.text("main")
+	got, err := j.textWithin("main", 10*time.Second, func(s string) bool {
+		for _, w := range want {
+			if !strings.Contains(s, w) {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		j.t.Fatalf("at %s: text of main: %v", j.location(), err)
+	}
 	for _, w := range want {
 		if !strings.Contains(got, w) {
 			j.t.Fatalf("at %s: page lacks %q:\n%s", j.location(), w, got)
