@@ -83,12 +83,22 @@ func (b *Browser) Run(what string, actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
-// Text returns the text of the first element sel matches.
+// Text returns the text of the first element sel matches. A query can meet
+// the document of a page being left (the node it found is gone when its
+// text is asked for), so a failed read is tried again for a few seconds.
 func (b *Browser) Text(sel string) string {
 	b.t.Helper()
-	s, err := chromedp.Run(b.Ctx, chromedp.Text(chromedp.CSS(sel)))
-	if err != nil {
-		b.t.Fatalf("read %s: %v", sel, err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(b.Ctx, 5*time.Second)
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		cancel()
+		if err == nil {
+			return s
+		}
+		if time.Now().After(deadline) || b.Ctx.Err() != nil {
+			b.t.Fatalf("read %s: %v", sel, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return s
 }
