@@ -172,7 +172,8 @@ func (cp *controlPlane) serve(ctx context.Context) error {
 	go func() {
 		defer close(checkerDone)
 		domaincheck.New(domaincheck.Options{Registry: cp.core.prov.Registry(), Resolver: cp.cfg.DNSResolver,
-			Interval: cp.cfg.DomainRecheck, UnrouteAfter: int(cp.cfg.DomainUnrouteAfter), Log: cp.log}).Run(wctx) //nolint:errcheck // it ends with wctx
+			Interval: cp.cfg.DomainRecheck, UnrouteAfter: int(cp.cfg.DomainUnrouteAfter),
+			ClaimExpiry: cp.cfg.DomainClaimExpiry, Log: cp.log}).Run(wctx) //nolint:errcheck // it ends with wctx
 	}()
 	samplerDone := make(chan struct{})
 	go func() {

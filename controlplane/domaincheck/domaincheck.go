@@ -26,6 +26,7 @@ const (
 	DefaultInterval     = time.Minute
 	DefaultTimeout      = 5 * time.Second
 	DefaultUnrouteAfter = 3
+	DefaultClaimExpiry  = 14 * 24 * time.Hour
 	batch               = 50
 )
 
@@ -42,7 +43,11 @@ type Options struct {
 	// UnrouteAfter consecutive checks without the record send a verified
 	// domain back to pending (DefaultUnrouteAfter).
 	UnrouteAfter int
-	Log          *slog.Logger
+	// ClaimExpiry: a domain pending for this long since it was added,
+	// never verified, is removed on its next check that does not find the
+	// record (DefaultClaimExpiry).
+	ClaimExpiry time.Duration
+	Log         *slog.Logger
 }
 
 // Checker runs the checks.
@@ -52,6 +57,7 @@ type Checker struct {
 	interval time.Duration
 	timeout  time.Duration
 	unroute  int
+	expiry   time.Duration
 	log      *slog.Logger
 	client   *dns.Client
 }
@@ -67,6 +73,9 @@ func New(o Options) *Checker {
 	if o.UnrouteAfter <= 0 {
 		o.UnrouteAfter = DefaultUnrouteAfter
 	}
+	if o.ClaimExpiry <= 0 {
+		o.ClaimExpiry = DefaultClaimExpiry
+	}
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
@@ -74,7 +83,7 @@ func New(o Options) *Checker {
 		o.Resolver = SystemResolver()
 	}
 	return &Checker{reg: o.Registry, resolver: o.Resolver, interval: o.Interval, timeout: o.Timeout,
-		unroute: o.UnrouteAfter, log: o.Log, client: &dns.Client{Net: "udp"}}
+		unroute: o.UnrouteAfter, expiry: o.ClaimExpiry, log: o.Log, client: &dns.Client{Net: "udp"}}
 }
 
 // SystemResolver is the first nameserver of /etc/resolv.conf, or
@@ -136,14 +145,16 @@ func (c *Checker) check(ctx context.Context, d registry.DomainCheck) error {
 	cancel()
 	rctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	status, err := c.reg.RecordDomainCheck(rctx, d, o, c.unroute)
+	status, err := c.reg.RecordDomainCheck(rctx, d, o, registry.CheckRules{UnrouteAfter: c.unroute, ClaimExpiry: c.expiry})
 	if errors.Is(err, registry.ErrNotFound) {
 		return nil // removed since the claim
 	}
 	if err != nil {
 		return err
 	}
-	if status != d.Status {
+	if status == registry.DomainExpired {
+		c.log.Info("domain claim expired", "hostname", d.Hostname, "tenant_id", d.TenantID)
+	} else if status != d.Status {
 		c.log.Info("domain status changed", "hostname", d.Hostname, "tenant_id", d.TenantID, "from", d.Status, "to", status)
 	} else if status == tenancy.DomainVerified && !o.Found {
 		c.log.Warn("verified domain's record missing", "hostname", d.Hostname, "tenant_id", d.TenantID, "err", o.Error)

@@ -2,6 +2,7 @@ package domaincheck_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -105,12 +106,19 @@ func newFixture(t *testing.T) *fixture {
 // backoffice_add_domain, with a fresh token.
 func (f *fixture) addPending(t *testing.T, host string) string {
 	t.Helper()
-	token := customdomains.NewToken()
-	if _, err := f.db.Exec(context.Background(), `SELECT backoffice_add_domain($1, 'staff:1 owner@acme.test', $2, $3)`,
-		f.tenant, host, token); err != nil {
+	token, err := f.claim(f.tenant, host)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return token
+}
+
+// claim adds host to tenant as the back office does and answers its token.
+func (f *fixture) claim(tenant int64, host string) (string, error) {
+	token := customdomains.NewToken()
+	_, err := f.db.Exec(context.Background(), `SELECT backoffice_add_domain($1, 'staff:1 owner@shop.test', $2, $3)`,
+		tenant, host, token)
+	return token, err
 }
 
 func (f *fixture) checker(interval time.Duration) *domaincheck.Checker {
@@ -120,7 +128,12 @@ func (f *fixture) checker(interval time.Duration) *domaincheck.Checker {
 
 func (f *fixture) domain(t *testing.T, host string) registry.Domain {
 	t.Helper()
-	ds, err := f.reg.Domains(context.Background(), f.tenant)
+	return f.domainOf(t, f.tenant, host)
+}
+
+func (f *fixture) domainOf(t *testing.T, tenant int64, host string) registry.Domain {
+	t.Helper()
+	ds, err := f.reg.Domains(context.Background(), tenant)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +142,7 @@ func (f *fixture) domain(t *testing.T, host string) registry.Domain {
 			return d
 		}
 	}
-	t.Fatalf("no domain %s in %+v", host, ds)
+	t.Fatalf("no domain %s of tenant %d in %+v", host, tenant, ds)
 	return registry.Domain{}
 }
 
@@ -334,6 +347,133 @@ func TestOperatorDomainsAreNotChecked(t *testing.T) {
 	defer f.zone.mu.Unlock()
 	if f.zone.queries != 0 {
 		t.Errorf("%d DNS queries", f.zone.queries)
+	}
+}
+
+// TestClaimsOfOneHostname: a pending claim holds no name. A squatter's
+// claim does not keep the owner of the domain from claiming it; the claim
+// whose record the domain serves verifies, and from then the name is held:
+// the other claim stays pending (saying why, even once its record is
+// served too), new claims and operators are refused, until the holder
+// removes it and the waiting claim verifies. Each tenant sees only its
+// own claim.
+func TestClaimsOfOneHostname(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	squatter := directorytest.AddTenant(t, f.db, directorytest.Tenant{Slug: "squat", Domains: []string{"squat.example.test"}})
+	third := directorytest.AddTenant(t, f.db, directorytest.Tenant{Slug: "third", Domains: []string{"third.example.test"}})
+	const host = "www.acme-widgets.test"
+	squatToken, err := f.claim(squatter, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := f.claim(f.tenant, host)
+	if err != nil {
+		t.Fatalf("the squatter's pending claim refused the owner's: %v", err)
+	}
+	c := f.checker(time.Millisecond)
+	dir := directory.New(directory.Options{DB: f.db, BaseDomain: "example.test"})
+	check := func(want int) {
+		t.Helper()
+		time.Sleep(5 * time.Millisecond)
+		if n, err := c.CheckDue(ctx); err != nil || n != want {
+			t.Fatalf("checked %d (%v), want %d", n, err, want)
+		}
+		if err := dir.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routes := func(want int64) {
+		t.Helper()
+		if tn, res := dir.Lookup(host); res != directory.Found || tn.ID != want {
+			t.Fatalf("%s routes to %v (%v), want tenant %d", host, tn, res, want)
+		}
+	}
+
+	f.zone.set(host, customdomains.RecordValue(token))
+	check(2)
+	routes(f.tenant)
+	if d := f.domainOf(t, squatter, host); d.Status != tenancy.DomainPending || !strings.Contains(deref(d.CheckError), "does not hold") {
+		t.Fatalf("the squatter's claim: %+v (%s)", d, deref(d.CheckError))
+	}
+	// The squatter's record served too: its claim still cannot verify.
+	f.zone.set(host, customdomains.RecordValue(token), customdomains.RecordValue(squatToken))
+	check(2)
+	routes(f.tenant)
+	if d := f.domainOf(t, squatter, host); d.Status != tenancy.DomainPending || !strings.Contains(deref(d.CheckError), "verified by another shop") {
+		t.Fatalf("the squatter's claim with its record served: %+v (%s)", d, deref(d.CheckError))
+	}
+	// A verified name is held: a new claim and an operator are refused.
+	if _, err := f.claim(third, host); err == nil || !strings.Contains(err.Error(), "23505") {
+		t.Errorf("a third shop's claim of a verified name: %v, want a unique violation", err)
+	}
+	if _, err := f.reg.AddDomain(ctx, squatter, host); !errors.Is(err, registry.ErrConflict) {
+		t.Errorf("an operator adding a name another shop verified: %v, want ErrConflict", err)
+	}
+	// The holder removes it; the waiting claim, its record served, verifies.
+	var removed bool
+	if err := f.db.QueryRow(ctx, `SELECT backoffice_remove_domain($1, 'staff:1 owner@acme.test', $2)`, f.tenant, host).
+		Scan(&removed); err != nil || !removed {
+		t.Fatalf("remove: %v %v", removed, err)
+	}
+	check(1)
+	routes(squatter)
+	var audited int
+	if err := f.db.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE action = 'domain.verified' AND after->>'hostname' = $1`, host).
+		Scan(&audited); err != nil || audited != 2 {
+		t.Errorf("domain.verified audit entries: %d %v", audited, err)
+	}
+}
+
+// TestUnverifiedClaimExpires: a claim never verified, older than the
+// expiry, is removed by a check that does not find its record (audited);
+// one whose record is found verifies instead, an inconclusive check keeps
+// it, and a younger claim is kept.
+func TestUnverifiedClaimExpires(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	c := domaincheck.New(domaincheck.Options{Registry: f.reg, Resolver: f.zone.addr, Interval: time.Millisecond,
+		Timeout: 2 * time.Second, ClaimExpiry: 24 * time.Hour})
+	const (
+		old    = "old.acme-widgets.test"
+		young  = "young.acme-widgets.test"
+		proven = "proven.acme-widgets.test"
+	)
+	f.addPending(t, old)
+	f.addPending(t, young)
+	token := f.addPending(t, proven)
+	if _, err := f.db.Exec(ctx, `UPDATE domains SET created_at = now() - interval '25 hours' WHERE hostname IN ($1, $2)`, old, proven); err != nil {
+		t.Fatal(err)
+	}
+	f.zone.set(proven, customdomains.RecordValue(token))
+	f.zone.setFail(true)
+	time.Sleep(5 * time.Millisecond)
+	if n, err := c.CheckDue(ctx); err != nil || n != 3 {
+		t.Fatalf("checked %d: %v", n, err)
+	}
+	f.domain(t, old) // an inconclusive check removes nothing
+	f.zone.setFail(false)
+	time.Sleep(5 * time.Millisecond)
+	if n, err := c.CheckDue(ctx); err != nil || n != 3 {
+		t.Fatalf("checked %d: %v", n, err)
+	}
+	ds, err := f.reg.Domains(ctx, f.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]tenancy.DomainStatus{}
+	for _, d := range ds {
+		got[d.Hostname] = d.Status
+	}
+	if _, kept := got[old]; kept || got[young] != tenancy.DomainPending || got[proven] != tenancy.DomainVerified {
+		t.Fatalf("after the expiry: %v", got)
+	}
+	var audited int
+	if err := f.db.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE action = 'domain.expired' AND before->>'hostname' = $1`, old).
+		Scan(&audited); err != nil || audited != 1 {
+		t.Errorf("domain.expired audit entries: %d %v", audited, err)
 	}
 }
 

@@ -86,8 +86,8 @@ type DomainCheck struct {
 func (r *Registry) ClaimDomainChecks(ctx context.Context, n int, interval time.Duration) ([]DomainCheck, error) {
 	rows, err := r.db.Query(ctx, `
 UPDATE domains d SET next_check_at = now() + make_interval(secs => $2)
- WHERE d.hostname IN (SELECT hostname FROM domains WHERE next_check_at <= now()
-                       ORDER BY next_check_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+ WHERE (d.hostname, d.tenant_id) IN (SELECT hostname, tenant_id FROM domains WHERE next_check_at <= now()
+                                      ORDER BY next_check_at LIMIT $1 FOR UPDATE SKIP LOCKED)
 RETURNING d.hostname, d.tenant_id, d.token, d.status`, n, interval.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("claim domain checks: %w", err)
@@ -108,19 +108,51 @@ type CheckOutcome struct {
 	Error        string // for the owner: why the record was not found
 }
 
+// CheckRules are the checker's thresholds.
+type CheckRules struct {
+	// UnrouteAfter consecutive conclusive checks without the record send a
+	// verified domain back to pending.
+	UnrouteAfter int
+	// ClaimExpiry: a claim pending this long since it was added, never
+	// verified, is removed by a check that does not find its record.
+	ClaimExpiry time.Duration
+}
+
+// DomainExpired is what RecordDomainCheck answers for a claim it removed
+// because it expired; it is never stored.
+const DomainExpired tenancy.DomainStatus = "expired"
+
+// heldElsewhere is the check error of a claim whose record is served while
+// another shop's claim of the hostname is the verified one.
+const heldElsewhere = "the record is served, but the domain is verified by another shop, which must remove it (or lose its own record) first"
+
 // RecordDomainCheck stores a check's outcome and returns the domain's
-// status after it: a found record verifies the domain; a verified domain
-// whose record is missing on unrouteAfter consecutive conclusive checks
-// goes back to pending and stops routing. A domain removed (or removed and
+// status after it: a found record verifies the domain, unless another
+// shop's claim of the hostname is verified (then it stays pending, saying
+// so); a verified domain whose record is missing on rules.UnrouteAfter
+// consecutive conclusive checks goes back to pending and stops routing; a
+// claim never verified and older than rules.ClaimExpiry whose record is
+// not found is removed (DomainExpired). A domain removed (or removed and
 // added again with another token) since its claim is left alone
 // (ErrNotFound). A change of status is audited and bumps the tenant's
 // generation in the same transaction.
-func (r *Registry) RecordDomainCheck(ctx context.Context, c DomainCheck, o CheckOutcome, unrouteAfter int) (tenancy.DomainStatus, error) {
+func (r *Registry) RecordDomainCheck(ctx context.Context, c DomainCheck, o CheckOutcome, rules CheckRules) (tenancy.DomainStatus, error) {
 	var status tenancy.DomainStatus
 	err := Transact(ctx, r.db, func(tx pgx.Tx) error {
+		// Every claim of the hostname is locked, so two shops' checks of
+		// one name are recorded one after the other.
+		if _, err := tx.Exec(ctx, `SELECT FROM domains WHERE hostname = $1 FOR UPDATE`, c.Hostname); err != nil {
+			return err
+		}
 		var misses int
-		err := tx.QueryRow(ctx, `SELECT status, misses FROM domains WHERE hostname = $1 AND token = $2 FOR UPDATE`,
-			c.Hostname, c.Token).Scan(&status, &misses)
+		var expired, heldByOther bool
+		err := tx.QueryRow(ctx, `
+SELECT d.status, d.misses,
+       d.verified_at IS NULL AND d.status = 'pending' AND d.created_at < now() - make_interval(secs => $4),
+       EXISTS (SELECT FROM domains o WHERE o.hostname = d.hostname AND o.tenant_id <> d.tenant_id AND o.status = 'verified')
+  FROM domains d
+ WHERE d.hostname = $1 AND d.tenant_id = $2 AND d.token = $3`,
+			c.Hostname, c.TenantID, c.Token, rules.ClaimExpiry.Seconds()).Scan(&status, &misses, &expired, &heldByOther)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("domain %s: %w", c.Hostname, ErrNotFound)
 		}
@@ -130,28 +162,40 @@ func (r *Registry) RecordDomainCheck(ctx context.Context, c DomainCheck, o Check
 		before := status
 		var checkErr *string
 		switch {
+		case o.Found && heldByOther:
+			held := heldElsewhere
+			checkErr = &held
 		case o.Found:
 			status, misses = tenancy.DomainVerified, 0
 		case o.Inconclusive:
 			checkErr = &o.Error
+		case expired:
+			status = DomainExpired
 		default:
 			checkErr = &o.Error
 			misses++
-			if status == tenancy.DomainVerified && misses >= unrouteAfter {
+			if status == tenancy.DomainVerified && misses >= rules.UnrouteAfter {
 				status = tenancy.DomainPending
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE domains SET status = $3, misses = $4, check_error = $5, checked_at = now(),
+		if status == DomainExpired {
+			if _, err := tx.Exec(ctx, `DELETE FROM domains WHERE hostname = $1 AND tenant_id = $2`, c.Hostname, c.TenantID); err != nil {
+				return err
+			}
+		} else if _, err := tx.Exec(ctx, `UPDATE domains SET status = $3, misses = $4, check_error = $5, checked_at = now(),
 			verified_at = CASE WHEN $3 = 'verified' THEN coalesce(verified_at, now()) ELSE verified_at END
-			WHERE hostname = $1 AND token = $2`, c.Hostname, c.Token, status, misses, checkErr); err != nil {
+			WHERE hostname = $1 AND tenant_id = $2`, c.Hostname, c.TenantID, status, misses, checkErr); err != nil {
 			return err
 		}
 		if status == before {
 			return nil
 		}
 		action := "domain.verified"
-		if status == tenancy.DomainPending {
+		switch status {
+		case tenancy.DomainPending:
 			action = "domain.unrouted"
+		case DomainExpired:
+			action = "domain.expired"
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO audit_log (actor, action, tenant_id, before, after)
 			VALUES ('domain-checker', $1, $2, jsonb_build_object('hostname', $3::text, 'status', $4::text),

@@ -187,16 +187,19 @@ func (r *Registry) InsertTenant(ctx context.Context, n NewTenant) (Tenant, error
 }
 
 func (r *Registry) insertDomain(ctx context.Context, tenantID int64, host string, isDefault bool) error {
-	tag, err := r.db.Exec(ctx, `INSERT INTO domains (hostname, tenant_id, is_default) VALUES ($1, $2, $3)
-		ON CONFLICT (hostname) DO UPDATE SET is_default = domains.is_default OR EXCLUDED.is_default,
+	// An operator vouches for the domain: the tenant's own claim of it, if
+	// any, becomes verified; other shops' pending claims stay pending (they
+	// can no longer verify); another shop's verified domain is refused by
+	// the unique index of routed hostnames.
+	_, err := r.db.Exec(ctx, `INSERT INTO domains (hostname, tenant_id, is_default) VALUES ($1, $2, $3)
+		ON CONFLICT (hostname, tenant_id) DO UPDATE SET is_default = domains.is_default OR EXCLUDED.is_default,
 			status = 'verified', token = NULL, next_check_at = NULL, check_error = NULL, misses = 0,
-			verified_at = coalesce(domains.verified_at, now())
-		WHERE domains.tenant_id = EXCLUDED.tenant_id`, host, tenantID, isDefault)
+			verified_at = coalesce(domains.verified_at, now())`, host, tenantID, isDefault)
+	if _, taken := uniqueViolation(err); taken {
+		return fmt.Errorf("domain %s is taken by another tenant: %w", host, ErrConflict)
+	}
 	if err != nil {
 		return fmt.Errorf("domain %s: %w", host, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("domain %s is taken by another tenant: %w", host, ErrConflict)
 	}
 	return nil
 }

@@ -81,6 +81,7 @@ type Config struct {
 	DNSResolver        string        // host:port the custom-domain checker asks; empty: /etc/resolv.conf's
 	DomainRecheck      time.Duration // how often each owner-added domain's TXT record is checked
 	DomainUnrouteAfter int32         // consecutive checks without the record that unroute a verified domain
+	DomainClaimExpiry  time.Duration // how long an owner-added domain may stay pending without ever verifying
 
 	StripeAPIBase string        // empty in production; stripe-mock locally
 	StripeTimeout time.Duration // bound of one Stripe call, its retries included
@@ -400,6 +401,8 @@ var options = []option{
 		set: duration(func(c *Config) *time.Duration { return &c.DomainRecheck })},
 	{name: "DOMAIN_UNROUTE_AFTER", def: "3", doc: "consecutive checks that find a verified custom domain's TXT record missing before it stops routing",
 		set: positive32(func(c *Config) *int32 { return &c.DomainUnrouteAfter })},
+	{name: "DOMAIN_CLAIM_EXPIRY", def: "336h", doc: "how long an owner-added custom domain may stay pending without ever verifying before the control plane removes the claim (several shops may claim one hostname; the one whose TXT record it serves verifies it)",
+		set: duration(func(c *Config) *time.Duration { return &c.DomainClaimExpiry })},
 	{name: "USAGE_FLUSH_INTERVAL", def: "15s", doc: "how often a data-plane replica adds its usage counts (platform/usage) to the registry; a killed replica loses at most this much of its counts",
 		set: func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
@@ -561,6 +564,7 @@ func (c *Config) environ() map[string]string {
 		"SWA_DNS_RESOLVER":                c.DNSResolver,
 		"SWA_DOMAIN_RECHECK":              c.DomainRecheck.String(),
 		"SWA_DOMAIN_UNROUTE_AFTER":        strconv.Itoa(int(c.DomainUnrouteAfter)),
+		"SWA_DOMAIN_CLAIM_EXPIRY":         c.DomainClaimExpiry.String(),
 		"SWA_USAGE_FLUSH_INTERVAL":        c.UsageFlush.String(),
 		"SWA_USAGE_REPLICA":               c.UsageReplica,
 		"SWA_STRIPE_API_BASE":             c.StripeAPIBase,

@@ -10,8 +10,9 @@ import (
 // is stored pending with a TXT challenge and answers as an unknown host
 // (the platform's 404) until verified, then serves the shop; staff may not
 // see or change domains, another tenant's owner sees none of them and
-// cannot remove them; names under the platform's domain, bad names, taken
-// names and the default domain are refused; both audit logs record it; the
+// cannot remove them but may claim a pending name too; names under the
+// platform's domain, bad names, verified names of another shop and the
+// default domain are refused; both audit logs record it; the
 // page shows the record, needs its CSRF token and removes with a
 // confirmation.
 func TestDomains(t *testing.T) {
@@ -38,12 +39,23 @@ func TestDomains(t *testing.T) {
 		ch["name"] != "_swa-challenge."+host || !strings.HasPrefix(ch["value"].(string), "swa-verify=") || len(ch["value"].(string)) < 40 {
 		t.Fatalf("added = %s", owner.raw)
 	}
-	// Adding it again changes nothing (same token); another shop cannot.
+	// Adding it again changes nothing (same token).
 	if again := owner.must(201, "POST", api+"/domains", map[string]string{"hostname": host}); again["challenge"].(map[string]any)["value"] != ch["value"] {
 		t.Errorf("adding again changed the token: %s", owner.raw)
 	}
-	ownerB.refused(409, "domain-taken", "hostname", "POST", api+"/domains", map[string]string{"hostname": host})
 	owner.refused(409, "domain-in-use", "hostname", "DELETE", api+"/domains/"+hostA, nil)
+	// A pending claim holds no name: another shop may claim it too, with a
+	// token of its own (the one whose record the domain serves verifies),
+	// and removes only its own claim.
+	ownerB.refused(404, "not-found", "", "DELETE", api+"/domains/"+host, nil)
+	claimB := ownerB.must(201, "POST", api+"/domains", map[string]string{"hostname": host})
+	if chB, _ := claimB["challenge"].(map[string]any); claimB["status"] != "pending" || chB == nil || chB["value"] == ch["value"] {
+		t.Fatalf("the other shop's claim = %s", ownerB.raw)
+	}
+	if listB := ownerB.must(200, "GET", api+"/domains", nil)["domains"].([]any); len(listB) != 2 {
+		t.Errorf("the other shop's domains with its claim = %s", ownerB.raw)
+	}
+	ownerB.must(204, "DELETE", api+"/domains/"+host, nil)
 
 	list := owner.must(200, "GET", api+"/domains", nil)["domains"].([]any)
 	if len(list) != 2 || list[0].(map[string]any)["hostname"] != hostA || list[0].(map[string]any)["default"] != true ||
@@ -53,7 +65,6 @@ func TestDomains(t *testing.T) {
 	if listB := ownerB.must(200, "GET", api+"/domains", nil)["domains"].([]any); len(listB) != 1 || listB[0].(map[string]any)["hostname"] != hostB {
 		t.Errorf("the other shop's domains = %s", ownerB.raw)
 	}
-	ownerB.refused(404, "not-found", "", "DELETE", api+"/domains/"+host, nil)
 
 	// Pending: the hostname is the platform's unknown host, not the shop.
 	if err := f.dir.Refresh(ctx); err != nil {
@@ -64,9 +75,11 @@ func TestDomains(t *testing.T) {
 		t.Errorf("a pending domain answered %d, want the platform's 404", code)
 	}
 	// Verified (as the control plane's checker records it), it serves the shop.
-	if _, err := f.reg.Exec(ctx, `UPDATE domains SET status = 'verified' WHERE hostname = $1`, host); err != nil {
+	if _, err := f.reg.Exec(ctx, `UPDATE domains SET status = 'verified' WHERE hostname = $1 AND tenant_id = $2`, host, f.a.ID); err != nil {
 		t.Fatal(err)
 	}
+	// A verified name is held: another shop's claim is refused.
+	ownerB.refused(409, "domain-taken", "hostname", "POST", api+"/domains", map[string]string{"hostname": host})
 	if err := f.dir.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
