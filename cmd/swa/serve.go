@@ -206,7 +206,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	shopApp := shop.New(shop.Options{
 		Pools:    dp.pools,
 		Payments: pay,
-		Key:      shop.KeyFunc(tenantKey),
+		Keyring:  tenantKeys,
 		Account:  accountApp.SessionClaim,
 		Metrics:  reg,
 		Log:      log,

@@ -281,6 +281,7 @@ type req struct {
 	ctx    context.Context
 	tenant *directory.Tenant
 	key    []byte
+	keys   [][]byte // key, then those rotations replaced
 	signer *Signer
 }
 
@@ -293,7 +294,7 @@ func (a *App) request(c *fiber.Ctx) (*req, error) {
 	if len(keys) == 0 || len(keys[0]) == 0 {
 		return nil, errors.New("tenant key is empty")
 	}
-	return &req{a: a, c: c, ctx: c.UserContext(), tenant: t, key: keys[0], signer: NewSigner(keys[0], keys[1:]...).WithClock(a.now)}, nil
+	return &req{a: a, c: c, ctx: c.UserContext(), tenant: t, key: keys[0], keys: keys, signer: NewSigner(keys[0], keys[1:]...).WithClock(a.now)}, nil
 }
 
 // queue writes one of the account mails to the outbox in tx.

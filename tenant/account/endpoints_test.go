@@ -362,6 +362,32 @@ func TestCreateAccountAdoptsCartAndIsRateLimited(t *testing.T) {
 	b.wantStatus("POST", "/user/create-account", form("firstname", "X"), http.StatusForbidden)
 }
 
+// TestCartCookieOutlivesKeyRotation: an an_ct cookie signed under a key a
+// rotation replaced still names its cart (so a rotation does not empty
+// every visitor's cart), and the tenant's other keys or another tenant's
+// do not stand in for it.
+func TestCartCookieOutlivesKeyRotation(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	db := f.dbs[f.a.ID]
+	if _, err := db.Exec(t.Context(), `
+WITH c AS (INSERT INTO cart (anonymous_cart_id) VALUES ('RotatedKeyCart000001') RETURNING id)
+INSERT INTO cart_sku (cart_id, sku_id, quantity) SELECT c.id, s, 1 FROM c, unnest(ARRAY[1, 2]) s`); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		key   string
+		count float64
+	}{{"current key", keyA, 2}, {"replaced key", replacedKeyA, 2}, {"another tenant's key", keyB, 0}} {
+		b := f.browser(t, hostA)
+		b.cookies[cart.CookieName] = cart.SignAnonymousID([]byte(tc.key), "RotatedKeyCart000001", time.Now())
+		if out := b.call("GET", "/user/logged-in", nil); out["cart_item_count"] != tc.count {
+			t.Errorf("%s: cart count = %v, want %v", tc.name, out["cart_item_count"], tc.count)
+		}
+	}
+}
+
 func TestVerifyEmailAddressResponseTable(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)

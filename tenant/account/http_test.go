@@ -36,11 +36,14 @@ import (
 
 const (
 	// keyA and keyB are the two tenants' secret keys.
-	keyA     = "session-key-of-tenant-a-32-bytes"
-	keyB     = "session-key-of-tenant-b-32-bytes"
-	hostA    = "a.account.test"
-	hostB    = "b.account.test"
-	frontend = "http://localhost:8080"
+	keyA = "session-key-of-tenant-a-32-bytes"
+	// replacedKeyA is the key a rotation replaced on tenant A: what it
+	// signed still verifies, and nothing is signed with it.
+	replacedKeyA = "replaced-key-of-tenant-a-32-byte"
+	keyB         = "session-key-of-tenant-b-32-bytes"
+	hostA        = "a.account.test"
+	hostB        = "b.account.test"
+	frontend     = "http://localhost:8080"
 )
 
 // tenantDBs gives each tenant its own real database (the pool manager's
@@ -101,11 +104,17 @@ func newFixtureHasher(t testing.TB, limits map[string]ratelimit.Rate, hasher *ac
 	f.dbs = tenantDBs{f.a.ID: tracedPool(t, f.trips), f.b.ID: tracedPool(t, f.trips)}
 	f.keys = map[int64][]byte{f.a.ID: []byte(keyA), f.b.ID: []byte(keyB)}
 	key := func(_ context.Context, t *directory.Tenant) ([]byte, error) { return f.keys[t.ID], nil }
+	keyring := func(_ context.Context, t *directory.Tenant) ([][]byte, error) {
+		if t.ID == f.a.ID {
+			return [][]byte{f.keys[t.ID], []byte(replacedKeyA)}, nil
+		}
+		return [][]byte{f.keys[t.ID]}, nil
+	}
 
 	store := sessions.New(sessions.Options{Redis: rdb, Prefix: prefix})
 	limiter := ratelimit.New(ratelimit.Options{Redis: rdb, Prefix: prefix, Defaults: limits, Timeout: time.Second})
 	app := account.New(account.Options{
-		DB: f.dbs, Key: key, Sessions: store, Limiter: limiter, Log: slog.New(slog.DiscardHandler),
+		DB: f.dbs, Keyring: keyring, Sessions: store, Limiter: limiter, Log: slog.New(slog.DiscardHandler),
 		Now:    func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) },
 		Hasher: hasher,
 	})

@@ -67,7 +67,7 @@ func (a *App) loggedIn(c *fiber.Ctx) error {
 		})
 		cart.QueueLineCount(b, cart.OfAccount(sess.UserID), &memberItems)
 	}
-	if id := cart.CookieID(c, r.key); id != "" {
+	if id := cart.CookieID(c, r.keys...); id != "" {
 		cart.QueueLineCount(b, cart.OfAnonymous(id), &anonItems)
 	}
 	if err := a.conn(r, func(conn *pgxpool.Conn) error { return conn.SendBatch(r.ctx, b).Close() }); err != nil {
@@ -122,7 +122,7 @@ func (a *App) login(c *fiber.Ctx) error {
 	if m == nil {
 		return reply(c, fiber.Map{"login": "false"})
 	}
-	anon := cart.CookieID(c, r.key)
+	anon := cart.CookieID(c, r.keys...)
 	err = a.tx(r, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(r.ctx, `UPDATE account SET last_login = $2 WHERE id = $1`, m.AccountID, a.now()); err != nil {
 			return err
@@ -286,7 +286,7 @@ VALUES ($1, $2, $3, $4, $5) RETURNING id`, accountID, f["newsletter"] == "true",
 		memberID, termsID, now); err != nil {
 		return nil, fmt.Errorf("agree to terms: %w", err)
 	}
-	if err := cart.AdoptAnonymous(ctx, tx, cart.CookieID(r.c, r.key), memberID); err != nil {
+	if err := cart.AdoptAnonymous(ctx, tx, cart.CookieID(r.c, r.keys...), memberID); err != nil {
 		return nil, err
 	}
 	if err := convertProspect(r, tx, f["email_address"], accountID, memberID, now); err != nil {

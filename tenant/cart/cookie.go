@@ -116,17 +116,20 @@ func VerifyAnonymousID(secret []byte, value string) (string, bool) {
 }
 
 // CookieID returns the verified cart id of the request's an_ct cookie, or
-// "" when there is none or it does not verify.
-func CookieID(c *fiber.Ctx, secret []byte) string {
+// "" when there is none or it does not verify under any of keys: the
+// tenant's key first, then those its rotations replaced, so a rotation
+// does not empty the carts of every visitor.
+func CookieID(c *fiber.Ctx, keys ...[]byte) string {
 	v := c.Cookies(CookieName)
 	if v == "" {
 		return ""
 	}
-	id, ok := VerifyAnonymousID(secret, v)
-	if !ok {
-		return ""
+	for _, k := range keys {
+		if id, ok := VerifyAnonymousID(k, v); ok {
+			return strings.Clone(id)
+		}
 	}
-	return strings.Clone(id)
+	return ""
 }
 
 // SetCookie (re)sets an_ct to the signed id: Path /, the tenant's cookie

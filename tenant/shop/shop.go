@@ -58,6 +58,10 @@ type Options struct {
 	Payments *payments.Clients
 	// Key is the tenant's signing key.
 	Key KeyFunc
+	// Keyring, when set, is used in place of Key: its first key signs, and
+	// an an_ct cookie signed under one a rotation replaced still names its
+	// cart (account.KeyringFunc; csrf.BundleKeyring is one).
+	Keyring func(ctx context.Context, t *directory.Tenant) ([][]byte, error)
 	// Account returns the account the request's session claims, checked
 	// by the shop against the account's row in the batch that reads the
 	// cart. Default: the session's user (platform/sessions), unchecked.
@@ -86,7 +90,7 @@ type Options struct {
 type App struct {
 	db       DB
 	payments *payments.Clients
-	key      KeyFunc
+	keyring  func(ctx context.Context, t *directory.Tenant) ([][]byte, error)
 	account  func(c *fiber.Ctx) cart.Claim
 	catalog  *catalogCache // nil: catalogue answers are always built
 	log      *slog.Logger
@@ -103,12 +107,35 @@ func New(o Options) *App {
 	if o.Account == nil {
 		o.Account = sessionAccount
 	}
-	a := &App{db: o.Pools, payments: o.Payments, key: o.Key, account: o.Account, log: o.Log, registry: o.Registry,
+	if o.Keyring == nil {
+		key := o.Key
+		o.Keyring = func(ctx context.Context, t *directory.Tenant) ([][]byte, error) {
+			k, err := key(ctx, t)
+			return [][]byte{k}, err
+		}
+	}
+	a := &App{db: o.Pools, payments: o.Payments, keyring: o.Keyring, account: o.Account, log: o.Log, registry: o.Registry,
 		usage: usage.Or(o.Usage)}
 	if o.CatalogCacheBytes >= 0 {
 		a.catalog = newCatalogCache(cmp.Or(o.CatalogCacheBytes, DefaultCatalogCacheBytes), cmp.Or(o.CatalogFresh, DefaultCatalogFresh), o.Metrics, o.Log)
 	}
 	return a
+}
+
+// key is the tenant's signing key, the first of its keyring.
+func (a *App) key(ctx context.Context, t *directory.Tenant) ([]byte, error) {
+	keys, err := a.keyring(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return firstKey(keys)
+}
+
+func firstKey(keys [][]byte) ([]byte, error) {
+	if len(keys) == 0 || len(keys[0]) == 0 {
+		return nil, errors.New("the key is empty")
+	}
+	return keys[0], nil
 }
 
 func sessionAccount(c *fiber.Ctx) cart.Claim {
@@ -221,6 +248,7 @@ type request struct {
 	claim     cart.Claim // the session's account, read before the connection
 	accountID int64      // the claim's account once it holds (who)
 	key       []byte
+	keys      [][]byte // key, then those rotations replaced
 	keyErr    error
 
 	resolved bool
@@ -233,7 +261,10 @@ type request struct {
 func (a *App) newRequest(c *fiber.Ctx) *request {
 	rq := &request{a: a, c: c, ctx: c.UserContext(), tenant: server.Tenant(c)}
 	rq.claim = a.account(c)
-	rq.key, rq.keyErr = a.key(rq.ctx, rq.tenant)
+	rq.keys, rq.keyErr = a.keyring(rq.ctx, rq.tenant)
+	if rq.keyErr == nil {
+		rq.key, rq.keyErr = firstKey(rq.keys)
+	}
 	return rq
 }
 
@@ -305,11 +336,10 @@ func (rq *request) resolve(m cart.Member) (cart.Owner, error) {
 	if rq.claim.Holds(m) {
 		rq.owner.MemberID, rq.accountID = m.ID, rq.claim.AccountID
 	} else if rq.c.Cookies(cart.CookieName) != "" {
-		key, err := rq.signingKey()
-		if err != nil {
+		if _, err := rq.signingKey(); err != nil {
 			return cart.Owner{}, err
 		}
-		rq.owner.AnonymousID = cart.CookieID(rq.c, key)
+		rq.owner.AnonymousID = cart.CookieID(rq.c, rq.keys...)
 	}
 	rq.resolved = true
 	return rq.owner, nil
