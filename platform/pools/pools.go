@@ -9,9 +9,14 @@
 //   - A released connection always goes back to its pool: a hot tenant keeps
 //     its connections even while others wait.
 //   - A dial that finds the budget full closes the coldest idle connection
-//     and takes its slot. A pool's k-th connection is as warm as the last
-//     time the pool had k lent out at once, so a hot tenant's spare
-//     connection can go before a warm tenant's only one.
+//     and takes its slot. Coldness is frequency, not recency: a pool's k-th
+//     connection is as warm as how often, lately, the pool had k lent out
+//     at once (a count decayed with a half-life of 30s). Under skewed
+//     traffic the tenants seen once in a while then pass through one slot
+//     after another while the frequent ones keep theirs, where evicting the
+//     least recently used would let each passing tenant push out a frequent
+//     one. A hot tenant's spare connection can still go before a warm
+//     tenant's only one.
 //   - With nothing idle the dial queues; the queue is served oldest first by
 //     freed slots and by an evictor that, while anyone waits, closes the
 //     coldest connection as soon as one is idle. A queued dial whose own pool
@@ -122,6 +127,7 @@ type Manager struct {
 	kick    chan struct{} // wakes the evictor; buffered 1
 	dialing chan struct{} // permits to log in, see dialPermit
 	opened  atomic.Int64  // connections established (logins)
+	epoch   time.Time     // heats count half-lives since
 }
 
 // tenantPool is one tenant's pool at one generation.
@@ -137,10 +143,10 @@ type tenantPool struct {
 
 	password atomic.Pointer[string]
 	lastUsed atomic.Int64 // unix nanoseconds
-	// needed[k] is when the pool last had k+1 connections lent out at once
-	// (unix nanoseconds): how warm its (k+1)-th connection is. Connections
-	// are reused last-in first-out, so the highest-ranked one is the coldest.
-	needed  []atomic.Int64
+	// needed[k] counts, decayed, the times the pool had k+1 connections lent
+	// out at once: how warm its (k+1)-th connection is. Connections are
+	// reused last-in first-out, so the highest-ranked one is the coldest.
+	needed  []heat
 	retired atomic.Bool
 	reload  sync.Mutex // one password reload at a time
 }
@@ -183,6 +189,7 @@ func New(o Options) (*Manager, error) {
 		stop:    make(chan struct{}),
 		kick:    make(chan struct{}, 1),
 		dialing: make(chan struct{}, max(2, o.Budget/10)),
+		epoch:   time.Now(),
 	}
 	var err error
 	if m.metrics, err = newMetrics(o.Metrics, m); err != nil {
@@ -259,7 +266,7 @@ func (m *Manager) acquire(ctx context.Context, t *directory.Tenant) (*pgxpool.Co
 			return nil, fmt.Errorf("pools: tenant %s: %w", t.Slug, err)
 		}
 		st := tp.pool.Stat()
-		tp.markNeeded(st.AcquiredConns() + st.ConstructingConns())
+		tp.markNeeded(st.AcquiredConns()+st.ConstructingConns(), m.now())
 		return conn, nil
 	}
 }
@@ -281,23 +288,25 @@ func (m *Manager) dialPermit(ctx context.Context, tp *tenantPool) (release func(
 	}
 }
 
-// markNeeded records that n connections of tp are lent out now.
-func (tp *tenantPool) markNeeded(n int32) {
-	now := time.Now().UnixNano()
+// now is the time in heat half-lives since m began.
+func (m *Manager) now() float64 { return float64(time.Since(m.epoch)) / float64(heatHalfLife) }
+
+// markNeeded records that n connections of tp are lent out at now.
+func (tp *tenantPool) markNeeded(n int32, now float64) {
 	for k := range min(int(n), len(tp.needed)) {
-		tp.needed[k].Store(now)
+		tp.needed[k].add(now)
 	}
 }
 
-// coldestIdle reports when tp's coldest connection was last needed, if
-// that connection is idle; ok is false when tp has no idle connection.
-func (tp *tenantPool) coldestIdle() (lastNeeded int64, ok bool) {
+// coldestIdle reports how warm tp's coldest connection is, if that
+// connection is idle; ok is false when tp has no idle connection.
+func (tp *tenantPool) coldestIdle() (warmth float64, ok bool) {
 	st := tp.pool.Stat()
 	if st.IdleConns() == 0 {
 		return 0, false
 	}
 	rank := min(int(st.AcquiredConns()+st.IdleConns()), len(tp.needed))
-	return tp.needed[rank-1].Load(), true
+	return tp.needed[rank-1].score(), true
 }
 
 // Do runs fn with a connection to t's database and releases it afterwards.
@@ -336,7 +345,7 @@ func (m *Manager) poolFor(ctx context.Context, t *directory.Tenant) (*tenantPool
 	created := false
 	if tp == nil {
 		tp = &tenantPool{tenantID: t.ID, slug: t.Slug, gen: t.Generation, secretsRef: t.SecretsRef,
-			ready: make(chan struct{}), needed: make([]atomic.Int64, m.o.MaxConns)}
+			ready: make(chan struct{}), needed: newHeats(m.o.MaxConns)}
 		tp.lastUsed.Store(time.Now().UnixNano())
 		m.pools[t.ID] = tp
 		created = true
@@ -545,14 +554,15 @@ func (m *Manager) evictor() {
 }
 
 // evictIdle closes the coldest idle connection, and reports whether there
-// was one; pools with a queued dial keep theirs for it. Each pool's connections are ranked by use (its k-th connection
-// is as warm as the last time it had k lent out at once), so a hot
-// tenant's spare connection goes before a warm tenant's only one, and a
-// cold tenant's only one before either.
+// was one; pools with a queued dial keep theirs for it. Each pool's
+// connections are ranked by use (its k-th connection is as warm as how
+// often, lately, it had k lent out at once), so a hot tenant's spare
+// connection goes before a warm tenant's only one, and a cold tenant's only
+// one before either.
 func (m *Manager) evictIdle() bool {
 	type candidate struct {
-		tp         *tenantPool
-		lastNeeded int64
+		tp     *tenantPool
+		warmth float64
 	}
 	m.mu.Lock()
 	pools := make([]*tenantPool, 0, len(m.pools))
@@ -571,7 +581,7 @@ func (m *Manager) evictIdle() bool {
 			candidates = append(candidates, candidate{tp, at})
 		}
 	}
-	slices.SortFunc(candidates, func(a, b candidate) int { return cmp.Compare(a.lastNeeded, b.lastNeeded) })
+	slices.SortFunc(candidates, func(a, b candidate) int { return cmp.Compare(a.warmth, b.warmth) })
 	for _, c := range candidates {
 		idle := c.tp.pool.AcquireAllIdle(context.Background())
 		if len(idle) == 0 {

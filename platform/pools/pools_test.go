@@ -565,6 +565,41 @@ func TestEvictsColdestConnection(t *testing.T) {
 	}
 }
 
+// TestFrequentTenantOutlastsPassingOnes: a tenant used often keeps its
+// connection while tenants seen once pass through the budget one after
+// another, each taking the slot of the one before. Evicting the least
+// recently used would close the frequent tenant's connection for the
+// second passer-by.
+func TestFrequentTenantOutlastsPassingOnes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	frequent := e.tenant(t)
+	m := newManager(t, pools.Options{Secrets: e.store, MaxConns: 1, Budget: 2})
+	ctx := context.Background()
+
+	frequentPID := pid(t, m, frequent)
+	for range 9 {
+		if got := pid(t, m, frequent); got != frequentPID {
+			t.Fatalf("frequent tenant's connection changed with room in the budget (%d, now %d)", frequentPID, got)
+		}
+	}
+	const passing = 4
+	for i := range passing {
+		if _, err := whoami(ctx, m, e.tenant(t)); err != nil {
+			t.Fatal(err)
+		}
+		if n := e.backends(t, frequent.DBRole); n != 1 {
+			t.Fatalf("after passing tenant %d the frequent tenant has %d backends, want 1", i+1, n)
+		}
+	}
+	if got := pid(t, m, frequent); got != frequentPID {
+		t.Errorf("frequent tenant's connection was closed for a passing one (pid %d, now %d)", frequentPID, got)
+	}
+	if s := m.Stats(); s.Open != 2 || s.Opened != 1+passing {
+		t.Errorf("stats %+v, want 2 open and %d logins", s, 1+passing)
+	}
+}
+
 // TestQueuedDialTakesOwnIdleConnection: a tenant's second Acquire queues
 // for the full budget; when its first connection comes back it takes that
 // one instead of waiting for a slot and logging in again.
