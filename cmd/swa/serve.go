@@ -152,9 +152,13 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		return nil, err
 	}
 	dp.analytics = analytics.New(analytics.Options{Pools: dp.pools, Log: log, Metrics: reg, Usage: dp.meter})
+	// The mail and campaign workers pass every few seconds; they visit the
+	// tenants that are being used, that asked for a visit, or whose sweep
+	// is due, rather than logging in to every tenant's database each pass.
 	dp.mail, err = mail.NewWorker(mail.Options{
 		Tenants: func(context.Context) []*directory.Tenant { return servingTenants(dp.dir) },
-		Conn:    dp.pools.Do,
+		Conn:    dp.backgroundDo,
+		Visits:  dp.visits(),
 		Relay:   mail.BundleRelay(dp.store, mail.SMTPSettings{Host: cfg.SMTPHost, Port: cfg.SMTPPort}),
 		Log:     log,
 		Metrics: reg,
@@ -167,7 +171,8 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	// the others.
 	dp.campaigns, err = campaigns.NewWorker(campaigns.Options{
 		Tenants: func(context.Context) []*directory.Tenant { return servingTenants(dp.dir) },
-		Conn:    dp.pools.Do,
+		Conn:    dp.backgroundDo,
+		Visits:  dp.visits(),
 		Rate:    float64(cfg.CampaignRate),
 		// The rate is the tenant's across replicas, counted in Redis.
 		Throttle: &campaigns.RedisThrottle{Redis: dp.rdb, Prefix: cfg.RedisPrefix},
@@ -481,6 +486,25 @@ func isLoopback(a net.Addr) bool {
 }
 
 // servingTenants lists the tenants the data plane answers for.
+// activeWithin is how recently a tenant must have served a request for the
+// background workers to visit it every pass: longer than any request that
+// may have queued work (a mail, a campaign) takes to commit.
+const activeWithin = time.Minute
+
+// visits returns the choice of tenants for one background worker's passes
+// (directory.Visits): those with an idle connection or a request lately.
+func (dp *dataPlane) visits() *directory.Visits {
+	return directory.NewVisits(func(id int64) bool {
+		return dp.pools.Warm(id) || dp.pools.RequestedWithin(id, activeWithin)
+	}, directory.DefaultSweep)
+}
+
+// backgroundDo is pools.Do for the background workers: their visits do not
+// count as the tenant being used.
+func (dp *dataPlane) backgroundDo(ctx context.Context, t *directory.Tenant, fn func(*pgxpool.Conn) error) error {
+	return dp.pools.Do(pools.Background(ctx), t, fn)
+}
+
 func servingTenants(dir *directory.Directory) []*directory.Tenant {
 	all := dir.All()
 	out := all[:0:0]

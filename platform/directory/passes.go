@@ -2,6 +2,7 @@ package directory
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -39,4 +40,99 @@ func EachTenant(ctx context.Context, tenants []*Tenant, concurrency int, fn func
 		}()
 	}
 	wg.Wait()
+}
+
+// DefaultSweep is how often Visits sends a pass to every tenant, wanted or
+// not.
+const DefaultSweep = 10 * time.Minute
+
+// Visits chooses the tenants a background pass visits. Visiting all of them
+// every few seconds would log in to every cold tenant's database each time
+// and push the connections of the tenants being served out of the budget.
+// A pass visits a tenant when:
+//   - Active says so: the pools' view that it has an idle connection (the
+//     visit costs no login) or served a request lately (which may have left
+//     work: a mail queued, a campaign started);
+//   - a visit it asked for is due (Visited with a time: the next retry of a
+//     mail, a campaign scheduled to start);
+//   - its sweep is due: every tenant at least every Sweep, so work left by
+//     another replica, or by one that stopped, is not left for long. A
+//     tenant's first sweep falls at a random moment within Sweep of its
+//     first sight, so a replica that starts does not visit every tenant at
+//     once.
+//
+// A nil *Visits visits every tenant every pass. Safe for concurrent use.
+type Visits struct {
+	active func(tenantID int64) bool
+	sweep  time.Duration
+
+	mu   sync.Mutex
+	next map[int64]time.Time // when a tenant must be visited at the latest
+}
+
+// NewVisits returns Visits that ask active which tenants to visit each
+// pass and sweep every tenant every sweep (DefaultSweep when not positive).
+func NewVisits(active func(tenantID int64) bool, sweep time.Duration) *Visits {
+	if sweep <= 0 {
+		sweep = DefaultSweep
+	}
+	return &Visits{active: active, sweep: sweep, next: map[int64]time.Time{}}
+}
+
+// Select returns the tenants of a pass at now.
+func (v *Visits) Select(tenants []*Tenant, now time.Time) []*Tenant {
+	if v == nil {
+		return tenants
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := make([]*Tenant, 0, len(tenants))
+	seen := make(map[int64]bool, len(tenants))
+	for _, t := range tenants {
+		seen[t.ID] = true
+		next, ok := v.next[t.ID]
+		if !ok {
+			next = now.Add(rand.N(v.sweep))
+			v.next[t.ID] = next
+		}
+		if !next.After(now) || v.active(t.ID) {
+			out = append(out, t)
+		}
+	}
+	for id := range v.next {
+		if !seen[id] {
+			delete(v.next, id) // no longer serving
+		}
+	}
+	return out
+}
+
+// Visited records that a pass visited tenantID at now and found more work
+// due at due (zero: none): the next visit is then due at due or after a
+// sweep, whichever comes first.
+func (v *Visits) Visited(tenantID int64, now, due time.Time) {
+	if v == nil {
+		return
+	}
+	next := now.Add(v.sweep)
+	if !due.IsZero() && due.Before(next) {
+		next = due
+	}
+	v.mu.Lock()
+	v.next[tenantID] = next
+	v.mu.Unlock()
+}
+
+// Pass runs one pass of a background worker: visit, concurrency at a time,
+// for each of the tenants v selects. visit returns when the tenant's next
+// work is due (zero: none) and ok; a visit that failed (ok false) is tried
+// again next pass.
+func (v *Visits) Pass(ctx context.Context, tenants []*Tenant, concurrency int,
+	visit func(context.Context, *Tenant) (due time.Time, ok bool)) {
+	EachTenant(ctx, v.Select(tenants, time.Now()), concurrency, func(ctx context.Context, t *Tenant) {
+		start := time.Now()
+		if due, ok := visit(ctx, t); ok {
+			v.Visited(t.ID, start, due)
+		}
+	})
 }

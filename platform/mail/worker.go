@@ -41,6 +41,10 @@ type Options struct {
 	// worker that dies mid-send leaves the row due again after it (default 5m).
 	Lease       time.Duration
 	Concurrency int // tenants drained in parallel (default 4)
+	// Visits chooses the tenants of each pass; nil visits every tenant
+	// every pass. With it, a pass records when a tenant's next retry is
+	// due, so that tenant is visited again then.
+	Visits *directory.Visits
 
 	Log     *slog.Logger
 	Metrics prometheus.Registerer // optional
@@ -111,11 +115,34 @@ func (w *Worker) Run(ctx context.Context) error { return directory.Every(ctx, w.
 // RunOnce makes one pass over every tenant, Concurrency at a time. A tenant
 // whose database or relay is unavailable is logged and skipped.
 func (w *Worker) RunOnce(ctx context.Context) {
-	directory.EachTenant(ctx, w.o.Tenants(ctx), w.o.Concurrency, func(ctx context.Context, t *directory.Tenant) {
-		if _, err := w.RunTenant(ctx, t); err != nil && ctx.Err() == nil {
-			w.o.Log.Warn("mail outbox pass failed", "tenant", t.Slug, "err", err)
+	w.o.Visits.Pass(ctx, w.o.Tenants(ctx), w.o.Concurrency, func(ctx context.Context, t *directory.Tenant) (time.Time, bool) {
+		if _, err := w.RunTenant(ctx, t); err != nil {
+			if ctx.Err() == nil {
+				w.o.Log.Warn("mail outbox pass failed", "tenant", t.Slug, "err", err)
+			}
+			return time.Time{}, false
 		}
+		if w.o.Visits == nil {
+			return time.Time{}, true
+		}
+		due, err := w.nextDue(ctx, t)
+		return due, err == nil
 	})
+}
+
+// nextDue is when the tenant's next queued mail is due, zero when none is
+// queued.
+func (w *Worker) nextDue(ctx context.Context, t *directory.Tenant) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	var due *time.Time
+	err := w.o.Conn(ctx, t, func(c *pgxpool.Conn) error {
+		return c.QueryRow(ctx, `SELECT min(next_attempt_at) FROM email_outbox WHERE status = 'queued'`).Scan(&due)
+	})
+	if err != nil || due == nil {
+		return time.Time{}, err
+	}
+	return *due, nil
 }
 
 type outboxRow struct {

@@ -143,6 +143,9 @@ type tenantPool struct {
 
 	password atomic.Pointer[string]
 	lastUsed atomic.Int64 // unix nanoseconds
+	// requested is when a caller other than a background pass last
+	// acquired (unix nanoseconds), see RequestedWithin.
+	requested atomic.Int64
 	// needed[k] counts, decayed, the times the pool had k+1 connections lent
 	// out at once: how warm its (k+1)-th connection is. Connections are
 	// reused last-in first-out, so the highest-ranked one is the coldest.
@@ -240,7 +243,11 @@ func (m *Manager) acquire(ctx context.Context, t *directory.Tenant) (*pgxpool.Co
 		if err != nil {
 			return nil, err
 		}
-		tp.lastUsed.Store(time.Now().UnixNano())
+		now := time.Now().UnixNano()
+		tp.lastUsed.Store(now)
+		if ctx.Value(backgroundKey{}) == nil {
+			tp.requested.Store(now)
+		}
 		release, err := m.dialPermit(ctx, tp)
 		if err != nil {
 			return nil, err
@@ -265,8 +272,10 @@ func (m *Manager) acquire(ctx context.Context, t *directory.Tenant) (*pgxpool.Co
 		if err != nil {
 			return nil, fmt.Errorf("pools: tenant %s: %w", t.Slug, err)
 		}
-		st := tp.pool.Stat()
-		tp.markNeeded(st.AcquiredConns()+st.ConstructingConns(), m.now())
+		if ctx.Value(backgroundKey{}) == nil { // a worker's visit does not warm a connection
+			st := tp.pool.Stat()
+			tp.markNeeded(st.AcquiredConns()+st.ConstructingConns(), m.now())
+		}
 		return conn, nil
 	}
 }
@@ -721,6 +730,25 @@ func (m *Manager) Warm(tenantID int64) bool {
 	tp := m.pools[tenantID]
 	m.mu.Unlock()
 	return tp != nil && isReady(tp) && tp.pool != nil && tp.pool.Stat().IdleConns() > 0
+}
+
+type backgroundKey struct{}
+
+// Background marks ctx as a background pass's (a worker visiting tenants):
+// its acquires do not count as requests for RequestedWithin, so a worker
+// does not keep visiting a tenant because it visited it.
+func Background(ctx context.Context) context.Context {
+	return context.WithValue(ctx, backgroundKey{}, true)
+}
+
+// RequestedWithin reports whether a connection to tenantID's database was
+// acquired, other than by a Background pass, within d: the tenant is being
+// used, so a request may just have left work for the background workers.
+func (m *Manager) RequestedWithin(tenantID int64, d time.Duration) bool {
+	m.mu.Lock()
+	tp := m.pools[tenantID]
+	m.mu.Unlock()
+	return tp != nil && time.Since(time.Unix(0, tp.requested.Load())) < d
 }
 
 // Stats returns the current Stats.

@@ -779,3 +779,27 @@ func isPgCode(err error, code string) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == code
 }
+
+// TestBackgroundAcquireIsNoRequest: a worker's visit (Background) does not
+// make the tenant look used; a request does.
+func TestBackgroundAcquireIsNoRequest(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tn := e.tenant(t)
+	m := newManager(t, pools.Options{Secrets: e.store})
+	if _, err := whoami(pools.Background(context.Background()), m, tn); err != nil {
+		t.Fatal(err)
+	}
+	if m.RequestedWithin(tn.ID, time.Hour) {
+		t.Error("a background visit counted as a request")
+	}
+	if !m.Warm(tn.ID) {
+		t.Error("no idle connection after the visit")
+	}
+	if _, err := whoami(context.Background(), m, tn); err != nil {
+		t.Fatal(err)
+	}
+	if !m.RequestedWithin(tn.ID, time.Hour) {
+		t.Error("a request did not count")
+	}
+}

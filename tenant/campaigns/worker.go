@@ -39,6 +39,10 @@ type Options struct {
 	BatchTimeout time.Duration
 	// Concurrency is how many tenants are served in parallel (default 4).
 	Concurrency int
+	// Visits chooses the tenants of each pass; nil visits every tenant
+	// every pass. With it, a pass records when a tenant's next scheduled
+	// campaign starts, so that tenant is visited again then.
+	Visits *directory.Visits
 
 	Log *slog.Logger
 }
@@ -83,10 +87,24 @@ func (w *Worker) Run(ctx context.Context) error { return directory.Every(ctx, w.
 
 // RunOnce serves every tenant once, Concurrency at a time.
 func (w *Worker) RunOnce(ctx context.Context) {
-	directory.EachTenant(ctx, w.o.Tenants(ctx), w.o.Concurrency, func(ctx context.Context, t *directory.Tenant) {
-		if _, err := w.RunTenant(ctx, t); err != nil && ctx.Err() == nil {
-			w.o.Log.Warn("campaign pass failed", "tenant", t.Slug, "err", err)
+	w.o.Visits.Pass(ctx, w.o.Tenants(ctx), w.o.Concurrency, func(ctx context.Context, t *directory.Tenant) (time.Time, bool) {
+		if _, err := w.RunTenant(ctx, t); err != nil {
+			if ctx.Err() == nil {
+				w.o.Log.Warn("campaign pass failed", "tenant", t.Slug, "err", err)
+			}
+			return time.Time{}, false
 		}
+		if w.o.Visits == nil {
+			return time.Time{}, true
+		}
+		var due *time.Time
+		err := w.with(ctx, t, func(c *pgxpool.Conn, ctx context.Context) error {
+			return c.QueryRow(ctx, `SELECT min(coalesce(send_after, now())) FROM email WHERE send_state = 'sending'`).Scan(&due)
+		})
+		if err != nil || due == nil {
+			return time.Time{}, err == nil
+		}
+		return *due, true
 	})
 }
 
