@@ -2,6 +2,7 @@ package directory
 
 import (
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -123,15 +124,24 @@ func (v *Visits) Visited(tenantID int64, now, due time.Time) {
 	v.mu.Unlock()
 }
 
-// Pass runs one pass of a background worker: visit, concurrency at a time,
-// for each of the tenants v selects. visit returns when the tenant's next
-// work is due (zero: none) and ok; a visit that failed (ok false) is tried
-// again next pass.
-func (v *Visits) Pass(ctx context.Context, tenants []*Tenant, concurrency int,
-	visit func(context.Context, *Tenant) (due time.Time, ok bool)) {
+// Pass runs one pass of a background worker over the tenants v selects,
+// concurrency at a time. run does a tenant's work; a run that failed is
+// logged as what failed and tried again next pass. With v set, next then
+// says when the tenant's next work is due (zero: none).
+func (v *Visits) Pass(ctx context.Context, tenants []*Tenant, concurrency int, log *slog.Logger, what string,
+	run func(context.Context, *Tenant) error, next func(context.Context, *Tenant) (time.Time, error)) {
 	EachTenant(ctx, v.Select(tenants, time.Now()), concurrency, func(ctx context.Context, t *Tenant) {
 		start := time.Now()
-		if due, ok := visit(ctx, t); ok {
+		if err := run(ctx, t); err != nil {
+			if ctx.Err() == nil {
+				log.Warn(what+" failed", "tenant", t.Slug, "err", err)
+			}
+			return
+		}
+		if v == nil {
+			return
+		}
+		if due, err := next(ctx, t); err == nil {
 			v.Visited(t.ID, start, due)
 		}
 	})

@@ -115,19 +115,9 @@ func (w *Worker) Run(ctx context.Context) error { return directory.Every(ctx, w.
 // RunOnce makes one pass over every tenant, Concurrency at a time. A tenant
 // whose database or relay is unavailable is logged and skipped.
 func (w *Worker) RunOnce(ctx context.Context) {
-	w.o.Visits.Pass(ctx, w.o.Tenants(ctx), w.o.Concurrency, func(ctx context.Context, t *directory.Tenant) (time.Time, bool) {
-		if _, err := w.RunTenant(ctx, t); err != nil {
-			if ctx.Err() == nil {
-				w.o.Log.Warn("mail outbox pass failed", "tenant", t.Slug, "err", err)
-			}
-			return time.Time{}, false
-		}
-		if w.o.Visits == nil {
-			return time.Time{}, true
-		}
-		due, err := w.nextDue(ctx, t)
-		return due, err == nil
-	})
+	w.o.Visits.Pass(ctx, w.o.Tenants(ctx), w.o.Concurrency, w.o.Log, "mail outbox pass",
+		func(ctx context.Context, t *directory.Tenant) error { _, err := w.RunTenant(ctx, t); return err },
+		w.nextDue)
 }
 
 // nextDue is when the tenant's next queued mail is due, zero when none is

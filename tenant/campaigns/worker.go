@@ -87,25 +87,22 @@ func (w *Worker) Run(ctx context.Context) error { return directory.Every(ctx, w.
 
 // RunOnce serves every tenant once, Concurrency at a time.
 func (w *Worker) RunOnce(ctx context.Context) {
-	w.o.Visits.Pass(ctx, w.o.Tenants(ctx), w.o.Concurrency, func(ctx context.Context, t *directory.Tenant) (time.Time, bool) {
-		if _, err := w.RunTenant(ctx, t); err != nil {
-			if ctx.Err() == nil {
-				w.o.Log.Warn("campaign pass failed", "tenant", t.Slug, "err", err)
-			}
-			return time.Time{}, false
-		}
-		if w.o.Visits == nil {
-			return time.Time{}, true
-		}
-		var due *time.Time
-		err := w.with(ctx, t, func(c *pgxpool.Conn, ctx context.Context) error {
-			return c.QueryRow(ctx, `SELECT min(coalesce(send_after, now())) FROM email WHERE send_state = 'sending'`).Scan(&due)
-		})
-		if err != nil || due == nil {
-			return time.Time{}, err == nil
-		}
-		return *due, true
+	w.o.Visits.Pass(ctx, w.o.Tenants(ctx), w.o.Concurrency, w.o.Log, "campaign pass",
+		func(ctx context.Context, t *directory.Tenant) error { _, err := w.RunTenant(ctx, t); return err },
+		w.nextDue)
+}
+
+// nextDue is when the tenant's next campaign being sent may start, zero
+// when none is.
+func (w *Worker) nextDue(ctx context.Context, t *directory.Tenant) (time.Time, error) {
+	var due *time.Time
+	err := w.with(ctx, t, func(c *pgxpool.Conn, ctx context.Context) error {
+		return c.QueryRow(ctx, `SELECT min(coalesce(send_after, now())) FROM email WHERE send_state = 'sending'`).Scan(&due)
 	})
+	if err != nil || due == nil {
+		return time.Time{}, err
+	}
+	return *due, nil
 }
 
 // RunTenant sends the tenant's campaigns being sent until each is done or
