@@ -157,8 +157,8 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	// is due, rather than logging in to every tenant's database each pass.
 	dp.mail, err = mail.NewWorker(mail.Options{
 		Tenants: func(context.Context) []*directory.Tenant { return servingTenants(dp.dir) },
-		Conn:    dp.backgroundDo,
-		Visits:  dp.visits(),
+		Conn:    dp.pools.Do,
+		Visits:  dp.visits(directory.DefaultSweep),
 		Relay:   mail.BundleRelay(dp.store, mail.SMTPSettings{Host: cfg.SMTPHost, Port: cfg.SMTPPort}),
 		Log:     log,
 		Metrics: reg,
@@ -171,8 +171,8 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	// the others.
 	dp.campaigns, err = campaigns.NewWorker(campaigns.Options{
 		Tenants: func(context.Context) []*directory.Tenant { return servingTenants(dp.dir) },
-		Conn:    dp.backgroundDo,
-		Visits:  dp.visits(),
+		Conn:    dp.pools.Do,
+		Visits:  dp.visits(directory.DefaultSweep),
 		Rate:    float64(cfg.CampaignRate),
 		// The rate is the tenant's across replicas, counted in Redis.
 		Throttle: &campaigns.RedisThrottle{Redis: dp.rdb, Prefix: cfg.RedisPrefix},
@@ -183,9 +183,12 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	}
 	// Unpaid checkout records are pruned on every replica; a record one
 	// is deleting is skipped by the others.
+	// Pruning is never urgent (the records are a week old): a tenant not in
+	// use is visited once an hour.
 	dp.pruner, err = shop.NewPruner(shop.PrunerOptions{
 		Tenants: func(context.Context) []*directory.Tenant { return servingTenants(dp.dir) },
 		DB:      dp.pools,
+		Visits:  dp.visits(time.Hour),
 		Log:     log,
 	})
 	if err != nil {
@@ -239,6 +242,7 @@ func newDataPlane(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	// Stripe to record its own answer.
 	dp.sweeper, err = backOffice.NewSweeper(admin.SweeperOptions{
 		Tenants:     func(context.Context) []*directory.Tenant { return servingTenants(dp.dir) },
+		Visits:      dp.visits(directory.DefaultSweep),
 		RefundGrace: max(admin.DefaultRefundGrace, 2*(cfg.RequestTimeout+cfg.StripeTimeout)),
 	})
 	if err != nil {
@@ -492,17 +496,12 @@ func isLoopback(a net.Addr) bool {
 const activeWithin = time.Minute
 
 // visits returns the choice of tenants for one background worker's passes
-// (directory.Visits): those with an idle connection or a request lately.
-func (dp *dataPlane) visits() *directory.Visits {
+// (directory.Visits): those with an idle connection or a request lately,
+// and every tenant once per sweep.
+func (dp *dataPlane) visits(sweep time.Duration) *directory.Visits {
 	return directory.NewVisits(func(id int64) bool {
 		return dp.pools.Warm(id) || dp.pools.RequestedWithin(id, activeWithin)
-	}, directory.DefaultSweep)
-}
-
-// backgroundDo is pools.Do for the background workers: their visits do not
-// count as the tenant being used.
-func (dp *dataPlane) backgroundDo(ctx context.Context, t *directory.Tenant, fn func(*pgxpool.Conn) error) error {
-	return dp.pools.Do(pools.Background(ctx), t, fn)
+	}, sweep)
 }
 
 func servingTenants(dir *directory.Directory) []*directory.Tenant {

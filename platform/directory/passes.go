@@ -8,6 +8,21 @@ import (
 	"time"
 )
 
+type backgroundKey struct{}
+
+// Background marks ctx as a background pass's (a worker visiting tenants;
+// Visits.Pass marks its own): the pools do not count its acquires as the
+// tenant being used, nor keep a connection warm for them, so a worker does
+// not keep visiting a tenant because it, or another worker, visited it.
+func Background(ctx context.Context) context.Context {
+	return context.WithValue(ctx, backgroundKey{}, true)
+}
+
+// IsBackground reports whether ctx is a background pass's (Background).
+func IsBackground(ctx context.Context) bool {
+	return ctx.Value(backgroundKey{}) != nil
+}
+
 // Every runs pass at once and then every interval until ctx ends: the loop
 // of the data plane's background workers (mail outbox, campaigns, the back
 // office's sweeper).
@@ -125,11 +140,13 @@ func (v *Visits) Visited(tenantID int64, now, due time.Time) {
 }
 
 // Pass runs one pass of a background worker over the tenants v selects,
-// concurrency at a time. run does a tenant's work; a run that failed is
+// concurrency at a time, its context marked Background. run does a
+// tenant's work; a run that failed is
 // logged as what failed and tried again next pass. With v set, next then
 // says when the tenant's next work is due (zero: none).
 func (v *Visits) Pass(ctx context.Context, tenants []*Tenant, concurrency int, log *slog.Logger, what string,
 	run func(context.Context, *Tenant) error, next func(context.Context, *Tenant) (time.Time, error)) {
+	ctx = Background(ctx)
 	EachTenant(ctx, v.Select(tenants, time.Now()), concurrency, func(ctx context.Context, t *Tenant) {
 		start := time.Now()
 		if err := run(ctx, t); err != nil {

@@ -109,11 +109,12 @@ func NewWorker(o Options) (*Worker, error) {
 	return w, nil
 }
 
-// Run drains all outboxes every Interval until ctx ends.
+// Run drains the outboxes every Interval until ctx ends.
 func (w *Worker) Run(ctx context.Context) error { return directory.Every(ctx, w.o.Interval, w.RunOnce) }
 
-// RunOnce makes one pass over every tenant, Concurrency at a time. A tenant
-// whose database or relay is unavailable is logged and skipped.
+// RunOnce makes one pass over the tenants Visits selects (every tenant
+// without it), Concurrency at a time. A tenant whose database or relay is
+// unavailable is logged and skipped.
 func (w *Worker) RunOnce(ctx context.Context) {
 	w.o.Visits.Pass(ctx, w.o.Tenants(ctx), w.o.Concurrency, w.o.Log, "mail outbox pass",
 		func(ctx context.Context, t *directory.Tenant) error { _, err := w.RunTenant(ctx, t); return err },

@@ -245,7 +245,7 @@ func (m *Manager) acquire(ctx context.Context, t *directory.Tenant) (*pgxpool.Co
 		}
 		now := time.Now().UnixNano()
 		tp.lastUsed.Store(now)
-		if ctx.Value(backgroundKey{}) == nil {
+		if !directory.IsBackground(ctx) {
 			tp.requested.Store(now)
 		}
 		release, err := m.dialPermit(ctx, tp)
@@ -272,7 +272,7 @@ func (m *Manager) acquire(ctx context.Context, t *directory.Tenant) (*pgxpool.Co
 		if err != nil {
 			return nil, fmt.Errorf("pools: tenant %s: %w", t.Slug, err)
 		}
-		if ctx.Value(backgroundKey{}) == nil { // a worker's visit does not warm a connection
+		if !directory.IsBackground(ctx) { // a worker's visit does not warm a connection
 			st := tp.pool.Stat()
 			tp.markNeeded(st.AcquiredConns()+st.ConstructingConns(), m.now())
 		}
@@ -732,17 +732,8 @@ func (m *Manager) Warm(tenantID int64) bool {
 	return tp != nil && isReady(tp) && tp.pool != nil && tp.pool.Stat().IdleConns() > 0
 }
 
-type backgroundKey struct{}
-
-// Background marks ctx as a background pass's (a worker visiting tenants):
-// its acquires do not count as requests for RequestedWithin, so a worker
-// does not keep visiting a tenant because it visited it.
-func Background(ctx context.Context) context.Context {
-	return context.WithValue(ctx, backgroundKey{}, true)
-}
-
 // RequestedWithin reports whether a connection to tenantID's database was
-// acquired, other than by a Background pass, within d: the tenant is being
+// acquired, other than by a background pass (directory.Background), within d: the tenant is being
 // used, so a request may just have left work for the background workers.
 func (m *Manager) RequestedWithin(tenantID int64, d time.Duration) bool {
 	m.mu.Lock()

@@ -787,7 +787,7 @@ func TestBackgroundAcquireIsNoRequest(t *testing.T) {
 	e := newEnv(t)
 	tn := e.tenant(t)
 	m := newManager(t, pools.Options{Secrets: e.store})
-	if _, err := whoami(pools.Background(context.Background()), m, tn); err != nil {
+	if _, err := whoami(directory.Background(context.Background()), m, tn); err != nil {
 		t.Fatal(err)
 	}
 	if m.RequestedWithin(tn.ID, time.Hour) {

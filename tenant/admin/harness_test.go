@@ -87,6 +87,7 @@ type fixture struct {
 	dir    *directory.Directory
 	app    *fiber.App
 	dbs    tenantDBs
+	pools  *pools.Manager // the served apps' connections
 	a, b   *directory.Tenant
 	skew   *atomic.Int64
 	worker *mail.Worker
@@ -208,7 +209,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	if err := dir.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, reg: reg, dir: dir, mp: mp, skew: new(atomic.Int64), logs: &syncBuffer{}, owner: map[int64]string{}, whsec: map[int64]string{}}
+	f := &fixture{t: t, reg: reg, dir: dir, pools: pm, mp: mp, skew: new(atomic.Int64), logs: &syncBuffer{}, owner: map[int64]string{}, whsec: map[int64]string{}}
 	f.a, _ = dir.Lookup(hostA)
 	f.b, _ = dir.Lookup(hostB)
 	if f.a == nil || f.b == nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -46,6 +47,10 @@ const (
 type SweeperOptions struct {
 	// Tenants lists the tenants swept (the directory's serving tenants).
 	Tenants func(ctx context.Context) []*directory.Tenant
+	// Visits chooses the tenants of each sweep; nil sweeps every tenant
+	// every time. With it, a sweep records when the tenant's next pending
+	// refund or queued job falls due, so the tenant is swept again then.
+	Visits *directory.Visits
 	// Interval is the time between sweeps (default DefaultSweepInterval).
 	Interval time.Duration
 	// RefundGrace is how long a refund is pending before the sweeper asks
@@ -109,24 +114,49 @@ func (s *Sweeper) Run(ctx context.Context) error {
 	return directory.Every(ctx, s.o.Interval, func(ctx context.Context) { s.Sweep(ctx, s.o.Tenants(ctx)) })
 }
 
-// Sweep sweeps the tenants once, one after the other. A tenant whose sweep
-// fails is logged and the others are still swept.
+// Sweep sweeps those of the tenants Visits selects (all of them without
+// it) once, one after the other. A tenant whose sweep fails is logged and
+// the others are still swept.
 func (s *Sweeper) Sweep(ctx context.Context, tenants []*directory.Tenant) Swept {
 	var total Swept
-	for _, t := range tenants {
-		if ctx.Err() != nil {
-			break
-		}
-		n, err := s.SweepTenant(ctx, t)
-		total.add(n)
-		if err != nil && ctx.Err() == nil {
-			s.a.log.Warn("back office sweep failed", "tenant", t.Slug, "err", err)
-		}
-		if n != (Swept{}) {
-			s.a.log.Info("back office sweep", "tenant", t.Slug, "refunds_recorded", n.Refunds, "refunds_failed", n.Failed, "jobs_applied", n.Jobs)
-		}
-	}
+	var mu sync.Mutex
+	s.o.Visits.Pass(ctx, tenants, 1, s.a.log, "back office sweep",
+		func(ctx context.Context, t *directory.Tenant) error {
+			n, err := s.SweepTenant(ctx, t)
+			mu.Lock()
+			total.add(n)
+			mu.Unlock()
+			if n != (Swept{}) {
+				s.a.log.Info("back office sweep", "tenant", t.Slug, "refunds_recorded", n.Refunds, "refunds_failed", n.Failed, "jobs_applied", n.Jobs)
+			}
+			return err
+		}, s.nextDue)
 	return total
+}
+
+// nextDueSQL finds when the tenant's earliest pending refund ($1: the
+// refund grace in seconds) or queued import job ($2: the job grace) left
+// now falls due.
+const nextDueSQL = `
+SELECT least(
+  (SELECT min(created_date_time) FROM refund
+   WHERE status = 'pending' AND stripe_refund_id IS NULL AND idempotency_key IS NOT NULL) + make_interval(secs => $1),
+  (SELECT min(coalesce(queued_at, created_at)) FROM import_job WHERE status = 'queued') + make_interval(secs => $2))`
+
+// nextDue says when the tenant's next sweep has work: a refund or a job
+// whose grace ends then (zero: none). One that is due already, a batch
+// that did not fit in this sweep, is due at once.
+func (s *Sweeper) nextDue(ctx context.Context, t *directory.Tenant) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.o.TenantTimeout)
+	defer cancel()
+	var due *time.Time
+	err := s.a.db.Do(ctx, t, func(c *pgxpool.Conn) error {
+		return c.QueryRow(ctx, nextDueSQL, s.o.RefundGrace.Seconds(), s.o.JobGrace.Seconds()).Scan(&due)
+	})
+	if err != nil || due == nil {
+		return time.Time{}, err
+	}
+	return *due, nil
 }
 
 // dueRefund is a pending row old enough to ask Stripe about again.

@@ -411,3 +411,74 @@ func TestSweepEndsJobPastDeadline(t *testing.T) {
 		t.Fatalf("%d prospects written by a job that never finished", n)
 	}
 }
+
+// TestSweepVisitsFollowDueWork: with Visits, a sweep visits a tenant in use
+// and learns when its queued job falls due; a tenant no longer in use is
+// not swept before then, and is swept once the job is due, which then runs.
+// The sweeps' own connections do not make the tenant look in use.
+func TestSweepVisitsFollowDueWork(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	owner := f.signIn(hostA, f.owner[f.a.ID], ownerPassword)
+	ctx := context.Background()
+	status, job := owner.uploadCSV("prospects", "p.csv", []byte("email\ndue@example.com\n"))
+	if status != 201 {
+		t.Fatalf("upload = %d %s", status, owner.raw)
+	}
+	const grace = 2 * time.Second
+	if _, err := f.dbs[f.a.ID].Exec(ctx, `UPDATE import_job SET status = 'queued', queued_at = now() WHERE id = $1`, job["id"]); err != nil {
+		t.Fatal(err)
+	}
+	var inUse atomic.Bool
+	inUse.Store(true) // the upload's request
+	visits := directory.NewVisits(func(int64) bool { return inUse.Load() }, time.Hour)
+	// A replica whose connections come from the pools, as the data plane's.
+	opts := f.backOpts
+	opts.DB = f.pools
+	sw, err := admin.New(opts).NewSweeper(admin.SweeperOptions{
+		Tenants: func(context.Context) []*directory.Tenant { return []*directory.Tenant{f.a} },
+		Visits:  visits, JobGrace: grace,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobStatus := func() string {
+		t.Helper()
+		var st string
+		if err := f.dbs[f.a.ID].QueryRow(ctx, `SELECT status FROM import_job WHERE id = $1`, job["id"]).Scan(&st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	sweep := func() admin.Swept {
+		t.Helper()
+		before := time.Now()
+		got := sw.Sweep(ctx, []*directory.Tenant{f.a})
+		if f.pools.RequestedWithin(f.a.ID, time.Since(before)) {
+			t.Fatal("a sweep's connection counted as the tenant being used")
+		}
+		return got
+	}
+	start := time.Now()
+	if got := sweep(); got.Jobs != 0 || jobStatus() != "queued" {
+		t.Fatalf("the first sweep applied %+v (job %s), want the job left within its grace", got, jobStatus())
+	}
+	inUse.Store(false)
+	if got := visits.Select([]*directory.Tenant{f.a}, time.Now()); len(got) != 0 && time.Since(start) < grace-500*time.Millisecond {
+		t.Fatalf("tenant selected %v before its job is due", got)
+	}
+	if visits.Select([]*directory.Tenant{f.a}, start.Add(grace+time.Second)) == nil {
+		t.Fatal("tenant not selected once its job is due")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for jobStatus() != "done" {
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s 10 s after it was due", jobStatus())
+		}
+		sweep()
+		time.Sleep(100 * time.Millisecond)
+	}
+	if time.Since(start) < grace {
+		t.Fatalf("job applied %s after it was queued, before its grace of %s", time.Since(start), grace)
+	}
+}

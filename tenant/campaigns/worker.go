@@ -85,7 +85,8 @@ func NewWorker(o Options) (*Worker, error) {
 // Run sends campaigns every Interval until ctx ends.
 func (w *Worker) Run(ctx context.Context) error { return directory.Every(ctx, w.o.Interval, w.RunOnce) }
 
-// RunOnce serves every tenant once, Concurrency at a time.
+// RunOnce serves the tenants Visits selects (every tenant without it) once,
+// Concurrency at a time.
 func (w *Worker) RunOnce(ctx context.Context) {
 	w.o.Visits.Pass(ctx, w.o.Tenants(ctx), w.o.Concurrency, w.o.Log, "campaign pass",
 		func(ctx context.Context, t *directory.Tenant) error { _, err := w.RunTenant(ctx, t); return err },

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -115,16 +114,19 @@ type PrunerOptions struct {
 	Tenants func(ctx context.Context) []*directory.Tenant
 	// DB gives a connection to a tenant's database (*pools.Manager).
 	DB DB
+	// Visits chooses the tenants of each pass; nil prunes every tenant
+	// every pass.
+	Visits *directory.Visits
 
 	Age         time.Duration // records older than this go (default DefaultCheckoutRecordAge)
-	Interval    time.Duration // between passes over all tenants (default 10m)
+	Interval    time.Duration // between passes (default 10m)
 	Limit       int           // records deleted per tenant per pass (default 1000)
 	Concurrency int           // tenants pruned in parallel (default 2)
 	PassTimeout time.Duration // deadline of one tenant's pass (default 1m)
 	Log         *slog.Logger
 }
 
-// Pruner removes every serving tenant's stale unpaid checkout records
+// Pruner removes the serving tenants' stale unpaid checkout records
 // periodically. Replicas may each run one: a record one of them has locked
 // is skipped by the others.
 type Pruner struct {
@@ -163,44 +165,23 @@ func NewPruner(o PrunerOptions) (*Pruner, error) {
 // Run prunes every Interval, starting at once, until ctx ends; it returns
 // only after the pass in progress has stopped, so the pools may then close.
 func (p *Pruner) Run(ctx context.Context) error {
-	t := time.NewTicker(p.o.Interval)
-	defer t.Stop()
-	for {
-		p.RunOnce(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return directory.Every(ctx, p.o.Interval, p.RunOnce)
 }
 
-// RunOnce makes one pass over every tenant, Concurrency at a time. A tenant
-// whose database fails is logged and skipped; the others are still pruned.
+// RunOnce makes one pass over the tenants Visits selects (every tenant
+// without it), Concurrency at a time. A tenant whose database fails is
+// logged and skipped; the others are still pruned.
 func (p *Pruner) RunOnce(ctx context.Context) {
-	sem := make(chan struct{}, p.o.Concurrency)
-	var wg sync.WaitGroup
-	for _, t := range p.o.Tenants(ctx) {
-		select {
-		case <-ctx.Done():
-		case sem <- struct{}{}:
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+	p.o.Visits.Pass(ctx, p.o.Tenants(ctx), p.o.Concurrency, p.o.Log, "checkout record pruning",
+		func(ctx context.Context, t *directory.Tenant) error {
 			n, err := p.RunTenant(ctx, t)
-			switch {
-			case err != nil && ctx.Err() == nil:
-				p.o.Log.Warn("checkout record pruning failed", "tenant", t.Slug, "pruned", n, "err", err)
-			case n > 0:
+			if n > 0 {
 				p.o.Log.Info("unpaid checkout records pruned", "tenant", t.Slug, "pruned", n)
 			}
-		}()
-	}
-	wg.Wait()
+			return err
+		},
+		// Nothing is due before the tenant's next sweep: records age by days.
+		func(context.Context, *directory.Tenant) (time.Time, error) { return time.Time{}, nil })
 }
 
 // RunTenant prunes one tenant's records, at most Limit of them.

@@ -411,3 +411,61 @@ func TestNewPruner(t *testing.T) {
 		})
 	}
 }
+
+// visitLog is a tenantDBs that records which tenants a pass visited and
+// whether each visit was marked a background pass's.
+type visitLog struct {
+	tenantDBs
+	mu      sync.Mutex
+	visited map[int64]bool // tenant → its context was Background
+}
+
+func (v *visitLog) Do(ctx context.Context, t *directory.Tenant, fn func(*pgxpool.Conn) error) error {
+	v.mu.Lock()
+	v.visited[t.ID] = directory.IsBackground(ctx)
+	v.mu.Unlock()
+	return v.tenantDBs.Do(ctx, t, fn)
+}
+
+// TestPrunerVisits: with Visits, a pass prunes the tenant in use and leaves
+// one whose sweep is not due, however stale its records; its visits are
+// background passes, which do not make a tenant look in use.
+func TestPrunerVisits(t *testing.T) {
+	t.Parallel()
+	used, idle := pgtest.NewPool(t, migrations.Tenant), pgtest.NewPool(t, migrations.Tenant)
+	for _, db := range []*pgxpool.Pool{used, idle} {
+		addRecords(t, db, "old", 2, 8*24*time.Hour, false, 1)
+	}
+	tenants := []*directory.Tenant{{ID: 1, Slug: "used"}, {ID: 2, Slug: "idle"}}
+	visits := directory.NewVisits(func(id int64) bool { return id == 1 }, time.Hour)
+	now := time.Now()
+	for _, tn := range tenants {
+		visits.Visited(tn.ID, now, time.Time{}) // both swept just now
+	}
+	db := &visitLog{tenantDBs: tenantDBs{dbs: map[int64]*pgxpool.Pool{1: used, 2: idle}}, visited: map[int64]bool{}}
+	p, err := shop.NewPruner(shop.PrunerOptions{
+		Tenants: func(context.Context) []*directory.Tenant { return tenants },
+		DB:      db,
+		Visits:  visits,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := records(t, idle)
+	if before == "" {
+		t.Fatal("no records to leave")
+	}
+	p.RunOnce(context.Background())
+	if bg, ok := db.visited[1]; !ok || !bg {
+		t.Errorf("tenant in use: visited %v, background %v; want a background visit", ok, bg)
+	}
+	if _, ok := db.visited[2]; ok {
+		t.Error("tenant not in use was visited before its sweep was due")
+	}
+	if got := records(t, used); got != "" {
+		t.Errorf("tenant in use kept %q, want its stale records pruned", got)
+	}
+	if got := records(t, idle); got != before {
+		t.Errorf("tenant not visited: records %q, want them untouched (%q)", got, before)
+	}
+}
