@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -45,6 +46,11 @@ type Options struct {
 	// every pass. With it, a pass records when a tenant's next retry is
 	// due, so that tenant is visited again then.
 	Visits *directory.Visits
+	// Retention is how long a sent or failed mail keeps its bodies
+	// (default DefaultRetention); a visit blanks those of older ones, at
+	// most every CompactEvery per tenant (default DefaultCompactEvery).
+	Retention    time.Duration
+	CompactEvery time.Duration
 
 	Log     *slog.Logger
 	Metrics prometheus.Registerer // optional
@@ -57,8 +63,10 @@ const queryTimeout = 10 * time.Second
 
 // Worker drains every tenant's outbox.
 type Worker struct {
-	o       Options
-	results *prometheus.CounterVec
+	o         Options
+	results   *prometheus.CounterVec
+	mu        sync.Mutex
+	compacted map[int64]time.Time // when each tenant's outbox was last compacted
 }
 
 // Result counts what one pass over a tenant did.
@@ -83,6 +91,8 @@ func NewWorker(o Options) (*Worker, error) {
 	def(&o.BaseBackoff, 30*time.Second)
 	def(&o.MaxBackoff, time.Hour)
 	def(&o.Lease, 5*time.Minute)
+	def(&o.Retention, DefaultRetention)
+	def(&o.CompactEvery, DefaultCompactEvery)
 	if o.Batch <= 0 {
 		o.Batch = 20
 	}
@@ -96,7 +106,7 @@ func NewWorker(o Options) (*Worker, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	o.Usage = usage.Or(o.Usage)
-	w := &Worker{o: o}
+	w := &Worker{o: o, compacted: map[int64]time.Time{}}
 	if o.Metrics != nil {
 		w.results = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "swa_mail_deliveries_total",
@@ -165,7 +175,8 @@ const (
 )
 
 // RunTenant sends the tenant's due mail until none is left (at most a few
-// batches, so one busy tenant cannot hold a pass forever).
+// batches, so one busy tenant cannot hold a pass forever), then compacts
+// the tenant's finished mail past the retention when that is due.
 func (w *Worker) RunTenant(ctx context.Context, t *directory.Tenant) (Result, error) {
 	var res Result
 	relay, err := w.o.Relay(ctx, t)
@@ -186,7 +197,43 @@ func (w *Worker) RunTenant(ctx context.Context, t *directory.Tenant) (Result, er
 			break
 		}
 	}
-	return res, nil
+	return res, w.compact(ctx, t)
+}
+
+// compactLimit is how many finished mails one visit compacts at most; a
+// backlog beyond it is taken up by the next visits.
+const compactLimit = 20 * compactBatch
+
+// compact runs CompactOutbox on the tenant once per CompactEvery, on the
+// connection of the visit's pass.
+func (w *Worker) compact(ctx context.Context, t *directory.Tenant) error {
+	now := time.Now()
+	w.mu.Lock()
+	last, ok := w.compacted[t.ID]
+	w.mu.Unlock()
+	if (ok && now.Sub(last) < w.o.CompactEvery) || ctx.Err() != nil {
+		return nil // not due, or shutting down: another visit compacts
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var n int64
+	err := w.o.Conn(ctx, t, func(c *pgxpool.Conn) error {
+		var err error
+		n, err = CompactOutbox(ctx, c, w.o.Retention, compactLimit)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		w.o.Log.Info("outbox compacted", "tenant", t.Slug, "mails", n)
+	}
+	if n < compactLimit { // done for now; a backlog goes on next visit
+		w.mu.Lock()
+		w.compacted[t.ID] = now
+		w.mu.Unlock()
+	}
+	return nil
 }
 
 func (w *Worker) claim(ctx context.Context, t *directory.Tenant) ([]outboxRow, error) {
