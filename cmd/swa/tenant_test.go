@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,26 +17,9 @@ import (
 
 	"github.com/startupwebapp/platform/controlplane/api"
 	"github.com/startupwebapp/platform/controlplane/provision/provisiontest"
+	"github.com/startupwebapp/platform/platform/logtest"
 	"github.com/startupwebapp/platform/platform/pgtest"
 )
-
-// lockedBuffer is a log sink shared by goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // tenantCLIHarness serves the real admin API, with real provisioning on
 // the test cluster, on a loopback port, and runs `swa tenant` against it.
@@ -45,14 +27,14 @@ type tenantCLIHarness struct {
 	t      *testing.T
 	env    map[string]string
 	token  string
-	logs   *lockedBuffer
+	logs   *logtest.Buffer
 	output strings.Builder // every stdout and stderr, to search for leaked secrets
 	pe     *provisiontest.Env
 }
 
 func newTenantCLIHarness(t *testing.T) *tenantCLIHarness {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	pe := provisiontest.New(t, provisiontest.Config{Tag: "c", Log: log})
 	token := pgtest.RandomName("cli-admin-token-")

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,27 +17,10 @@ import (
 	"github.com/startupwebapp/platform/controlplane/provision"
 	"github.com/startupwebapp/platform/controlplane/provision/provisiontest"
 	"github.com/startupwebapp/platform/controlplane/registry"
+	"github.com/startupwebapp/platform/platform/logtest"
 	"github.com/startupwebapp/platform/platform/pgtest"
 	"github.com/startupwebapp/platform/platform/secrets"
 )
-
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // harness is one test's control plane: its own platform database, local
 // secrets store, tenant database prefix, provisioning service and API.
@@ -50,9 +31,9 @@ type harness struct {
 	prov  *provision.Service
 	srv   *Server
 	token string
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 	// bodies keeps every response body, to search for leaked secrets.
-	bodies *syncBuffer
+	bodies *logtest.Buffer
 	env    *provisiontest.Env
 }
 
@@ -78,7 +59,7 @@ func newHarnessWith(t testing.TB, mod func(*provision.Options)) *harness {
 // and the API's options by apiMod (either may be nil).
 func newHarnessAPI(t testing.TB, mod func(*provision.Options), apiMod func(*Options)) *harness {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	pe := provisiontest.New(t, provisiontest.Config{Tag: "a", Log: log, Options: mod})
 	token := pgtest.RandomName("bootstrap-token-")
@@ -97,7 +78,7 @@ func newHarnessAPI(t testing.TB, mod func(*provision.Options), apiMod func(*Opti
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return &harness{t: t, pool: pe.Platform, store: pe.Secrets, prov: pe.Service, srv: srv, token: token, logs: logs, bodies: &syncBuffer{}, env: pe}
+	return &harness{t: t, pool: pe.Platform, store: pe.Secrets, prov: pe.Service, srv: srv, token: token, logs: logs, bodies: &logtest.Buffer{}, env: pe}
 }
 
 // response is a decoded answer of the API.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/startupwebapp/platform/platform/logtest"
 	"github.com/startupwebapp/platform/platform/secrets"
 )
 
@@ -32,24 +33,6 @@ func (c *counted) Get(ctx context.Context, name string) ([]byte, error) {
 		<-c.gate
 	}
 	return v, err
-}
-
-// logBuffer is a goroutine-safe log sink.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func mustGet(t *testing.T, s secrets.Store, name, want string) {
@@ -162,7 +145,7 @@ func TestCacheServesStaleWhenDatabaseIsDown(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	l, pool, _ := newLocal(t)
-	var logs logBuffer
+	var logs logtest.Buffer
 	const ttl = 100 * time.Millisecond
 	c := secrets.NewCache(l, ttl, slog.New(slog.NewJSONHandler(&logs, nil)))
 	value := "stale-value-d41c"
@@ -198,7 +181,7 @@ func TestCacheServesStaleWhenAWSIsDown(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	srv, client, prefix := newKumo(t)
-	var logs logBuffer
+	var logs logtest.Buffer
 	const ttl = 50 * time.Millisecond
 	c := secrets.NewCache(secrets.NewAWS(client, prefix), ttl, slog.New(slog.NewJSONHandler(&logs, nil)))
 	mustPut(t, c, "acme", "aws-stale-27f0")

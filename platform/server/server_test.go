@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/startupwebapp/platform/migrations"
 	"github.com/startupwebapp/platform/platform/directory"
 	"github.com/startupwebapp/platform/platform/directory/directorytest"
+	"github.com/startupwebapp/platform/platform/logtest"
 	"github.com/startupwebapp/platform/platform/pgtest"
 	"github.com/startupwebapp/platform/platform/server"
 )
@@ -44,39 +43,9 @@ func (probe) Mount(r fiber.Router) {
 	r.Get("/error", func(c *fiber.Ctx) error { return errors.New("db password=hunter2 rejected") })
 }
 
-// syncBuffer collects log output from concurrent requests.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) records(t *testing.T) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q", line)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 type fixture struct {
 	dir  *directory.Directory
-	logs *syncBuffer
+	logs *logtest.Buffer
 	reg  *prometheus.Registry
 }
 
@@ -94,7 +63,7 @@ func newFixture(t testing.TB) *fixture {
 	if err := d.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{dir: d, logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
+	return &fixture{dir: d, logs: &logtest.Buffer{}, reg: prometheus.NewRegistry()}
 }
 
 func (f *fixture) app(trusted []string, mw ...fiber.Handler) *fiber.App {
@@ -452,7 +421,7 @@ func TestAccessLogAndMetrics(t *testing.T) {
 
 	var access []map[string]any
 	var panics []map[string]any
-	for _, rec := range f.logs.records(t) {
+	for _, rec := range f.logs.Records(t) {
 		switch rec["msg"] {
 		case "request":
 			access = append(access, rec)

@@ -21,6 +21,7 @@ package siteproxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -247,6 +248,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx) {
 		p.log.Warn("platform site unreachable", "outcome", outcome, "method", string(ctx.Method()),
 			"host", string(ctx.Host()), "path", string(ctx.Path()), "duration_ms", time.Since(start).Milliseconds(), "err", err.Error())
 		unavailable(ctx)
+		p.logged(ctx, start)
 		return
 	}
 	p.counted(outcomeOK)
@@ -255,6 +257,28 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Response.Header
 	dropHop(h.Peek, h.Del)
 	h.ResetConnectionClose()
+	p.logged(ctx, start)
+}
+
+// Route is the route a forwarded request has in the access log.
+const Route = "platform_site"
+
+// logged writes the forwarded request's access-log record, with the keys
+// of the data plane's own (server: "request"), its route Route and its id
+// the one the control plane answered with (X-Request-ID), so the two
+// planes' records of one request can be matched. Like the data plane's,
+// it holds no query, header or body.
+func (p *Proxy) logged(ctx *fasthttp.RequestCtx, start time.Time) {
+	p.log.LogAttrs(context.Background(), slog.LevelInfo, "request",
+		slog.String("request_id", string(ctx.Response.Header.Peek("X-Request-ID"))),
+		slog.String("tenant", ""),
+		slog.String("host", string(ctx.Host())),
+		slog.String("method", string(ctx.Method())),
+		slog.String("route", Route),
+		slog.Int("status", ctx.Response.StatusCode()),
+		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.Int("bytes", len(ctx.Response.Body())),
+	)
 }
 
 func (p *Proxy) counted(outcome string) {

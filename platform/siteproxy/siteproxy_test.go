@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/startupwebapp/platform/platform/logtest"
 	"github.com/startupwebapp/platform/platform/server"
 )
 
@@ -114,7 +115,9 @@ func newProxy(t *testing.T, o Options) *Proxy {
 	if o.Hosts == nil {
 		o.Hosts = []string{"www.example.test", "example.test"}
 	}
-	o.Log = slog.New(slog.DiscardHandler)
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
 	p, err := New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -421,4 +424,51 @@ func forwards(t *testing.T, reg *prometheus.Registry, outcome string) float64 {
 	}
 	t.Fatalf("no swa_platform_site_forward_total{outcome=%q}", outcome)
 	return 0
+}
+
+// TestForwardIsLogged: a forwarded request has its access-log record, with
+// the id the control plane answered with and no query; so has one the
+// control plane could not answer.
+func TestForwardIsLogged(t *testing.T) {
+	up := newRecorder(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Request-ID", "cp-0042")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte("created"))
+	})
+	var buf logtest.Buffer
+	p := newProxy(t, Options{Target: up.URL, Log: slog.New(slog.NewJSONHandler(&buf, nil))})
+	addr := front(t, p, nil)
+	resp, err := client(addr, nil).Get("http://www.example.test/signup/confirm?token=s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	up.Close() // now unreachable
+	resp, err = client(addr, nil).Get("http://example.test/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	recs := buf.Requests(t)
+	if len(recs) != 2 {
+		t.Fatalf("%d access-log records, want 2:\n%s", len(recs), buf.String())
+	}
+	want := []map[string]any{
+		{"request_id": "cp-0042", "host": "www.example.test", "method": "GET", "route": Route, "status": 201.0, "bytes": 7.0},
+		{"request_id": "", "host": "example.test", "method": "GET", "route": Route, "status": 503.0},
+	}
+	for i, w := range want {
+		for k, v := range w {
+			if recs[i][k] != v {
+				t.Errorf("record %d: %s = %v, want %v (%v)", i, k, recs[i][k], v, recs[i])
+			}
+		}
+		if _, ok := recs[i]["duration_ms"]; !ok {
+			t.Errorf("record %d has no duration_ms", i)
+		}
+	}
+	if strings.Contains(buf.String(), "s3cret") {
+		t.Errorf("the query reached the log:\n%s", buf.String())
+	}
 }

@@ -1,43 +1,23 @@
 package sites_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/startupwebapp/platform/platform/logtest"
 	"github.com/startupwebapp/platform/platform/sites"
 )
 
-// lockedBuffer is a log sink the server's goroutines share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) routes(t *testing.T) map[string]string {
+// routes is the access log's routes by tenant, in order, from logs.
+func routes(t *testing.T, logs *logtest.Buffer) map[string]string {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := map[string]string{} // route by host+path
-	for _, line := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
-		var rec struct{ Msg, Route, Tenant string }
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		if rec.Msg == "request" {
-			out[rec.Tenant] += rec.Route + " "
-		}
+	out := map[string]string{}
+	for _, rec := range logs.Requests(t) {
+		tenant, _ := rec["tenant"].(string)
+		route, _ := rec["route"].(string)
+		out[tenant] += route + " "
 	}
 	return out
 }
@@ -46,7 +26,7 @@ func (b *lockedBuffer) routes(t *testing.T) map[string]string {
 // the route "site"; what it hands on keeps its own route.
 func TestSiteRouteLabel(t *testing.T) {
 	t.Parallel()
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	reg := prometheus.NewRegistry()
 	e := newEnv(t, envConfig{log: slog.New(slog.NewJSONHandler(logs, nil)), metrics: reg})
 	e.deploy(t, e.acme, files(t, "index.html", page("home"), "error.html", page("oops")))
@@ -59,7 +39,7 @@ func TestSiteRouteLabel(t *testing.T) {
 	} {
 		e.mustGet(t, tc.host, tc.path)
 	}
-	got := logs.routes(t)
+	got := routes(t, logs)
 	if want := "site site /user/logged-in "; got["acme"] != want {
 		t.Errorf("acme's routes logged %q, want %q", got["acme"], want)
 	}

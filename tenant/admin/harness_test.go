@@ -28,6 +28,7 @@ import (
 	"github.com/startupwebapp/platform/platform/csrf"
 	"github.com/startupwebapp/platform/platform/directory"
 	"github.com/startupwebapp/platform/platform/directory/directorytest"
+	"github.com/startupwebapp/platform/platform/logtest"
 	"github.com/startupwebapp/platform/platform/mail"
 	"github.com/startupwebapp/platform/platform/mail/mailpit"
 	"github.com/startupwebapp/platform/platform/payments"
@@ -63,24 +64,6 @@ func (d tenantDBs) Do(ctx context.Context, t *directory.Tenant, fn func(*pgxpool
 	return fn(conn)
 }
 
-// syncBuffer collects the log, to check no secret reaches it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type fixture struct {
 	t      testing.TB
 	reg    *pgxpool.Pool // the registry, as its owner
@@ -93,7 +76,7 @@ type fixture struct {
 	worker *mail.Worker
 	mp     *mailpit.Client
 	hasher *account.Hasher
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	// owner is the address of each tenant's first owner.
 	owner map[int64]string
 	// whsec is each tenant's Stripe webhook secret.
@@ -209,7 +192,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	if err := dir.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, reg: reg, dir: dir, pools: pm, mp: mp, skew: new(atomic.Int64), logs: &syncBuffer{}, owner: map[int64]string{}, whsec: map[int64]string{}}
+	f := &fixture{t: t, reg: reg, dir: dir, pools: pm, mp: mp, skew: new(atomic.Int64), logs: &logtest.Buffer{}, owner: map[int64]string{}, whsec: map[int64]string{}}
 	f.a, _ = dir.Lookup(hostA)
 	f.b, _ = dir.Lookup(hostB)
 	if f.a == nil || f.b == nil {

@@ -1,7 +1,6 @@
 package shop_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/startupwebapp/platform/migrations"
 	"github.com/startupwebapp/platform/platform/directory"
+	"github.com/startupwebapp/platform/platform/logtest"
 	"github.com/startupwebapp/platform/platform/pgtest"
 	"github.com/startupwebapp/platform/tenant/shop"
 )
@@ -253,24 +253,6 @@ func (d tenantDBs) Do(ctx context.Context, t *directory.Tenant, fn func(*pgxpool
 	return fn(c)
 }
 
-// logBuffer collects log lines from concurrent writers.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestPrunerRun(t *testing.T) {
 	t.Parallel()
 	a, b := pgtest.NewPool(t, migrations.Tenant), pgtest.NewPool(t, migrations.Tenant)
@@ -280,7 +262,7 @@ func TestPrunerRun(t *testing.T) {
 		addRecords(t, db, "paid", 1, 8*24*time.Hour, true, 1)
 		addRecords(t, db, "recent", 1, 24*time.Hour, false, 1)
 	}
-	var logs logBuffer
+	var logs logtest.Buffer
 	p, err := shop.NewPruner(shop.PrunerOptions{
 		Tenants:     func(context.Context) []*directory.Tenant { return tenants },
 		DB:          tenantDBs{dbs: map[int64]*pgxpool.Pool{1: a, 3: b}},
@@ -343,7 +325,7 @@ func TestPrunerRun(t *testing.T) {
 // failure.
 func TestPrunerStopsMidPass(t *testing.T) {
 	t.Parallel()
-	var logs logBuffer
+	var logs logtest.Buffer
 	reached := make(chan int64, 3)
 	p, err := shop.NewPruner(shop.PrunerOptions{
 		Tenants: func(context.Context) []*directory.Tenant {
