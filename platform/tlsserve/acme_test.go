@@ -94,14 +94,22 @@ func (s *status) WriteHeader(code int) { s.code = code; s.ResponseWriter.WriteHe
 // records would point them at the load balancer.
 func startDNS(t *testing.T) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// pebble's resolver asks over TCP: the same handler on both.
-	tl, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
+	// pebble's resolver asks over TCP: the same handler on both, on one
+	// port. The UDP port the system picks may be taken on TCP by another
+	// process; then another is picked.
+	var pc net.PacketConn
+	var tl net.Listener
+	for attempt := 0; tl == nil; attempt++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if tl, err = net.Listen("tcp", pc.LocalAddr().String()); err != nil {
+			pc.Close()
+			if attempt == 20 {
+				t.Fatalf("no port free on both UDP and TCP: %v", err)
+			}
+		}
 	}
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
 		m := new(dns.Msg)
