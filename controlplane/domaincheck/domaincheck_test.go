@@ -454,18 +454,37 @@ func TestUnverifiedClaimExpires(t *testing.T) {
 		t.Fatalf("checked %d: %v", n, err)
 	}
 	f.domain(t, old) // an inconclusive check removes nothing
+	// Each check stores when the claim expires, the time the page shows:
+	// created_at plus the checker's expiry while it has never verified.
+	ds, err := f.reg.Domains(ctx, f.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.Default {
+			if d.ExpiresAt != nil {
+				t.Errorf("the default domain expires %v", d.ExpiresAt)
+			}
+			continue
+		}
+		if d.ExpiresAt == nil || !d.ExpiresAt.Equal(d.CreatedAt.Add(24*time.Hour)) {
+			t.Errorf("%s added %v expires %v, want a day later", d.Hostname, d.CreatedAt, d.ExpiresAt)
+		}
+	}
 	f.zone.setFail(false)
 	time.Sleep(5 * time.Millisecond)
 	if n, err := c.CheckDue(ctx); err != nil || n != 3 {
 		t.Fatalf("checked %d: %v", n, err)
 	}
-	ds, err := f.reg.Domains(ctx, f.tenant)
-	if err != nil {
+	if ds, err = f.reg.Domains(ctx, f.tenant); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]tenancy.DomainStatus{}
 	for _, d := range ds {
 		got[d.Hostname] = d.Status
+		if d.Hostname == proven && d.ExpiresAt != nil {
+			t.Errorf("a verified domain still expires %v", d.ExpiresAt)
+		}
 	}
 	if _, kept := got[old]; kept || got[young] != tenancy.DomainPending || got[proven] != tenancy.DomainVerified {
 		t.Fatalf("after the expiry: %v", got)

@@ -26,7 +26,11 @@ type Domain struct {
 	CheckError *string              `json:"check_error"`
 	Misses     int                  `json:"misses"` // consecutive checks that found no record
 	VerifiedAt *time.Time           `json:"verified_at"`
-	CreatedAt  time.Time            `json:"created_at"`
+	// ExpiresAt: when the checker removes a claim that has never verified,
+	// if its record is still not found (stored by the checker on each
+	// check; nil once verified, and before the first check).
+	ExpiresAt *time.Time `json:"expires_at"`
+	CreatedAt time.Time  `json:"created_at"`
 }
 
 // Challenge is the TXT record an owner publishes to verify a domain.
@@ -43,14 +47,14 @@ func ChallengeFor(hostname, token string) *Challenge {
 
 // DomainColumns are the columns ScanDomain reads, from domains d.
 const DomainColumns = `d.hostname, d.is_default, d.status, d.token, d.added_by, d.checked_at, d.check_error, d.misses,
-	d.verified_at, d.created_at`
+	d.verified_at, d.expires_at, d.created_at`
 
 // ScanDomain reads one row of DomainColumns.
 func ScanDomain(row pgx.Row) (Domain, error) {
 	var d Domain
 	var token *string
 	err := row.Scan(&d.Hostname, &d.Default, &d.Status, &token, &d.AddedBy, &d.CheckedAt, &d.CheckError, &d.Misses,
-		&d.VerifiedAt, &d.CreatedAt)
+		&d.VerifiedAt, &d.ExpiresAt, &d.CreatedAt)
 	if token != nil {
 		d.Challenge = ChallengeFor(d.Hostname, *token)
 	}
@@ -183,8 +187,9 @@ SELECT d.status, d.misses,
 				return err
 			}
 		} else if _, err := tx.Exec(ctx, `UPDATE domains SET status = $3, misses = $4, check_error = $5, checked_at = now(),
-			verified_at = CASE WHEN $3 = 'verified' THEN coalesce(verified_at, now()) ELSE verified_at END
-			WHERE hostname = $1 AND tenant_id = $2`, c.Hostname, c.TenantID, status, misses, checkErr); err != nil {
+			verified_at = CASE WHEN $3 = 'verified' THEN coalesce(verified_at, now()) ELSE verified_at END,
+			expires_at = CASE WHEN $3 <> 'verified' AND verified_at IS NULL THEN created_at + make_interval(secs => $6) END
+			WHERE hostname = $1 AND tenant_id = $2`, c.Hostname, c.TenantID, status, misses, checkErr, rules.ClaimExpiry.Seconds()); err != nil {
 			return err
 		}
 		if status == before {

@@ -193,7 +193,7 @@ func (r *Registry) insertDomain(ctx context.Context, tenantID int64, host string
 	// the unique index of routed hostnames.
 	_, err := r.db.Exec(ctx, `INSERT INTO domains (hostname, tenant_id, is_default) VALUES ($1, $2, $3)
 		ON CONFLICT (hostname, tenant_id) DO UPDATE SET is_default = domains.is_default OR EXCLUDED.is_default,
-			status = 'verified', token = NULL, next_check_at = NULL, check_error = NULL, misses = 0,
+			status = 'verified', token = NULL, next_check_at = NULL, check_error = NULL, misses = 0, expires_at = NULL,
 			verified_at = coalesce(domains.verified_at, now())`, host, tenantID, isDefault)
 	if _, taken := uniqueViolation(err); taken {
 		return fmt.Errorf("domain %s is taken by another tenant: %w", host, ErrConflict)

@@ -34,12 +34,13 @@ type domainRow struct {
 	CheckError *string              `json:"check_error"`
 	Misses     int                  `json:"misses"`
 	VerifiedAt *time.Time           `json:"verified_at"`
+	ExpiresAt  *time.Time           `json:"expires_at"`
 	CreatedAt  time.Time            `json:"created_at"`
 }
 
 const domainsQuery = `SELECT coalesce(json_agg(json_build_object('hostname', d.hostname, 'default', d.is_default,
 	'status', d.status, 'token', d.token, 'added_by', d.added_by, 'checked_at', d.checked_at, 'check_error', d.check_error,
-	'misses', d.misses, 'verified_at', d.verified_at, 'created_at', d.created_at) ORDER BY d.is_default DESC, d.hostname), '[]')
+	'misses', d.misses, 'verified_at', d.verified_at, 'expires_at', d.expires_at, 'created_at', d.created_at) ORDER BY d.is_default DESC, d.hostname), '[]')
 	FROM domains d WHERE d.tenant_id = $1`
 
 // domains lists the tenant's domains from the registry (not the
@@ -59,7 +60,7 @@ func (a *App) domains(r *req) ([]registry.Domain, error) {
 	out := make([]registry.Domain, len(rows))
 	for i, d := range rows {
 		out[i] = registry.Domain{Hostname: d.Hostname, Default: d.Default, Status: d.Status, AddedBy: d.AddedBy,
-			CheckedAt: d.CheckedAt, CheckError: d.CheckError, Misses: d.Misses, VerifiedAt: d.VerifiedAt, CreatedAt: d.CreatedAt}
+			CheckedAt: d.CheckedAt, CheckError: d.CheckError, Misses: d.Misses, VerifiedAt: d.VerifiedAt, ExpiresAt: d.ExpiresAt, CreatedAt: d.CreatedAt}
 		if d.Token != nil {
 			out[i].Challenge = registry.ChallengeFor(d.Hostname, *d.Token)
 		}
