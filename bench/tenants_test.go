@@ -3,9 +3,11 @@ package bench
 import (
 	"context"
 	"flag"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +29,11 @@ var (
 	// tenants is mostly first requests (a pool, a secrets read and a first
 	// login per tenant touched).
 	budgetWarmup = flag.Duration("budget.warmup", 10*time.Second, "load each BenchmarkBudget phase runs, unmeasured, before its measured run")
+	// A sweep answers how large the budget must be for a given spread of
+	// tenants: each budget is one more phase of the many-tenant load, on a
+	// data plane of its own, after the others (the Postgres server's
+	// max_connections must allow it: SWA_STACK_PG_MAX_CONNECTIONS).
+	budgetSweep = flag.String("budget.sweep", "", "more budgets, comma-separated (e.g. 200,400,1000), each a phase of BenchmarkBudget's many-tenant load (b<N>- figures)")
 )
 
 // Request kinds of the mixed load; a sample's label is tenant*2 + kind.
@@ -96,13 +103,14 @@ func BenchmarkBudget(b *testing.B) {
 
 	type phase struct {
 		prefix string
+		budget int32
 		dp     *dataPlane
 		next   prepare
 		run    *budgetRun
 	}
 	phases := []phase{
-		{"ref-", newDataPlane(b, p, opts), one, &budgetRun{}},
-		{"", newDataPlane(b, p, opts), many, &budgetRun{}},
+		{"ref-", budget, newDataPlane(b, p, opts), one, &budgetRun{}},
+		{"", budget, newDataPlane(b, p, opts), many, &budgetRun{}},
 	}
 	if *pgbouncerAddr != "" {
 		host, port, err := net.SplitHostPort(*pgbouncerAddr)
@@ -112,23 +120,46 @@ func BenchmarkBudget(b *testing.B) {
 		o := opts
 		o.ConnParams = strings.TrimPrefix(os.Getenv("SWA_TENANT_DB_PARAMS")+"&host="+host+"&port="+port, "&")
 		o.QueryExecMode, o.StatementTimeout = "exec", -1
-		phases = append(phases, phase{"pgb-", newDataPlane(b, p, o), many, &budgetRun{}})
+		phases = append(phases, phase{"pgb-", budget, newDataPlane(b, p, o), many, &budgetRun{}})
+	}
+	for _, more := range sweepBudgets(b) {
+		o := opts
+		o.Budget = more
+		phases = append(phases, phase{fmt.Sprintf("b%d-", more), more, newDataPlane(b, p, o), many, &budgetRun{}})
 	}
 	for b.Loop() {
 		for _, ph := range phases {
 			ph.run.add(b, p, admin, ph.dp, ph.next)
+			// Its connections are closed before the next phase, so the
+			// server's max_connections need only allow the largest budget.
+			for _, t := range p.tenants {
+				ph.dp.pools.Close(t.ID)
+			}
 		}
 	}
 	b.StopTimer()
 	ref := phases[0].run.report(b, "ref-", budget)
 	for _, ph := range phases[1:] {
-		st := ph.run.report(b, ph.prefix, budget)
+		st := ph.run.report(b, ph.prefix, ph.budget)
 		if ref.perSec > 0 {
 			b.ReportMetric(st.perSec/ref.perSec, ph.prefix+"ratio")
 		}
 	}
 	b.ReportMetric(float64(budget), "budget")
 	b.ReportMetric(0, "ns/op")
+}
+
+// sweepBudgets parses -budget.sweep.
+func sweepBudgets(b *testing.B) []int32 {
+	var out []int32
+	for f := range strings.FieldsFuncSeq(*budgetSweep, func(r rune) bool { return r == ',' || r == ' ' }) {
+		n, err := strconv.ParseInt(f, 10, 32)
+		if err != nil || n < 1 {
+			b.Fatalf("-budget.sweep: %q is not a positive number of connections", f)
+		}
+		out = append(out, int32(n))
+	}
+	return out
 }
 
 // budgetRun accumulates the load phases of one data plane in
