@@ -384,9 +384,13 @@ func Unreachable(err error) bool {
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(err, &pgErr):
-		// Class 08 connection exceptions; 57P01-57P03: the server is
-		// shutting down, restarting or not yet accepting connections.
-		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+		// Class 08 connection exceptions; class 53, insufficient
+		// resources (53300: the server's or the role's connection slots
+		// are all taken, a login refused when replicas x budget outgrow
+		// max_connections); 57P01-57P03: the server is shutting down,
+		// restarting or not yet accepting connections.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "53") ||
+			pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
 	case errors.As(err, &connErr), errors.As(err, &opErr), errors.As(err, &netErr):
 		return true
 	}
