@@ -118,6 +118,22 @@ type dataPlane struct {
 	pools     *pools.Manager
 	analytics *analytics.App
 	addr      string
+	closeOnce sync.Once
+}
+
+// close writes the analytics app's buffered beacons and closes every pool,
+// waiting for their connections to end; later calls do nothing. The
+// benchmark's cleanup calls it, and BenchmarkBudget after each phase, so
+// that a finished data plane's flusher opens no more connections.
+func (dp *dataPlane) close(b *testing.B) {
+	dp.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := dp.analytics.Close(ctx); err != nil {
+			b.Errorf("analytics close: %v", err)
+		}
+		dp.pools.CloseAll()
+	})
 }
 
 type planeOptions struct {
@@ -180,14 +196,7 @@ func newDataPlane(b *testing.B, p *platform, o planeOptions) *dataPlane {
 		Apps:       apps,
 	})
 	dp.addr = listen(b, app)
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := dp.analytics.Close(ctx); err != nil {
-			b.Errorf("analytics close: %v", err)
-		}
-		dp.pools.CloseAll()
-	})
+	b.Cleanup(func() { dp.close(b) })
 	return dp
 }
 
