@@ -72,25 +72,36 @@ func newPlatform(b *testing.B, n int) *platform {
 	svc := cp.Service
 	start := time.Now()
 	p.tenants = make([]registry.Tenant, n)
+	inParallel(b, n, workers, func(i int) error {
+		t, err := svc.Create(ctx, provision.CreateRequest{
+			Slug:    fmt.Sprintf("t%04d", i),
+			Origins: []string{frontendOrigin},
+		}, "bench")
+		if err != nil {
+			return fmt.Errorf("create tenant %d: %w", i, err)
+		}
+		p.tenants[i] = t
+		return nil
+	})
+	b.Logf("provisioned %d tenants in %v (%d at once)", n, time.Since(start).Round(time.Millisecond), workers)
+	return p
+}
+
+// inParallel calls do for 0..n-1 from workers goroutines and fails the
+// benchmark with every error once all have run.
+func inParallel(b *testing.B, n, workers int, do func(i int) error) {
+	b.Helper()
 	errs := make(chan error, n)
 	work := make(chan int)
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range work {
-				t, err := svc.Create(ctx, provision.CreateRequest{
-					Slug:    fmt.Sprintf("t%04d", i),
-					Origins: []string{frontendOrigin},
-				}, "bench")
-				if err != nil {
-					errs <- fmt.Errorf("create tenant %d: %w", i, err)
-					continue
+				if err := do(i); err != nil {
+					errs <- err
 				}
-				p.tenants[i] = t
 			}
-		}()
+		})
 	}
 	for i := range n {
 		work <- i
@@ -99,10 +110,11 @@ func newPlatform(b *testing.B, n int) *platform {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		b.Fatal(err)
+		b.Error(err)
 	}
-	b.Logf("provisioned %d tenants in %v (%d at once)", n, time.Since(start).Round(time.Millisecond), workers)
-	return p
+	if b.Failed() {
+		b.FailNow()
+	}
 }
 
 // host is the hostname tenant i answers on.

@@ -54,6 +54,33 @@ func runLoad(addr string, clients int, duration time.Duration, max int, next pre
 		WriteTimeout:        requestTimeout,
 	}
 	defer hc.CloseIdleConnections()
+	return runClosed(clients, duration, max, func() (step, func()) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		return func(r *rand.Rand) (sample, error) {
+				req.Reset()
+				s := sample{label: next(r, req)}
+				t0 := time.Now()
+				err := hc.DoTimeout(req, resp, requestTimeout)
+				s.latency = time.Since(t0)
+				if err == nil {
+					s.status = resp.StatusCode()
+				}
+				return s, err
+			}, func() {
+				fasthttp.ReleaseRequest(req)
+				fasthttp.ReleaseResponse(resp)
+			}
+	})
+}
+
+// step makes one call of a closed-loop client: its sample, and the
+// transport error if it had one (status 0).
+type step func(r *rand.Rand) (sample, error)
+
+// runClosed runs clients goroutines, each making the calls of its own step
+// one after the other, until duration has passed or max calls were made.
+// newClient gives each goroutine its step and what to release after.
+func runClosed(clients int, duration time.Duration, max int, newClient func() (step, func())) loadResult {
 	var (
 		mu      sync.Mutex
 		res     loadResult
@@ -63,27 +90,18 @@ func runLoad(addr string, clients int, duration time.Duration, max int, next pre
 		end     = started.Add(duration)
 	)
 	for c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
+			call, release := newClient()
+			defer release()
 			r := rand.New(rand.NewPCG(uint64(c), uint64(started.UnixNano())))
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
 			local := make([]sample, 0, 4096)
 			var errs []error
 			for time.Now().Before(end) {
 				if sent.Add(1) > int64(max) {
 					break
 				}
-				req.Reset()
-				label := next(r, req)
-				t0 := time.Now()
-				err := hc.DoTimeout(req, resp, requestTimeout)
-				s := sample{label: label, latency: time.Since(t0)}
-				if err == nil {
-					s.status = resp.StatusCode()
-				} else if len(errs) < 3 {
+				s, err := call(r)
+				if err != nil && len(errs) < 3 {
 					errs = append(errs, err)
 				}
 				local = append(local, s)
@@ -92,7 +110,7 @@ func runLoad(addr string, clients int, duration time.Duration, max int, next pre
 			res.samples = append(res.samples, local...)
 			res.errs = append(res.errs, errs...)
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
 	res.elapsed = time.Since(started)
